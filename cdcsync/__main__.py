@@ -1,0 +1,3 @@
+from cdcsync.cli import main
+
+main()

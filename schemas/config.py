@@ -1,0 +1,178 @@
+"""The pipeline configuration: one TOML file, validated once at start-up into frozen models.
+
+Every setting is declared here, once, with its default and a one-line description. The README's
+configuration reference is generated from these descriptions (`cdcsync config reference`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration. The message names the key and the problem."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MySQLConfig(_Frozen):
+    host: str = Field("127.0.0.1", description="MySQL/MariaDB host of the region's primary.")
+    port: int = Field(3306, ge=1, le=65535, description="MySQL/MariaDB port.")
+    user: str = Field("cdcsync", description="User for the binlog reader and the applier.")
+    password: SecretStr = Field(SecretStr(""), description="Password of `user`.")
+    flavor: Literal["mariadb", "mysql"] = Field("mariadb", description="Server dialect: `mariadb` or `mysql`.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+
+
+class RedisConfig(_Frozen):
+    host: str = Field("127.0.0.1", description="Redis host of the region's cache.")
+    port: int = Field(6379, ge=1, le=65535, description="Redis port.")
+    db: int = Field(0, ge=0, description="Redis logical database.")
+    username: str | None = Field(None, description="Redis ACL user (AUTH username).")
+    password: SecretStr | None = Field(None, description="Redis password.")
+
+
+class KafkaConfig(_Frozen):
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, `host:port[,host:port]`.")
+    partitions: int = Field(3, ge=1, description="Partitions of each topic cdcsync creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of each topic cdcsync creates.")
+    extra: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings passed through as they are (TLS, SASL, ...).",
+    )
+
+
+class ProducerConfig(_Frozen):
+    include: tuple[str, ...] = Field(
+        ("*.*",), description="`db.table` glob patterns to capture. The metadata database is never captured."
+    )
+    exclude: tuple[str, ...] = Field((), description="`db.table` glob patterns to leave out; wins over `include`.")
+    no_primary_key: Literal["skip", "all_columns"] = Field(
+        "skip", description="Tables without a primary key: `skip` them (with a warning) or key by all columns."
+    )
+    snapshot: Literal["initial", "never"] = Field(
+        "initial",
+        description="With no checkpoint: `initial` snapshots existing rows first; `never` streams from now.",
+    )
+    snapshot_chunk_rows: int = Field(5000, ge=1, description="Rows per snapshot SELECT chunk.")
+    checkpoint_dir: Path = Field(
+        Path(".cdcsync/checkpoints"), description="Directory of the producer's checkpoint file (one per region)."
+    )
+    checkpoint_interval_ms: int = Field(
+        500, ge=1, description="How often the acknowledged position is written to the checkpoint file."
+    )
+    heartbeat_s: float = Field(5.0, gt=0, description="Binlog heartbeat period asked of the server.")
+    linger_ms: int = Field(20, ge=0, description="librdkafka `linger.ms` for change events.")
+    max_in_flight_events: int = Field(
+        100_000, ge=1000, description="Unacknowledged events before the reader waits for the broker (backpressure)."
+    )
+    server_id: int | None = Field(
+        None, ge=1, description="Replica server_id the reader registers with; default 1000 + region server_id."
+    )
+
+
+class RegionConfig(_Frozen):
+    name: str = Field(description="Region name: lower case, used in topic names and as the clock's actor.")
+    server_id: int = Field(ge=1, description="server_id of the region's primary.")
+    mysql: MySQLConfig = Field(default_factory=MySQLConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    kafka: KafkaConfig | None = Field(None, description="Region's own Kafka cluster; default the top-level one.")
+    producer: ProducerConfig = Field(default_factory=ProducerConfig)
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's producer.")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"region name {value!r} must match {_NAME.pattern}")
+        return value
+
+
+class PipelineConfig(_Frozen):
+    prefix: str = Field("cdcsync", description="Prefix of every topic, consumer group and cache key.")
+    topic_mode: Literal["per_table", "per_region"] = Field(
+        "per_table",
+        description="`per_table`: `<prefix>.<region>.<db>.<table>`; `per_region`: `<prefix>.<region>.changes`.",
+    )
+    meta_db: str = Field("cdcsync", description="Database holding cdcsync's own tables in every region.")
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    regions: dict[str, RegionConfig] = Field(description="The regions, keyed by name.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_from_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("regions"), dict):
+            regions = {}
+            for key, region in data["regions"].items():
+                if isinstance(region, dict):
+                    region = {"name": key, **region}
+                regions[key] = region
+            data = {**data, "regions": regions}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PipelineConfig":
+        if not self.regions:
+            raise ValueError("at least one region is required")
+        for key, region in self.regions.items():
+            if key != region.name:
+                raise ValueError(f"regions.{key}.name is {region.name!r}; it must equal the key {key!r}")
+        ids = [r.server_id for r in self.regions.values()]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"regions.*.server_id must be unique, got {sorted(ids)}")
+        return self
+
+    def region(self, name: str) -> RegionConfig:
+        try:
+            return self.regions[name]
+        except KeyError:
+            raise ConfigError(f"unknown region {name!r}; the config has {sorted(self.regions)}") from None
+
+    def kafka_for(self, region: str) -> KafkaConfig:
+        return self.region(region).kafka or self.kafka
+
+
+def table_selected(producer: ProducerConfig, db: str, table: str) -> bool:
+    """Whether `db.table` passes the include and exclude globs."""
+    name = f"{db}.{table}"
+    if any(fnmatch.fnmatchcase(name, pat) for pat in producer.exclude):
+        return False
+    return any(fnmatch.fnmatchcase(name, pat) for pat in producer.include)
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> PipelineConfig:
+    """Validate a config mapping; raise ConfigError naming every bad key."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+    return parse_config(data)
