@@ -1,0 +1,49 @@
+"""Bytes on the wire <-> messages. orjson for speed; pydantic validates on the way in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import MESSAGE_ADAPTER, ChangeEvent, DdlEvent
+from schemas.version import SUPPORTED_VERSIONS
+
+
+class DecodeError(ValueError):
+    """A payload that is not a valid cdcsync message. The message says why."""
+
+
+class UnsupportedSchemaVersion(DecodeError):
+    pass
+
+
+def encode(message: dict[str, Any] | ChangeEvent | DdlEvent) -> bytes:
+    if not isinstance(message, dict):
+        message = message.model_dump(mode="json")
+    return orjson.dumps(message)
+
+
+def decode(payload: bytes) -> ChangeEvent | DdlEvent:
+    """Parse and validate one message; raise DecodeError naming the problem."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        raise DecodeError(f"payload is not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise DecodeError(f"payload is a JSON {type(data).__name__}, not an object")
+    version = data.get("schema_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedSchemaVersion(
+            f"schema_version {version!r} is not supported (this reader knows {sorted(SUPPORTED_VERSIONS)})")
+    try:
+        return MESSAGE_ADAPTER.validate_python(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()[:5])
+        raise DecodeError(f"invalid message: {problems}") from None
+
+
+def canonical_pk(values: list[Any]) -> str:
+    """The canonical text of a primary key: its values, in key order, as a compact JSON array."""
+    return orjson.dumps(values).decode()

@@ -1,0 +1,58 @@
+"""Shared fixtures. Integration tests run against one real sandbox per session (deploy/local):
+three MariaDB primaries, three Redis servers and a Tansu broker on free loopback ports.
+
+Tests isolate themselves by database name and topic prefix, not by restarting servers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from deploy.local import Sandbox
+from schemas.config import PipelineConfig, load_config, parse_config
+
+REGIONS = ["eu", "us", "ap"]
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    box = Sandbox(tmp_path_factory.mktemp("sandbox"))
+    try:
+        box.up(REGIONS)
+        yield box
+    finally:
+        box.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox_config(sandbox: Sandbox) -> PipelineConfig:
+    return load_config(sandbox.config_path)
+
+
+def connect(config: PipelineConfig, region: str, db: str | None = None, **kw) -> pymysql.Connection:
+    m = config.region(region).mysql
+    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
+                           database=db, autocommit=True, **kw)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for databases, topic prefixes and groups of one test."""
+    return uuid.uuid4().hex[:8]
+
+
+def config_for_test(base: PipelineConfig, *, prefix: str, include: list[str], tmp: Path,
+                    **producer_overrides) -> PipelineConfig:
+    """The sandbox config narrowed to one test: its own topic prefix, tables and checkpoint dir."""
+    data = base.model_dump(mode="python")
+    data["prefix"] = prefix
+    for name, region in data["regions"].items():
+        region["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
+        region["producer"].update(include=include, checkpoint_dir=tmp / "checkpoints" / name,
+                                  **producer_overrides)
+    return parse_config(data)
