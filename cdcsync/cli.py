@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from cdcsync.commands import sandbox
+from cdcsync.commands import producer, sandbox, schema
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(schema.app, name="schema")
+app.command("producer")(producer.producer)
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""Opening the binlog stream at a position, and the event types we must refuse."""
+
+from __future__ import annotations
+
+import pymysql
+from pymysqlreplication import BinLogStreamReader
+
+from producers import binlog_fixes
+from producers.position import BinlogPosition
+from schemas.config import MySQLConfig
+
+# Event types python-mysql-replication does not decode and would hand over as NotImplementedEvent
+# (or drop, with an `only_events` filter): their rows would be lost without a word.
+COMPRESSED_EVENT_TYPES = {
+    0x28: "MySQL TRANSACTION_PAYLOAD_EVENT (binlog_transaction_compression=ON)",
+    0xA5: "MariaDB QUERY_COMPRESSED_EVENT (log_bin_compress=ON)",
+    0xA6: "MariaDB WRITE_ROWS_COMPRESSED_EVENT_V1 (log_bin_compress=ON)",
+    0xA7: "MariaDB UPDATE_ROWS_COMPRESSED_EVENT_V1 (log_bin_compress=ON)",
+    0xA8: "MariaDB DELETE_ROWS_COMPRESSED_EVENT_V1 (log_bin_compress=ON)",
+    0xA9: "MariaDB WRITE_ROWS_COMPRESSED_EVENT (log_bin_compress=ON)",
+    0xAA: "MariaDB UPDATE_ROWS_COMPRESSED_EVENT (log_bin_compress=ON)",
+    0xAB: "MariaDB DELETE_ROWS_COMPRESSED_EVENT (log_bin_compress=ON)",
+}
+
+# pymysql error codes meaning the requested position no longer exists on the server.
+POSITION_GONE_ERRORS = {1236}
+
+
+def connection_settings(mysql: MySQLConfig) -> dict[str, object]:
+    return {"host": mysql.host, "port": mysql.port, "user": mysql.user,
+            "passwd": mysql.password.get_secret_value(), "connect_timeout": mysql.connect_timeout}
+
+
+def connect(mysql: MySQLConfig, **kwargs: object) -> pymysql.Connection:
+    return pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
+                           password=mysql.password.get_secret_value(), connect_timeout=mysql.connect_timeout,
+                           autocommit=True, **kwargs)
+
+
+def open_stream(mysql: MySQLConfig, position: BinlogPosition, *, reader_server_id: int,
+                heartbeat_s: float) -> BinLogStreamReader:
+    """A blocking stream starting at `position`, which must be a transaction boundary.
+
+    MariaDB resumes by GTID (the library ignores file/pos with is_mariadb=True); MySQL by file/pos.
+    No `only_events` filter: it matches exact classes and would silently drop partial-JSON
+    updates and every event type the library does not know.
+    """
+    binlog_fixes.install()
+    common = dict(connection_settings=connection_settings(mysql), server_id=reader_server_id, blocking=True,
+                  slave_heartbeat=heartbeat_s)
+    if mysql.flavor == "mariadb":
+        return BinLogStreamReader(**common, is_mariadb=True, auto_position=position.gtid_state)
+    return BinLogStreamReader(**common, resume_stream=True, log_file=position.file, log_pos=position.pos)
+
+
+def current_position(conn: pymysql.Connection, flavor: str) -> BinlogPosition:
+    """The server's binlog position right now (a transaction boundary)."""
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SHOW MASTER STATUS")
+        except pymysql.err.ProgrammingError:  # MySQL 8.4 removed it
+            cur.execute("SHOW BINARY LOG STATUS")
+        row = cur.fetchone()
+        if row is None:
+            raise RuntimeError("binary logging is off (SHOW MASTER STATUS is empty): set log_bin")
+        file, pos = row[0], int(row[1])
+        if flavor == "mariadb":
+            cur.execute("SELECT @@gtid_binlog_pos")
+            gtid = cur.fetchone()[0] or ""
+        else:
+            gtid = row[4] if len(row) > 4 else ""
+    return BinlogPosition(gtid_state=gtid, file=file, pos=pos)

@@ -1,0 +1,340 @@
+"""Binlog events -> messages on Kafka, one transaction at a time.
+
+Ordering: messages are produced in binlog order; the idempotent producer keeps that order per
+partition, and the key keeps every change of a row on one partition.
+Boundaries: a transaction is *sealed* when its last event has been produced (XID, COMMIT, or the
+end of a DDL). Only sealed positions are checkpointed (after the broker acknowledges them), so a
+restart never begins inside a transaction.
+Loop prevention: a transaction whose first row event writes `<meta_db>.apply_marker` was applied by
+cdcsync's database sink; its changes are published with `origin` taken from that marker row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Protocol
+
+from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, NotImplementedEvent,
+                                      QueryEvent, RotateEvent, XAPrepareEvent, XidEvent)
+from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, UpdateRowsEvent,
+                                          WriteRowsEvent)
+
+from producers import messages
+from producers.binlog_stream import COMPRESSED_EVENT_TYPES
+from producers.metrics import ProducerMetrics
+from producers.position import BinlogPosition, MariaGtidState
+from producers.publisher import Publisher, _Txn
+from producers.topics import TopicCreator, TopicNames
+from producers.value_encoding import TableEncoder
+from schemas.codec import encode
+from schemas.config import PipelineConfig, table_selected
+
+log = logging.getLogger(__name__)
+
+MARKER_TABLE = "apply_marker"
+
+_DDL = re.compile(
+    r"^\s*(?:/\*.*?\*/\s*)*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?"
+    r"(?:(TABLE|DATABASE|SCHEMA)\s+)?(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
+    r"(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?",
+    re.IGNORECASE | re.DOTALL)
+
+
+class CaptureError(RuntimeError):
+    """The binlog holds something cdcsync must not silently pass over. The message names the fix."""
+
+
+class StreamInterrupted(RuntimeError):
+    """The library reconnected in the middle of a transaction; reopen from the last sealed position."""
+
+
+def _ident(token: str | None) -> str | None:
+    if token is None:
+        return None
+    return token[1:-1].replace("``", "`") if token.startswith("`") else token
+
+
+def parse_ddl(statement: str, default_db: str) -> tuple[str, str, str | None] | None:
+    """(verb, db, table or None) for table and database DDL, None for anything else."""
+    match = _DDL.match(statement)
+    if not match:
+        return None
+    verb, kind, first, second = match.groups()
+    verb, kind = verb.upper(), (kind or "").upper()
+    if kind in ("DATABASE", "SCHEMA"):
+        return verb, _ident(first) or default_db, None
+    if kind != "TABLE" and verb != "TRUNCATE":
+        return None  # CREATE USER, DROP INDEX ..., ALTER EVENT, ...
+    if second is not None:
+        return verb, _ident(first) or default_db, _ident(second)
+    return verb, default_db, _ident(first)
+
+
+class JsonCatalog(Protocol):
+    def lookup(self, db: str, table: str) -> frozenset[str]: ...
+
+    def invalidate(self) -> None: ...
+
+
+class _Route:
+    """What to do with the rows of one table map: cached per table id until the next DDL."""
+
+    __slots__ = ("db", "table", "topic", "key_prefix", "encoder", "pk_cols", "publish", "marker", "counter")
+
+    def __init__(self, db: str, table: str) -> None:
+        self.db, self.table = db, table
+        self.topic = ""
+        self.key_prefix = b""
+        self.encoder: TableEncoder | None = None
+        self.pk_cols: tuple[str, ...] = ()
+        self.publish = False
+        self.marker = False
+        self.counter: Any = None
+
+
+class Capture:
+    """Consumes library events in order and produces messages. Owned by one thread."""
+
+    def __init__(self, *, config: PipelineConfig, region: str, publisher: Publisher, topics: TopicCreator,
+                 catalog: "JsonCatalog", start: BinlogPosition,
+                 metrics: ProducerMetrics) -> None:
+        self._config = config
+        self._region = config.region(region)
+        self._names = TopicNames.of(config)
+        self._publisher = publisher
+        self._topics = topics
+        self._catalog = catalog
+        self._metrics = metrics
+        self._mariadb = self._region.mysql.flavor == "mariadb"
+        self._gtid_state = MariaGtidState(start.gtid_state) if self._mariadb else None
+        self._routes: dict[tuple[int, int], _Route] = {}
+        self._warned_no_pk: set[tuple[str, str]] = set()
+        self.sealed = start
+        self.file = start.file
+        self._reset_txn()
+
+    # -- transaction state -------------------------------------------------------------------
+    def _reset_txn(self) -> None:
+        self._in_txn = False
+        self._gtid: str | None = None
+        self._info: messages.TxnInfo | None = None
+        self._ack: _Txn | None = None
+        self._held: tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]] | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_txn
+
+    def _begin(self, event: Any, gtid: str | None, pos: int) -> None:
+        self._in_txn = True
+        self._gtid = gtid
+        txn_id = gtid or f"{self.file}:{pos}"
+        self._info = messages.TxnInfo(self._region.name, self._region.name, event.packet.server_id, gtid, txn_id,
+                                      event.timestamp * 1_000_000)
+        self._ack = self._publisher.tracker.open()
+
+    def _ensure_txn(self, event: Any, pos: int) -> None:
+        if not self._in_txn:  # MySQL without GTIDs, or a BEGIN we did not see
+            self._begin(event, None, pos)
+
+    def _emit(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
+        # Hold one message back so the last of the transaction can carry txn_last=True.
+        if self._held is not None:
+            self._send(*self._held)
+        self._held = (topic, key, message, headers)
+
+    def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
+        self._publisher.produce(self._ack, topic, key, encode(message), headers)
+
+    def _seal(self, stream: Any) -> None:
+        if self._held is not None:
+            self._held[2]["txn_last"] = True
+            self._send(*self._held)
+        if self._gtid_state is not None and self._gtid is not None:
+            self._gtid_state.update(self._gtid)
+        gtid_state = str(self._gtid_state) if self._gtid_state is not None else self.sealed.gtid_state
+        position = BinlogPosition(gtid_state, stream.log_file, stream.log_pos)
+        if self._ack is None:
+            self._ack = self._publisher.tracker.open()
+        self._publisher.tracker.seal(self._ack, position)
+        if self._mariadb:
+            stream.auto_position = gtid_state  # the library's own reconnects resume here
+        self.sealed = position
+        self._reset_txn()
+
+    # -- events ------------------------------------------------------------------------------
+    def handle(self, event: Any, stream: Any) -> None:
+        """Process one library event. Raises CaptureError or StreamInterrupted."""
+        if isinstance(event, RowsEvent):
+            self._rows(event, stream)
+        elif isinstance(event, XidEvent):
+            self._seal(stream)
+        elif isinstance(event, (MariadbGtidEvent, GtidEvent)):
+            self._begin(event, event.gtid, stream.log_pos)
+        elif isinstance(event, QueryEvent):
+            self._query(event, stream)
+        elif isinstance(event, (RotateEvent, FormatDescriptionEvent)):
+            if self._in_txn and self._info is not None and self._info.index > 0:
+                raise StreamInterrupted("the binlog connection restarted inside a transaction")
+            if isinstance(event, RotateEvent):
+                self.file = event.next_binlog
+        elif isinstance(event, NotImplementedEvent):
+            name = COMPRESSED_EVENT_TYPES.get(event.event_type)
+            if name:
+                raise CaptureError(f"compressed binlog event {name} at {stream.log_file}:{stream.log_pos}: "
+                                   f"python-mysql-replication cannot decode it and its rows would be lost. "
+                                   f"Turn compression off on the server and re-snapshot.")
+        elif isinstance(event, XAPrepareEvent):
+            raise CaptureError(f"XA transaction at {stream.log_file}:{stream.log_pos} is not supported: "
+                               f"its rows would be published before the XA COMMIT decides their fate")
+
+    def _query(self, event: QueryEvent, stream: Any) -> None:
+        query = event.query.strip() if isinstance(event.query, str) else event.query.decode().strip()
+        upper = query[:24].upper()
+        if upper.startswith(("BEGIN", "XA START")):
+            self._ensure_txn(event, stream.log_pos)
+            return
+        if upper.startswith(("SAVEPOINT", "ROLLBACK TO")):
+            return
+        if upper.startswith(("COMMIT", "ROLLBACK")):
+            self._seal(stream)
+            return
+        # Anything else in a row-based binlog is DDL or an administrative statement: its own transaction.
+        self._ensure_txn(event, stream.log_pos)
+        schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
+        parsed = parse_ddl(query, schema)
+        if parsed is not None:
+            self._ddl(parsed, query, stream)
+        self._seal(stream)
+
+    def _ddl(self, parsed: tuple[str, str, str | None], query: str, stream: Any) -> None:
+        verb, db, table = parsed
+        self._routes.clear()  # table ids and column lists may change after any DDL
+        self._catalog.invalidate()
+        if db == self._config.meta_db:
+            return
+        producer = self._region.producer
+        if table is not None and not table_selected(producer, db, table):
+            return
+        if table is None and not any(table_selected(producer, db, "x") or p.startswith(f"{db}.")
+                                     for p in producer.include):
+            return
+        topic = self._names.schema(self._region.name)
+        self._topics.ensure(topic)
+        info = self._info
+        assert info is not None
+        key = f"{db}.{table or ''}".encode()
+        if verb == "TRUNCATE" and table is not None:
+            message = messages.change(info, stream.log_file, stream.log_pos, db, table, "truncate", {}, None, None, {})
+            self._emit(topic, key, message, messages.headers("change", info.origin))
+        else:
+            message = messages.ddl(info, stream.log_file, stream.log_pos, db, table, query)
+            self._emit(topic, key, message, messages.headers("ddl", info.origin))
+        self._metrics.ddl(self._region.name)
+
+    # -- rows --------------------------------------------------------------------------------
+    def _route(self, event: RowsEvent) -> _Route:
+        key = (event.table_id, len(event.columns))
+        route = self._routes.get(key)
+        if route is not None:
+            return route
+        route = _Route(event.schema, event.table)
+        if event.schema == self._config.meta_db:
+            route.marker = event.table == MARKER_TABLE
+        elif table_selected(self._region.producer, event.schema, event.table):
+            pk = event.primary_key
+            pk_cols = (pk,) if isinstance(pk, str) and pk else tuple(pk or ())
+            if not pk_cols:
+                pk_cols = self._no_pk_policy(event)
+            if pk_cols:
+                route.publish = True
+                route.pk_cols = pk_cols
+                route.encoder = TableEncoder(event.columns, self._catalog.lookup(event.schema, event.table))
+                route.topic = self._names.changes(self._region.name, event.schema, event.table)
+                if self._names.mode == "per_region":
+                    route.key_prefix = f"{event.schema}.{event.table}:".encode()
+                route.counter = self._metrics.events_counter(self._region.name, event.schema, event.table)
+                self._topics.ensure(route.topic)
+        self._routes[key] = route
+        return route
+
+    def _no_pk_policy(self, event: RowsEvent) -> tuple[str, ...]:
+        name = (event.schema, event.table)
+        keyed = self._region.producer.no_primary_key == "all_columns"
+        if name not in self._warned_no_pk:
+            self._warned_no_pk.add(name)
+            action = "keying it by all columns" if keyed else "skipping it"
+            log.warning("table %s.%s has no primary key: %s (producer.no_primary_key = %r)", event.schema,
+                        event.table, action, self._region.producer.no_primary_key)
+        return tuple(c.name for c in event.columns) if keyed else ()
+
+    def _rows(self, event: RowsEvent, stream: Any) -> None:
+        route = self._route(event)
+        if route.marker:
+            self._marker(event, stream)
+            return
+        if not route.publish:
+            return
+        if isinstance(event, PartialUpdateRowsEvent):
+            raise CaptureError(f"partial JSON update on {route.db}.{route.table}: set binlog_row_value_options='' "
+                               f"on the server so updates carry full row images")
+        self._ensure_txn(event, stream.log_pos)
+        info = self._info
+        assert info is not None
+        encode = route.encoder.encode_row  # type: ignore[union-attr]
+        types = route.encoder.types  # type: ignore[union-attr]
+        pk_cols, topic, prefix, db, table = route.pk_cols, route.topic, route.key_prefix, route.db, route.table
+        file, pos = stream.log_file, stream.log_pos
+        hdrs = messages.headers("change", info.origin)
+        rows = event.rows
+        if isinstance(event, WriteRowsEvent):
+            for row in rows:
+                after = encode(row["values"], row["none_sources"])
+                pk_values = [after[c] for c in pk_cols]
+                message = messages.change(info, file, pos, db, table, "insert", dict(zip(pk_cols, pk_values)),
+                                          None, after, types)
+                self._emit(topic, messages.row_key(pk_values, prefix), message, hdrs)
+        elif isinstance(event, UpdateRowsEvent):
+            for row in rows:
+                before = encode(row["before_values"], row["before_none_sources"])
+                after = encode(row["after_values"], row["after_none_sources"])
+                old_pk = [before[c] for c in pk_cols]
+                new_pk = [after[c] for c in pk_cols]
+                if old_pk == new_pk:
+                    message = messages.change(info, file, pos, db, table, "update", dict(zip(pk_cols, new_pk)),
+                                              before, after, types)
+                    self._emit(topic, messages.row_key(new_pk, prefix), message, hdrs)
+                else:
+                    # A key change is a delete of the old key and an insert of the new one, each on its
+                    # own key's partition, so per-key order holds for both keys.
+                    message = messages.change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)),
+                                              before, None, types)
+                    self._emit(topic, messages.row_key(old_pk, prefix), message, hdrs)
+                    message = messages.change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)),
+                                              None, after, types)
+                    self._emit(topic, messages.row_key(new_pk, prefix), message, hdrs)
+        elif isinstance(event, DeleteRowsEvent):
+            for row in rows:
+                before = encode(row["values"], row["none_sources"])
+                pk_values = [before[c] for c in pk_cols]
+                message = messages.change(info, file, pos, db, table, "delete", dict(zip(pk_cols, pk_values)),
+                                          before, None, types)
+                self._emit(topic, messages.row_key(pk_values, prefix), message, hdrs)
+        route.counter.inc(len(rows))
+
+    def _marker(self, event: RowsEvent, stream: Any) -> None:
+        self._ensure_txn(event, stream.log_pos)
+        info = self._info
+        assert info is not None
+        if info.index > 0:
+            raise CaptureError(f"{self._config.meta_db}.{MARKER_TABLE} was written after row changes in "
+                               f"transaction {info.txn_id}; the applier must write it first")
+        row = event.rows[-1]
+        image = row.get("after_values") or row.get("values") or {}
+        origin = image.get("origin")
+        if isinstance(origin, bytes):
+            origin = origin.decode()
+        if not origin or origin not in self._config.regions:
+            raise CaptureError(f"apply marker in transaction {info.txn_id} names unknown origin {origin!r}")
+        info.origin = origin

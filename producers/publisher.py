@@ -1,0 +1,122 @@
+"""Publishing to Kafka with an acknowledgement watermark.
+
+Contract: `acked_position()` only ever returns the end of a transaction whose events, and the
+events of every transaction before it, the broker has acknowledged. The checkpoint is taken from
+it, so a crash at any point loses nothing: the restart re-publishes from the last such boundary.
+
+Threading: everything, including librdkafka's delivery callbacks (run inside `poll`/`flush`),
+happens on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from producers.position import BinlogPosition
+from producers.topics import client_settings
+from schemas.config import KafkaConfig
+
+
+class PublishError(RuntimeError):
+    """The broker refused or lost a message after librdkafka's own retries: the producer must stop."""
+
+
+class _Txn:
+    __slots__ = ("pending", "position", "tracker")
+
+    def __init__(self, tracker: "AckTracker") -> None:
+        self.pending = 0
+        self.position: BinlogPosition | None = None  # set when sealed
+        self.tracker = tracker
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        self.pending -= 1
+        self.tracker.in_flight -= 1
+        if err is not None and self.tracker.error is None:
+            self.tracker.error = PublishError(f"delivery to {msg.topic()} failed: {err}")
+
+
+class AckTracker:
+    """Transactions in binlog order with their unacknowledged event counts."""
+
+    def __init__(self) -> None:
+        self._txns: deque[_Txn] = deque()
+        self.in_flight = 0
+        self.error: PublishError | None = None
+        self._acked: BinlogPosition | None = None
+
+    def open(self) -> _Txn:
+        txn = _Txn(self)
+        self._txns.append(txn)
+        return txn
+
+    def seal(self, txn: _Txn, position: BinlogPosition) -> None:
+        txn.position = position
+
+    def acked_position(self) -> BinlogPosition | None:
+        txns = self._txns
+        while txns and txns[0].position is not None and txns[0].pending == 0:
+            self._acked = txns.popleft().position
+        return self._acked
+
+
+class Publisher:
+    """An idempotent Kafka producer (`enable.idempotence`, `acks=all`) feeding an AckTracker."""
+
+    def __init__(self, kafka: KafkaConfig, *, linger_ms: int = 20, max_in_flight: int = 100_000,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        settings = {
+            **client_settings(kafka),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "queue.buffering.max.messages": max(max_in_flight * 2, 100_000),
+            "batch.num.messages": 10_000,
+        }
+        if on_error is not None:
+            settings["error_cb"] = lambda err: on_error(str(err))
+        self._producer = Producer(settings)
+        self._max_in_flight = max_in_flight
+        self.tracker = AckTracker()
+
+    def produce(self, txn: _Txn, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Queue one message. Blocks (serving callbacks) while too many are unacknowledged."""
+        tracker = self.tracker
+        if tracker.in_flight >= self._max_in_flight:
+            self._wait_below(self._max_in_flight // 2)
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=txn.on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        txn.pending += 1
+        tracker.in_flight += 1
+
+    def _wait_below(self, limit: int) -> None:
+        while self.tracker.in_flight > limit:
+            self._producer.poll(0.05)
+            self.raise_if_failed()
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self._producer.poll(timeout)
+        self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
+        if self.tracker.error is not None:
+            raise self.tracker.error
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every queued message is acknowledged, or raise."""
+        deadline = time.monotonic() + timeout
+        while self.tracker.in_flight > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishError(f"{self.tracker.in_flight} messages still unacknowledged after {timeout:.0f}s")
+            self._producer.flush(min(remaining, 1.0))
+            self.raise_if_failed()
+        self.raise_if_failed()

@@ -1,0 +1,169 @@
+"""`cdcsync producer`: preflight, checkpoint, snapshot, then stream the region's binlog to Kafka.
+
+Delivery: at least once, in commit order per key. The checkpoint only moves to transaction
+boundaries the broker has fully acknowledged, so `kill -9` at any moment loses nothing; the
+restart re-publishes what came after the checkpoint (consumers recognise the duplicates).
+SIGTERM/SIGINT: finish the current transaction, flush, checkpoint, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+
+import pymysql
+from pymysqlreplication.event import XidEvent
+
+from producers import binlog_stream, preflight, snapshot
+from producers.capture import Capture, StreamInterrupted
+from producers.checkpoint import FileCheckpointStore
+from producers.metrics import ProducerMetrics
+from producers.position import BinlogPosition
+from producers.publisher import Publisher
+from producers.table_catalog import json_columns
+from producers.topics import TopicCreator, TopicNames
+from schemas.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+# pymysql errors after which reopening the stream from the last sealed position is the right move.
+_TRANSIENT = {2003, 2006, 2013, 2055}
+
+
+class PositionGone(RuntimeError):
+    """The checkpointed binlog position was purged from the server."""
+
+
+class ProducerService:
+    """Runs one region's producer on the calling (main) thread until stopped."""
+
+    def __init__(self, config: PipelineConfig, region: str, *, metrics: ProducerMetrics | None = None,
+                 resnapshot: bool = False) -> None:
+        self.config = config
+        self.region = config.region(region)
+        self.metrics = metrics or ProducerMetrics()
+        self.resnapshot = resnapshot
+        self._stop = False
+        settings = self.region.producer
+        self.store = FileCheckpointStore(settings.checkpoint_dir, self.region.name, self.region.server_id)
+        self.reader_server_id = settings.server_id or 1000 + self.region.server_id
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    # -------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Block until stopped; raise on any error that needs an operator."""
+        mysql = self.region.mysql
+        settings = self.region.producer
+        preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
+        kafka = self.config.kafka_for(self.region.name)
+        publisher = Publisher(kafka, linger_ms=settings.linger_ms, max_in_flight=settings.max_in_flight_events,
+                              on_error=lambda msg: log.warning("kafka: %s", msg))
+        topics = TopicCreator(kafka)
+        topics.ensure(TopicNames.of(self.config).schema(self.region.name))
+        if self.resnapshot:
+            self.store.clear()
+        checkpoint = self.store.load()
+        if checkpoint is not None:
+            start = checkpoint.position
+            log.info("region %s: resuming from checkpoint %s", self.region.name, start.describe())
+        elif settings.snapshot == "initial":
+            start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics).run()
+            publisher.flush()
+            self.store.save(start)
+            log.info("region %s: snapshot done at %s", self.region.name, start.describe())
+        else:
+            with binlog_stream.connect(mysql) as conn:
+                start = binlog_stream.current_position(conn, mysql.flavor)
+            self.store.save(start)
+            log.info("region %s: no checkpoint, streaming from now (%s)", self.region.name, start.describe())
+        self._stream(start, publisher, topics)
+
+    def _stream(self, start: BinlogPosition, publisher: Publisher, topics: TopicCreator) -> None:
+        mysql = self.region.mysql
+        settings = self.region.producer
+        catalog = _JsonCatalog(self.config, self.region.name)
+        saved = start
+        interval = settings.checkpoint_interval_ms / 1000
+        next_save = time.monotonic() + interval
+        position = start
+        attempt = 0
+        while not self._stop:
+            stream = binlog_stream.open_stream(mysql, position, reader_server_id=self.reader_server_id,
+                                               heartbeat_s=settings.heartbeat_s)
+            capture = Capture(config=self.config, region=self.region.name, publisher=publisher, topics=topics,
+                              catalog=catalog, start=position, metrics=self.metrics)
+            try:
+                for event in stream:
+                    capture.handle(event, stream)
+                    if isinstance(event, XidEvent):
+                        self.metrics.observed_commit(self.region.name, event.timestamp)
+                    if time.monotonic() >= next_save:
+                        publisher.poll(0)
+                        saved = self._checkpoint(publisher, saved)
+                        next_save = time.monotonic() + interval
+                    if self._stop and not capture.in_transaction:
+                        break
+                    attempt = 0
+            except StreamInterrupted as err:
+                log.warning("region %s: %s; reopening at %s", self.region.name, err, capture.sealed.describe())
+            except pymysql.err.OperationalError as err:
+                code = err.args[0]
+                if code in binlog_stream.POSITION_GONE_ERRORS:
+                    raise PositionGone(
+                        f"region {self.region.name}: the server no longer has binlog position "
+                        f"{position.describe()} ({err.args[-1]}). Take a new snapshot: "
+                        f"cdcsync producer --config FILE --region {self.region.name} --resnapshot") from None
+                if code not in _TRANSIENT:
+                    raise
+                attempt += 1
+                self.metrics.error(self.region.name, "connection")
+                delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                log.warning("region %s: binlog connection lost (%s); retrying in %.1fs from %s",
+                            self.region.name, err.args[-1], delay, capture.sealed.describe())
+                time.sleep(delay)
+            finally:
+                stream.close()
+            position = capture.sealed
+        publisher.flush()
+        self._checkpoint(publisher, saved)
+        log.info("region %s: stopped at %s", self.region.name, (publisher.tracker.acked_position() or saved).describe())
+
+    def _checkpoint(self, publisher: Publisher, saved: BinlogPosition) -> BinlogPosition:
+        acked = publisher.tracker.acked_position()
+        if acked is None or acked == saved:
+            return saved
+        self.store.save(acked)
+        self.metrics.checkpointed(self.region.name, acked.pos)
+        return acked
+
+
+class _JsonCatalog:
+    """Which columns of a table are JSON (MariaDB logs them as LONGTEXT). Cached per table."""
+
+    def __init__(self, config: PipelineConfig, region: str) -> None:
+        self._mysql = config.region(region).mysql
+        self._cache: dict[tuple[str, str], frozenset[str]] = {}
+
+    def lookup(self, db: str, table: str) -> frozenset[str]:
+        key = (db, table)
+        if key not in self._cache:
+            with binlog_stream.connect(self._mysql) as conn:
+                self._cache[key] = json_columns(conn, db, table)
+        return self._cache[key]
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+
+def _fixed_schemas(include: tuple[str, ...]) -> list[str]:
+    """Schemas named without wildcards in the include patterns (for the SELECT privilege check)."""
+    names = {pattern.split(".", 1)[0] for pattern in include}
+    return sorted(n for n in names if not any(ch in n for ch in "*?["))

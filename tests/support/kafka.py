@@ -1,0 +1,59 @@
+"""Reading topics in tests: assign every partition from the start (no group join to wait for)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from schemas.codec import decode
+from schemas.events import ChangeEvent, DdlEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: dict[str, bytes]
+    message: ChangeEvent | DdlEvent
+
+
+def topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
+
+
+def read_all(bootstrap: str, topics: list[str], *, expect: int | None = None, idle_s: float = 2.0,
+             timeout_s: float = 60.0) -> list[Record]:
+    """Every message of `topics`, decoded and validated. Stops at `expect` messages, or after
+    `idle_s` without a new one, or at `timeout_s`."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        assignment = [TopicPartition(t, p, 0) for t in topics for p in metadata.topics[t].partitions]
+        consumer.assign(assignment)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, 0.2)
+            for msg in batch:
+                if msg.error():
+                    raise RuntimeError(str(msg.error()))
+                records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(),
+                                      dict(msg.headers() or []), decode(msg.value())))
+            if batch:
+                last_new = time.monotonic()
+            if expect is not None and len(records) >= expect:
+                break
+            if expect is None and time.monotonic() - last_new > idle_s:
+                break
+        return records
+    finally:
+        consumer.close()

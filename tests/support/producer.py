@@ -1,0 +1,72 @@
+"""Running `cdcsync producer` as a real subprocess (so it can be SIGTERMed and `kill -9`ed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tomli_w
+
+from schemas.config import PipelineConfig
+
+
+def write_config(config: PipelineConfig, path: Path) -> Path:
+    data = config.model_dump(mode="json", exclude_none=True)
+    for name, region in config.regions.items():
+        data["regions"][name]["mysql"]["password"] = region.mysql.password.get_secret_value()
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+class ProducerProcess:
+    def __init__(self, config_path: Path, region: str, log: Path, *extra: str) -> None:
+        self.argv = [sys.executable, "-m", "cdcsync", "producer", "--config", str(config_path), "--region", region,
+                     *extra]
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ProducerProcess":
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        out.close()
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def __enter__(self) -> "ProducerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.alive():
+            self.kill9()
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

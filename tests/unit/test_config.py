@@ -1,0 +1,56 @@
+"""The config model: defaults, validation messages that name the key, include/exclude globs."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.config import ConfigError, load_config, parse_config, table_selected
+
+
+def minimal(**extra):
+    return {"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}}, **extra}
+
+
+def test_defaults_and_region_names_from_keys() -> None:
+    config = parse_config(minimal())
+    assert config.prefix == "cdcsync" and config.topic_mode == "per_table"
+    assert config.regions["eu"].name == "eu"
+    assert config.kafka_for("us").bootstrap == "127.0.0.1:9092"
+    assert config.regions["eu"].producer.snapshot == "initial"
+
+
+@pytest.mark.parametrize("data, key, problem", [
+    (minimal(topic_mode="one_big"), "topic_mode", "Input should be 'per_table' or 'per_region'"),
+    ({"regions": {"eu": {"server_id": 0}}}, "regions.eu.server_id", "greater than or equal to 1"),
+    ({"regions": {"EU!": {"server_id": 1}}}, "regions.EU!.name", "must match"),
+    ({"regions": {"eu": {"server_id": 1, "mysql": {"port": "x"}}}}, "regions.eu.mysql.port", "valid integer"),
+    ({"regions": {"eu": {"server_id": 1, "typo": 1}}}, "regions.eu.typo", "Extra inputs are not permitted"),
+    ({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 1}}}, "(top level)", "server_id must be unique"),
+])
+def test_invalid_config_names_key_and_problem(data, key, problem) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    assert f"{key}:" in str(err.value) and problem in str(err.value)
+
+
+def test_load_config_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("regions = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_unknown_region_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown region 'mars'"):
+        parse_config(minimal()).region("mars")
+
+
+def test_include_exclude() -> None:
+    producer = parse_config(minimal()).regions["eu"].producer.model_copy(
+        update={"include": ("shop.*", "crm.users"), "exclude": ("shop.tmp_*",)})
+    assert table_selected(producer, "shop", "orders")
+    assert table_selected(producer, "crm", "users")
+    assert not table_selected(producer, "crm", "notes")
+    assert not table_selected(producer, "shop", "tmp_x")
