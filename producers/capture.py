@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, NotImplementedEvent,
                                       QueryEvent, RotateEvent, XAPrepareEvent, XidEvent)
-from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, UpdateRowsEvent,
-                                          WriteRowsEvent)
+from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, TableMapEvent,
+                                          UpdateRowsEvent, WriteRowsEvent)
 
 from producers import messages
 from producers.binlog_stream import COMPRESSED_EVENT_TYPES
@@ -71,6 +71,17 @@ def parse_ddl(statement: str, default_db: str) -> tuple[str, str, str | None] | 
     return verb, default_db, _ident(first)
 
 
+def key_columns(event: TableMapEvent) -> tuple[str, ...]:
+    """Primary-key columns in key order, from the table map's optional metadata.
+
+    The library's own `primary_key` lists them in column order, which would make the Kafka key
+    of `PRIMARY KEY (b, a)` differ from the one every other reader computes.
+    """
+    meta = event.optional_metadata
+    indexes = list(meta.simple_primary_key_list) or list(meta.primary_keys_with_prefix)
+    return tuple(event.columns[i].name for i in indexes)
+
+
 class JsonCatalog(Protocol):
     def lookup(self, db: str, table: str) -> frozenset[str]: ...
 
@@ -109,6 +120,7 @@ class Capture:
         self._mariadb = self._region.mysql.flavor == "mariadb"
         self._gtid_state = MariaGtidState(start.gtid_state) if self._mariadb else None
         self._routes: dict[tuple[int, int], _Route] = {}
+        self._key_order: dict[int, tuple[str, ...]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
         self.sealed = start
         self.file = start.file
@@ -170,6 +182,8 @@ class Capture:
             self._rows(event, stream)
         elif isinstance(event, XidEvent):
             self._seal(stream)
+        elif isinstance(event, TableMapEvent):
+            self._key_order[event.table_id] = key_columns(event)
         elif isinstance(event, (MariadbGtidEvent, GtidEvent)):
             self._begin(event, event.gtid, stream.log_pos)
         elif isinstance(event, QueryEvent):
@@ -243,8 +257,7 @@ class Capture:
         if event.schema == self._config.meta_db:
             route.marker = event.table == MARKER_TABLE
         elif table_selected(self._region.producer, event.schema, event.table):
-            pk = event.primary_key
-            pk_cols = (pk,) if isinstance(pk, str) and pk else tuple(pk or ())
+            pk_cols = self._key_order.get(event.table_id, ())
             if not pk_cols:
                 pk_cols = self._no_pk_policy(event)
             if pk_cols:

@@ -35,11 +35,16 @@ def read_all(bootstrap: str, topics: list[str], *, expect: int | None = None, id
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
+        deadline = time.monotonic() + timeout_s
         metadata = consumer.list_topics(timeout=10)
+        while not all(t in metadata.topics for t in topics):   # the producer creates them on first use
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topics never appeared: {sorted(set(topics) - set(metadata.topics))}")
+            time.sleep(0.2)
+            metadata = consumer.list_topics(timeout=10)
         assignment = [TopicPartition(t, p, 0) for t in topics for p in metadata.topics[t].partitions]
         consumer.assign(assignment)
         records: list[Record] = []
-        deadline = time.monotonic() + timeout_s
         last_new = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.consume(1000, 0.2)
