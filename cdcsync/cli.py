@@ -6,7 +6,7 @@ import typer
 
 from cdcsync.commands import producer, sandbox, schema
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(schema.app, name="schema")

@@ -32,9 +32,10 @@ def connection_settings(mysql: MySQLConfig) -> dict[str, object]:
 
 
 def connect(mysql: MySQLConfig, **kwargs: object) -> pymysql.Connection:
+    kwargs.setdefault("autocommit", True)
     return pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
                            password=mysql.password.get_secret_value(), connect_timeout=mysql.connect_timeout,
-                           autocommit=True, **kwargs)
+                           **kwargs)
 
 
 def open_stream(mysql: MySQLConfig, position: BinlogPosition, *, reader_server_id: int,

@@ -104,7 +104,7 @@ class Snapshotter:
         if flavor == "mariadb":
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            status = dict(cur.fetchall())
+            status = {name.lower(): value for name, value in cur.fetchall()}
             file, pos = status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])
             cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
             gtid = cur.fetchone()[0] or ""

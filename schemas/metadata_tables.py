@@ -1,0 +1,48 @@
+"""cdcsync's own tables in every region's `meta_db`. Never captured, never replicated.
+
+`apply_marker`: the database sink writes its row FIRST in every transaction it applies, keyed by
+the source partition it applies from (one writer per partition, so no lock contention). The
+region's producer sees that row in the binlog and publishes the rest of the transaction with
+`origin` = the marker's origin, so no other region applies it again (loop prevention). It also
+holds the last applied source offset, which makes replays recognisable.
+"""
+
+from __future__ import annotations
+
+import pymysql
+
+APPLY_MARKER = "apply_marker"
+
+
+def ddl(meta_db: str) -> list[str]:
+    q = f"`{meta_db}`"
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {q}",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{APPLY_MARKER}` (
+            source_topic VARCHAR(249) NOT NULL,
+            source_partition INT NOT NULL,
+            origin VARCHAR(32) NOT NULL,
+            applied_offset BIGINT NOT NULL,
+            applied_count BIGINT NOT NULL DEFAULT 0,
+            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (source_topic, source_partition)
+        ) ENGINE=InnoDB""",
+    ]
+
+
+def ensure(conn: pymysql.Connection, meta_db: str) -> None:
+    """Create the metadata database and tables; idempotent."""
+    with conn.cursor() as cur:
+        for statement in ddl(meta_db):
+            cur.execute(statement)
+
+
+def write_marker(cur: pymysql.cursors.Cursor, meta_db: str, *, topic: str, partition: int, origin: str,
+                 offset: int) -> None:
+    """The first statement of every applied transaction. The count always changes, so the row is
+    always logged, even when the same offset is written twice."""
+    cur.execute(
+        f"INSERT INTO `{meta_db}`.`{APPLY_MARKER}` (source_topic, source_partition, origin, applied_offset, "
+        f"applied_count) VALUES (%s, %s, %s, %s, 1) ON DUPLICATE KEY UPDATE origin = VALUES(origin), "
+        f"applied_offset = VALUES(applied_offset), applied_count = applied_count + 1",
+        (topic, partition, origin, offset))
