@@ -44,11 +44,12 @@ def open_stream(mysql: MySQLConfig, position: BinlogPosition, *, reader_server_i
 
     MariaDB resumes by GTID (the library ignores file/pos with is_mariadb=True); MySQL by file/pos.
     No `only_events` filter: it matches exact classes and would silently drop partial-JSON
-    updates and every event type the library does not know.
+    updates. `filter_non_implemented_events=False`: otherwise event types the library cannot
+    decode (compressed ones) vanish without a word instead of reaching the capture's refusal.
     """
     binlog_fixes.install()
     common = dict(connection_settings=connection_settings(mysql), server_id=reader_server_id, blocking=True,
-                  slave_heartbeat=heartbeat_s)
+                  slave_heartbeat=heartbeat_s, filter_non_implemented_events=False)
     if mysql.flavor == "mariadb":
         return BinLogStreamReader(**common, is_mariadb=True, auto_position=position.gtid_state)
     return BinLogStreamReader(**common, resume_stream=True, log_file=position.file, log_pos=position.pos)
