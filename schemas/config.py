@@ -71,7 +71,9 @@ class ProducerConfig(_Frozen):
     checkpoint_interval_ms: int = Field(
         500, ge=1, description="How often the acknowledged position is written to the checkpoint file."
     )
-    heartbeat_s: float = Field(5.0, gt=0, description="Binlog heartbeat period asked of the server.")
+    heartbeat_s: float = Field(
+        1.0, gt=0, description="Binlog heartbeat period asked of the server; bounds how long SIGTERM waits when idle."
+    )
     linger_ms: int = Field(20, ge=0, description="librdkafka `linger.ms` for change events.")
     max_in_flight_events: int = Field(
         100_000, ge=1000, description="Unacknowledged events before the reader waits for the broker (backpressure)."
