@@ -37,10 +37,13 @@ class TopicNames:
     def conflicts(self) -> str:
         return f"{self.prefix}.conflicts"
 
-    def region_pattern(self, region: str) -> str:
-        """A librdkafka subscription regex matching every change topic of `region`."""
-        escaped = f"{self.prefix}.{region}.".replace(".", r"\.")
-        return f"^{escaped}(?!_schema$|dlq$).*"
+    def change_subscription(self, region: str) -> str:
+        """What a consumer subscribes to for `region`'s change topics: a regex (librdkafka's has no
+        look-ahead, so it relies on `<db>.<table>` holding exactly one dot), or the one topic."""
+        if self.mode == "per_region":
+            return self.changes(region, "", "")
+        escaped = f"{self.prefix}.{region}".replace(".", r"\.")
+        return f"^{escaped}\\.[^.]+\\.[^.]+$"
 
 
 def client_settings(kafka: KafkaConfig) -> dict[str, object]:

@@ -83,6 +83,32 @@ class ProducerConfig(_Frozen):
     )
 
 
+class SinkConfig(_Frozen):
+    batch_max_events: int = Field(2000, ge=1, description="A sink applies a batch when it holds this many events...")
+    batch_max_ms: int = Field(200, ge=1, description="...or when its first event has waited this long (ms).")
+    session_timeout_ms: int = Field(
+        6000, ge=1000, description="Kafka consumer-group session timeout; a dead member's partitions move after it."
+    )
+    retry_max_attempts: int = Field(8, ge=1, description="Attempts for a transient database or Redis error.")
+    retry_base_ms: int = Field(50, ge=1, description="First retry delay; doubles each attempt, with full jitter.")
+    retry_max_ms: int = Field(5000, ge=1, description="Largest retry delay.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's sinks.")
+
+
+class TableConfig(_Frozen):
+    cache_format: Literal["hash", "json"] = Field(
+        "hash", description="Cache value: a Redis hash of column -> JSON value, or one JSON document (`_json`)."
+    )
+    cache_ttl_s: int | None = Field(None, ge=1, description="TTL of cached rows; unset keeps them until deleted.")
+
+
+class TopologyConfig(_Frozen):
+    mode: Literal["mesh", "star"] = Field(
+        "mesh", description="`mesh`: every region applies every other region's writes; `star`: spokes go through `hub`."
+    )
+    hub: str | None = Field(None, description="The relaying region of a star topology.")
+
+
 class RegionConfig(_Frozen):
     name: str = Field(description="Region name: lower case, used in topic names and as the clock's actor.")
     server_id: int = Field(ge=1, description="server_id of the region's primary.")
@@ -91,6 +117,10 @@ class RegionConfig(_Frozen):
     kafka: KafkaConfig | None = Field(None, description="Region's own Kafka cluster; default the top-level one.")
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's producer.")
+    sink: SinkConfig = Field(default_factory=SinkConfig)
+    sources: tuple[str, ...] | None = Field(
+        None, description="Regions whose topics this region's database sink reads; default from the topology."
+    )
 
     @field_validator("name")
     @classmethod
@@ -108,6 +138,13 @@ class PipelineConfig(_Frozen):
     )
     meta_db: str = Field("cdcsync", description="Database holding cdcsync's own tables in every region.")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    topology: TopologyConfig = Field(default_factory=TopologyConfig)
+    cache_tombstone_ttl_s: int = Field(
+        86400, ge=1, description="How long a deleted row's cache tombstone (its version) is kept against replays."
+    )
+    tables: dict[str, TableConfig] = Field(
+        default_factory=dict, description="Per-table settings, keyed by `db.table`; unlisted tables use defaults."
+    )
     regions: dict[str, RegionConfig] = Field(description="The regions, keyed by name.")
 
     @model_validator(mode="before")
@@ -132,7 +169,43 @@ class PipelineConfig(_Frozen):
         ids = [r.server_id for r in self.regions.values()]
         if len(set(ids)) != len(ids):
             raise ValueError(f"regions.*.server_id must be unique, got {sorted(ids)}")
+        hub = self.topology.hub
+        if self.topology.mode == "star" and hub not in self.regions:
+            raise ValueError(f"topology.hub must name a region when topology.mode is 'star' (got {hub!r})")
+        for region in self.regions.values():
+            for source in region.sources or ():
+                if source not in self.regions or source == region.name:
+                    raise ValueError(f"regions.{region.name}.sources: {source!r} is not another region")
+        for key in self.tables:
+            if key.count(".") != 1:
+                raise ValueError(f"tables: key {key!r} must be `db.table`")
         return self
+
+    def sources_of(self, region: str) -> tuple[str, ...]:
+        """Regions whose change topics `region`'s database sink consumes."""
+        configured = self.region(region).sources
+        if configured is not None:
+            return configured
+        others = tuple(r for r in self.regions if r != region)
+        if self.topology.mode == "mesh":
+            return others
+        hub = self.topology.hub
+        return others if region == hub else (hub,)  # type: ignore[return-value]
+
+    def accepts(self, region: str, source: str, origin: str) -> bool:
+        """Whether `region`'s database sink applies an event read from `source`'s topics.
+
+        Mesh: only writes first made in the source region (applied copies are never echoed).
+        Star: the hub relays, so a spoke reading the hub's topics takes any origin but itself.
+        """
+        if origin == region:
+            return False
+        if self.topology.mode == "star" and source == self.topology.hub and region != source:
+            return True
+        return origin == source
+
+    def table(self, db: str, table: str) -> TableConfig:
+        return self.tables.get(f"{db}.{table}") or TableConfig()
 
     def region(self, name: str) -> RegionConfig:
         try:

@@ -23,6 +23,8 @@ def ddl(meta_db: str) -> list[str]:
             source_partition INT NOT NULL,
             origin VARCHAR(32) NOT NULL,
             applied_offset BIGINT NOT NULL,
+            source_gtid VARCHAR(128) NULL,
+            source_txn_index INT NULL,
             applied_count BIGINT NOT NULL DEFAULT 0,
             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
             PRIMARY KEY (source_topic, source_partition)
@@ -38,11 +40,22 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
 
 
 def write_marker(cur: pymysql.cursors.Cursor, meta_db: str, *, topic: str, partition: int, origin: str,
-                 offset: int) -> None:
+                 offset: int, gtid: str | None = None, txn_index: int | None = None) -> None:
     """The first statement of every applied transaction. The count always changes, so the row is
     always logged, even when the same offset is written twice."""
     cur.execute(
         f"INSERT INTO `{meta_db}`.`{APPLY_MARKER}` (source_topic, source_partition, origin, applied_offset, "
-        f"applied_count) VALUES (%s, %s, %s, %s, 1) ON DUPLICATE KEY UPDATE origin = VALUES(origin), "
-        f"applied_offset = VALUES(applied_offset), applied_count = applied_count + 1",
-        (topic, partition, origin, offset))
+        f"source_gtid, source_txn_index, applied_count) VALUES (%s, %s, %s, %s, %s, %s, 1) "
+        f"ON DUPLICATE KEY UPDATE origin = VALUES(origin), applied_offset = VALUES(applied_offset), "
+        f"source_gtid = VALUES(source_gtid), source_txn_index = VALUES(source_txn_index), "
+        f"applied_count = applied_count + 1",
+        (topic, partition, origin, offset, gtid, txn_index))
+
+
+def read_marker(cur: pymysql.cursors.Cursor, meta_db: str, topic: str,
+                partition: int) -> tuple[int, str | None, int | None] | None:
+    """(applied_offset, source_gtid, source_txn_index) of a source partition, row-locked until commit."""
+    cur.execute(f"SELECT applied_offset, source_gtid, source_txn_index FROM `{meta_db}`.`{APPLY_MARKER}` "
+                f"WHERE source_topic = %s AND source_partition = %s FOR UPDATE", (topic, partition))
+    row = cur.fetchone()
+    return (int(row[0]), row[1], row[2]) if row else None

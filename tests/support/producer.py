@@ -22,14 +22,16 @@ def write_config(config: PipelineConfig, path: Path) -> Path:
     return path
 
 
-class ProducerProcess:
-    def __init__(self, config_path: Path, region: str, log: Path, *extra: str) -> None:
-        self.argv = [sys.executable, "-m", "cdcsync", "producer", "--config", str(config_path), "--region", region,
+class CdcsyncProcess:
+    """A `cdcsync <command> --config ... --region ...` subprocess."""
+
+    def __init__(self, command: list[str], config_path: Path, region: str, log: Path, *extra: str) -> None:
+        self.argv = [sys.executable, "-m", "cdcsync", *command, "--config", str(config_path), "--region", region,
                      *extra]
         self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "ProducerProcess":
+    def start(self) -> "CdcsyncProcess":
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
         out.close()
@@ -55,12 +57,22 @@ class ProducerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def __enter__(self) -> "ProducerProcess":
+    def __enter__(self) -> "CdcsyncProcess":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         if self.alive():
             self.kill9()
+
+
+class ProducerProcess(CdcsyncProcess):
+    def __init__(self, config_path: Path, region: str, log: Path, *extra: str) -> None:
+        super().__init__(["producer"], config_path, region, log, *extra)
+
+
+class SinkProcess(CdcsyncProcess):
+    def __init__(self, config_path: Path, region: str, sink: str, log: Path, *extra: str) -> None:
+        super().__init__(["consumer"], config_path, region, log, "--sink", sink, *extra)
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> None:

@@ -1,0 +1,34 @@
+"""`cdcsync consumer`: one member of a region's database-sink or cache-sink consumer group."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import typer
+from prometheus_client import start_http_server
+
+from cdcsync import logging_setup
+from cdcsync.commands.common import ConfigOption, LogFormatOption, LogLevelOption, RegionOption, load
+
+
+def consumer(config: Path = ConfigOption, region: str = RegionOption,
+             sink: str = typer.Option(..., "--sink", envvar="CDCSYNC_SINK", help="db or cache."),
+             metrics_port: int = typer.Option(None, "--metrics-port", envvar="CDCSYNC_METRICS_PORT",
+                                              help="Serve Prometheus metrics on this port."),
+             log_format: str = LogFormatOption, log_level: str = LogLevelOption) -> None:
+    """Apply change events: other regions' to this region's database (db), or this region's to its Redis (cache)."""
+    from consumers.service import build_runner
+
+    if sink not in ("db", "cache"):
+        raise typer.BadParameter(f"--sink must be db or cache, not {sink!r}")
+    logging_setup.setup(log_level, log_format)
+    cfg = load(config)
+    cfg.region(region)
+    port = metrics_port if metrics_port is not None else cfg.region(region).sink.metrics_port
+    if port:
+        start_http_server(port)
+    runner = build_runner(cfg, region, sink)  # type: ignore[arg-type]
+    signal.signal(signal.SIGTERM, runner.request_stop)
+    signal.signal(signal.SIGINT, runner.request_stop)
+    runner.run()

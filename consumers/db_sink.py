@@ -1,0 +1,282 @@
+"""The database sink: other regions' change events -> this region's database, exactly once in effect.
+
+Contract of `write_batch`: when it returns, every record is committed, dead-lettered (and
+acknowledged by the broker), or deliberately skipped (an echo, or already applied). Only then may
+the caller commit the Kafka offsets.
+
+- One database transaction per source partition (and per run of equal `origin` within it, for a
+  star hub's mixed topics). Its first statement is the `apply_marker` row of that partition, which
+  (a) tells this region's producer the origin of the transaction (loop prevention) and (b) stores
+  the last applied offset and source GTID. Both are written in the same transaction as the data.
+- Replays are recognised under the marker's row lock: an offset at or below the applied one, or a
+  source (GTID, index) at or below the applied one (a producer's re-delivery after its restart),
+  is skipped.
+- Within a transaction the changes are reduced to the last one per key (the intermediate states
+  are never visible anyway), then applied as batched deletes followed by multi-row upserts.
+- Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
+  column, constraint) re-runs the transaction statement by statement under savepoints, so only the
+  poison events go to the dead-letter topic and the rest commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from consumers import db_dialect
+from consumers.dlq import DeadLetter, DeadLetterPublisher
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord, source_region
+from consumers.retry import RetryPolicy
+from consumers.value_decoding import param_converter
+from schemas import metadata_tables
+from schemas.config import PipelineConfig
+from schemas.events import ChangeEvent, Op
+
+log = logging.getLogger(__name__)
+
+SESSION_SETUP = ("SET SESSION time_zone = '+00:00', "
+                 "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'")
+
+# Errors that retrying cannot fix: the event is poison for this target, not the sink broken.
+POISON_ERRORS = {
+    1146: "missing_table", 1054: "missing_column",
+    1062: "constraint", 1451: "constraint", 1452: "constraint", 1048: "constraint", 1406: "constraint",
+    1264: "constraint", 1366: "constraint", 1292: "constraint", 1265: "constraint", 4025: "constraint",
+    3819: "constraint",
+}
+
+
+class _Poison(Exception):
+    pass
+
+
+def poison_kind(err: BaseException) -> str | None:
+    if isinstance(err, pymysql.err.MySQLError) and err.args:
+        return POISON_ERRORS.get(err.args[0])
+    return None
+
+
+def _gtid_order(gtid: str | None, index: int | None) -> tuple[str, int, int] | None:
+    """(domain or server uuid, sequence, index): comparable only within one domain."""
+    if not gtid or index is None:
+        return None
+    if ":" in gtid:                                   # MySQL uuid:n
+        uuid, _, seq = gtid.rpartition(":")
+        return uuid, int(seq), index
+    domain, _, seq = gtid.partition("-")              # MariaDB d-s-n
+    return domain, int(seq.rpartition("-")[2]), index
+
+
+def already_applied(event: ChangeEvent, offset: int, marker: tuple[int, str | None, int | None] | None) -> bool:
+    """Whether the marker of this partition shows the event as applied (a replay or a re-delivery)."""
+    if marker is None:
+        return False
+    applied_offset, gtid, index = marker
+    if offset <= applied_offset:
+        return True
+    mine, last = _gtid_order(event.gtid, event.txn_index), _gtid_order(gtid, index)
+    return mine is not None and last is not None and mine[0] == last[0] and mine[1:] <= last[1:]
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive accepted records of one partition with one origin: one database transaction."""
+
+    topic: str
+    partition: int
+    origin: str
+    records: list[SourceRecord] = field(default_factory=list)
+
+
+class DatabaseSink:
+    """Owned by one thread. Holds one connection to the region's database."""
+
+    name = "db"
+
+    def __init__(self, config: PipelineConfig, region: str, dead_letters: DeadLetterPublisher,
+                 metrics: SinkMetrics, retry: RetryPolicy | None = None) -> None:
+        self.config = config
+        self.region = config.region(region)
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        sink = self.region.sink
+        self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
+                                          on_retry=lambda e, n, d: metrics.retried(self.name))
+        self._conn: pymysql.Connection | None = None
+
+    # -- connection ----------------------------------------------------------------------------
+    def _connection(self) -> pymysql.Connection:
+        if self._conn is None or not self._conn.open:
+            m = self.region.mysql
+            self._conn = pymysql.connect(host=m.host, port=m.port, user=m.user,
+                                         password=m.password.get_secret_value(), autocommit=False,
+                                         connect_timeout=m.connect_timeout)
+            with self._conn.cursor() as cur:
+                cur.execute(SESSION_SETUP)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except pymysql.err.Error:
+                pass
+        self._conn = None
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    # -- batches -------------------------------------------------------------------------------
+    def write_batch(self, records: list[SourceRecord]) -> None:
+        for run in self._runs(records):
+            started = time.perf_counter()
+            applied = self._apply_run(run)
+            self.metrics.applied(self.name, applied, time.perf_counter() - started)
+
+    def _runs(self, records: list[SourceRecord]) -> list[_Run]:
+        by_partition: dict[tuple[str, int], list[SourceRecord]] = defaultdict(list)
+        for record in records:
+            by_partition[(record.topic, record.partition)].append(record)
+        runs: list[_Run] = []
+        for (topic, partition), items in by_partition.items():
+            source = source_region(topic, self.config.prefix)
+            current: _Run | None = None
+            for record in sorted(items, key=lambda r: r.offset):
+                event = record.event
+                if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
+                    self.metrics.skipped(self.name, "not_a_row_change")
+                    continue
+                if not self.config.accepts(self.region.name, source, event.origin):
+                    self.metrics.skipped(self.name, "echo")
+                    continue
+                if current is None or current.origin != event.origin:
+                    current = _Run(topic, partition, event.origin)
+                    runs.append(current)
+                current.records.append(record)
+        return runs
+
+    def _apply_run(self, run: _Run) -> int:
+        def attempt(isolate: bool) -> int:
+            try:
+                return self._transaction(run, isolate)
+            except BaseException:
+                self._rollback()
+                raise
+
+        try:
+            return self.retry.run(lambda: attempt(False))
+        except _Poison:
+            return self.retry.run(lambda: attempt(True))
+
+    def _rollback(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except pymysql.err.Error:
+            self._drop_connection()
+
+    def _transaction(self, run: _Run, isolate: bool) -> int:
+        conn = self._connection()
+        meta = self.config.meta_db
+        with conn.cursor() as cur:
+            conn.begin()
+            marker = metadata_tables.read_marker(cur, meta, run.topic, run.partition)
+            fresh = [r for r in run.records if not already_applied(r.event, r.offset, marker)]  # type: ignore[arg-type]
+            if len(fresh) < len(run.records):
+                self.metrics.skipped(self.name, "already_applied", len(run.records) - len(fresh))
+            if not fresh:
+                conn.rollback()
+                return 0
+            last = fresh[-1]
+            last_event: ChangeEvent = last.event  # type: ignore[assignment]
+            metadata_tables.write_marker(cur, meta, topic=run.topic, partition=run.partition, origin=run.origin,
+                                         offset=last.offset, gtid=last_event.gtid, txn_index=last_event.txn_index)
+            final = _last_per_key(fresh)
+            letters = self._apply_isolated(cur, final) if isolate else self._apply_batched(cur, final)
+            if letters:
+                self.dead_letters.publish(letters)     # acknowledged before the commit: never lost
+                self.metrics.dead_lettered(self.name, len(letters))
+            conn.commit()
+        return len(fresh) - len(letters)
+
+    def _apply_batched(self, cur: pymysql.cursors.Cursor, final: list[SourceRecord]) -> list[DeadLetter]:
+        try:
+            for sql, params in _statements(self.region.mysql.flavor, final):
+                cur.execute(sql, params)
+        except pymysql.err.MySQLError as err:
+            if poison_kind(err) is not None:
+                raise _Poison(str(err)) from err
+            raise
+        return []
+
+    def _apply_isolated(self, cur: pymysql.cursors.Cursor, final: list[SourceRecord]) -> list[DeadLetter]:
+        letters = []
+        for record in final:
+            cur.execute("SAVEPOINT cdcsync_event")
+            try:
+                for sql, params in _statements(self.region.mysql.flavor, [record]):
+                    cur.execute(sql, params)
+            except pymysql.err.MySQLError as err:
+                kind = poison_kind(err)
+                if kind is None:
+                    raise
+                cur.execute("ROLLBACK TO SAVEPOINT cdcsync_event")
+                letters.append(DeadLetter(record, f"{err.args[0]}: {err.args[-1]}", kind))
+                log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
+        return letters
+
+
+def _key(event: ChangeEvent) -> tuple[str, str, tuple[Any, ...]]:
+    return event.db, event.table, tuple(str(v) for v in event.pk.values())
+
+
+def _last_per_key(records: list[SourceRecord]) -> list[SourceRecord]:
+    """The last change of every key, in the order of those last changes."""
+    last: dict[tuple[str, str, tuple[Any, ...]], SourceRecord] = {}
+    for record in records:
+        key = _key(record.event)  # type: ignore[arg-type]
+        last.pop(key, None)
+        last[key] = record
+    return list(last.values())
+
+
+def _converted(event: ChangeEvent, image: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    out = []
+    for column in columns:
+        convert = param_converter(event.types.get(column, ""))
+        value = image[column]
+        out.append(convert(value) if convert is not None and value is not None else value)
+    return out
+
+
+def _statements(flavor: str, records: list[SourceRecord]) -> list[tuple[str, list[Any]]]:
+    """Deletes first (a re-inserted unique value must find its old row gone), then upserts."""
+    deletes: dict[tuple[str, str, tuple[str, ...]], list[Any]] = defaultdict(list)
+    delete_rows: dict[tuple[str, str, tuple[str, ...]], int] = defaultdict(int)
+    upserts: dict[tuple[str, str, tuple[str, ...]], list[Any]] = defaultdict(list)
+    upsert_rows: dict[tuple[str, str, tuple[str, ...]], int] = defaultdict(int)
+    for record in records:
+        event: ChangeEvent = record.event  # type: ignore[assignment]
+        if event.op is Op.DELETE:
+            cols = tuple(event.pk)
+            group = (event.db, event.table, cols)
+            deletes[group].extend(_converted(event, event.pk, cols))
+            delete_rows[group] += 1
+        else:
+            image = event.after or {}
+            cols = tuple(image)
+            group = (event.db, event.table, cols)
+            upserts[group].extend(_converted(event, image, cols))
+            upsert_rows[group] += 1
+    statements = [(db_dialect.delete(db, table, cols, delete_rows[(db, table, cols)]), params)
+                  for (db, table, cols), params in deletes.items()]
+    statements += [(db_dialect.upsert(flavor, db, table, cols, upsert_rows[(db, table, cols)]), params)
+                   for (db, table, cols), params in upserts.items()]
+    return statements

@@ -1,0 +1,58 @@
+"""The dead-letter topic `<prefix>.<region>.dlq`: events a sink could not apply, with why and where from.
+
+A dead letter is published, and acknowledged by the broker, BEFORE the sink commits the batch it
+came from, so a crash can duplicate a dead letter but never lose the event.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from consumers.records import SourceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    error: str
+    kind: str          # undecodable | unsupported_version | missing_table | missing_column | constraint | ...
+
+
+def to_json(letter: DeadLetter, *, region: str, sink: str) -> dict[str, Any]:
+    r = letter.record
+    return {
+        "region": region, "sink": sink, "kind": letter.kind, "error": letter.error,
+        "source_topic": r.topic, "source_partition": r.partition, "source_offset": r.offset,
+        "key": base64.b64encode(r.key).decode() if r.key is not None else None,
+        "payload": base64.b64encode(r.payload).decode(),
+        "dead_at_us": time.time_ns() // 1000,
+    }
+
+
+class DeadLetterPublisher:
+    def __init__(self, producer_settings: dict[str, object], topic: str, *, region: str, sink: str) -> None:
+        self._producer = Producer({**producer_settings, "enable.idempotence": True, "acks": "all"})
+        self.topic, self.region, self.sink = topic, region, sink
+
+    def publish(self, letters: list[DeadLetter], timeout: float = 30.0) -> None:
+        """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged."""
+        if not letters:
+            return
+        failures: list[str] = []
+
+        def on_delivery(err: object, msg: object) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for letter in letters:
+            self._producer.produce(self.topic, orjson.dumps(to_json(letter, region=self.region, sink=self.sink)),
+                                   letter.record.key, on_delivery=on_delivery)
+        remaining = self._producer.flush(timeout)
+        if remaining or failures:
+            raise RuntimeError(f"dead-letter topic {self.topic}: {remaining} unacknowledged, errors {failures[:3]}")

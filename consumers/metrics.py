@@ -1,0 +1,41 @@
+"""Prometheus metrics of the sinks."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+
+class SinkMetrics:
+    def __init__(self, region: str, registry: CollectorRegistry = REGISTRY) -> None:
+        self.region = region
+        self.applied_events = Counter("cdcsync_sink_events_applied_total", "Events applied", ["region", "sink"],
+                                      registry=registry)
+        self.skipped_events = Counter("cdcsync_sink_events_skipped_total",
+                                      "Events deliberately not applied, by reason", ["region", "sink", "reason"],
+                                      registry=registry)
+        self.batch_size = Histogram("cdcsync_sink_batch_events", "Events per applied batch", ["region", "sink"],
+                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=registry)
+        self.apply_seconds = Histogram("cdcsync_sink_apply_seconds", "Time to apply one transaction or pipeline",
+                                       ["region", "sink"], registry=registry)
+        self.retries = Counter("cdcsync_sink_retries_total", "Transient errors retried", ["region", "sink"],
+                               registry=registry)
+        self.dlq = Counter("cdcsync_sink_dead_letters_total", "Events sent to the dead-letter topic",
+                           ["region", "sink"], registry=registry)
+        self.lag = Gauge("cdcsync_sink_consumer_lag_messages", "High watermark minus committed position",
+                         ["region", "sink", "topic", "partition"], registry=registry)
+
+    def applied(self, sink: str, events: int, seconds: float) -> None:
+        self.applied_events.labels(self.region, sink).inc(events)
+        self.apply_seconds.labels(self.region, sink).observe(seconds)
+
+    def batch(self, sink: str, events: int) -> None:
+        self.batch_size.labels(self.region, sink).observe(events)
+
+    def skipped(self, sink: str, reason: str, count: int = 1) -> None:
+        self.skipped_events.labels(self.region, sink, reason).inc(count)
+
+    def retried(self, sink: str) -> None:
+        self.retries.labels(self.region, sink).inc()
+
+    def dead_lettered(self, sink: str, count: int) -> None:
+        self.dlq.labels(self.region, sink).inc(count)

@@ -1,0 +1,51 @@
+"""What travels from the Kafka source to the sinks: one typed record per message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.codec import DecodeError, UnsupportedSchemaVersion, decode
+from schemas.events import ChangeEvent, DdlEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A consumed message, decoded. Exactly one of `event` and `error` is set; `error_kind` names
+    the class of a poison message (`undecodable`, `unsupported_version`)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    payload: bytes
+    event: ChangeEvent | DdlEvent | None
+    error: str | None
+    error_kind: str | None = None
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @classmethod
+    def from_message(cls, topic: str, partition: int, offset: int, key: bytes | None,
+                     payload: bytes | None) -> "SourceRecord":
+        if payload is None:
+            return cls(topic, partition, offset, key, b"", None, "empty payload (tombstone)", "undecodable")
+        try:
+            return cls(topic, partition, offset, key, payload, decode(payload), None)
+        except UnsupportedSchemaVersion as err:
+            return cls(topic, partition, offset, key, payload, None, str(err), "unsupported_version")
+        except DecodeError as err:
+            return cls(topic, partition, offset, key, payload, None, str(err), "undecodable")
+
+
+def source_region(topic: str, prefix: str) -> str:
+    """The region a change topic belongs to: `<prefix>.<region>.<...>`."""
+    rest = topic[len(prefix) + 1:] if topic.startswith(prefix + ".") else topic
+    return rest.split(".", 1)[0]

@@ -1,0 +1,99 @@
+"""The sink loop: consume a batch, apply it, then commit its offsets. Nothing else commits.
+
+A batch closes at `batch_max_events` events or `batch_max_ms` after its first event. On a
+rebalance the in-flight batch is applied and committed inside the revoke callback, before the
+partitions move; on SIGTERM the loop finishes the batch, commits, leaves the group and returns.
+Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from consumers.dlq import DeadLetter, DeadLetterPublisher
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord, TopicPartition
+from consumers.source import KafkaSource
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    name: str
+
+    def write_batch(self, records: list[SourceRecord]) -> None:
+        """Apply every record (or dead-letter it) durably; return only then. Blocks."""
+
+    def close(self) -> None: ...
+
+
+class SinkRunner:
+    def __init__(self, *, source: KafkaSource, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
+                 batch_max_events: int, batch_max_ms: int) -> None:
+        self.source = source
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.batch_max_events = batch_max_events
+        self.batch_max_s = batch_max_ms / 1000
+        self._pending: list[SourceRecord] = []
+        self._stop = False
+        self.batches = 0
+
+    def request_stop(self, *_: object) -> None:
+        self._stop = True
+
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        self.flush()
+
+    def run(self) -> None:
+        next_lag = time.monotonic()
+        try:
+            while not self._stop:
+                self._fill()
+                self.flush()
+                if time.monotonic() >= next_lag:
+                    self._report_lag()
+                    next_lag = time.monotonic() + 5.0
+            self.flush()
+        finally:
+            self.source.close()      # leaves the group: the others take over at once
+            self.sink.close()
+
+    def _fill(self) -> None:
+        deadline: float | None = None
+        while not self._stop and len(self._pending) < self.batch_max_events:
+            now = time.monotonic()
+            if self._pending and deadline is None:
+                deadline = now + self.batch_max_s
+            timeout = 0.25 if deadline is None else deadline - now
+            if timeout <= 0:
+                return
+            records = self.source.consume(self.batch_max_events - len(self._pending), min(timeout, 0.25))
+            self._pending.extend(records)
+            if not self._pending:
+                deadline = None          # a revoke may have flushed what we had
+
+    def flush(self) -> None:
+        """Apply and commit whatever is pending. Called by the loop and by the revoke callback."""
+        records, self._pending = self._pending, []
+        if not records:
+            return
+        poison = [r for r in records if r.event is None]
+        if poison:
+            self.dead_letters.publish([DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable")
+                                       for r in poison])
+            self.metrics.dead_lettered(self.sink.name, len(poison))
+        self.sink.write_batch([r for r in records if r.event is not None])
+        self.source.commit(records)
+        self.metrics.batch(self.sink.name, len(records))
+        self.batches += 1
+
+    def _report_lag(self) -> None:
+        try:
+            for tp, lag in self.source.lag().items():
+                self.metrics.lag.labels(self.metrics.region, self.sink.name, tp.topic, str(tp.partition)).set(lag)
+        except Exception as err:  # lag is informational; never stop applying for it
+            log.debug("lag report failed: %s", err)

@@ -1,0 +1,97 @@
+"""Writes in any region reach every other region's database (mesh and star), and nothing echoes."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from schemas.config import PipelineConfig, parse_config
+from tests.conftest import config_for_test, connect
+from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+
+pytestmark = pytest.mark.integration
+
+TABLE = "CREATE TABLE {db}.accounts (id INT PRIMARY KEY, owner VARCHAR(32) NOT NULL, balance DECIMAL(12,2) NOT NULL)"
+
+
+def rows(config: PipelineConfig, region: str, db: str) -> dict[int, tuple]:
+    with connect(config, region, db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, owner, balance FROM accounts")
+        return {r[0]: (r[1], str(r[2])) for r in cur.fetchall()}
+
+
+def narrowed(sandbox_config, unique, tmp_path, regions, **top) -> tuple[PipelineConfig, str, Path]:
+    db = f"ap_{unique}"
+    base = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
+    data = base.model_dump(mode="python")
+    data["regions"] = {name: r for name, r in data["regions"].items() if name in regions}
+    for name, r in data["regions"].items():
+        r["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
+        r["sink"]["batch_max_ms"] = 50
+    data.update(top)
+    config = parse_config(data)
+    for region in regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(TABLE.format(db=db))
+    return config, db, write_config(config, tmp_path / "cdcsync.toml")
+
+
+@contextlib.contextmanager
+def pipeline(config: PipelineConfig, path: Path, tmp_path: Path):
+    procs = []
+    try:
+        for region in config.regions:
+            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
+        for region in config.regions:
+            procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log").start())
+        for region in config.regions:
+            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
+        yield procs
+        for proc in procs:
+            assert proc.terminate() == 0, proc.output()
+    finally:
+        for proc in procs:
+            if proc.alive():
+                proc.kill9()
+
+
+def expected_after_writes(regions: list[str]) -> dict[int, tuple]:
+    expected = {}
+    for n, region in enumerate(regions):
+        base = 1000 * (n + 1)
+        for i in range(base, base + 19):
+            expected[i] = (f"{region}-{i}", "11.00" if i < base + 10 else "10.00")
+    return expected
+
+
+def write_some(config: PipelineConfig, region: str, db: str, base: int) -> None:
+    with connect(config, region, db) as conn, conn.cursor() as cur:
+        for i in range(base, base + 20):
+            cur.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (i, f"{region}-{i}", "10.00"))
+        cur.execute("UPDATE accounts SET balance = balance + 1 WHERE id BETWEEN %s AND %s", (base, base + 9))
+        cur.execute("DELETE FROM accounts WHERE id = %s", (base + 19,))
+
+
+@pytest.mark.parametrize("regions", [["eu", "us"], ["eu", "us", "ap"]], ids=["two", "three"])
+def test_mesh_reaches_every_database(sandbox_config, unique, tmp_path, regions) -> None:
+    config, db, path = narrowed(sandbox_config, unique, tmp_path, regions)
+    with pipeline(config, path, tmp_path):
+        for n, region in enumerate(regions):
+            write_some(config, region, db, base=1000 * (n + 1))
+        expected = expected_after_writes(regions)
+        for region in regions:
+            wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+
+
+def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:
+    regions = ["eu", "us", "ap"]
+    config, db, path = narrowed(sandbox_config, unique, tmp_path, regions, topology={"mode": "star", "hub": "eu"})
+    with pipeline(config, path, tmp_path):
+        for n, region in enumerate(regions):
+            write_some(config, region, db, base=1000 * (n + 1))
+        expected = expected_after_writes(regions)
+        for region in regions:
+            wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
