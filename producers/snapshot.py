@@ -1,11 +1,8 @@
 """Consistent initial snapshot: every existing row, then streaming from exactly that point.
 
-MariaDB: `START TRANSACTION WITH CONSISTENT SNAPSHOT` makes `binlog_snapshot_file/position` the
-binlog position of the snapshot itself, with no lock; `BINLOG_GTID_POS()` turns it into a GTID
-state. Rows are read in primary-key chunks inside that one transaction and published as
-`op = "snapshot"` events; streaming then resumes at the snapshot position, so no change is missed
-or doubled. MySQL: the position is taken under a brief `FLUSH TABLES WITH READ LOCK` (needs RELOAD).
-
+Rows are read in primary-key chunks inside one consistent-snapshot transaction
+(producers/snapshot_reader.py) and published as `op = "snapshot"` events carrying the snapshot's
+binlog position; streaming then resumes at that position, so no change is missed or doubled.
 A producer killed during the snapshot has no checkpoint yet and starts the snapshot over.
 """
 
@@ -15,42 +12,22 @@ import logging
 import time
 from typing import Any
 
-import pymysql
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from producers import binlog_stream, messages
+from producers import messages
 from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition
 from producers.publisher import Publisher
-from producers.snapshot_encoding import SnapshotEncoder
-from producers.table_catalog import snapshot_columns
+from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.topics import TopicCreator, TopicNames
 from schemas.codec import encode
-from schemas.config import PipelineConfig, table_selected
+from schemas.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
-_SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _after_clause(pk: tuple[str, ...]) -> str:
-    """Keyset condition `pk > last` for a (possibly composite) key, in a form indexes can use."""
-    terms = []
-    for i, col in enumerate(pk):
-        equal = [f"{_quote(c)} = %s" for c in pk[:i]]
-        terms.append("(" + " AND ".join([*equal, f"{_quote(col)} > %s"]) + ")")
-    return " OR ".join(terms)
-
-
-def _after_params(pk_values: tuple[Any, ...]) -> list[Any]:
-    params: list[Any] = []
-    for i in range(len(pk_values)):
-        params.extend(pk_values[: i + 1])
-    return params
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
 class Snapshotter:
@@ -64,107 +41,52 @@ class Snapshotter:
         self.topics = topics
         self.metrics = metrics
         self.names = TopicNames.of(config)
+        self._held: tuple[str, bytes, dict[str, Any]] | None = None
 
     def run(self) -> BinlogPosition:
-        mysql = self.region.mysql
-        with binlog_stream.connect(mysql, autocommit=False) as conn, conn.cursor() as cur:
-            cur.execute("SET SESSION time_zone = '+00:00'")
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            position = self._begin(cur, mysql.flavor)
-            tables = self._tables(cur)
+        settings = self.region.producer
+        with ConsistentSnapshot(self.region.mysql, self.config.meta_db, settings.snapshot_chunk_rows) as snap:
+            position = snap.position
+            assert position is not None
             info = messages.TxnInfo(self.region.name, self.region.name, self.region.server_id, None,
                                     f"snapshot:{position.gtid_state or f'{position.file}:{position.pos}'}",
                                     time.time_ns() // 1000)
             ack = self.publisher.tracker.open()
-            held: list[tuple[str, bytes, dict[str, Any]]] = []
-            hdrs = messages.headers("change", self.region.name)
-
-            def emit(topic: str, key: bytes, message: dict[str, Any]) -> None:
-                if held:
-                    self.publisher.produce(ack, *_encoded(held.pop()), hdrs)
-                held.append((topic, key, message))
-
-            with Progress(TextColumn("snapshot {task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), transient=False) as progress:
-                for db, table, estimate in tables:
-                    task = progress.add_task(f"{db}.{table}", total=max(estimate, 1))
-                    count = self._table(cur, db, table, position, info, emit,
-                                        lambda n, t=task: progress.advance(t, n))
+            headers = messages.headers("change", self.region.name)
+            with progress_bar() as progress:
+                for table in snap.tables(settings):
+                    if not table.has_primary_key and settings.no_primary_key == "skip":
+                        log.warning("table %s.%s has no primary key: skipping it (producer.no_primary_key = "
+                                    "'skip')", table.db, table.table)
+                        continue
+                    task = progress.add_task(f"snapshot {table.db}.{table.table}", total=max(table.estimated_rows, 1))
+                    count = 0
+                    for rows in snap.chunks(table):
+                        self._publish(table, rows, position, info, ack, headers)
+                        count += len(rows)
+                        progress.advance(task, len(rows))
                     progress.update(task, total=max(count, 1), completed=max(count, 1))
-                    log.info("snapshot of %s.%s: %d rows", db, table, count)
-            if held:
-                topic, key, message = held.pop()
+                    log.info("snapshot of %s.%s: %d rows", table.db, table.table, count)
+            if self._held is not None:
+                topic, key, message = self._held
                 message["txn_last"] = True
-                self.publisher.produce(ack, *_encoded((topic, key, message)), hdrs)
+                self.publisher.produce(ack, topic, key, encode(message), headers)
             self.publisher.tracker.seal(ack, position)
-            conn.commit()
         return position
 
-    def _begin(self, cur: pymysql.cursors.Cursor, flavor: str) -> BinlogPosition:
-        if flavor == "mariadb":
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            status = {name.lower(): value for name, value in cur.fetchall()}
-            file, pos = status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])
-            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
-            gtid = cur.fetchone()[0] or ""
-            return BinlogPosition(gtid, file, pos)
-        cur.execute("FLUSH TABLES WITH READ LOCK")
-        try:
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            return binlog_stream.current_position(cur.connection, flavor)
-        finally:
-            cur.execute("UNLOCK TABLES")
-
-    def _tables(self, cur: pymysql.cursors.Cursor) -> list[tuple[str, str, int]]:
-        cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES "
-                    "WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN (%s, %s, %s, %s, %s) "
-                    "ORDER BY TABLE_SCHEMA, TABLE_NAME", (*_SYSTEM_SCHEMAS, self.config.meta_db))
-        producer = self.region.producer
-        return [(db, t, int(n)) for db, t, n in cur.fetchall() if table_selected(producer, db, t)]
-
-    def _table(self, cur: pymysql.cursors.Cursor, db: str, table: str, position: BinlogPosition,
-               info: messages.TxnInfo, emit: Any, advance: Any) -> int:
-        meta = snapshot_columns(cur.connection, db, table)
-        pk = tuple(meta.primary_key)
-        if not pk:
-            if self.region.producer.no_primary_key == "skip":
-                log.warning("table %s.%s has no primary key: skipping it (producer.no_primary_key = 'skip')",
-                            db, table)
-                return 0
-        encoder = SnapshotEncoder(meta)
-        key_cols = pk or tuple(c.name for c in meta.columns)
-        topic = self.names.changes(self.region.name, db, table)
+    def _publish(self, table: SnapshotTable, rows: list[dict[str, Any]], position: BinlogPosition,
+                 info: messages.TxnInfo, ack: Any, headers: list[tuple[str, bytes]]) -> None:
+        topic = self.names.changes(self.region.name, table.db, table.table)
         self.topics.ensure(topic)
-        prefix = f"{db}.{table}:".encode() if self.names.mode == "per_region" else b""
-        counter = self.metrics.snapshot_rows.labels(self.region.name, db, table)
-        chunk = self.region.producer.snapshot_chunk_rows
-        source = f"{_quote(db)}.{_quote(table)}"
-        select = f"SELECT {encoder.select_list}{''.join(', ' + _quote(c) for c in pk)} FROM {source}"
-        order = f" ORDER BY {', '.join(_quote(c) for c in pk)} LIMIT {chunk}" if pk else ""
-        count = 0
-        last: tuple[Any, ...] | None = None
-        while True:
-            if pk and last is not None:
-                cur.execute(f"{select} WHERE {_after_clause(pk)}{order}", _after_params(last))
-            else:
-                cur.execute(select + order)
-            rows = cur.fetchall()
-            for row in rows:
-                after = encoder.encode_row(row[: len(row) - len(pk)] if pk else row)
-                pk_values = [after[c] for c in key_cols]
-                message = messages.change(info, position.file, position.pos, db, table, "snapshot",
-                                          dict(zip(key_cols, pk_values)), None, after, encoder.types)
-                emit(topic, messages.row_key(pk_values, prefix), message)
-            count += len(rows)
-            counter.inc(len(rows))
-            advance(len(rows))
-            self.publisher.poll(0)
-            if not pk or len(rows) < chunk:
-                return count
-            last = tuple(rows[-1][len(rows[-1]) - len(pk):])
-
-
-def _encoded(item: tuple[str, bytes, dict[str, Any]]) -> tuple[str, bytes, bytes]:
-    topic, key, message = item
-    return topic, key, encode(message)
+        prefix = f"{table.db}.{table.table}:".encode() if self.names.mode == "per_region" else b""
+        keys = table.key_columns
+        for after in rows:
+            pk_values = [after[c] for c in keys]
+            message = messages.change(info, position.file, position.pos, table.db, table.table, "snapshot",
+                                      dict(zip(keys, pk_values)), None, after, table.encoder.types)
+            if self._held is not None:  # hold one back: the last snapshot event carries txn_last
+                held_topic, held_key, held = self._held
+                self.publisher.produce(ack, held_topic, held_key, encode(held), headers)
+            self._held = (topic, messages.row_key(pk_values, prefix), message)
+        self.metrics.snapshot_rows.labels(self.region.name, table.db, table.table).inc(len(rows))
+        self.publisher.poll(0)
