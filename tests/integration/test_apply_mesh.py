@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from consumers.cache_sink import decode_row, redis_client
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
@@ -47,6 +48,7 @@ def pipeline(config: PipelineConfig, path: Path, tmp_path: Path):
             procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
         for region in config.regions:
             procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log").start())
+            procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
         for region in config.regions:
             wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
         yield procs
@@ -56,6 +58,16 @@ def pipeline(config: PipelineConfig, path: Path, tmp_path: Path):
         for proc in procs:
             if proc.alive():
                 proc.kill9()
+
+
+def cached(config: PipelineConfig, region: str, db: str) -> dict[int, tuple]:
+    client = redis_client(config.region(region).redis)
+    result = {}
+    for key in client.scan_iter(f"{config.prefix}:{db}.accounts:*"):
+        row = decode_row(client.hgetall(key))
+        if row is not None:
+            result[row["id"]] = (row["owner"], row["balance"])
+    return result
 
 
 def expected_after_writes(regions: list[str]) -> dict[int, tuple]:
@@ -84,6 +96,7 @@ def test_mesh_reaches_every_database(sandbox_config, unique, tmp_path, regions) 
         expected = expected_after_writes(regions)
         for region in regions:
             wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+            wait_until(lambda r=region: cached(config, r, db) == expected, timeout=60, what=f"{region} cache")
 
 
 def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:

@@ -1,0 +1,52 @@
+"""The cache sink never moves a key backwards, whatever order or how often events are replayed."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumers.cache_sink import CacheSink, decode_row, redis_client
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord
+from prometheus_client import CollectorRegistry
+from schemas.codec import encode
+from tests.conftest import config_for_test, connect
+from tests.support.kafka import read_all
+from tests.support.producer import ProducerProcess, wait_until, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_replayed_and_reordered_events_never_overwrite_newer_values(sandbox_config, unique, tmp_path) -> None:
+    db, prefix = f"cs_{unique}", f"t{unique}"
+    config = config_for_test(sandbox_config, prefix=prefix, include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
+    with connect(config, "eu") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
+    with ProducerProcess(write_config(config, tmp_path / "c.toml"), "eu", tmp_path / "p.log") as producer:
+        wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, what="checkpoint")
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            for v in range(1, 6):
+                cur.execute("INSERT INTO t VALUES (1, %s) ON DUPLICATE KEY UPDATE v = %s", (v, v))
+            cur.execute("INSERT INTO t VALUES (2, 1)")
+            cur.execute("DELETE FROM t WHERE id = 2")
+        topic = f"{prefix}.eu.{db}.t"
+        kafka = read_all(config.kafka.bootstrap, [topic], expect=7)
+        assert producer.terminate() == 0
+    records = [SourceRecord.from_message(r.topic, r.partition, r.offset, r.key, encode(r.message))
+               for r in sorted(kafka, key=lambda r: (r.partition, r.offset))]
+    sink = CacheSink(config, "eu", SinkMetrics("eu", CollectorRegistry()))
+    client = redis_client(config.region("eu").redis)
+    key1, key2 = f"{prefix}:{db}.t:[1]", f"{prefix}:{db}.t:[2]"
+
+    sink.write_batch(records)
+    assert decode_row(client.hgetall(key1)) == {"id": 1, "v": 5}
+    assert decode_row(client.hgetall(key2)) is None and client.hget(key2, "_deleted") == b"1"
+    newest = {k: client.hgetall(k) for k in (key1, key2)}
+
+    for replay in (records[:3], records[:1], list(reversed(records)), records):   # old offsets, any order
+        for record in replay:
+            sink.write_batch([record])
+        assert {k: client.hgetall(k) for k in (key1, key2)} == newest
+    assert sink.last_written == 0
+    assert client.ttl(key2) > 0          # tombstones expire
+    sink.close()
