@@ -40,6 +40,14 @@ def connect(config: PipelineConfig, region: str, db: str | None = None, **kw) ->
                            database=db, autocommit=True, **kw)
 
 
+@pytest.fixture(autouse=True)
+def _reap_processes() -> Iterator[None]:
+    yield
+    from tests.support.producer import reap_all
+
+    reap_all()
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix for databases, topic prefixes and groups of one test."""

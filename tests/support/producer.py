@@ -22,6 +22,9 @@ def write_config(config: PipelineConfig, path: Path) -> Path:
     return path
 
 
+STARTED: list["CdcsyncProcess"] = []   # reaped after every test by an autouse fixture (conftest.py)
+
+
 class CdcsyncProcess:
     """A `cdcsync <command> --config ... --region ...` subprocess."""
 
@@ -35,6 +38,7 @@ class CdcsyncProcess:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
         out.close()
+        STARTED.append(self)
         return self
 
     def kill9(self) -> None:
@@ -82,3 +86,11 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def reap_all() -> None:
+    """Kill whatever a test left running (a failed assertion skips its own clean-up)."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.alive():
+            proc.kill9()
