@@ -50,3 +50,33 @@ def test_replayed_and_reordered_events_never_overwrite_newer_values(sandbox_conf
     assert sink.last_written == 0
     assert client.ttl(key2) > 0          # tombstones expire
     sink.close()
+
+
+def test_cache_rebuild_after_flush_keeps_newer_values(sandbox_config, unique, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    db, prefix = f"cr_{unique}", f"t{unique}"
+    config = config_for_test(sandbox_config, prefix=prefix, include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
+    path = write_config(config, tmp_path / "c.toml")
+    with connect(config, "us") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(20))")
+        cur.execute(f"CREATE TABLE {db}.other (id INT PRIMARY KEY)")
+        cur.executemany(f"INSERT INTO {db}.items VALUES (%s, %s)", [(i, f"n{i}") for i in range(250)])
+        cur.execute(f"INSERT INTO {db}.other VALUES (1)")
+    client = redis_client(config.region("us").redis)
+    newer = f"{prefix}:{db}.items:[7]"
+    client.hset(newer, mapping={"_v": "9999999999.000000000000.00000000", "id": "7", "name": '"from-the-sink"'})
+
+    result = subprocess.run([sys.executable, "-m", "cdcsync", "cache", "rebuild", "--config", str(path),
+                             "--region", "us", "--table", f"{db}.items"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "rebuilt 250 rows in 1 tables" in result.stdout
+    assert decode_row(client.hgetall(f"{prefix}:{db}.items:[3]")) == {"id": 3, "name": "n3"}
+    assert decode_row(client.hgetall(newer)) == {"id": 7, "name": "from-the-sink"}   # newer version kept
+    assert not client.exists(f"{prefix}:{db}.other:[1]")                              # --table respected
+
+    result = subprocess.run([sys.executable, "-m", "cdcsync", "cache", "rebuild", "--config", str(path),
+                             "--region", "us", "--table", f"{db}.nope"], capture_output=True, text=True)
+    assert result.returncode == 1 and f"{db}.nope" in result.stderr
