@@ -1,0 +1,105 @@
+"""Pure parts of the database sink: SQL dialects, replay detection, per-key folding, origin runs."""
+
+from __future__ import annotations
+
+import random
+
+import pymysql
+import pytest
+
+from consumers import db_dialect
+from consumers.db_sink import _last_per_key, _statements, already_applied, poison_kind
+from consumers.records import SourceRecord, source_region
+from consumers.retry import RetryPolicy, is_transient
+from schemas.codec import encode
+from schemas.config import parse_config
+
+
+def record(offset: int, op: str = "update", pk: int = 1, v: str = "x", gtid: str | None = "1-1-10",
+           index: int = 0, origin: str = "eu", topic: str = "cdcsync.eu.app.t") -> SourceRecord:
+    after = None if op == "delete" else {"id": pk, "v": v}
+    before = {"id": pk, "v": "old"} if op in ("update", "delete") else None
+    event = {"schema_version": 1, "kind": "change", "region": "eu", "origin": origin, "server_id": 1,
+             "gtid": gtid, "binlog_file": "binlog.000001", "binlog_pos": 100 + offset, "txn_id": gtid or "s",
+             "ts_us": 0, "db": "app", "table": "t", "txn_index": index, "txn_last": True, "op": op,
+             "pk": {"id": pk}, "before": before, "after": after, "types": {"id": "int", "v": "varchar(10)"}}
+    return SourceRecord.from_message(topic, 0, offset, b"[1]", encode(event))
+
+
+def test_mariadb_and_mysql_upserts() -> None:
+    maria = db_dialect.upsert("mariadb", "app", "t", ["id", "v"], 2)
+    assert maria == ("INSERT INTO `app`.`t` (`id`, `v`) VALUES (%s, %s), (%s, %s) "
+                     "ON DUPLICATE KEY UPDATE `id` = VALUES(`id`), `v` = VALUES(`v`)")
+    mysql = db_dialect.upsert("mysql", "app", "t", ["id", "v"], 1)
+    assert mysql == ("INSERT INTO `app`.`t` (`id`, `v`) VALUES (%s, %s) AS new "
+                     "ON DUPLICATE KEY UPDATE `id` = new.`id`, `v` = new.`v`")
+
+
+def test_batched_deletes() -> None:
+    assert db_dialect.delete("app", "t", ["id"], 3) == "DELETE FROM `app`.`t` WHERE `id` IN (%s, %s, %s)"
+    assert db_dialect.delete("a", "t`x", ["b", "a"], 2) == \
+        "DELETE FROM `a`.`t``x` WHERE (`b`, `a`) IN ((%s, %s), (%s, %s))"
+
+
+def test_replays_are_recognised_by_offset_and_by_source_gtid() -> None:
+    event = record(5, gtid="1-1-10", index=2).event
+    assert not already_applied(event, 5, None)
+    assert already_applied(event, 5, (5, None, None))
+    assert already_applied(event, 5, (4, "1-1-10", 2))      # the producer re-delivered it at a new offset
+    assert already_applied(event, 5, (4, "1-1-11", 0))
+    assert not already_applied(event, 5, (4, "1-1-10", 1))
+    assert not already_applied(event, 5, (4, "2-2-99", 0))  # another domain: not comparable
+    snapshot = record(5, gtid=None).event
+    assert not already_applied(snapshot, 5, (4, "1-1-10", 0))
+
+
+def test_last_change_per_key_wins_in_order() -> None:
+    recs = [record(1, "insert", pk=1, v="a"), record(2, "insert", pk=2, v="b"), record(3, "update", pk=1, v="c"),
+            record(4, "delete", pk=2)]
+    final = _last_per_key(recs)
+    assert [(r.event.pk["id"], r.event.op.value) for r in final] == [(1, "update"), (2, "delete")]
+    statements = _statements("mariadb", final)
+    assert statements[0][0].startswith("DELETE") and statements[0][1] == [2]
+    assert statements[1][0].startswith("INSERT") and statements[1][1] == [1, "c"]
+
+
+def test_topology_decides_what_a_sink_accepts() -> None:
+    mesh = parse_config({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}, "ap": {"server_id": 3}}})
+    assert mesh.accepts("us", "eu", "eu") and not mesh.accepts("us", "eu", "ap")
+    assert not mesh.accepts("us", "eu", "us")
+    star = parse_config({"topology": {"mode": "star", "hub": "eu"},
+                         "regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}, "ap": {"server_id": 3}}})
+    assert star.sources_of("us") == ("eu",) and star.sources_of("eu") == ("us", "ap")
+    assert star.accepts("us", "eu", "ap") and star.accepts("us", "eu", "eu") and not star.accepts("us", "eu", "us")
+    assert star.accepts("eu", "us", "us") and not star.accepts("eu", "us", "ap")
+    assert source_region("cdcsync.us.app.t", "cdcsync") == "us"
+
+
+def test_poison_classification() -> None:
+    assert poison_kind(pymysql.err.ProgrammingError(1146, "no table")) == "missing_table"
+    assert poison_kind(pymysql.err.OperationalError(1054, "no column")) == "missing_column"
+    assert poison_kind(pymysql.err.IntegrityError(1062, "dup")) == "constraint"
+    assert poison_kind(pymysql.err.OperationalError(1213, "deadlock")) is None
+    assert is_transient(pymysql.err.OperationalError(1213, "deadlock"))
+    assert is_transient(pymysql.err.OperationalError(2013, "lost"))
+    assert not is_transient(pymysql.err.ProgrammingError(1146, "no table"))
+
+
+def test_retry_backs_off_with_jitter_then_gives_up() -> None:
+    slept: list[float] = []
+    policy = RetryPolicy(attempts=4, base_ms=100, max_ms=250, sleep=slept.append, rng=random.Random(1))
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise pymysql.err.OperationalError(2013, "lost")
+        return "ok"
+
+    assert policy.run(flaky) == "ok" and len(slept) == 2
+    assert 0 <= slept[0] <= 0.1 and 0 <= slept[1] <= 0.2
+    with pytest.raises(pymysql.err.OperationalError):
+        policy.run(lambda: (_ for _ in ()).throw(pymysql.err.OperationalError(1205, "lock wait")))
+    assert all(d <= 0.25 for d in (policy.delay(a) for a in range(10)))
+    with pytest.raises(pymysql.err.ProgrammingError):   # not transient: no retry at all
+        policy.run(lambda: (_ for _ in ()).throw(pymysql.err.ProgrammingError(1146, "x")))
