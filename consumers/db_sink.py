@@ -16,6 +16,10 @@ the caller commit the Kafka offsets.
 - Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
   column, constraint) re-runs the transaction statement by statement under savepoints, so only the
   poison events go to the dead-letter topic and the rest commit.
+- `replay` (for `cdcsync dlq replay`) applies dead-lettered records again, each under its own
+  savepoint, without the already-applied check. It still writes the marker row first (with the
+  records' origin), but leaves the marker's applied offset and GTID as they are, so replaying an
+  old offset never moves the live sink's replay detection backwards.
 """
 
 from __future__ import annotations
@@ -160,6 +164,54 @@ class DatabaseSink:
                     runs.append(current)
                 current.records.append(record)
         return runs
+
+    def replay(self, records: list[SourceRecord]) -> list[DeadLetter]:
+        """Apply dead-lettered records again, in source order per partition, one savepoint each and
+        without folding or the already-applied check: an operator asked for them after fixing the
+        cause. Returns, without publishing them, the records that were not applied and why (still
+        undecodable, not a row change, not accepted by the topology, or a poison error again).
+        Transient errors are retried like `write_batch`'s. Blocks.
+        """
+        refused: list[DeadLetter] = []
+        accepted: list[SourceRecord] = []
+        for record in records:
+            event = record.event
+            if event is None:
+                refused.append(DeadLetter(record, record.error or "undecodable", record.error_kind or "undecodable"))
+            elif not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
+                refused.append(DeadLetter(record, "not a row change: nothing to apply", "not_a_row_change"))
+            elif not self.config.accepts(self.region.name, source_region(record.topic, self.config.prefix),
+                                         event.origin):
+                refused.append(DeadLetter(record, f"region {self.region.name} does not apply changes of origin "
+                                                  f"{event.origin} read from {record.topic}", "not_accepted"))
+            else:
+                accepted.append(record)
+        for run in self._runs(accepted):
+            def attempt(run: _Run = run) -> list[DeadLetter]:
+                try:
+                    return self._replay_transaction(run)
+                except BaseException:
+                    self._rollback()
+                    raise
+
+            started = time.perf_counter()
+            failed = self.retry.run(attempt)
+            self.metrics.applied(self.name, len(run.records) - len(failed), time.perf_counter() - started)
+            refused.extend(failed)
+        return refused
+
+    def _replay_transaction(self, run: _Run) -> list[DeadLetter]:
+        conn = self._connection()
+        meta = self.config.meta_db
+        with conn.cursor() as cur:
+            conn.begin()
+            marker = metadata_tables.read_marker(cur, meta, run.topic, run.partition)
+            offset, gtid, index = marker if marker is not None else (-1, None, None)
+            metadata_tables.write_marker(cur, meta, topic=run.topic, partition=run.partition, origin=run.origin,
+                                         offset=offset, gtid=gtid, txn_index=index)
+            failed = self._apply_isolated(cur, run.records)
+            conn.commit()
+        return failed
 
     def _apply_run(self, run: _Run) -> int:
         def attempt(isolate: bool) -> int:
