@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cdcsync.commands import cache, config, consumer, demo, producer, sandbox, schema
+from cdcsync.commands import cache, config, consumer, demo, dlq, producer, sandbox, schema, status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
@@ -12,9 +12,11 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(schema.app, name="schema")
 app.add_typer(config.app, name="config")
 app.add_typer(cache.app, name="cache")
+app.add_typer(dlq.app, name="dlq")
 app.command("producer")(producer.producer)
 app.command("consumer")(consumer.consumer)
 app.command("demo")(demo.demo)
+app.command("status")(status.status)
 
 
 def main() -> None:

@@ -1,0 +1,62 @@
+"""`cdcsync status`: producer checkpoints and sink-group lag, per region (logic in consumers/status.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cdcsync.commands.common import ConfigOption, load
+
+
+def _position(gtid: str, file: str, pos: int) -> str:
+    return f"{gtid or '-'}\n{file}:{pos}"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def status(config: Path = ConfigOption,
+           as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+           timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for each Kafka request.")) -> None:
+    """Per region: the producer's checkpoint against the server's binlog position, and sink-group lag.
+
+    The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error.
+    """
+    from consumers.status import pipeline_status
+
+    cfg = load(config)
+    regions = pipeline_status(cfg, timeout_s=timeout)
+    if as_json:
+        typer.echo(orjson.dumps({"regions": [r.to_json() for r in regions]}).decode())
+    else:
+        console = Console()
+        table = Table("region", "checkpoint", "age", "server", "behind (txns / bytes)", "db lag", "cache lag",
+                      "errors", title="cdcsync status", show_lines=True)
+        for r in regions:
+            cp, server = r.checkpoint, r.server
+            lags = {g.sink: ("error" if g.lag is None else str(g.lag)) for g in r.groups}
+            txns, nbytes = r.behind_transactions, r.behind_bytes
+            table.add_row(r.region, _position(cp.gtid_state, cp.binlog_file, cp.binlog_pos) if cp else "none",
+                          _age(r.checkpoint_age_s),
+                          _position(server.gtid_state, server.file, server.pos) if server else "unreachable",
+                          f"{'-' if txns is None else txns} / {'-' if nbytes is None else nbytes}",
+                          lags.get("db", "-"), lags.get("cache", "-"), "\n".join(r.errors) or "-")
+        console.print(table)
+        lagging = Table("group", "topic", "partition", "committed", "high", "lag", title="partitions with lag")
+        for r in regions:
+            for g in r.groups:
+                for p in g.partitions:
+                    if p.lag:
+                        lagging.add_row(g.group, p.topic, str(p.partition),
+                                        "-" if p.committed is None else str(p.committed), str(p.high), str(p.lag))
+        if lagging.row_count:
+            console.print(lagging)
+    if any(r.errors for r in regions):
+        raise typer.Exit(1)

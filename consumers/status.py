@@ -1,0 +1,215 @@
+"""`cdcsync status`: per region, how far the producer and the two sink groups are behind.
+
+- Producer: its checkpoint file (`<producer.checkpoint_dir>/<region>.json`) against the server's
+  binlog position right now (`SHOW MASTER STATUS`, `@@gtid_binlog_pos`). `behind_transactions`
+  (MariaDB GTIDs: the per-domain sequence differences, summed) and `behind_bytes` (same binlog
+  file only) are what is not checkpointed yet. The checkpoint's age keeps growing on an idle server
+  whose position does not move; "behind" is the signal, the age is context.
+- Sinks: for the groups `<prefix>.<region>.db` and `<prefix>.<region>.cache`, per partition of the
+  topics they subscribe to, the high watermark minus the group's committed offset (or minus the
+  low watermark when the group has committed nothing there). Committed offsets are fetched with a
+  consumer that has the group's id but never subscribes, so it never joins or disturbs the group.
+
+Read-only and safe at any time. A failure (database, Kafka, checkpoint file) is recorded in the
+region's `errors` and the rest of the report is still filled in; nothing raises.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import TopicPartition as KafkaTP
+
+from producers.checkpoint import Checkpoint, CheckpointError, FileCheckpointStore
+from producers.position import BinlogPosition, MariaGtidState
+from producers.topics import client_settings
+from schemas.config import PipelineConfig
+
+SINKS = ("db", "cache")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None      # None: the group has committed nothing on this partition
+    low: int
+    high: int
+
+    @property
+    def lag(self) -> int:
+        return partition_lag(self.committed, self.low, self.high)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    group: str
+    sink: str
+    partitions: tuple[PartitionLag, ...] = ()
+    error: str | None = None
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.error is not None else sum(p.lag for p in self.partitions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group": self.group, "sink": self.sink, "lag": self.lag, "error": self.error,
+                "partitions": [{"topic": p.topic, "partition": p.partition, "committed": p.committed,
+                                "low": p.low, "high": p.high, "lag": p.lag} for p in self.partitions]}
+
+
+@dataclass(slots=True)
+class RegionStatus:
+    region: str
+    checkpoint: Checkpoint | None = None
+    checkpoint_path: str | None = None
+    server: BinlogPosition | None = None
+    groups: list[GroupLag] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    now_us: int = 0
+
+    @property
+    def checkpoint_age_s(self) -> float | None:
+        return None if self.checkpoint is None else max(0.0, (self.now_us - self.checkpoint.updated_at_us) / 1e6)
+
+    @property
+    def behind_transactions(self) -> int | None:
+        if self.checkpoint is None or self.server is None:
+            return None
+        return transactions_behind(self.checkpoint.gtid_state, self.server.gtid_state)
+
+    @property
+    def behind_bytes(self) -> int | None:
+        if self.checkpoint is None or self.server is None:
+            return None
+        return bytes_behind(self.checkpoint.position, self.server)
+
+    def to_json(self) -> dict[str, Any]:
+        cp = self.checkpoint
+        return {
+            "region": self.region,
+            "checkpoint": None if cp is None else {
+                "path": self.checkpoint_path, "gtid_state": cp.gtid_state, "binlog_file": cp.binlog_file,
+                "binlog_pos": cp.binlog_pos, "updated_at_us": cp.updated_at_us, "age_s": self.checkpoint_age_s},
+            "server": None if self.server is None else {
+                "gtid_state": self.server.gtid_state, "binlog_file": self.server.file, "binlog_pos": self.server.pos},
+            "producer_behind": {"transactions": self.behind_transactions, "bytes": self.behind_bytes},
+            "groups": [g.to_json() for g in self.groups],
+            "errors": list(self.errors),
+        }
+
+
+# -- pure parts -------------------------------------------------------------------------------------
+def partition_lag(committed: int | None, low: int, high: int) -> int:
+    """Messages a group has still to read on one partition."""
+    position = committed if committed is not None and committed >= 0 else low
+    return max(0, high - max(position, low))
+
+
+def transactions_behind(checkpoint_gtid: str, server_gtid: str) -> int | None:
+    """Transactions in the server's binlog after the checkpoint, from MariaDB GTID states (summed
+    per-domain sequence differences); None when either is not a MariaDB GTID state."""
+    try:
+        checkpoint, server = MariaGtidState(checkpoint_gtid), MariaGtidState(server_gtid)
+    except ValueError:
+        return None
+    domains = {int(g.split("-", 1)[0]) for g in filter(None, (p.strip() for p in server_gtid.split(",")))}
+    behind = 0
+    for domain in domains:
+        have, head = checkpoint.seq(domain) or 0, server.seq(domain) or 0
+        behind += max(0, head - have)
+    return behind
+
+
+def bytes_behind(checkpoint: BinlogPosition, server: BinlogPosition) -> int | None:
+    """Binlog bytes after the checkpoint; None when the server has moved to another binlog file."""
+    if checkpoint.file != server.file:
+        return None
+    return max(0, server.pos - checkpoint.pos)
+
+
+def matching_topics(topics: Iterable[str], subscriptions: list[str]) -> list[str]:
+    """The topics a consumer subscribed to `subscriptions` gets: `^...` entries are regexes."""
+    patterns = [re.compile(s) for s in subscriptions if s.startswith("^")]
+    exact = {s for s in subscriptions if not s.startswith("^")}
+    return sorted(t for t in topics if t in exact or any(p.search(t) for p in patterns))
+
+
+# -- servers ----------------------------------------------------------------------------------------
+def pipeline_status(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[RegionStatus]:
+    """The status of every region of the config, in config order."""
+    return [region_status(config, name, timeout_s=timeout_s) for name in config.regions]
+
+
+def region_status(config: PipelineConfig, region: str, *, timeout_s: float = 10.0) -> RegionStatus:
+    status = RegionStatus(region, now_us=time.time_ns() // 1000)
+    _producer_position(config, region, status)
+    _group_lags(config, region, status, timeout_s)
+    return status
+
+
+def _producer_position(config: PipelineConfig, region: str, status: RegionStatus) -> None:
+    from producers.binlog_stream import connect, current_position
+
+    settings = config.region(region)
+    store = FileCheckpointStore(settings.producer.checkpoint_dir, region, settings.server_id)
+    status.checkpoint_path = str(store.path)
+    try:
+        status.checkpoint = store.load()
+        if status.checkpoint is None:
+            status.errors.append(f"checkpoint: no file at {store.path} (producer not started yet, or run "
+                                 f"`cdcsync status` where its checkpoint_dir is)")
+    except (CheckpointError, OSError) as err:
+        status.errors.append(f"checkpoint: {err}")
+    try:
+        with connect(settings.mysql) as conn:
+            status.server = current_position(conn, settings.mysql.flavor)
+    except Exception as err:  # any failure of one region's server is reported in its row
+        status.errors.append(f"mysql {settings.mysql.host}:{settings.mysql.port}: {err}")
+
+
+def _group_lags(config: PipelineConfig, region: str, status: RegionStatus, timeout_s: float) -> None:
+    from consumers.service import group_id, subscriptions
+
+    kafka = config.kafka_for(region)
+    for sink in SINKS:
+        group = group_id(config, region, sink)  # type: ignore[arg-type]
+        try:
+            status.groups.append(GroupLag(group, sink, _partitions(client_settings(kafka), group,
+                                                                   subscriptions(config, region, sink),  # type: ignore[arg-type]
+                                                                   timeout_s)))
+        except Exception as err:  # reported, never raised: the other regions still get their rows
+            message = f"kafka {kafka.bootstrap} ({group}): {err}"
+            status.groups.append(GroupLag(group, sink, error=message))
+            status.errors.append(message)
+
+
+def _partitions(settings: dict[str, object], group: str, patterns: list[str],
+                timeout_s: float) -> tuple[PartitionLag, ...]:
+    # The group's id only lets `committed()` fetch its offsets: no subscribe, so no join.
+    consumer = Consumer({**settings, "group.id": group, "enable.auto.commit": False,
+                         "enable.auto.offset.store": False, "client.id": f"cdcsync-status-{uuid.uuid4().hex[:8]}"})
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+        topics = matching_topics((t for t in metadata.topics if not t.startswith("__")), patterns)
+        wanted = [KafkaTP(t, p) for t in topics for p in sorted(metadata.topics[t].partitions)]
+        if not wanted:
+            return ()
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(wanted, timeout=timeout_s)}
+        result = []
+        for tp in wanted:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+            offset = committed.get((tp.topic, tp.partition))
+            result.append(PartitionLag(tp.topic, tp.partition, offset if offset is not None and offset >= 0 else None,
+                                       low, high))
+        return tuple(result)
+    except KafkaException as err:
+        raise RuntimeError(err.args[0].str() if err.args and hasattr(err.args[0], "str") else str(err)) from None
+    finally:
+        consumer.close()
