@@ -17,7 +17,7 @@ Each workload's binlog range is then read, in the same process, by
               library reconnects from the original auto_position and reads the range again,
               forever, so rows are counted twice and the loop never ends;
     producer  the real producer code wired as producers/service.py wires it (Publisher,
-              TopicCreator, _JsonCatalog, Capture, open_stream, its checkpointing every
+              TopicCreator, JsonCatalog, Capture, open_stream, its checkpointing every
               `checkpoint_interval_ms`), publishing until the broker acknowledged every event.
               Timed from opening the stream to the end of `publisher.flush()`; topics are created
               before the clock starts. Each run checks that the acknowledged position is the
@@ -82,7 +82,8 @@ from producers.checkpoint import FileCheckpointStore  # noqa: E402
 from producers.metrics import ProducerMetrics  # noqa: E402
 from producers.position import BinlogPosition, MariaGtidState  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
-from producers.service import _JsonCatalog  # noqa: E402
+from producers.service import Checkpointer, JsonCatalog  # noqa: E402
+from producers.service import pump as service_pump  # noqa: E402
 from producers.topics import TopicCreator, TopicNames  # noqa: E402
 from schemas.config import PipelineConfig  # noqa: E402
 
@@ -210,7 +211,7 @@ class ProducerParts:
     config: PipelineConfig
     publisher: Publisher
     topics: TopicCreator
-    catalog: _JsonCatalog
+    catalog: JsonCatalog
     metrics: ProducerMetrics
     registry: CollectorRegistry
     store: FileCheckpointStore
@@ -229,54 +230,35 @@ def build_producer(base: PipelineConfig, root: Path, workload: Workload, run: in
     topics.ensure(names.schema(REGION), names.changes(REGION, workload.db, TABLE))
     registry = CollectorRegistry()
     store = FileCheckpointStore(settings.checkpoint_dir, REGION, config.region(REGION).server_id)
-    return ProducerParts(config, publisher, topics, _JsonCatalog(config, REGION), ProducerMetrics(registry),
+    return ProducerParts(config, publisher, topics, JsonCatalog(config.region(REGION).mysql), ProducerMetrics(registry),
                          registry, store)
 
 
 def pump(parts: ProducerParts, workload: Workload) -> None:
-    """ProducerService._stream's loop (no reconnects), from the workload's start until its end is sealed.
-
-    Like the service: every event goes to `capture.handle`; every `checkpoint_interval_ms` the
-    publisher is polled (serving delivery callbacks) and the acknowledged position is saved.
-    """
+    """The service's own loop (`producers.service.pump`, no reconnects), from the workload's start
+    until its end is sealed, with its checkpointing every `checkpoint_interval_ms`."""
     region = parts.config.region(REGION)
     settings = region.producer
-    publisher, metrics, store = parts.publisher, parts.metrics, parts.store
     end_gtid = str(MariaGtidState(workload.end.gtid_state))
-    interval = settings.checkpoint_interval_ms / 1000
     deadline = time.monotonic() + PASS_TIMEOUT_S
-    next_save = time.monotonic() + interval
-    saved = workload.start
+    checkpointer = Checkpointer(parts.store, parts.publisher, parts.metrics, REGION, workload.start,
+                                settings.checkpoint_interval_ms / 1000)
     stream = binlog_stream.open_stream(region.mysql, workload.start, reader_server_id=next(_reader_ids),
                                        heartbeat_s=settings.heartbeat_s)
-    capture = Capture(config=parts.config, region=REGION, publisher=publisher, topics=parts.topics,
-                      catalog=parts.catalog, start=workload.start, metrics=metrics)
+    capture = Capture(config=parts.config, region=REGION, publisher=parts.publisher, topics=parts.topics,
+                      catalog=parts.catalog, start=workload.start, metrics=parts.metrics)
+
+    def done() -> bool:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"producer {workload.name}: not done after {PASS_TIMEOUT_S:.0f}s")
+        return capture.sealed.gtid_state == end_gtid
+
     try:
-        for event in stream:
-            capture.handle(event, stream)
-            if isinstance(event, XidEvent):
-                metrics.observed_commit(REGION, event.timestamp)
-            if time.monotonic() >= next_save:
-                publisher.poll(0)
-                saved = _checkpoint(parts, saved)
-                next_save = time.monotonic() + interval
-                if next_save > deadline:
-                    raise TimeoutError(f"producer {workload.name}: not done after {PASS_TIMEOUT_S:.0f}s")
-            if capture.sealed.gtid_state == end_gtid:
-                return
+        service_pump(stream, capture, checkpointer, parts.metrics, REGION, done)
     finally:
         stream.close()
-    raise RuntimeError(f"producer {workload.name}: the stream ended at {capture.sealed.describe()}")
-
-
-def _checkpoint(parts: ProducerParts, saved: BinlogPosition) -> BinlogPosition:
-    """As ProducerService._checkpoint: save the acknowledged position when it moved."""
-    acked = parts.publisher.tracker.acked_position()
-    if acked is None or acked == saved:
-        return saved
-    parts.store.save(acked)
-    parts.metrics.checkpointed(REGION, acked.pos)
-    return acked
+    if not done():
+        raise RuntimeError(f"producer {workload.name}: the stream ended at {capture.sealed.describe()}")
 
 
 def _check_published(parts: ProducerParts, workload: Workload) -> int:

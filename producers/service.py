@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import pymysql
 from pymysqlreplication.event import XidEvent
@@ -24,7 +26,7 @@ from producers.position import BinlogPosition
 from producers.publisher import Publisher
 from producers.table_catalog import json_columns
 from producers.topics import TopicCreator, TopicNames
-from schemas.config import PipelineConfig
+from schemas.config import MySQLConfig, PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +91,9 @@ class ProducerService:
     def _stream(self, start: BinlogPosition, publisher: Publisher, topics: TopicCreator) -> None:
         mysql = self.region.mysql
         settings = self.region.producer
-        catalog = _JsonCatalog(self.config, self.region.name)
-        saved = start
-        interval = settings.checkpoint_interval_ms / 1000
-        next_save = time.monotonic() + interval
+        catalog = JsonCatalog(mysql)
+        checkpointer = Checkpointer(self.store, publisher, self.metrics, self.region.name, start,
+                                    settings.checkpoint_interval_ms / 1000)
         position = start
         attempt = 0
         while not self._stop:
@@ -101,17 +102,8 @@ class ProducerService:
             capture = Capture(config=self.config, region=self.region.name, publisher=publisher, topics=topics,
                               catalog=catalog, start=position, metrics=self.metrics)
             try:
-                for event in stream:
-                    capture.handle(event, stream)
-                    if isinstance(event, XidEvent):
-                        self.metrics.observed_commit(self.region.name, event.timestamp)
-                    if time.monotonic() >= next_save:
-                        publisher.poll(0)
-                        saved = self._checkpoint(publisher, saved)
-                        next_save = time.monotonic() + interval
-                    if self._stop and not capture.in_transaction:
-                        break
-                    attempt = 0
+                pump(stream, capture, checkpointer, self.metrics, self.region.name, lambda: self._stop)
+                attempt = 0
             except StreamInterrupted as err:
                 log.warning("region %s: %s; reopening at %s", self.region.name, err, capture.sealed.describe())
             except pymysql.err.OperationalError as err:
@@ -133,23 +125,58 @@ class ProducerService:
                 stream.close()
             position = capture.sealed
         publisher.flush()
-        self._checkpoint(publisher, saved)
-        log.info("region %s: stopped at %s", self.region.name, (publisher.tracker.acked_position() or saved).describe())
-
-    def _checkpoint(self, publisher: Publisher, saved: BinlogPosition) -> BinlogPosition:
-        acked = publisher.tracker.acked_position()
-        if acked is None or acked == saved:
-            return saved
-        self.store.save(acked)
-        self.metrics.checkpointed(self.region.name, acked.pos)
-        return acked
+        final = checkpointer.save()
+        log.info("region %s: stopped at %s", self.region.name, final.describe())
 
 
-class _JsonCatalog:
-    """Which columns of a table are JSON (MariaDB logs them as LONGTEXT). Cached per table."""
+class Checkpointer:
+    """Writes the acknowledged position to the store at most every `interval_s`."""
 
-    def __init__(self, config: PipelineConfig, region: str) -> None:
-        self._mysql = config.region(region).mysql
+    def __init__(self, store: FileCheckpointStore, publisher: Publisher, metrics: ProducerMetrics, region: str,
+                 saved: BinlogPosition, interval_s: float) -> None:
+        self.store, self.publisher, self.metrics, self.region = store, publisher, metrics, region
+        self.saved = saved
+        self.interval_s = interval_s
+        self._due = time.monotonic() + interval_s
+
+    def maybe(self) -> None:
+        """Cheap when not due; when due, serves delivery callbacks and saves any progress."""
+        if time.monotonic() >= self._due:
+            self.publisher.poll(0)
+            self.save()
+            self._due = time.monotonic() + self.interval_s
+
+    def save(self) -> BinlogPosition:
+        acked = self.publisher.tracker.acked_position()
+        if acked is not None and acked != self.saved:
+            self.store.save(acked)
+            self.metrics.checkpointed(self.region, acked.pos)
+            self.saved = acked
+        return self.saved
+
+
+def pump(stream: Any, capture: Capture, checkpointer: Checkpointer, metrics: ProducerMetrics, region: str,
+         should_stop: Callable[[], bool]) -> None:
+    """Feed the stream's events to the capture until `should_stop()` holds at a transaction boundary.
+
+    Blocks on the stream; heartbeats wake it when the binlog is idle, so `should_stop` is seen
+    within `producer.heartbeat_s`.
+    """
+    for event in stream:
+        capture.handle(event, stream)
+        if isinstance(event, XidEvent):
+            metrics.observed_commit(region, event.timestamp)
+        checkpointer.maybe()
+        if should_stop() and not capture.in_transaction:
+            return
+
+
+class JsonCatalog:
+    """Which columns of a table are JSON (MariaDB logs them as LONGTEXT). Cached per table until
+    `invalidate()` (the capture calls it on every DDL)."""
+
+    def __init__(self, mysql: MySQLConfig) -> None:
+        self._mysql = mysql
         self._cache: dict[tuple[str, str], frozenset[str]] = {}
 
     def lookup(self, db: str, table: str) -> frozenset[str]:
