@@ -9,6 +9,7 @@
   topics they subscribe to, the high watermark minus the group's committed offset (or minus the
   low watermark when the group has committed nothing there). Committed offsets are fetched with a
   consumer that has the group's id but never subscribes, so it never joins or disturbs the group.
+  High watermarks are checked with a one-record fetch (see `watermarks`).
 
 Read-only and safe at any time. A failure (database, Kafka, checkpoint file) is recorded in the
 region's `errors` and the rest of the report is still filled in; nothing raises.
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from producers.checkpoint import Checkpoint, CheckpointError, FileCheckpointStore
@@ -192,7 +193,7 @@ def _group_lags(config: PipelineConfig, region: str, status: RegionStatus, timeo
 
 def _partitions(settings: dict[str, object], group: str, patterns: list[str],
                 timeout_s: float) -> tuple[PartitionLag, ...]:
-    # The group's id only lets `committed()` fetch its offsets: no subscribe, so no join.
+    # The group's id only lets `committed()` fetch its offsets: no subscribe, so no join, no commit.
     consumer = Consumer({**settings, "group.id": group, "enable.auto.commit": False,
                          "enable.auto.offset.store": False, "client.id": f"cdcsync-status-{uuid.uuid4().hex[:8]}"})
     try:
@@ -202,14 +203,55 @@ def _partitions(settings: dict[str, object], group: str, patterns: list[str],
         if not wanted:
             return ()
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(wanted, timeout=timeout_s)}
-        result = []
-        for tp in wanted:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
-            offset = committed.get((tp.topic, tp.partition))
-            result.append(PartitionLag(tp.topic, tp.partition, offset if offset is not None and offset >= 0 else None,
-                                       low, high))
-        return tuple(result)
     except KafkaException as err:
-        raise RuntimeError(err.args[0].str() if err.args and hasattr(err.args[0], "str") else str(err)) from None
+        raise RuntimeError(_kafka_message(err)) from None
     finally:
         consumer.close()
+    ends = watermarks(settings, wanted, timeout_s)
+    result = []
+    for tp in wanted:
+        low, high = ends[(tp.topic, tp.partition)]
+        offset = committed.get((tp.topic, tp.partition))
+        result.append(PartitionLag(tp.topic, tp.partition, offset if offset is not None and offset >= 0 else None,
+                                   low, high))
+    return tuple(result)
+
+
+def watermarks(settings: dict[str, object], partitions: list[KafkaTP],
+               timeout_s: float) -> dict[tuple[str, int], tuple[int, int]]:
+    """(low, high) watermarks per partition. The high one is the larger of the ListOffsets answer
+    and the one a fetch of the partition's last record reports: the sandbox broker (Tansu) answers
+    ListOffsets with its last batch's base offset + 1, short of the end whenever that batch holds
+    several records. The probe uses a throwaway group id, assigns, and commits nothing."""
+    consumer = Consumer({**settings, "group.id": f"cdcsync-status-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                         "enable.auto.offset.store": False, "enable.partition.eof": True})
+    try:
+        listed = {}
+        for tp in partitions:
+            listed[(tp.topic, tp.partition)] = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+        probe = {key: max(low, high - 1) for key, (low, high) in listed.items() if high > low}
+        if not probe:
+            return dict(listed)
+        consumer.assign([KafkaTP(t, p, offset) for (t, p), offset in probe.items()])
+        waiting = set(probe)
+        deadline = time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.2):
+                err = msg.error()
+                if err is None or err.code() == KafkaError._PARTITION_EOF:
+                    waiting.discard((msg.topic(), msg.partition()))
+        result = dict(listed)
+        for (topic, partition), (low, high) in listed.items():
+            if (topic, partition) in probe:
+                _, fetched = consumer.get_watermark_offsets(KafkaTP(topic, partition), cached=True)
+                result[(topic, partition)] = (low, max(high, fetched))
+        return result
+    except KafkaException as err:
+        raise RuntimeError(_kafka_message(err)) from None
+    finally:
+        consumer.close()
+
+
+def _kafka_message(err: KafkaException) -> str:
+    first = err.args[0] if err.args else err
+    return first.str() if hasattr(first, "str") else str(first)

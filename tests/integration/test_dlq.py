@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumers.db_sink import DatabaseSink
@@ -93,22 +93,25 @@ def produce_raw(config: PipelineConfig, topic: str, messages: list[tuple[bytes, 
 
 
 def raw_topic(bootstrap: str, topics: list[str]) -> dict[tuple[str, int, int], bytes]:
-    """Every message of `topics` as it is on the broker, by (topic, partition, offset)."""
+    """Every message of `topics` as it is on the broker, by (topic, partition, offset). Reads each
+    partition to the broker's EOF (Tansu's ListOffsets answer can be short of the end)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         metadata = consumer.list_topics(timeout=10)
-        ends = {}
-        for t in topics:
-            for p in metadata.topics[t].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)
-                if high > low:
-                    ends[(t, p)] = (low, high)
-        consumer.assign([TopicPartition(t, p, low) for (t, p), (low, _) in ends.items()])
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata.topics[t].partitions])
+        pending = {(t, p) for t in topics for p in metadata.topics[t].partitions}
         found: dict[tuple[str, int, int], bytes] = {}
-        wait_until(lambda: found.update({(m.topic(), m.partition(), m.offset()): m.value()
-                                         for m in consumer.consume(500, 0.2) if not m.error()}) or
-                   len(found) >= sum(high - low for low, high in ends.values()), timeout=30, what="source topics read")
+
+        def read() -> bool:
+            for m in consumer.consume(500, 0.2):
+                if m.error() is None:
+                    found[(m.topic(), m.partition(), m.offset())] = m.value()
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard((m.topic(), m.partition()))
+            return not pending
+
+        wait_until(read, timeout=30, interval=0, what="source topics read to their end")
         return found
     finally:
         consumer.close()
