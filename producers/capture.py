@@ -120,7 +120,8 @@ class Capture:
         self._mariadb = self._region.mysql.flavor == "mariadb"
         self._gtid_state = MariaGtidState(start.gtid_state) if self._mariadb else None
         self._routes: dict[tuple[int, int], _Route] = {}
-        self._key_order: dict[int, tuple[str, ...]] = {}
+        self._table_maps: dict[int, TableMapEvent] = {}  # the last map per table id; read when a route is built
+        self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
         self.sealed = start
         self.file = start.file
@@ -159,6 +160,14 @@ class Capture:
     def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
         self._publisher.produce(self._ack, topic, key, encode(message), headers)
 
+    def _headers_for(self, kind: str, origin: str) -> list[tuple[str, bytes]]:
+        # One list per (kind, origin), shared by every message: librdkafka copies headers on produce.
+        key = (kind, origin)
+        hdrs = self._headers.get(key)
+        if hdrs is None:
+            hdrs = self._headers[key] = messages.headers(kind, origin)
+        return hdrs
+
     def _seal(self, stream: Any) -> None:
         if self._held is not None:
             self._held[2]["txn_last"] = True
@@ -183,7 +192,7 @@ class Capture:
         elif isinstance(event, XidEvent):
             self._seal(stream)
         elif isinstance(event, TableMapEvent):
-            self._key_order[event.table_id] = key_columns(event)
+            self._table_maps[event.table_id] = event
         elif isinstance(event, (MariadbGtidEvent, GtidEvent)):
             self._begin(event, event.gtid, stream.log_pos)
         elif isinstance(event, QueryEvent):
@@ -241,10 +250,10 @@ class Capture:
         key = f"{db}.{table or ''}".encode()
         if verb == "TRUNCATE" and table is not None:
             message = messages.change(info, stream.log_file, stream.log_pos, db, table, "truncate", {}, None, None, {})
-            self._emit(topic, key, message, messages.headers("change", info.origin))
+            self._emit(topic, key, message, self._headers_for("change", info.origin))
         else:
             message = messages.ddl(info, stream.log_file, stream.log_pos, db, table, query)
-            self._emit(topic, key, message, messages.headers("ddl", info.origin))
+            self._emit(topic, key, message, self._headers_for("ddl", info.origin))
         self._metrics.ddl(self._region.name)
 
     # -- rows --------------------------------------------------------------------------------
@@ -257,7 +266,8 @@ class Capture:
         if event.schema == self._config.meta_db:
             route.marker = event.table == MARKER_TABLE
         elif table_selected(self._region.producer, event.schema, event.table):
-            pk_cols = self._key_order.get(event.table_id, ())
+            table_map = self._table_maps.get(event.table_id)
+            pk_cols = key_columns(table_map) if table_map is not None else ()
             if not pk_cols:
                 pk_cols = self._no_pk_policy(event)
             if pk_cols:
@@ -295,46 +305,65 @@ class Capture:
         self._ensure_txn(event, stream.log_pos)
         info = self._info
         assert info is not None
-        encode = route.encoder.encode_row  # type: ignore[union-attr]
-        types = route.encoder.types  # type: ignore[union-attr]
-        pk_cols, topic, prefix, db, table = route.pk_cols, route.topic, route.key_prefix, route.db, route.table
-        file, pos = stream.log_file, stream.log_pos
-        hdrs = messages.headers("change", info.origin)
-        rows = event.rows
+        encode_row = route.encoder.encode_row  # type: ignore[union-attr]
         if isinstance(event, WriteRowsEvent):
-            for row in rows:
-                after = encode(row["values"], row["none_sources"])
-                pk_values = [after[c] for c in pk_cols]
-                message = messages.change(info, file, pos, db, table, "insert", dict(zip(pk_cols, pk_values)),
-                                          None, after, types)
-                self._emit(topic, messages.row_key(pk_values, prefix), message, hdrs)
+            op = "insert"
+            images: list[Any] = [encode_row(row["values"], row["none_sources"]) for row in event.rows]
         elif isinstance(event, UpdateRowsEvent):
-            for row in rows:
-                before = encode(row["before_values"], row["before_none_sources"])
-                after = encode(row["after_values"], row["after_none_sources"])
+            op = "update"
+            images = [(encode_row(row["before_values"], row["before_none_sources"]),
+                       encode_row(row["after_values"], row["after_none_sources"])) for row in event.rows]
+        elif isinstance(event, DeleteRowsEvent):
+            op = "delete"
+            images = [encode_row(row["values"], row["none_sources"]) for row in event.rows]
+        else:
+            return
+        self._publish_rows(route, info, op, images, stream.log_file, stream.log_pos)
+        route.counter.inc(len(images))
+
+    def _publish_rows(self, route: _Route, info: messages.TxnInfo, op: str, images: list[Any], file: str,
+                      pos: int) -> None:
+        """Emit one change per image (an update image is a (before, after) pair), in order.
+
+        `_emit`'s hold-one-back is inlined: this loop runs once per row.
+        """
+        types, pk_cols, topic, prefix, db, table = (route.encoder.types, route.pk_cols,  # type: ignore[union-attr]
+                                                    route.topic, route.key_prefix, route.db, route.table)
+        hdrs = self._headers_for("change", info.origin)
+        change, row_key = messages.change, messages.row_key
+        send, held = self._send, self._held
+        for image in images:
+            if op == "update":
+                before, after = image
                 old_pk = [before[c] for c in pk_cols]
                 new_pk = [after[c] for c in pk_cols]
-                if old_pk == new_pk:
-                    message = messages.change(info, file, pos, db, table, "update", dict(zip(pk_cols, new_pk)),
-                                              before, after, types)
-                    self._emit(topic, messages.row_key(new_pk, prefix), message, hdrs)
-                else:
+                if old_pk != new_pk:
                     # A key change is a delete of the old key and an insert of the new one, each on its
                     # own key's partition, so per-key order holds for both keys.
-                    message = messages.change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)),
-                                              before, None, types)
-                    self._emit(topic, messages.row_key(old_pk, prefix), message, hdrs)
-                    message = messages.change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)),
-                                              None, after, types)
-                    self._emit(topic, messages.row_key(new_pk, prefix), message, hdrs)
-        elif isinstance(event, DeleteRowsEvent):
-            for row in rows:
-                before = encode(row["values"], row["none_sources"])
-                pk_values = [before[c] for c in pk_cols]
-                message = messages.change(info, file, pos, db, table, "delete", dict(zip(pk_cols, pk_values)),
-                                          before, None, types)
-                self._emit(topic, messages.row_key(pk_values, prefix), message, hdrs)
-        route.counter.inc(len(rows))
+                    message = change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)), before,
+                                     None, types)
+                    if held is not None:
+                        send(*held)
+                    held = (topic, row_key(old_pk, prefix), message, hdrs)
+                    message = change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)), None,
+                                     after, types)
+                    key = row_key(new_pk, prefix)
+                else:
+                    message = change(info, file, pos, db, table, "update", dict(zip(pk_cols, new_pk)), before,
+                                     after, types)
+                    key = row_key(new_pk, prefix)
+            else:
+                pk_values = [image[c] for c in pk_cols]
+                if op == "insert":
+                    message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), None, image, types)
+                else:
+                    message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), image, None, types)
+                key = row_key(pk_values, prefix)
+            # Hold one message back so the last of the transaction can carry txn_last=True.
+            if held is not None:
+                send(*held)
+            held = (topic, key, message, hdrs)
+        self._held = held
 
     def _marker(self, event: RowsEvent, stream: Any) -> None:
         self._ensure_txn(event, stream.log_pos)

@@ -26,9 +26,22 @@ class ProducerMetrics:
                                     registry=registry)
         self.snapshot_rows = Counter("cdcsync_producer_snapshot_rows_total", "Rows published by snapshots",
                                      ["region", "db", "table"], registry=registry)
+        # labels() costs a lock and a tuple hash per call; the hot path keeps the children instead.
+        self._events: dict[tuple[str, str, str], Counter] = {}
+        self._lag: dict[str, Gauge] = {}
 
     def events_counter(self, region: str, db: str, table: str) -> Counter:
-        return self.events.labels(region, db, table)
+        key = (region, db, table)
+        child = self._events.get(key)
+        if child is None:
+            child = self._events[key] = self.events.labels(region, db, table)
+        return child
+
+    def lag_gauge(self, region: str) -> Gauge:
+        child = self._lag.get(region)
+        if child is None:
+            child = self._lag[region] = self.lag.labels(region)
+        return child
 
     def ddl(self, region: str) -> None:
         self.ddl_events.labels(region).inc()
@@ -37,7 +50,7 @@ class ProducerMetrics:
         self.errors.labels(region, kind).inc()
 
     def observed_commit(self, region: str, commit_ts_s: float) -> None:
-        self.lag.labels(region).set(max(0.0, time.time() - commit_ts_s))
+        self.lag_gauge(region).set(max(0.0, time.time() - commit_ts_s))
 
     def checkpointed(self, region: str, binlog_pos: int) -> None:
         self.checkpoint_time.labels(region).set(time.time())

@@ -24,10 +24,11 @@ class BinlogPosition:
 class MariaGtidState:
     """The last GTID seen per replication domain, as MariaDB's `@@gtid_binlog_pos` spells it."""
 
-    __slots__ = ("_by_domain",)
+    __slots__ = ("_by_domain", "_text")
 
     def __init__(self, state: str = "") -> None:
         self._by_domain: dict[int, str] = {}
+        self._text: str | None = ""
         for gtid in filter(None, (part.strip() for part in state.split(","))):
             self.update(gtid)
 
@@ -35,10 +36,17 @@ class MariaGtidState:
         domain = gtid.split("-", 1)[0]
         if not domain.isdigit() or gtid.count("-") != 2:
             raise ValueError(f"not a MariaDB GTID: {gtid!r}")
-        self._by_domain[int(domain)] = gtid
+        by_domain = self._by_domain
+        by_domain[int(domain)] = gtid
+        # The capture asks for the text after every transaction; with one domain (the usual case)
+        # it is the GTID itself, otherwise it is rebuilt on the next ask.
+        self._text = gtid if len(by_domain) == 1 else None
 
     def __str__(self) -> str:
-        return ",".join(self._by_domain[d] for d in sorted(self._by_domain))
+        text = self._text
+        if text is None:
+            text = self._text = ",".join(self._by_domain[d] for d in sorted(self._by_domain))
+        return text
 
     def seq(self, domain: int) -> int | None:
         gtid = self._by_domain.get(domain)
