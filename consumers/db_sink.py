@@ -4,10 +4,11 @@ Contract of `write_batch`: when it returns, every record is committed, dead-lett
 acknowledged by the broker), or deliberately skipped (an echo, or already applied). Only then may
 the caller commit the Kafka offsets.
 
-- One database transaction per source partition (and per run of equal `origin` within it, for a
-  star hub's mixed topics). Its first statement is the `apply_marker` row of that partition, which
-  (a) tells this region's producer the origin of the transaction (loop prevention) and (b) stores
-  the last applied offset and source GTID. Both are written in the same transaction as the data.
+- One database transaction per batch and origin (a star hub's topics mix origins; a partition's
+  runs of one origin then commit in order, see `transactions`). Its first statement upserts the
+  `apply_marker` rows of its source partitions, which (a) tell this region's producer the origin
+  of the transaction (loop prevention) and (b) store each partition's last applied offset and
+  source GTID, in the same transaction as the data.
 - Replays are recognised under the marker's row lock: an offset at or below the applied one, or a
   source (GTID, index) at or below the applied one (a producer's re-delivery after its restart),
   is skipped.
@@ -98,6 +99,26 @@ class _Run:
     records: list[SourceRecord] = field(default_factory=list)
 
 
+def transactions(runs: list[_Run]) -> list[list[_Run]]:
+    """Groups runs into database transactions: one per origin per round, where a round takes the
+    next run of every partition. A partition's runs thus commit in order, and a mesh batch (one
+    origin) is a single transaction across all its partitions."""
+    queues: dict[tuple[str, int], list[_Run]] = {}
+    for run in runs:
+        queues.setdefault((run.topic, run.partition), []).append(run)
+    groups: list[list[_Run]] = []
+    while queues:
+        by_origin: dict[str, list[_Run]] = {}
+        for tp in list(queues):
+            queue = queues[tp]
+            run = queue.pop(0)
+            by_origin.setdefault(run.origin, []).append(run)
+            if not queue:
+                del queues[tp]
+        groups.extend(by_origin.values())
+    return groups
+
+
 class DatabaseSink:
     """Owned by one thread. Holds one connection to the region's database."""
 
@@ -138,9 +159,9 @@ class DatabaseSink:
 
     # -- batches -------------------------------------------------------------------------------
     def write_batch(self, records: list[SourceRecord]) -> None:
-        for run in self._runs(records):
+        for group in transactions(self._runs(records)):
             started = time.perf_counter()
-            applied = self._apply_run(run)
+            applied = self._apply_group(group)
             self.metrics.applied(self.name, applied, time.perf_counter() - started)
 
     def _runs(self, records: list[SourceRecord]) -> list[_Run]:
@@ -213,10 +234,10 @@ class DatabaseSink:
             conn.commit()
         return failed
 
-    def _apply_run(self, run: _Run) -> int:
+    def _apply_group(self, group: list[_Run]) -> int:
         def attempt(isolate: bool) -> int:
             try:
-                return self._transaction(run, isolate)
+                return self._transaction(group, isolate)
             except BaseException:
                 self._rollback()
                 raise
@@ -234,22 +255,28 @@ class DatabaseSink:
         except pymysql.err.Error:
             self._drop_connection()
 
-    def _transaction(self, run: _Run, isolate: bool) -> int:
+    def _transaction(self, group: list[_Run], isolate: bool) -> int:
         conn = self._connection()
         meta = self.config.meta_db
         with conn.cursor() as cur:
             conn.begin()
-            marker = metadata_tables.read_marker(cur, meta, run.topic, run.partition)
-            fresh = [r for r in run.records if not already_applied(r.event, r.offset, marker)]  # type: ignore[arg-type]
-            if len(fresh) < len(run.records):
-                self.metrics.skipped(self.name, "already_applied", len(run.records) - len(fresh))
+            markers = metadata_tables.read_markers(cur, meta, [(run.topic, run.partition) for run in group])
+            fresh: list[SourceRecord] = []
+            new_markers = []
+            for run in group:
+                marker = markers.get((run.topic, run.partition))
+                kept = [r for r in run.records if not already_applied(r.event, r.offset, marker)]  # type: ignore[arg-type]
+                if len(kept) < len(run.records):
+                    self.metrics.skipped(self.name, "already_applied", len(run.records) - len(kept))
+                if kept:
+                    last: ChangeEvent = kept[-1].event  # type: ignore[assignment]
+                    new_markers.append((run.topic, run.partition, run.origin, kept[-1].offset, last.gtid,
+                                        last.txn_index))
+                    fresh.extend(kept)
             if not fresh:
                 conn.rollback()
                 return 0
-            last = fresh[-1]
-            last_event: ChangeEvent = last.event  # type: ignore[assignment]
-            metadata_tables.write_marker(cur, meta, topic=run.topic, partition=run.partition, origin=run.origin,
-                                         offset=last.offset, gtid=last_event.gtid, txn_index=last_event.txn_index)
+            metadata_tables.write_markers(cur, meta, new_markers)   # first: loop prevention needs it
             final = _last_per_key(fresh)
             letters = self._apply_isolated(cur, final) if isolate else self._apply_batched(cur, final)
             if letters:
@@ -285,27 +312,32 @@ class DatabaseSink:
         return letters
 
 
-def _key(event: ChangeEvent) -> tuple[str, str, tuple[Any, ...]]:
-    return event.db, event.table, tuple(str(v) for v in event.pk.values())
-
-
 def _last_per_key(records: list[SourceRecord]) -> list[SourceRecord]:
-    """The last change of every key, in the order of those last changes."""
-    last: dict[tuple[str, str, tuple[Any, ...]], SourceRecord] = {}
+    """The last change of every key, in the order of those last changes.
+
+    The Kafka key is the canonical primary key (prefixed by `db.table:` on a per-region topic),
+    so (topic, key) names the row.
+    """
+    last: dict[tuple[str, bytes | None], SourceRecord] = {}
     for record in records:
-        key = _key(record.event)  # type: ignore[arg-type]
+        key = (record.topic, record.key)
         last.pop(key, None)
         last[key] = record
     return list(last.values())
 
 
+_converters: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], tuple[Any, ...]] = {}
+
+
 def _converted(event: ChangeEvent, image: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
-    out = []
-    for column in columns:
-        convert = param_converter(event.types.get(column, ""))
-        value = image[column]
-        out.append(convert(value) if convert is not None and value is not None else value)
-    return out
+    """Query parameters of `image`'s `columns`; converters are looked up once per table shape."""
+    types = tuple(event.types.get(c, "") for c in columns)
+    shape = (event.db, event.table, columns, types)
+    converters = _converters.get(shape)
+    if converters is None:
+        converters = _converters[shape] = tuple(param_converter(t) for t in types)
+    return [value if convert is None or value is None else convert(value)
+            for convert, value in zip(converters, map(image.__getitem__, columns))]
 
 
 def _statements(flavor: str, records: list[SourceRecord]) -> list[tuple[str, list[Any]]]:

@@ -48,12 +48,17 @@ class SinkRunner:
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         self.flush()
 
+    def step(self) -> int:
+        """Fill one batch (up to `batch_max_events` or `batch_max_ms`), apply and commit it.
+        Returns the number of records it handled. Blocks up to the batch window."""
+        self._fill()
+        return self.flush()
+
     def run(self) -> None:
         next_lag = time.monotonic()
         try:
             while not self._stop:
-                self._fill()
-                self.flush()
+                self.step()
                 if time.monotonic() >= next_lag:
                     self._report_lag()
                     next_lag = time.monotonic() + 5.0
@@ -76,11 +81,11 @@ class SinkRunner:
             if not self._pending:
                 deadline = None          # a revoke may have flushed what we had
 
-    def flush(self) -> None:
+    def flush(self) -> int:
         """Apply and commit whatever is pending. Called by the loop and by the revoke callback."""
         records, self._pending = self._pending, []
         if not records:
-            return
+            return 0
         poison = [r for r in records if r.event is None]
         if poison:
             self.dead_letters.publish([DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable")
@@ -90,6 +95,7 @@ class SinkRunner:
         self.source.commit(records)
         self.metrics.batch(self.sink.name, len(records))
         self.batches += 1
+        return len(records)
 
     def _report_lag(self) -> None:
         try:

@@ -59,3 +59,29 @@ def read_marker(cur: pymysql.cursors.Cursor, meta_db: str, topic: str,
                 f"WHERE source_topic = %s AND source_partition = %s FOR UPDATE", (topic, partition))
     row = cur.fetchone()
     return (int(row[0]), row[1], row[2]) if row else None
+
+
+def read_markers(cur: pymysql.cursors.Cursor, meta_db: str,
+                 partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str | None, int | None]]:
+    """`read_marker` for several source partitions in one statement (row-locked until commit)."""
+    if not partitions:
+        return {}
+    where = " OR ".join(["(source_topic = %s AND source_partition = %s)"] * len(partitions))
+    cur.execute(f"SELECT source_topic, source_partition, applied_offset, source_gtid, source_txn_index "
+                f"FROM `{meta_db}`.`{APPLY_MARKER}` WHERE {where} FOR UPDATE",
+                [v for tp in partitions for v in tp])
+    return {(row[0], int(row[1])): (int(row[2]), row[3], row[4]) for row in cur.fetchall()}
+
+
+def write_markers(cur: pymysql.cursors.Cursor, meta_db: str,
+                  markers: list[tuple[str, int, str, int, str | None, int | None]]) -> None:
+    """`write_marker` for several source partitions in one statement:
+    rows of (topic, partition, origin, offset, gtid, txn_index), all of one origin."""
+    one = "(%s, %s, %s, %s, %s, %s, 1)"
+    cur.execute(
+        f"INSERT INTO `{meta_db}`.`{APPLY_MARKER}` (source_topic, source_partition, origin, applied_offset, "
+        f"source_gtid, source_txn_index, applied_count) VALUES {', '.join([one] * len(markers))} "
+        f"ON DUPLICATE KEY UPDATE origin = VALUES(origin), applied_offset = VALUES(applied_offset), "
+        f"source_gtid = VALUES(source_gtid), source_txn_index = VALUES(source_txn_index), "
+        f"applied_count = applied_count + 1",
+        [v for marker in markers for v in marker])

@@ -23,7 +23,7 @@ def record(offset: int, op: str = "update", pk: int = 1, v: str = "x", gtid: str
              "gtid": gtid, "binlog_file": "binlog.000001", "binlog_pos": 100 + offset, "txn_id": gtid or "s",
              "ts_us": 0, "db": "app", "table": "t", "txn_index": index, "txn_last": True, "op": op,
              "pk": {"id": pk}, "before": before, "after": after, "types": {"id": "int", "v": "varchar(10)"}}
-    return SourceRecord.from_message(topic, 0, offset, b"[1]", encode(event))
+    return SourceRecord.from_message(topic, 0, offset, f"[{pk}]".encode(), encode(event))
 
 
 def test_mariadb_and_mysql_upserts() -> None:
@@ -103,3 +103,15 @@ def test_retry_backs_off_with_jitter_then_gives_up() -> None:
     assert all(d <= 0.25 for d in (policy.delay(a) for a in range(10)))
     with pytest.raises(pymysql.err.ProgrammingError):   # not transient: no retry at all
         policy.run(lambda: (_ for _ in ()).throw(pymysql.err.ProgrammingError(1146, "x")))
+
+
+def test_runs_group_into_transactions_per_origin_keeping_partition_order() -> None:
+    from consumers.db_sink import _Run, transactions
+
+    a1, b1, a2 = _Run("t", 0, "us"), _Run("t", 0, "ap"), _Run("t", 0, "us")   # partition 0: us, ap, us
+    c1 = _Run("t", 1, "us")
+    d1 = _Run("u", 0, "ap")
+    groups = transactions([a1, b1, a2, c1, d1])
+    assert groups == [[a1, c1], [d1], [b1], [a2]]
+    mesh = [_Run("t", p, "us") for p in range(3)]
+    assert transactions(mesh) == [mesh]        # a mesh batch is one transaction
