@@ -5,7 +5,7 @@ from __future__ import annotations
 import pymysql
 from pymysqlreplication import BinLogStreamReader
 
-from producers import binlog_fixes
+from producers import binlog_fixes, table_map_cache
 from producers.position import BinlogPosition
 from schemas.config import MySQLConfig
 
@@ -46,8 +46,10 @@ def open_stream(mysql: MySQLConfig, position: BinlogPosition, *, reader_server_i
     No `only_events` filter: it matches exact classes and would silently drop partial-JSON
     updates. `filter_non_implemented_events=False`: otherwise event types the library cannot
     decode (compressed ones) vanish without a word instead of reaching the capture's refusal.
+    Installs the library patches (binlog_fixes, table_map_cache) for the rest of the process.
     """
     binlog_fixes.install()
+    table_map_cache.install()
     common = dict(connection_settings=connection_settings(mysql), server_id=reader_server_id, blocking=True,
                   slave_heartbeat=heartbeat_s, filter_non_implemented_events=False)
     if mysql.flavor == "mariadb":

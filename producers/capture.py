@@ -20,7 +20,7 @@ from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, Mariadb
 from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, TableMapEvent,
                                           UpdateRowsEvent, WriteRowsEvent)
 
-from producers import messages
+from producers import messages, table_map_cache
 from producers.binlog_stream import COMPRESSED_EVENT_TYPES
 from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition, MariaGtidState
@@ -89,12 +89,15 @@ class JsonCatalog(Protocol):
 
 
 class _Route:
-    """What to do with the rows of one table map: cached per table id until the next DDL."""
+    """What to do with the rows of one table map: cached per table id until the next DDL, and
+    rebuilt when a table map with other columns arrives under the same id."""
 
-    __slots__ = ("db", "table", "topic", "key_prefix", "encoder", "pk_cols", "publish", "marker", "counter")
+    __slots__ = ("db", "table", "columns", "topic", "key_prefix", "encoder", "pk_cols", "publish", "marker",
+                 "counter")
 
-    def __init__(self, db: str, table: str) -> None:
+    def __init__(self, db: str, table: str, columns: list[Any]) -> None:
         self.db, self.table = db, table
+        self.columns = columns  # the library's column list (shared by identical maps: table_map_cache)
         self.topic = ""
         self.key_prefix = b""
         self.encoder: TableEncoder | None = None
@@ -119,7 +122,7 @@ class Capture:
         self._metrics = metrics
         self._mariadb = self._region.mysql.flavor == "mariadb"
         self._gtid_state = MariaGtidState(start.gtid_state) if self._mariadb else None
-        self._routes: dict[tuple[int, int], _Route] = {}
+        self._routes: dict[int, _Route] = {}
         self._table_maps: dict[int, TableMapEvent] = {}  # the last map per table id; read when a route is built
         self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
@@ -235,6 +238,7 @@ class Capture:
         verb, db, table = parsed
         self._routes.clear()  # table ids and column lists may change after any DDL
         self._catalog.invalidate()
+        table_map_cache.invalidate(stream)
         if db == self._config.meta_db:
             return
         producer = self._region.producer
@@ -258,11 +262,15 @@ class Capture:
 
     # -- rows --------------------------------------------------------------------------------
     def _route(self, event: RowsEvent) -> _Route:
-        key = (event.table_id, len(event.columns))
-        route = self._routes.get(key)
+        columns = event.columns
+        route = self._routes.get(event.table_id)
         if route is not None:
-            return route
-        route = _Route(event.schema, event.table)
+            if route.columns is columns:  # the same parsed map: table_map_cache hands out one per distinct map
+                return route
+            if route.db == event.schema and route.table == event.table and route.columns == columns:
+                route.columns = columns  # an equal map parsed anew (after a rotate)
+                return route
+        route = _Route(event.schema, event.table, columns)
         if event.schema == self._config.meta_db:
             route.marker = event.table == MARKER_TABLE
         elif table_selected(self._region.producer, event.schema, event.table):
@@ -279,7 +287,7 @@ class Capture:
                     route.key_prefix = f"{event.schema}.{event.table}:".encode()
                 route.counter = self._metrics.events_counter(self._region.name, event.schema, event.table)
                 self._topics.ensure(route.topic)
-        self._routes[key] = route
+        self._routes[event.table_id] = route
         return route
 
     def _no_pk_policy(self, event: RowsEvent) -> tuple[str, ...]:
