@@ -34,3 +34,30 @@ def delete(db: str, table: str, key_columns: Sequence[str], rows: int) -> str:
     one = "(" + ", ".join(["%s"] * len(key_columns)) + ")"
     keys = "(" + ", ".join(quote(c) for c in key_columns) + ")"
     return f"DELETE FROM {target} WHERE {keys} IN ({', '.join([one] * rows)})"
+
+
+def present_keys(flavor: str, db: str, table: str, key_columns: Sequence[str], rows: int) -> str:
+    """Which of `rows` candidate keys exist (locked): returns the candidates' 0-based indexes.
+
+    Parameters: for each candidate, its index then its key values. The comparison happens in SQL,
+    so the database's own type rules apply (no Python-side value matching).
+    """
+    width = len(key_columns) + 1
+    row = ", ".join(["%s"] * width)
+    values = ", ".join([f"ROW({row})" if flavor == "mysql" else f"({row})"] * rows)
+    names = ", ".join(["i", *(f"k{n}" for n in range(len(key_columns)))])
+    join = " AND ".join(f"t.{quote(c)} = v.k{n}" for n, c in enumerate(key_columns))
+    return (f"WITH v({names}) AS (VALUES {values}) SELECT v.i FROM v JOIN {quote(db)}.{quote(table)} t "
+            f"ON {join} FOR UPDATE")
+
+
+def insert(db: str, table: str, columns: Sequence[str], rows: int) -> str:
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return (f"INSERT INTO {quote(db)}.{quote(table)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES {', '.join([one] * rows)}")
+
+
+def update_by_key(db: str, table: str, columns: Sequence[str], key_columns: Sequence[str]) -> str:
+    sets = ", ".join(f"{quote(c)} = %s" for c in columns)
+    where = " AND ".join(f"{quote(c)} = %s" for c in key_columns)
+    return f"UPDATE {quote(db)}.{quote(table)} SET {sets} WHERE {where}"

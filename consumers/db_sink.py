@@ -134,6 +134,7 @@ class DatabaseSink:
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
                                           on_retry=lambda e, n, d: metrics.retried(self.name))
         self._conn: pymysql.Connection | None = None
+        self._unique = _SecondaryUniqueKeys()
 
     # -- connection ----------------------------------------------------------------------------
     def _connection(self) -> pymysql.Connection:
@@ -287,8 +288,7 @@ class DatabaseSink:
 
     def _apply_batched(self, cur: pymysql.cursors.Cursor, final: list[SourceRecord]) -> list[DeadLetter]:
         try:
-            for sql, params in _statements(self.region.mysql.flavor, final):
-                cur.execute(sql, params)
+            self._write(cur, final)
         except pymysql.err.MySQLError as err:
             if poison_kind(err) is not None:
                 raise _Poison(str(err)) from err
@@ -300,16 +300,64 @@ class DatabaseSink:
         for record in final:
             cur.execute("SAVEPOINT cdcsync_event")
             try:
-                for sql, params in _statements(self.region.mysql.flavor, [record]):
-                    cur.execute(sql, params)
+                self._write(cur, [record])
             except pymysql.err.MySQLError as err:
                 kind = poison_kind(err)
                 if kind is None:
                     raise
                 cur.execute("ROLLBACK TO SAVEPOINT cdcsync_event")
                 letters.append(DeadLetter(record, f"{err.args[0]}: {err.args[-1]}", kind))
-                log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
+                log.warning("cannot apply %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
         return letters
+
+    def _write(self, cur: pymysql.cursors.Cursor, records: list[SourceRecord]) -> None:
+        """Deletes first (a re-inserted unique value must find its old row gone), then upserts."""
+        flavor = self.region.mysql.flavor
+        deletes, upserts = _plan(records)
+        for (db, table, key_cols), rows in deletes.items():
+            cur.execute(db_dialect.delete(db, table, key_cols, len(rows)), [v for row in rows for v in row])
+        for (db, table, cols, key_cols), rows in upserts.items():
+            if self._unique.has_secondary(cur, db, table):
+                self._insert_or_update(cur, db, table, cols, key_cols, rows)
+            else:
+                cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)), [v for row in rows for v in row])
+
+    def _insert_or_update(self, cur: pymysql.cursors.Cursor, db: str, table: str, cols: tuple[str, ...],
+                          key_cols: tuple[str, ...], rows: list[list[Any]]) -> None:
+        """For a table with a secondary UNIQUE key. There, ON DUPLICATE KEY UPDATE would rewrite
+        whichever other row holds a colliding value, primary key included, without an error.
+        Instead: insert the absent rows and update the present ones by primary key, so that a
+        collision raises (and becomes a dead letter)."""
+        at = [cols.index(k) for k in key_cols]
+        params = [v for i, row in enumerate(rows) for v in (i, *(row[j] for j in at))]
+        cur.execute(db_dialect.present_keys(self.region.mysql.flavor, db, table, key_cols, len(rows)), params)
+        present = {int(r[0]) for r in cur.fetchall()}
+        absent = [row for i, row in enumerate(rows) if i not in present]
+        if absent:
+            cur.execute(db_dialect.insert(db, table, cols, len(absent)), [v for row in absent for v in row])
+        update = db_dialect.update_by_key(db, table, cols, key_cols)
+        for i in sorted(present):
+            cur.execute(update, [*rows[i], *(rows[i][j] for j in at)])
+
+
+class _SecondaryUniqueKeys:
+    """Which target tables have a UNIQUE index besides the primary key; re-read every `ttl_s`,
+    so an index added later is noticed."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self._ttl_s = ttl_s
+        self._known: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    def has_secondary(self, cur: pymysql.cursors.Cursor, db: str, table: str) -> bool:
+        known = self._known.get((db, table))
+        now = time.monotonic()
+        if known is not None and now - known[1] < self._ttl_s:
+            return known[0]
+        cur.execute("SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY' LIMIT 1", (db, table))
+        found = cur.fetchone() is not None
+        self._known[(db, table)] = (found, now)
+        return found
 
 
 def _last_per_key(records: list[SourceRecord]) -> list[SourceRecord]:
@@ -340,27 +388,18 @@ def _converted(event: ChangeEvent, image: dict[str, Any], columns: tuple[str, ..
             for convert, value in zip(converters, map(image.__getitem__, columns))]
 
 
-def _statements(flavor: str, records: list[SourceRecord]) -> list[tuple[str, list[Any]]]:
-    """Deletes first (a re-inserted unique value must find its old row gone), then upserts."""
-    deletes: dict[tuple[str, str, tuple[str, ...]], list[Any]] = defaultdict(list)
-    delete_rows: dict[tuple[str, str, tuple[str, ...]], int] = defaultdict(int)
-    upserts: dict[tuple[str, str, tuple[str, ...]], list[Any]] = defaultdict(list)
-    upsert_rows: dict[tuple[str, str, tuple[str, ...]], int] = defaultdict(int)
+def _plan(records: list[SourceRecord]) -> tuple[dict[Any, list[list[Any]]], dict[Any, list[list[Any]]]]:
+    """Query parameters grouped per statement: deletes by (db, table, key columns), upserts by
+    (db, table, columns, key columns)."""
+    deletes: dict[Any, list[list[Any]]] = defaultdict(list)
+    upserts: dict[Any, list[list[Any]]] = defaultdict(list)
     for record in records:
         event: ChangeEvent = record.event  # type: ignore[assignment]
+        key_cols = tuple(event.pk)
         if event.op is Op.DELETE:
-            cols = tuple(event.pk)
-            group = (event.db, event.table, cols)
-            deletes[group].extend(_converted(event, event.pk, cols))
-            delete_rows[group] += 1
+            deletes[(event.db, event.table, key_cols)].append(_converted(event, event.pk, key_cols))
         else:
             image = event.after or {}
             cols = tuple(image)
-            group = (event.db, event.table, cols)
-            upserts[group].extend(_converted(event, image, cols))
-            upsert_rows[group] += 1
-    statements = [(db_dialect.delete(db, table, cols, delete_rows[(db, table, cols)]), params)
-                  for (db, table, cols), params in deletes.items()]
-    statements += [(db_dialect.upsert(flavor, db, table, cols, upsert_rows[(db, table, cols)]), params)
-                   for (db, table, cols), params in upserts.items()]
-    return statements
+            upserts[(event.db, event.table, cols, key_cols)].append(_converted(event, image, cols))
+    return deletes, upserts

@@ -88,7 +88,11 @@ class KafkaSource:
             return result
         committed = self._consumer.committed([KafkaTP(tp.topic, tp.partition) for tp in self.assigned], timeout=5)
         for tp in committed:
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            # Cached: the high watermark from fetch responses. (The sandbox broker answers a
+            # ListOffsets "latest" short of the real end when its last batch holds several records.)
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=True)
+            if high < 0:
+                continue
             position = tp.offset if tp.offset >= 0 else low
             result[TopicPartition(tp.topic, tp.partition)] = max(0, high - position)
         return result

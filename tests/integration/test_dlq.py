@@ -266,9 +266,6 @@ def test_poison_is_dead_lettered_the_stream_continues_and_replay_applies_after_t
         assert table.returncode == 0 and "8 entries" not in table.stderr and "3 entries" in table.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="db_sink upserts with ON DUPLICATE KEY UPDATE, which on a collision with "
-                                       "another row's UNIQUE key rewrites that row (primary key included) instead "
-                                       "of failing, so the event is neither applied as sent nor dead-lettered")
 def test_a_unique_key_collision_with_another_row_is_dead_lettered(sandbox_config, unique, tmp_path) -> None:
     config, db, _ = setup(sandbox_config, unique, tmp_path)
     topic = f"{config.prefix}.eu.{db}.items"

@@ -8,7 +8,7 @@ import pymysql
 import pytest
 
 from consumers import db_dialect
-from consumers.db_sink import _last_per_key, _statements, already_applied, poison_kind
+from consumers.db_sink import _last_per_key, _plan, already_applied, poison_kind
 from consumers.records import SourceRecord, source_region
 from consumers.retry import RetryPolicy, is_transient
 from schemas.codec import encode
@@ -35,6 +35,15 @@ def test_mariadb_and_mysql_upserts() -> None:
                      "ON DUPLICATE KEY UPDATE `id` = new.`id`, `v` = new.`v`")
 
 
+def test_present_keys_and_plain_statements() -> None:
+    assert db_dialect.present_keys("mariadb", "a", "t", ["id"], 2) == (
+        "WITH v(i, k0) AS (VALUES (%s, %s), (%s, %s)) SELECT v.i FROM v JOIN `a`.`t` t ON t.`id` = v.k0 FOR UPDATE")
+    assert "VALUES ROW(%s, %s, %s)" in db_dialect.present_keys("mysql", "a", "t", ["b", "c"], 1)
+    assert db_dialect.insert("a", "t", ["id", "v"], 1) == "INSERT INTO `a`.`t` (`id`, `v`) VALUES (%s, %s)"
+    assert db_dialect.update_by_key("a", "t", ["id", "v"], ["id"]) == \
+        "UPDATE `a`.`t` SET `id` = %s, `v` = %s WHERE `id` = %s"
+
+
 def test_batched_deletes() -> None:
     assert db_dialect.delete("app", "t", ["id"], 3) == "DELETE FROM `app`.`t` WHERE `id` IN (%s, %s, %s)"
     assert db_dialect.delete("a", "t`x", ["b", "a"], 2) == \
@@ -58,9 +67,9 @@ def test_last_change_per_key_wins_in_order() -> None:
             record(4, "delete", pk=2)]
     final = _last_per_key(recs)
     assert [(r.event.pk["id"], r.event.op.value) for r in final] == [(1, "update"), (2, "delete")]
-    statements = _statements("mariadb", final)
-    assert statements[0][0].startswith("DELETE") and statements[0][1] == [2]
-    assert statements[1][0].startswith("INSERT") and statements[1][1] == [1, "c"]
+    deletes, upserts = _plan(final)
+    assert deletes == {("app", "t", ("id",)): [[2]]}
+    assert upserts == {("app", "t", ("id", "v"), ("id",)): [[1, "c"]]}
 
 
 def test_topology_decides_what_a_sink_accepts() -> None:
