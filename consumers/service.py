@@ -8,6 +8,7 @@ same group to share the partitions; Kafka's group protocol is the only coordinat
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 from consumers.dlq import DeadLetterPublisher
@@ -16,7 +17,7 @@ from consumers.runner import Sink, SinkRunner
 from consumers.source import KafkaSource
 from producers.topics import TopicCreator, TopicNames, client_settings
 from schemas import metadata_tables
-from schemas.config import PipelineConfig
+from schemas.config import KafkaConfig, PipelineConfig
 
 SinkKind = Literal["db", "cache"]
 
@@ -25,10 +26,15 @@ def group_id(config: PipelineConfig, region: str, sink: SinkKind) -> str:
     return f"{config.prefix}.{region}.{sink}"
 
 
-def subscriptions(config: PipelineConfig, region: str, sink: SinkKind) -> list[str]:
+def subscriptions(config: PipelineConfig, region: str, sink: SinkKind) -> list[tuple[KafkaConfig, list[str]]]:
+    """Per Kafka cluster to read from, the subscriptions of the sink's consumer there."""
     names = TopicNames.of(config)
     sources = config.sources_of(region) if sink == "db" else (region,)
-    return [names.change_subscription(source) for source in sources]
+    by_cluster: dict[str, tuple[KafkaConfig, list[str]]] = {}
+    for source in sources:
+        cluster = config.source_kafka_for(region, source)
+        by_cluster.setdefault(cluster.model_dump_json(), (cluster, []))[1].append(names.change_subscription(source))
+    return list(by_cluster.values())
 
 
 def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: SinkMetrics,
@@ -42,26 +48,43 @@ def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: Sin
     return CacheSink(config, region, metrics)
 
 
-def build_runner(config: PipelineConfig, region: str, sink: SinkKind, *,
-                 metrics: SinkMetrics | None = None) -> SinkRunner:
+def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
+                  metrics: SinkMetrics | None = None) -> list[SinkRunner]:
+    """One runner per Kafka cluster the sink reads from (one, unless regions have their own
+    clusters and the sink reads them directly). Each runner owns its consumer and its sink."""
     settings = config.region(region).sink
-    kafka = config.kafka_for(region)
-    names = TopicNames.of(config)
-    dlq_topic = names.dlq(region)
-    TopicCreator(kafka).ensure(dlq_topic)
+    local = config.kafka_for(region)
+    dlq_topic = TopicNames.of(config).dlq(region)
+    TopicCreator(local).ensure(dlq_topic)
     if sink == "db":
         from producers.binlog_stream import connect
 
         with connect(config.region(region).mysql) as conn:
             metadata_tables.ensure(conn, config.meta_db)
     metrics = metrics or SinkMetrics(region)
-    dead_letters = DeadLetterPublisher(client_settings(kafka), dlq_topic, region=region, sink=sink)
-    target = build_sink(config, region, sink, metrics, dead_letters)
-    runner: SinkRunner
-    source = KafkaSource(client_settings(kafka), group_id(config, region, sink),
-                         session_timeout_ms=settings.session_timeout_ms,
-                         on_revoke=lambda partitions: runner.on_revoke(partitions))
-    runner = SinkRunner(source=source, sink=target, dead_letters=dead_letters, metrics=metrics,
-                        batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms)
-    source.subscribe(subscriptions(config, region, sink))
-    return runner
+    runners = []
+    for cluster, patterns in subscriptions(config, region, sink):
+        dead_letters = DeadLetterPublisher(client_settings(local), dlq_topic, region=region, sink=sink)
+        target = build_sink(config, region, sink, metrics, dead_letters)
+        source = KafkaSource(client_settings(cluster), group_id(config, region, sink),
+                             session_timeout_ms=settings.session_timeout_ms,
+                             on_revoke=lambda partitions, i=len(runners): runners[i].on_revoke(partitions))
+        runners.append(SinkRunner(source=source, sink=target, dead_letters=dead_letters, metrics=metrics,
+                                  batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms))
+        source.subscribe(patterns)
+    return runners
+
+
+def run_all(runners: list[SinkRunner]) -> None:
+    """Run the runners until each is asked to stop: the first on this thread, the others on their
+    own threads (each runner's consumer and sink stay on one thread)."""
+    threads = [threading.Thread(target=r.run, name=f"sink-{i}", daemon=True) for i, r in enumerate(runners[1:], 1)]
+    for thread in threads:
+        thread.start()
+    try:
+        runners[0].run()
+    finally:
+        for runner in runners[1:]:
+            runner.request_stop()
+        for thread in threads:
+            thread.join()

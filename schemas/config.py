@@ -139,6 +139,12 @@ class PipelineConfig(_Frozen):
     meta_db: str = Field("cdcsync", description="Database holding cdcsync's own tables in every region.")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topology: TopologyConfig = Field(default_factory=TopologyConfig)
+    cross_region_reads: Literal["source_cluster", "local_cluster"] = Field(
+        "source_cluster",
+        description="Where a database sink reads another region's topics: from that region's Kafka cluster "
+                    "(`source_cluster`), or from its own, where MirrorMaker 2 mirrors them under the same names "
+                    "(`local_cluster`).",
+    )
     cache_tombstone_ttl_s: int = Field(
         86400, ge=1, description="How long a deleted row's cache tombstone (its version) is kept against replays."
     )
@@ -215,6 +221,12 @@ class PipelineConfig(_Frozen):
 
     def kafka_for(self, region: str) -> KafkaConfig:
         return self.region(region).kafka or self.kafka
+
+    def source_kafka_for(self, region: str, source: str) -> KafkaConfig:
+        """The cluster on which `region`'s sinks find `source`'s topics."""
+        if source == region or self.cross_region_reads == "local_cluster":
+            return self.kafka_for(region)
+        return self.kafka_for(source)
 
 
 def table_selected(producer: ProducerConfig, db: str, table: str) -> bool:

@@ -18,7 +18,7 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
                                               help="Serve Prometheus metrics on this port."),
              log_format: str = LogFormatOption, log_level: str = LogLevelOption) -> None:
     """Apply change events: other regions' to this region's database (db), or this region's to its Redis (cache)."""
-    from consumers.service import build_runner
+    from consumers.service import build_runners, run_all
 
     if sink not in ("db", "cache"):
         raise typer.BadParameter(f"--sink must be db or cache, not {sink!r}")
@@ -28,7 +28,12 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
     port = metrics_port if metrics_port is not None else cfg.region(region).sink.metrics_port
     if port:
         start_http_server(port)
-    runner = build_runner(cfg, region, sink)  # type: ignore[arg-type]
-    signal.signal(signal.SIGTERM, runner.request_stop)
-    signal.signal(signal.SIGINT, runner.request_stop)
-    runner.run()
+    runners = build_runners(cfg, region, sink)  # type: ignore[arg-type]
+
+    def stop(*_: object) -> None:
+        for runner in runners:
+            runner.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    run_all(runners)

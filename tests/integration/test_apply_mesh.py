@@ -108,3 +108,34 @@ def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:
         expected = expected_after_writes(regions)
         for region in regions:
             wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+
+
+def test_regions_with_their_own_kafka_clusters(sandbox_config, unique, tmp_path) -> None:
+    """Production runs one Kafka cluster per region: each database sink reads the other region's
+    topics from that region's cluster (`cross_region_reads = "source_cluster"`)."""
+    from deploy.local import broker
+    from deploy.local.processes import free_port, stop
+
+    port = free_port()
+    pid = broker.start(tmp_path / "broker-us", port)
+    try:
+        regions = ["eu", "us"]
+        config, db, _ = narrowed(sandbox_config, unique, tmp_path, regions)
+        data = config.model_dump(mode="python")
+        for name, r in data["regions"].items():
+            r["mysql"]["password"] = config.regions[name].mysql.password.get_secret_value()
+        data["regions"]["us"]["kafka"] = {"bootstrap": f"127.0.0.1:{port}"}
+        config = parse_config(data)
+        path = write_config(config, tmp_path / "two-clusters.toml")
+        with pipeline(config, path, tmp_path):
+            for n, region in enumerate(regions):
+                write_some(config, region, db, base=1000 * (n + 1))
+            expected = expected_after_writes(regions)
+            for region in regions:
+                wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+        from tests.support.kafka import topics_with_prefix
+
+        assert f"{config.prefix}.us.{db}.accounts" in topics_with_prefix(f"127.0.0.1:{port}", config.prefix)
+        assert f"{config.prefix}.us.{db}.accounts" not in topics_with_prefix(config.kafka.bootstrap, config.prefix)
+    finally:
+        stop(pid, broker.MARKER)
