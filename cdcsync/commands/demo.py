@@ -1,16 +1,15 @@
 """`cdcsync demo`: the newcomer's first run (what `make demo` calls).
 
-Starts a three-region sandbox, one producer per region, writes a small workload in every region,
-and prints the change events as they arrive on Kafka. Stops everything it started on the way out.
+Starts a three-region sandbox and the whole pipeline under the supervisor (`cdcsync run`): per
+region a producer, a database sink and a cache sink. Writes a small workload in every region,
+shows the change events on Kafka, then waits until every region's database and cache hold every
+region's rows, and prints the summary. Stops everything it started on the way out.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,14 +19,18 @@ import pymysql
 import typer
 from confluent_kafka import Consumer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from cdcsync.supervisor import Supervisor, components
+from consumers.cache_sink import decode_row, redis_client
 from deploy.local import Sandbox
 from schemas.codec import decode
 from schemas.config import PipelineConfig, load_config
 
 console = Console()
 DB = "shop"
+REGIONS = ["eu", "us", "ap"]
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
@@ -37,21 +40,22 @@ def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
 
 
 def _prepare_schema(config: PipelineConfig) -> None:
+    """Applications create their tables in every region before replication starts."""
     for region in config.regions:
         with _connect(config, region) as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {DB}")
             cur.execute(f"CREATE TABLE IF NOT EXISTS {DB}.products (sku VARCHAR(16) PRIMARY KEY, "
-                        "name VARCHAR(64) NOT NULL, price DECIMAL(10,2) NOT NULL, stock INT NOT NULL, "
-                        "updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))")
+                        "name VARCHAR(64) NOT NULL, price DECIMAL(10,2) NOT NULL, stock INT NOT NULL)")
 
 
 def _workload(config: PipelineConfig, rnd: random.Random) -> int:
+    """Each region sells its own products: inserts, a multi-row transaction of updates, a delete."""
     writes = 0
     for region in config.regions:
         with _connect(config, region) as conn, conn.cursor() as cur:
             skus = [f"{region}-{i:03d}" for i in range(5)]
             for sku in skus:
-                cur.execute(f"REPLACE INTO {DB}.products (sku, name, price, stock) VALUES (%s, %s, %s, %s)",
+                cur.execute(f"INSERT INTO {DB}.products VALUES (%s, %s, %s, %s)",
                             (sku, f"Widget {sku}", f"{rnd.uniform(1, 99):.2f}", rnd.randint(1, 50)))
             conn.begin()
             for sku in skus[:3]:
@@ -62,7 +66,7 @@ def _workload(config: PipelineConfig, rnd: random.Random) -> int:
     return writes
 
 
-def _show(config: PipelineConfig, expected: int, timeout: float) -> int:
+def _events(config: PipelineConfig, expected: int, timeout: float) -> Table:
     consumer = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": f"demo-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "enable.auto.commit": False})
     consumer.subscribe([f"^{config.prefix}\\.[a-z0-9_-]+\\.{DB}\\.products$"])
@@ -74,66 +78,109 @@ def _show(config: PipelineConfig, expected: int, timeout: float) -> int:
                 if msg.error():
                     continue
                 event = decode(msg.value())
+                if event.origin != event.region:
+                    continue            # applied copies, shown in the convergence table instead
                 image = event.after or event.before or {}
-                shown = f"{image.get('name', '')}, {image.get('price', '')}, stock {image.get('stock', '')}"
                 seq = int(event.gtid.rsplit("-", 1)[1]) if event.gtid else 0
-                rows.append((event.region, seq, event.txn_index, event.op.value, msg.key().decode(), shown,
+                rows.append((event.region, seq, event.txn_index, event.op.value, msg.key().decode(),
+                             f"{image.get('name', '')}, {image.get('price', '')}, stock {image.get('stock', '')}",
                              f"{event.txn_id}#{event.txn_index}{' last' if event.txn_last else ''}"))
     finally:
         consumer.close()
-    table = Table("region", "op", "key", "row", "transaction#index", title="change events on Kafka")
+    table = Table("region", "op", "key", "row", "transaction#index",
+                  title=f"{len(rows)} change events captured from the binlogs")
     for region, _, _, op, key, shown, txn in sorted(rows):
         table.add_row(region, op, key, shown, txn)
-    seen = len(rows)
-    console.print(table)
-    return seen
+    return table
+
+
+def _state(config: PipelineConfig) -> dict[str, tuple[dict, dict]]:
+    """Per region: the products table and the cached products."""
+    state = {}
+    for region in config.regions:
+        with _connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT sku, name, price, stock FROM {DB}.products")
+            rows = {r[0]: (r[1], f"{r[2]:.2f}", r[3]) for r in cur.fetchall()}
+        client = redis_client(config.region(region).redis)
+        cached = {}
+        for key in client.scan_iter(f"{config.prefix}:{DB}.products:*"):
+            row = decode_row(client.hgetall(key))
+            if row is not None:
+                cached[row["sku"]] = (row["name"], row["price"], row["stock"])
+        client.close()
+        state[region] = (rows, cached)
+    return state
+
+
+def _convergence(state: dict[str, tuple[dict, dict]], reference: dict) -> Table:
+    table = Table("region", "database rows", "cache rows", "database = every region's writes", "cache = database",
+                  title="convergence")
+    for region, (rows, cached) in state.items():
+        table.add_row(region, str(len(rows)), str(len(cached)), "yes" if rows == reference else "not yet",
+                      "yes" if cached == rows else "not yet")
+    return table
 
 
 def demo(dir: Path = typer.Option(None, "--dir", help="Sandbox directory (default: a temporary one, removed "
                                                       "afterwards)."),
          keep: bool = typer.Option(False, "--keep", help="Leave the sandbox running at the end."),
          seed: int = typer.Option(7, "--seed", help="Workload random seed.")) -> None:
-    """Start a 3-region sandbox, capture a small workload from every region, and print the events."""
+    """Start a 3-region sandbox and the pipeline, write in every region, and watch them converge."""
+    started = time.monotonic()
     root = Path(dir) if dir else Path(tempfile.mkdtemp(prefix="cdcsync-demo-"))
     box = Sandbox(root)
-    producers: list[subprocess.Popen] = []
+    supervisor: Supervisor | None = None
+    converged = False
     try:
         with console.status("starting the sandbox: 3 x MariaDB, 3 x Redis, 1 Kafka-compatible broker"):
-            contract = box.up(["eu", "us", "ap"])
+            contract = box.up(REGIONS)
         config = load_config(contract["config"])
-        console.print(f"sandbox up in {root} (config {contract['config']})")
+        console.print(f"sandbox up in {root}")
         _prepare_schema(config)
-        logs = root / "logs"
-        logs.mkdir(exist_ok=True)
-        for region in config.regions:
-            out = open(logs / f"producer-{region}.log", "ab")
-            producers.append(subprocess.Popen([sys.executable, "-m", "cdcsync", "producer", "--config",
-                                               contract["config"], "--region", region], stdout=out,
-                                              stderr=subprocess.STDOUT))
-        with console.status("producers: initial snapshot, then streaming the binlog"):
-            for region in config.regions:
+        supervisor = Supervisor(components(Path(contract["config"]), REGIONS, root / "logs"))
+        supervisor.start()
+        with console.status("producers snapshot, then stream; sinks join their consumer groups"):
+            for region in REGIONS:
                 checkpoint = config.region(region).producer.checkpoint_dir / f"{region}.json"
-                deadline = time.monotonic() + 60
-                while not checkpoint.exists() and time.monotonic() < deadline:
+                while not checkpoint.exists() and time.monotonic() - started < 90:
+                    supervisor.poll()
                     time.sleep(0.2)
         writes = _workload(config, random.Random(seed))
-        console.print(f"wrote {writes} row changes across {len(config.regions)} regions; reading them back")
-        seen = _show(config, writes, timeout=60)
-        console.print(f"[bold]{seen}/{writes}[/bold] committed row changes are on Kafka, keyed by primary key.")
-        if seen < writes:
-            raise typer.Exit(1)
+        console.print(f"wrote {writes} row changes: each region inserted, updated and deleted its own products")
+        console.print(_events(config, writes, timeout=60))
+        reference: dict = {}
+        deadline = time.monotonic() + 90
+        with Live(console=console, refresh_per_second=4) as live:
+            while time.monotonic() < deadline:
+                supervisor.poll()
+                state = _state(config)
+                reference = {}
+                for region, (rows, _) in state.items():
+                    reference.update({k: v for k, v in rows.items() if k.startswith(region + "-")})
+                live.update(_convergence(state, reference))
+                if all(rows == reference and cached == rows for rows, cached in state.values()):
+                    converged = True
+                    break
+                time.sleep(0.5)
+        if converged:
+            console.print(f"\n[bold green]converged[/bold green]: all {len(REGIONS)} databases and caches hold "
+                          f"the same {len(reference)} products, {time.monotonic() - started:.0f}s after start.")
+            if keep:
+                console.print(f"explore: cdcsync status --config {contract['config']}")
+        else:
+            console.print("[bold red]did not converge within 90s[/bold red]; logs in " + str(root / "logs"))
     finally:
-        for proc in producers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in producers:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if supervisor is not None:
+            codes = supervisor.stop()
+            bad = {name: code for name, code in codes.items() if code != 0}
+            if bad:
+                console.print(f"[yellow]components that did not exit cleanly: {bad}[/yellow]")
         if keep:
             console.print(f"sandbox left running: cdcsync sandbox down --dir {root}")
         else:
             box.down()
             if dir is None:
                 shutil.rmtree(root, ignore_errors=True)
-            console.print("sandbox stopped")
+            console.print("everything stopped")
+    if not converged:
+        raise typer.Exit(1)
