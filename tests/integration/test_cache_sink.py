@@ -80,3 +80,27 @@ def test_cache_rebuild_after_flush_keeps_newer_values(sandbox_config, unique, tm
     result = subprocess.run([sys.executable, "-m", "cdcsync", "cache", "rebuild", "--config", str(path),
                              "--region", "us", "--table", f"{db}.nope"], capture_output=True, text=True)
     assert result.returncode == 1 and f"{db}.nope" in result.stderr
+
+
+def test_json_format_and_ttl(sandbox_config, unique, tmp_path) -> None:
+    from schemas.config import parse_config
+
+    prefix = f"t{unique}"
+    data = sandbox_config.model_dump(mode="python")
+    for name, region in data["regions"].items():
+        region["mysql"]["password"] = sandbox_config.regions[name].mysql.password.get_secret_value()
+    data.update(prefix=prefix, tables={"app.docs": {"cache_format": "json", "cache_ttl_s": 300}})
+    config = parse_config(data)
+    event = {"schema_version": 1, "kind": "change", "region": "eu", "origin": "us", "server_id": 1, "gtid": "1-1-5",
+             "binlog_file": "binlog.000003", "binlog_pos": 10, "txn_id": "1-1-5", "ts_us": 0, "db": "app",
+             "table": "docs", "txn_index": 0, "txn_last": True, "op": "insert", "pk": {"id": 1}, "before": None,
+             "after": {"id": 1, "body": {"a": [1, 2]}, "price": "9.50"}, "types": {}, "vclock": None}
+    sink = CacheSink(config, "eu", SinkMetrics("eu", CollectorRegistry()))
+    sink.write_batch([SourceRecord.from_message("t", 0, 0, b"[1]", encode(event))])
+    client = redis_client(config.region("eu").redis)
+    key = f"{prefix}:app.docs:[1]"
+    stored = client.hgetall(key)
+    assert set(stored) == {b"_v", b"_json"} and stored[b"_v"] == b"0000000003.000000000010.00000000"
+    assert decode_row(stored) == {"id": 1, "body": {"a": [1, 2]}, "price": "9.50"}
+    assert 0 < client.ttl(key) <= 300
+    sink.close()

@@ -95,3 +95,37 @@ def test_sigterm_flushes_and_checkpoints(stream_setup, tmp_path) -> None:
         assert producer.terminate() == 0, producer.output()
     saved = orjson.loads(checkpoint.read_bytes())
     assert saved["gtid_state"] == end_gtid
+
+
+def test_per_region_topic_and_tables_keyed_by_all_columns(sandbox_config, unique, tmp_path) -> None:
+    import urllib.request
+
+    from deploy.local.processes import free_port
+
+    db, prefix = f"pr_{unique}", f"t{unique}"
+    config = config_for_test(sandbox_config, prefix=prefix, include=[f"{db}.*"], tmp=tmp_path, snapshot="never",
+                             no_primary_key="all_columns")
+    config = config.model_copy(update={"topic_mode": "per_region"})
+    path = write_config(config, tmp_path / "c.toml")
+    with connect(config, "eu") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.a (id INT PRIMARY KEY)")
+        cur.execute(f"CREATE TABLE {db}.nokey (x INT, y VARCHAR(3))")
+    port = free_port()
+    with ProducerProcess(path, "eu", tmp_path / "p.log", "--metrics-port", str(port)) as producer:
+        wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, what="checkpoint")
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO a VALUES (1)")
+            cur.execute("INSERT INTO nokey VALUES (5, 'z')")
+        records = read_all(config.kafka.bootstrap, [f"{prefix}.eu.changes"], expect=2)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert producer.terminate() == 0, producer.output()
+    keys = sorted(r.key for r in records)
+    assert keys == [f"{db}.a:[1]".encode(), f"{db}.nokey:[5,\"z\"]".encode()]
+    nokey = next(r.message for r in records if r.message.table == "nokey")
+    assert nokey.pk == {"x": 5, "y": "z"}
+    assert "keying it by all columns" in producer.output()
+    for name in ("cdcsync_producer_events_total", "cdcsync_producer_lag_seconds",
+                 "cdcsync_producer_checkpoint_timestamp_seconds", "cdcsync_producer_errors_total"):
+        assert name in metrics, name
+    assert f'cdcsync_producer_events_total{{db="{db}",region="eu",table="a"}} 1.0' in metrics
