@@ -34,6 +34,7 @@ demo: deps
 
 bench: deps
 	$(PY) bench/capture.py
+	$(PY) bench/apply.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
