@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from producers import messages
@@ -26,8 +27,10 @@ from schemas.config import PipelineConfig
 log = logging.getLogger(__name__)
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+def progress_bar(console: Console | None = None) -> Progress:
+    """The progress bar of long reads; `console` defaults to rich's (stdout), pass a stderr one to keep stdout clean."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)
 
 
 class Snapshotter:

@@ -9,7 +9,7 @@ Used by the producer's initial snapshot and by `cdcsync cache rebuild`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import pymysql
 from producers import binlog_stream
 from producers.position import BinlogPosition
 from producers.snapshot_encoding import SnapshotEncoder
-from producers.table_catalog import snapshot_columns
+from producers.table_catalog import TableColumns, snapshot_columns
 from schemas.config import MySQLConfig, ProducerConfig, table_selected
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class SnapshotTable:
     key_columns: tuple[str, ...]   # the primary key, or every column for a keyless table
     has_primary_key: bool
     encoder: SnapshotEncoder
+    columns: TableColumns | None = None   # information_schema's view (`cdcsync verify` builds checksums from it)
 
 
 class ConsistentSnapshot:
@@ -111,8 +112,15 @@ class ConsistentSnapshot:
             meta = snapshot_columns(self._conn, db, table)
             pk = tuple(meta.primary_key)
             keys = pk or tuple(c.name for c in meta.columns)
-            result.append(SnapshotTable(db, table, estimate, keys, bool(pk), SnapshotEncoder(meta)))
+            result.append(SnapshotTable(db, table, estimate, keys, bool(pk), SnapshotEncoder(meta), meta))
         return result
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one read-only statement, run inside the snapshot's transaction."""
+        assert self._conn is not None
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
 
     def chunks(self, table: SnapshotTable) -> Iterator[list[dict[str, Any]]]:
         """Encoded rows in primary-key order, `chunk_rows` at a time (a keyless table in one chunk)."""
