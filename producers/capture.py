@@ -22,11 +22,11 @@ from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEven
 
 from producers import messages, table_map_cache
 from producers.binlog_stream import COMPRESSED_EVENT_TYPES
+from producers.fast_rows import RowImages
 from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import Publisher, _Txn
 from producers.topics import TopicCreator, TopicNames
-from producers.value_encoding import TableEncoder
 from schemas.codec import encode
 from schemas.config import PipelineConfig, table_selected
 
@@ -92,7 +92,7 @@ class _Route:
     """What to do with the rows of one table map: cached per table id until the next DDL, and
     rebuilt when a table map with other columns arrives under the same id."""
 
-    __slots__ = ("db", "table", "columns", "topic", "key_prefix", "encoder", "pk_cols", "publish", "marker",
+    __slots__ = ("db", "table", "columns", "topic", "key_prefix", "images", "types", "pk_cols", "publish", "marker",
                  "counter")
 
     def __init__(self, db: str, table: str, columns: list[Any]) -> None:
@@ -100,7 +100,8 @@ class _Route:
         self.columns = columns  # the library's column list (shared by identical maps: table_map_cache)
         self.topic = ""
         self.key_prefix = b""
-        self.encoder: TableEncoder | None = None
+        self.images: RowImages | None = None  # wire values of its rows: fast path or library + TableEncoder
+        self.types: dict[str, str] = {}
         self.pk_cols: tuple[str, ...] = ()
         self.publish = False
         self.marker = False
@@ -281,7 +282,11 @@ class Capture:
             if pk_cols:
                 route.publish = True
                 route.pk_cols = pk_cols
-                route.encoder = TableEncoder(event.columns, self._catalog.lookup(event.schema, event.table))
+                route.images = RowImages(columns, self._catalog.lookup(event.schema, event.table))
+                route.types = route.images.encoder.types
+                if route.images.decode is None:
+                    log.info("table %s.%s: rows decoded by the library (%s)", event.schema, event.table,
+                             route.images.reason)
                 route.topic = self._names.changes(self._region.name, event.schema, event.table)
                 if self._names.mode == "per_region":
                     route.key_prefix = f"{event.schema}.{event.table}:".encode()
@@ -313,19 +318,16 @@ class Capture:
         self._ensure_txn(event, stream.log_pos)
         info = self._info
         assert info is not None
-        encode_row = route.encoder.encode_row  # type: ignore[union-attr]
         if isinstance(event, WriteRowsEvent):
             op = "insert"
-            images: list[Any] = [encode_row(row["values"], row["none_sources"]) for row in event.rows]
         elif isinstance(event, UpdateRowsEvent):
             op = "update"
-            images = [(encode_row(row["before_values"], row["before_none_sources"]),
-                       encode_row(row["after_values"], row["after_none_sources"])) for row in event.rows]
         elif isinstance(event, DeleteRowsEvent):
             op = "delete"
-            images = [encode_row(row["values"], row["none_sources"]) for row in event.rows]
         else:
             return
+        # The fast decoder when it covers the table and this event, else the library + TableEncoder.
+        images = route.images.images(event)  # type: ignore[union-attr]
         self._publish_rows(route, info, op, images, stream.log_file, stream.log_pos)
         route.counter.inc(len(images))
 
@@ -335,8 +337,8 @@ class Capture:
 
         `_emit`'s hold-one-back is inlined: this loop runs once per row.
         """
-        types, pk_cols, topic, prefix, db, table = (route.encoder.types, route.pk_cols,  # type: ignore[union-attr]
-                                                    route.topic, route.key_prefix, route.db, route.table)
+        types, pk_cols, topic, prefix, db, table = (route.types, route.pk_cols, route.topic, route.key_prefix,
+                                                    route.db, route.table)
         hdrs = self._headers_for("change", info.origin)
         change, row_key = messages.change, messages.row_key
         send, held = self._send, self._held
