@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cdcsync.commands import cache, config, consumer, demo, dlq, producer, run, sandbox, schema, status
+from cdcsync.commands import cache, config, consumer, demo, dlq, producer, run, sandbox, schema, status, verify
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
@@ -18,6 +18,7 @@ app.command("consumer")(consumer.consumer)
 app.command("demo")(demo.demo)
 app.command("run")(run.run)
 app.command("status")(status.status)
+app.command("verify")(verify.verify)
 
 
 def main() -> None:

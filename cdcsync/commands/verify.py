@@ -1,0 +1,98 @@
+"""`cdcsync verify`: every region's tables compared, and each cache with its database (logic in consumers/verify.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cdcsync.commands.common import ConfigOption, err_console, fail, load
+from producers.snapshot import progress_bar
+
+if TYPE_CHECKING:
+    from consumers.verify import VerifyReport
+
+
+def verify(config: Path = ConfigOption,
+           table: str = typer.Option(None, "--table", "-t", help="Only this `db.table`."),
+           as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+           chunk_rows: int = typer.Option(1000, "--chunk-rows", min=1,
+                                          help="Rows per checksum chunk (cut at the first region's keys)."),
+           no_cache: bool = typer.Option(False, "--no-cache", help="Do not compare the caches with the databases."),
+           details: int = typer.Option(20, "--details", min=0, help="How many differences to show in detail.")) -> None:
+    """Compare every replicated table across all regions (chunk checksums, then a row diff of the
+    differing chunks) and each region's cache with its database. Run it at quiescence.
+
+    Exits 0 when everything matches, 1 on any difference, 2 when a region cannot be read.
+    """
+    from consumers.verify import VerifyError, verify as run_verify
+
+    cfg = load(config)
+    tasks: dict[str, Any] = {}
+    with progress_bar(err_console) as bar:
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"verify {name}", total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        try:
+            report = run_verify(cfg, table=table, chunk_rows=chunk_rows, check_cache=not no_cache,
+                                max_details=details, progress=progress)
+        except VerifyError as err:
+            fail(str(err), code=2)
+    if as_json:
+        typer.echo(orjson.dumps(report.to_json()).decode())
+    else:
+        _print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _value(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _rows(rows: dict[str, int]) -> str:
+    if len(set(rows.values())) <= 1:
+        return str(next(iter(rows.values()), 0))
+    return "\n".join(f"{region} {n}" for region, n in rows.items())
+
+
+def _print(report: VerifyReport) -> None:
+    console = Console(highlight=False)
+    summary = Table("table", "regions", "rows", "chunks", "differing chunks", "row diffs", "cache diffs", "problems",
+                    title="cdcsync verify", show_lines=True)
+    for t in report.tables:
+        summary.add_row(escape(t.table), ", ".join(t.regions) or "-", _rows(t.rows) if t.rows else "-",
+                        str(t.chunks), str(t.differing_chunks), str(t.row_differences),
+                        str(t.cache_differences) if t.cache_checked else "-",
+                        escape("\n".join([*t.problems, *([f"skipped: {t.skipped}"] if t.skipped else [])]) or "-"))
+    console.print(summary)
+    if report.row_details:
+        console.print(f"row differences (first {len(report.row_details)} of {report.row_differences}):")
+        for d in report.row_details:
+            key = ", ".join(f"{c}={_value(v)}" for c, v in d.key.items())
+            where = {"missing": f"missing in {', '.join(d.absent_from)}",
+                     "extra": f"extra in {', '.join(d.present_in)}", "differs": "differs"}[d.kind]
+            console.print(escape(f"  {d.table} {key}: {where}"))
+            for column, values in d.columns.items():
+                console.print(escape(f"    {column}: " + ", ".join(f"{r}={_value(v)}" for r, v in values.items())))
+    if report.cache_details:
+        console.print(f"cache differences (first {len(report.cache_details)} of {report.cache_differences}):")
+        for c in report.cache_details:
+            what = {"missing": "row missing from the cache", "extra": "cache entry without a database row",
+                    "differs": "cache differs from the database"}[c.kind]
+            console.print(escape(f"  {c.region} {c.key}: {what}"))
+            for column, sides in c.columns.items():
+                console.print(escape(f"    {column}: " + ", ".join(f"{s}={_value(v)}" for s, v in sides.items())))
+    if report.ok:
+        console.print(f"OK: {len(report.tables)} tables match in {', '.join(report.regions)}")
+    else:
+        problems = sum(len(t.problems) for t in report.tables)
+        console.print(f"DIFFERENCES: {report.row_differences} rows, {report.cache_differences} cache entries, "
+                      f"{problems} table problems")
