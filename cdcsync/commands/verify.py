@@ -57,6 +57,11 @@ def _value(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _line(console: Console, text: str) -> None:
+    """One detail line as it is: no markup, no wrapping (values may hold `[`, and lines get long)."""
+    console.print(escape(text), soft_wrap=True)
+
+
 def _rows(rows: dict[str, int]) -> str:
     if len(set(rows.values())) <= 1:
         return str(next(iter(rows.values()), 0))
@@ -79,17 +84,17 @@ def _print(report: VerifyReport) -> None:
             key = ", ".join(f"{c}={_value(v)}" for c, v in d.key.items())
             where = {"missing": f"missing in {', '.join(d.absent_from)}",
                      "extra": f"extra in {', '.join(d.present_in)}", "differs": "differs"}[d.kind]
-            console.print(escape(f"  {d.table} {key}: {where}"))
+            _line(console, f"  {d.table} {key}: {where}")
             for column, values in d.columns.items():
-                console.print(escape(f"    {column}: " + ", ".join(f"{r}={_value(v)}" for r, v in values.items())))
+                _line(console, f"    {column}: " + ", ".join(f"{r}={_value(v)}" for r, v in values.items()))
     if report.cache_details:
         console.print(f"cache differences (first {len(report.cache_details)} of {report.cache_differences}):")
         for c in report.cache_details:
             what = {"missing": "row missing from the cache", "extra": "cache entry without a database row",
                     "differs": "cache differs from the database"}[c.kind]
-            console.print(escape(f"  {c.region} {c.key}: {what}"))
+            _line(console, f"  {c.region} {c.key}: {what}")
             for column, sides in c.columns.items():
-                console.print(escape(f"    {column}: " + ", ".join(f"{s}={_value(v)}" for s, v in sides.items())))
+                _line(console, f"    {column}: " + ", ".join(f"{s}={_value(v)}" for s, v in sides.items()))
     if report.ok:
         console.print(f"OK: {len(report.tables)} tables match in {', '.join(report.regions)}")
     else:
