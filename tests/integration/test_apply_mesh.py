@@ -11,6 +11,7 @@ from consumers.cache_sink import decode_row, redis_client
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.verify import assert_verified
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +98,7 @@ def test_mesh_reaches_every_database(sandbox_config, unique, tmp_path, regions) 
         for region in regions:
             wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
             wait_until(lambda r=region: cached(config, r, db) == expected, timeout=60, what=f"{region} cache")
+        assert_verified(config)
 
 
 def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:
@@ -108,6 +110,7 @@ def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:
         expected = expected_after_writes(regions)
         for region in regions:
             wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+        assert_verified(config, timeout=60)
 
 
 def test_regions_with_their_own_kafka_clusters(sandbox_config, unique, tmp_path) -> None:
@@ -133,6 +136,7 @@ def test_regions_with_their_own_kafka_clusters(sandbox_config, unique, tmp_path)
             expected = expected_after_writes(regions)
             for region in regions:
                 wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+            assert_verified(config, timeout=60)
         from tests.support.kafka import topics_with_prefix
 
         assert f"{config.prefix}.us.{db}.accounts" in topics_with_prefix(f"127.0.0.1:{port}", config.prefix)

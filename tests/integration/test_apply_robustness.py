@@ -19,6 +19,7 @@ from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.verify import assert_verified
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +104,7 @@ def test_echo_each_change_applied_at_most_once_and_never_back(sandbox_config, un
         source_state.update({k: v for k, v in table(config, region, db).items() if v.startswith(region + "-")})
     for region in regions:
         wait_until(lambda r=region: table(config, r, db) == source_state, timeout=90, what=f"{region} converged")
+    assert_verified(config, check_cache=False)   # no cache sinks run here
     for target in regions:
         for w in writers:
             counts = applied_counts(config, target, db, w.region)
@@ -133,6 +135,7 @@ def test_kill9_sinks_under_load(sandbox_config, unique, tmp_path) -> None:
     assert len(writer.written) > 500
     expected = table(config, "eu", db)
     wait_until(lambda: table(config, "us", db) == expected, timeout=120, what="us equals eu")
+    assert_verified(config, check_cache=False)
     counts = applied_counts(config, "us", db, "eu")
     assert not {v: c for v, c in counts.items() if c > 1}, "a change was applied twice after a kill -9"
     assert set(counts) <= set(writer.written)
@@ -156,6 +159,7 @@ def test_rebalance_two_members_one_leaves_mid_load(sandbox_config, unique, tmp_p
     stop_all([writer])
     expected = table(config, "eu", db)
     wait_until(lambda: table(config, "us", db) == expected, timeout=120, what="us equals eu")
+    assert_verified(config, check_cache=False)
     assert "revoked" in first.output() or "revoked" in second.output()
     counts = applied_counts(config, "us", db, "eu")
     assert not {v: c for v, c in counts.items() if c > 1}, "a change was applied twice across the rebalance"
