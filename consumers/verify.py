@@ -373,8 +373,12 @@ def _plan(config: PipelineConfig, regions: dict[str, _Region], only: str | None)
     listed: dict[str, dict[str, SnapshotTable]] = {}
     for name, region in regions.items():
         with _reading(name, "listing tables"):
-            for t in region.snapshot.tables(config.region(name).producer, only=only):
-                listed.setdefault(f"{t.db}.{t.table}", {})[name] = t
+            try:
+                found = region.snapshot.tables(config.region(name).producer, only=only)
+            except (ValueError, LookupError) as err:   # an unsupported column type; a table dropped meanwhile
+                raise VerifyError(f"listing tables: {err}", name) from err
+        for t in found:
+            listed.setdefault(f"{t.db}.{t.table}", {})[name] = t
     if only is not None and only not in listed:
         raise VerifyError(f"table {only!r} is not a base table in any region")
     plans = []
@@ -493,6 +497,8 @@ def _verify_table(config: PipelineConfig, regions: dict[str, _Region], plan: _Pl
         return
     problems, common = schema_problems({r: t.encoder.types for r, t in tables.items()}, names)
     result.problems.extend(problems)
+    if not common:
+        return
     reference = names[0]
     result.reference = reference
     ref = tables[reference]

@@ -97,7 +97,8 @@ def test_diff_rows_reports_missing_extra_and_differing_columns() -> None:
         "eu": rows(same, {"id": 2, "amount": "2.00", "at": None, "note": None},
                    {"id": 3, "amount": "3.00", "at": None, "note": ""}),
         "us": rows(same, {"id": 2, "amount": "2.01", "at": None, "note": None},
-                   {"id": 3, "amount": "3.00", "at": None, "note": None}, {"id": 9, "amount": "9.00", "at": None, "note": None}),
+                   {"id": 3, "amount": "3.00", "at": None, "note": None},
+                   {"id": 9, "amount": "9.00", "at": None, "note": None}),
         "ap": rows({**same, "at": "2024-01-01 00:00:00.000002"}, {"id": 3, "amount": "3.00", "at": None, "note": ""}),
     }
     diffs = diff_rows("d.t", chunk, ("eu", "us", "ap"), ["id", "amount", "at", "note"], ["id"])
