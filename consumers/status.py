@@ -178,15 +178,19 @@ def _producer_position(config: PipelineConfig, region: str, status: RegionStatus
 def _group_lags(config: PipelineConfig, region: str, status: RegionStatus, timeout_s: float) -> None:
     from consumers.service import group_id, subscriptions
 
-    kafka = config.kafka_for(region)
     for sink in SINKS:
         group = group_id(config, region, sink)  # type: ignore[arg-type]
+        # A sink may read several clusters (one per source region): its group exists on each.
+        partitions: list[PartitionLag] = []
         try:
-            status.groups.append(GroupLag(group, sink, _partitions(client_settings(kafka), group,
-                                                                   subscriptions(config, region, sink),  # type: ignore[arg-type]
-                                                                   timeout_s)))
+            for kafka, patterns in subscriptions(config, region, sink):  # type: ignore[arg-type]
+                try:
+                    partitions.extend(_partitions(client_settings(kafka), group, patterns, timeout_s))
+                except Exception as err:
+                    raise RuntimeError(f"kafka {kafka.bootstrap} ({group}): {err}") from None
+            status.groups.append(GroupLag(group, sink, tuple(partitions)))
         except Exception as err:  # reported, never raised: the other regions still get their rows
-            message = f"kafka {kafka.bootstrap} ({group}): {err}"
+            message = str(err)
             status.groups.append(GroupLag(group, sink, error=message))
             status.errors.append(message)
 
