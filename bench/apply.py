@@ -25,7 +25,6 @@ import argparse
 import itertools
 import random
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import orjson

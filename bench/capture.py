@@ -66,7 +66,6 @@ import prometheus_client.metrics
 import pymysql
 from prometheus_client import CollectorRegistry
 from pymysqlreplication import BinLogStreamReader
-from pymysqlreplication.event import XidEvent
 from pymysqlreplication.row_event import RowsEvent, TableMapEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `python bench/capture.py`

@@ -55,12 +55,27 @@ def unique() -> str:
 
 
 def config_for_test(base: PipelineConfig, *, prefix: str, include: list[str], tmp: Path,
-                    **producer_overrides) -> PipelineConfig:
-    """The sandbox config narrowed to one test: its own topic prefix, tables and checkpoint dir."""
+                    regions: list[str] | tuple[str, ...] | None = None, sink: dict | None = None,
+                    top: dict | None = None, **producer_overrides) -> PipelineConfig:
+    """The sandbox config narrowed to one test: its own topic prefix, tables and checkpoint dir,
+    optionally only some `regions`, with `sink` settings and `top`-level settings overridden."""
     data = base.model_dump(mode="python")
     data["prefix"] = prefix
+    if regions is not None:
+        data["regions"] = {name: r for name, r in data["regions"].items() if name in regions}
     for name, region in data["regions"].items():
         region["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
         region["producer"].update(include=include, checkpoint_dir=tmp / "checkpoints" / name,
                                   **producer_overrides)
+        region["sink"].update(sink or {})
+    data.update(top or {})
     return parse_config(data)
+
+
+def create_database(config: PipelineConfig, regions, db: str, *statements: str) -> None:
+    """`CREATE DATABASE db` and `statements` (with `{db}` filled in) in each region."""
+    for region in regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            for statement in statements:
+                cur.execute(statement.format(db=db))

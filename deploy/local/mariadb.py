@@ -86,4 +86,4 @@ def ensure_user(spec: MariaDBSpec, user: str, password: str) -> None:
         for host in ("127.0.0.1", "localhost"):
             cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (user, host, password))
             cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
-            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (user, host))
+            cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (user, host))

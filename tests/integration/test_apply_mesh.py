@@ -9,7 +9,7 @@ import pytest
 
 from consumers.cache_sink import decode_row, redis_client
 from schemas.config import PipelineConfig, parse_config
-from tests.conftest import config_for_test, connect
+from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.verify import assert_verified
 
@@ -26,18 +26,9 @@ def rows(config: PipelineConfig, region: str, db: str) -> dict[int, tuple]:
 
 def narrowed(sandbox_config, unique, tmp_path, regions, **top) -> tuple[PipelineConfig, str, Path]:
     db = f"ap_{unique}"
-    base = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
-    data = base.model_dump(mode="python")
-    data["regions"] = {name: r for name, r in data["regions"].items() if name in regions}
-    for name, r in data["regions"].items():
-        r["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
-        r["sink"]["batch_max_ms"] = 50
-    data.update(top)
-    config = parse_config(data)
-    for region in regions:
-        with connect(config, region) as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(TABLE.format(db=db))
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=regions, sink={"batch_max_ms": 50}, top=top, snapshot="never")
+    create_database(config, regions, db, TABLE)
     return config, db, write_config(config, tmp_path / "cdcsync.toml")
 
 

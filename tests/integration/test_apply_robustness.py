@@ -15,8 +15,8 @@ from collections import Counter
 
 import pytest
 
-from schemas.config import PipelineConfig, parse_config
-from tests.conftest import config_for_test, connect
+from schemas.config import PipelineConfig
+from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.verify import assert_verified
@@ -26,17 +26,9 @@ pytestmark = pytest.mark.integration
 
 def setup(sandbox_config, unique, tmp_path, regions, **sink) -> tuple[PipelineConfig, str]:
     db = f"ar_{unique}"
-    base = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
-    data = base.model_dump(mode="python")
-    data["regions"] = {n: r for n, r in data["regions"].items() if n in regions}
-    for name, r in data["regions"].items():
-        r["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
-        r["sink"].update(batch_max_ms=50, **sink)
-    config = parse_config(data)
-    for region in regions:
-        with connect(config, region) as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(f"CREATE TABLE {db}.w (k INT PRIMARY KEY, v VARCHAR(40) NOT NULL)")
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=regions, sink={"batch_max_ms": 50, **sink}, snapshot="never")
+    create_database(config, regions, db, "CREATE TABLE {db}.w (k INT PRIMARY KEY, v VARCHAR(40) NOT NULL)")
     return config, db
 
 

@@ -27,8 +27,8 @@ from consumers.records import SourceRecord
 from producers.topics import TopicCreator, TopicNames, client_settings
 from schemas import metadata_tables
 from schemas.codec import decode, encode
-from schemas.config import PipelineConfig, parse_config
-from tests.conftest import config_for_test, connect
+from schemas.config import PipelineConfig
+from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 
@@ -48,18 +48,10 @@ TARGET_TABLES = [  # us: a CHECK and a UNIQUE key eu does not have, `wide` witho
 
 def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path) -> tuple[PipelineConfig, str, Path]:
     db = f"dq_{unique}"
-    base = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
-    data = base.model_dump(mode="python")
-    data["regions"] = {n: r for n, r in data["regions"].items() if n in ("eu", "us")}
-    for name, r in data["regions"].items():
-        r["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
-        r["sink"]["batch_max_ms"] = 50
-    config = parse_config(data)
-    for region, tables in (("eu", SOURCE_TABLES), ("us", TARGET_TABLES)):
-        with connect(config, region) as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            for statement in tables:
-                cur.execute(statement.format(db=db))
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=("eu", "us"), sink={"batch_max_ms": 50}, snapshot="never")
+    create_database(config, ["eu"], db, *SOURCE_TABLES)
+    create_database(config, ["us"], db, *TARGET_TABLES)
     return config, db, write_config(config, tmp_path / "cdcsync.toml")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas.events import ChangeEvent, DdlEvent
+from schemas.events import ChangeEvent
 from tests.conftest import config_for_test, connect
 from tests.support.kafka import read_all, topics_with_prefix
 from tests.support.producer import ProducerProcess, wait_until, write_config

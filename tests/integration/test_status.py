@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from schemas.config import PipelineConfig, parse_config
-from tests.conftest import config_for_test, connect
+from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
@@ -21,17 +21,9 @@ REGIONS = ("eu", "us")
 
 def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path) -> tuple[PipelineConfig, str, Path]:
     db = f"st_{unique}"
-    base = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, snapshot="never")
-    data = base.model_dump(mode="python")
-    data["regions"] = {n: r for n, r in data["regions"].items() if n in REGIONS}
-    for name, r in data["regions"].items():
-        r["mysql"]["password"] = base.regions[name].mysql.password.get_secret_value()
-        r["sink"]["batch_max_ms"] = 50
-    config = parse_config(data)
-    for region in REGIONS:
-        with connect(config, region) as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(32) NOT NULL)")
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=REGIONS, sink={"batch_max_ms": 50}, snapshot="never")
+    create_database(config, REGIONS, db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(32) NOT NULL)")
     return config, db, write_config(config, tmp_path / "cdcsync.toml")
 
 
@@ -144,7 +136,7 @@ def test_status_reports_checkpoints_and_lag(sandbox_config, unique, tmp_path) ->
     assert by_group[f"{prefix}.us.db"]["error"] is None and by_group[f"{prefix}.us.db"]["lag"] == 10
     # eu's db group reads us's topics on us's cluster, so it reports that cluster; its cache group is complete.
     assert report["eu"]["server"] is not None
-    assert [e for e in report["eu"]["errors"] if not e.startswith(f"kafka 127.0.0.1:")] == []
+    assert [e for e in report["eu"]["errors"] if not e.startswith("kafka 127.0.0.1:")] == []
     eu_groups = {g["group"]: g for g in report["eu"]["groups"]}
     assert eu_groups[f"{prefix}.eu.cache"]["lag"] == 10 and eu_groups[f"{prefix}.eu.cache"]["error"] is None
     assert eu_groups[f"{prefix}.eu.db"]["error"] is not None
