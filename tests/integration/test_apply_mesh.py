@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from consumers.cache_sink import decode_row, redis_client
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect, create_database
-from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.producer import pipeline, wait_until, write_config
 from tests.support.verify import assert_verified
 
 pytestmark = pytest.mark.integration
@@ -32,26 +31,6 @@ def narrowed(sandbox_config, unique, tmp_path, regions, **top) -> tuple[Pipeline
     return config, db, write_config(config, tmp_path / "cdcsync.toml")
 
 
-@contextlib.contextmanager
-def pipeline(config: PipelineConfig, path: Path, tmp_path: Path):
-    procs = []
-    try:
-        for region in config.regions:
-            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
-        for region in config.regions:
-            procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log").start())
-            procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
-        for region in config.regions:
-            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
-        yield procs
-        for proc in procs:
-            assert proc.terminate() == 0, proc.output()
-    finally:
-        for proc in procs:
-            if proc.alive():
-                proc.kill9()
-
-
 def cached(config: PipelineConfig, region: str, db: str) -> dict[int, tuple]:
     client = redis_client(config.region(region).redis)
     result = {}
@@ -60,6 +39,13 @@ def cached(config: PipelineConfig, region: str, db: str) -> dict[int, tuple]:
         if row is not None:
             result[row["id"]] = (row["owner"], row["balance"])
     return result
+
+
+def converged(config: PipelineConfig, regions: list[str], db: str, expected: dict, caches: bool = False) -> None:
+    for region in regions:
+        wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+        if caches:
+            wait_until(lambda r=region: cached(config, r, db) == expected, timeout=60, what=f"{region} cache")
 
 
 def expected_after_writes(regions: list[str]) -> dict[int, tuple]:
@@ -86,9 +72,7 @@ def test_mesh_reaches_every_database(sandbox_config, unique, tmp_path, regions) 
         for n, region in enumerate(regions):
             write_some(config, region, db, base=1000 * (n + 1))
         expected = expected_after_writes(regions)
-        for region in regions:
-            wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
-            wait_until(lambda r=region: cached(config, r, db) == expected, timeout=60, what=f"{region} cache")
+        converged(config, regions, db, expected, caches=True)
         assert_verified(config)
 
 
@@ -99,8 +83,7 @@ def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:
         for n, region in enumerate(regions):
             write_some(config, region, db, base=1000 * (n + 1))
         expected = expected_after_writes(regions)
-        for region in regions:
-            wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+        converged(config, regions, db, expected)
         assert_verified(config, timeout=60)
 
 
@@ -125,8 +108,7 @@ def test_regions_with_their_own_kafka_clusters(sandbox_config, unique, tmp_path)
             for n, region in enumerate(regions):
                 write_some(config, region, db, base=1000 * (n + 1))
             expected = expected_after_writes(regions)
-            for region in regions:
-                wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
+            converged(config, regions, db, expected)
             assert_verified(config, timeout=60)
         from tests.support.kafka import topics_with_prefix
 

@@ -8,7 +8,6 @@ constraints only the target has (a CHECK, and a UNIQUE key that collides with an
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import uuid
@@ -30,7 +29,7 @@ from schemas.codec import decode, encode
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
-from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.producer import pipeline, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +52,6 @@ def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path) -> tuple[
     create_database(config, ["eu"], db, *SOURCE_TABLES)
     create_database(config, ["us"], db, *TARGET_TABLES)
     return config, db, write_config(config, tmp_path / "cdcsync.toml")
-
-
-@contextlib.contextmanager
-def producers_and_db_sinks(config: PipelineConfig, path: Path, tmp_path: Path):
-    procs = []
-    try:
-        for region in config.regions:
-            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
-            procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log").start())
-        for region in config.regions:
-            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
-        yield procs
-        for proc in procs:
-            assert proc.terminate() == 0, proc.output()
-    finally:
-        for proc in procs:
-            if proc.alive():
-                proc.kill9()
 
 
 def produce_raw(config: PipelineConfig, topic: str, messages: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
@@ -156,7 +137,7 @@ def test_poison_is_dead_lettered_the_stream_continues_and_replay_applies_after_t
     future = encode({"schema_version": 99, "kind": "change", "region": "eu", "origin": "eu", "db": db,
                      "table": "items", "op": "insert", "pk": {"id": 3}, "after": {"id": 3, "hologram": True}})
 
-    with producers_and_db_sinks(config, path, tmp_path):
+    with pipeline(config, path, tmp_path, sinks=("db",)):
         # (a), (b): keyed like row 3, so they sit on row 3's partition, before its insert.
         poison_at = produce_raw(config, items_topic, [(b"[3]", undecodable), (b"[3]", future)])
         with connect(config, "eu", db) as conn, conn.cursor() as cur:

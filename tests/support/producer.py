@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -94,3 +95,23 @@ def reap_all() -> None:
         proc = STARTED.pop()
         if proc.alive():
             proc.kill9()
+
+
+@contextlib.contextmanager
+def pipeline(config: PipelineConfig, path: Path, tmp_path: Path, sinks: tuple[str, ...] = ("db", "cache")):
+    """Every region's producer and `sinks`, as subprocesses; each must exit 0 on SIGTERM at the end."""
+    procs: list[CdcsyncProcess] = []
+    try:
+        for region in config.regions:
+            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
+            for sink in sinks:
+                procs.append(SinkProcess(path, region, sink, tmp_path / f"{sink}-{region}.log").start())
+        for region in config.regions:
+            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
+        yield procs
+        for proc in procs:
+            assert proc.terminate() == 0, proc.output()
+    finally:
+        for proc in procs:
+            if proc.alive():
+                proc.kill9()
