@@ -28,11 +28,11 @@ from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import Publisher, _Txn
 from producers.topics import TopicCreator, TopicNames
 from schemas.codec import encode
+from schemas.metadata_tables import APPLY_MARKER
 from schemas.config import PipelineConfig, table_selected
 
 log = logging.getLogger(__name__)
 
-MARKER_TABLE = "apply_marker"
 
 _DDL = re.compile(
     r"^\s*(?:/\*.*?\*/\s*)*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?"
@@ -273,7 +273,7 @@ class Capture:
                 return route
         route = _Route(event.schema, event.table, columns)
         if event.schema == self._config.meta_db:
-            route.marker = event.table == MARKER_TABLE
+            route.marker = event.table == APPLY_MARKER
         elif table_selected(self._region.producer, event.schema, event.table):
             table_map = self._table_maps.get(event.table_id)
             pk_cols = key_columns(table_map) if table_map is not None else ()
@@ -380,7 +380,7 @@ class Capture:
         info = self._info
         assert info is not None
         if info.index > 0:
-            raise CaptureError(f"{self._config.meta_db}.{MARKER_TABLE} was written after row changes in "
+            raise CaptureError(f"{self._config.meta_db}.{APPLY_MARKER} was written after row changes in "
                                f"transaction {info.txn_id}; the applier must write it first")
         row = event.rows[-1]
         image = row.get("after_values") or row.get("values") or {}
