@@ -25,6 +25,7 @@ from rich.table import Table
 from cdcsync.supervisor import Supervisor, components
 from consumers.cache_sink import decode_row, redis_client
 from deploy.local import Sandbox
+from producers.binlog_stream import connect
 from schemas.codec import decode
 from schemas.config import PipelineConfig, load_config
 
@@ -34,9 +35,7 @@ REGIONS = ["eu", "us", "ap"]
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
-    m = config.region(region).mysql
-    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                           autocommit=True)
+    return connect(config.region(region).mysql)
 
 
 def _prepare_schema(config: PipelineConfig) -> None:

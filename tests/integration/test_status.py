@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from deploy.local.processes import free_port
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
@@ -48,12 +48,6 @@ def write(config: PipelineConfig, region: str, db: str, ids: range) -> None:
     with connect(config, region, db) as conn, conn.cursor() as cur:
         for i in ids:
             cur.execute("INSERT INTO t VALUES (%s, %s)", (i, f"{region}-{i}"))
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_status_reports_checkpoints_and_lag(sandbox_config, unique, tmp_path) -> None:
@@ -121,9 +115,9 @@ def test_status_reports_checkpoints_and_lag(sandbox_config, unique, tmp_path) ->
     data = config.model_dump(mode="python")
     for name, r in data["regions"].items():
         r["mysql"]["password"] = config.regions[name].mysql.password.get_secret_value()
-    data["regions"]["us"]["mysql"]["port"] = closed_port()
+    data["regions"]["us"]["mysql"]["port"] = free_port()
     data["regions"]["us"]["mysql"]["connect_timeout"] = 2.0
-    data["regions"]["us"]["kafka"] = {"bootstrap": f"127.0.0.1:{closed_port()}"}
+    data["regions"]["us"]["kafka"] = {"bootstrap": f"127.0.0.1:{free_port()}"}
     broken = write_config(parse_config(data), tmp_path / "broken.toml")
     code, report = status(broken, "--timeout", "3")
     assert code == 1

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from consumers.cache_rebuild import rebuild_cache
 from consumers.cache_sink import redis_client
 from consumers.verify import verify
+from deploy.local.processes import free_port
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.producer import write_config
@@ -210,12 +210,6 @@ def test_composite_keys_over_many_chunks(sandbox_config, unique, tmp_path) -> No
     assert data["row_differences"] == 4
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_region_or_unknown_table_exits_2(sandbox_config, unique, tmp_path) -> None:
     config, db, path = setup(sandbox_config, unique, tmp_path)
     result = cli(path, "--table", f"{db}.nope")
@@ -224,12 +218,12 @@ def test_unreachable_region_or_unknown_table_exits_2(sandbox_config, unique, tmp
     data = config.model_dump(mode="python")
     for name, region in data["regions"].items():
         region["mysql"]["password"] = config.regions[name].mysql.password.get_secret_value()
-    data["regions"]["ap"]["redis"]["port"] = closed_port()
+    data["regions"]["ap"]["redis"]["port"] = free_port()
     no_redis = write_config(parse_config(data), tmp_path / "no-redis.toml")
     result = cli(no_redis)
     assert result.returncode == 2 and "region ap: Redis" in result.stderr, result.stderr
     assert cli(no_redis, "--no-cache").returncode == 0           # --no-cache never reaches Redis
 
-    data["regions"]["us"]["mysql"]["port"] = closed_port()
+    data["regions"]["us"]["mysql"]["port"] = free_port()
     result = cli(write_config(parse_config(data), tmp_path / "no-mysql.toml"))
     assert result.returncode == 2 and "region us: MySQL" in result.stderr, result.stderr
