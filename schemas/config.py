@@ -100,6 +100,27 @@ class TableConfig(_Frozen):
         "hash", description="Cache value: a Redis hash of column -> JSON value, or one JSON document (`_json`)."
     )
     cache_ttl_s: int | None = Field(None, ge=1, description="TTL of cached rows; unset keeps them until deleted.")
+    conflict_strategy: Literal["lww", "region-priority", "column-merge", "custom"] = Field(
+        "lww", description="How concurrent versions of a row are resolved; see docs/conflicts.md."
+    )
+    region_priority: tuple[str, ...] = Field(
+        (), description="Regions, highest priority first, for `region-priority` (all regions, each once)."
+    )
+    custom_resolver: str | None = Field(
+        None, description="`module:function` returning the winning values, for `custom`."
+    )
+
+    @model_validator(mode="after")
+    def _strategy_settings(self) -> "TableConfig":
+        if self.conflict_strategy == "custom" and not self.custom_resolver:
+            raise ValueError("conflict_strategy 'custom' needs custom_resolver = \"module:function\"")
+        if self.custom_resolver is not None and self.custom_resolver.count(":") != 1:
+            raise ValueError(f"custom_resolver {self.custom_resolver!r} must be `module:function`")
+        if self.conflict_strategy == "region-priority" and not self.region_priority:
+            raise ValueError("conflict_strategy 'region-priority' needs region_priority")
+        if len(set(self.region_priority)) != len(self.region_priority):
+            raise ValueError(f"region_priority lists a region twice: {list(self.region_priority)}")
+        return self
 
 
 class TopologyConfig(_Frozen):
@@ -185,6 +206,12 @@ class PipelineConfig(_Frozen):
         for key in self.tables:
             if key.count(".") != 1:
                 raise ValueError(f"tables: key {key!r} must be `db.table`")
+        for key, table in self.tables.items():
+            unknown = [r for r in table.region_priority if r not in self.regions]
+            missing = [r for r in self.regions if table.region_priority and r not in table.region_priority]
+            if unknown or missing:
+                raise ValueError(f"tables.{key}.region_priority: unknown regions {unknown}, "
+                                 f"regions not listed {missing}; list every region once")
         return self
 
     def sources_of(self, region: str) -> tuple[str, ...]:

@@ -58,7 +58,11 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
         if model is PipelineConfig and name == "regions":
             rows.extend(_rows(RegionConfig, "regions.<name>."))
             continue
-        if nested is not None and get_origin(field.annotation) is not dict:
+        if nested is not None and get_origin(field.annotation) is dict:
+            rows.append((key, _default(field), field.description or ""))
+            rows.extend(_rows(nested, f'{key}."<db>.<table>".'))
+            continue
+        if nested is not None:
             if field.description:
                 rows.append((key, "", field.description))
             rows.extend(_rows(nested, f"{key}."))
