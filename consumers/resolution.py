@@ -1,0 +1,213 @@
+"""Deterministic conflict resolution: given the local version of a row and a remote one, which to keep.
+
+`decide(local, remote, strategy)` is pure: no clock reads, no randomness, no Python `hash()`. It is
+what the database and cache sinks call for each incoming row change (docs/conflicts.md):
+
+- SKIP      the remote version is before or equal to the local one (so a replay changes nothing);
+- APPLY     the remote version is after the local one (or there is no local row): take it as it is;
+- RESOLVED  the two are concurrent: the strategy makes one version whose clock is the merge of
+            both, and names the versions that lost (the conflict record).
+
+Every offered strategy is a join: resolving is commutative and associative on concurrent versions,
+so every region that has seen the same set of versions holds the same result, whatever the
+delivery order. The property tests in tests/unit/test_resolution.py check that.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Callable, Protocol
+
+
+from schemas.config import ConfigError, TableConfig
+from schemas.row_version import Cell, RowVersion, Values, value_hash
+from schemas.vclock import Order
+
+
+class Action(StrEnum):
+    SKIP = "skip"
+    APPLY = "apply"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with a remote version. `result` is the row's version afterwards (local on SKIP)."""
+
+    action: Action
+    result: RowVersion
+    local: RowVersion | None
+    remote: RowVersion
+    strategy: str
+    losers: tuple[RowVersion, ...] = ()    # RESOLVED only: the inputs whose write did not survive whole
+
+    def record(self) -> dict[str, Any]:
+        """The conflict record (JSON-ready) a sink logs for a RESOLVED decision."""
+        return {
+            "strategy": self.strategy,
+            "local": _version_record(self.local),
+            "remote": _version_record(self.remote),
+            "result": _version_record(self.result),
+            "losers": [_version_record(v) for v in self.losers],
+        }
+
+
+def _version_record(version: RowVersion | None) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    return {"values": None if version.values is None else dict(version.values), "origin": version.origin,
+            "counters": dict(version.clock.counters), "hlc_us": version.clock.hlc_us, "hash": version.hash}
+
+
+class Strategy(Protocol):
+    """Resolves two concurrent versions. Must be deterministic, commutative and associative."""
+
+    name: str
+
+    def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
+        """The resolved version (clock = merge of both) and the losers."""
+        ...
+
+
+def lww_key(version: RowVersion) -> tuple[int, int, str, str]:
+    """The total order of last-writer-wins: timestamp, then a delete beats a write, then the origin
+    region's name, then the value hash. The greatest key wins."""
+    return (version.clock.hlc_us, 1 if version.deleted else 0, version.origin, version.hash)
+
+
+def _winner_takes_all(local: RowVersion, remote: RowVersion, key: Callable[[RowVersion], Any]
+                      ) -> tuple[RowVersion, tuple[RowVersion, ...]]:
+    winner, loser = (remote, local) if key(remote) > key(local) else (local, remote)
+    resolved = RowVersion(winner.values, local.clock.merge(remote.clock), winner.origin, winner.cells, winner.tomb)
+    return resolved, (loser,)
+
+
+class Lww:
+    """Last writer wins, by `lww_key`. The merged clock's timestamp is the winner's (it is the largest),
+    so a resolved version keeps its winner's key: resolving is `max` on a total order."""
+
+    name = "lww"
+
+    def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
+        return _winner_takes_all(local, remote, lww_key)
+
+
+class RegionPriority:
+    """The version from the region listed first wins; between versions of one region, last writer wins."""
+
+    name = "region-priority"
+
+    def __init__(self, priority: tuple[str, ...]) -> None:
+        self._rank = {region: len(priority) - i for i, region in enumerate(priority)}  # unlisted: 0, lowest
+
+    def key(self, version: RowVersion) -> tuple[int, tuple[int, int, str, str]]:
+        return (self._rank.get(version.origin, 0), lww_key(version))
+
+    def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
+        return _winner_takes_all(local, remote, self.key)
+
+
+def _cell_key(cell: Cell) -> tuple[int, str, str]:
+    return (cell.hlc_us, cell.origin, value_hash({"v": cell.value}))
+
+
+class ColumnMerge:
+    """Per-column last writer wins: each column takes its newest cell, the tombstone its newest delete.
+
+    The row is deleted when the newest delete is at or after (same µs) the newest column write:
+    a delete wins a tie, as in `lww`. Taking maxima column by column is a join, so any delivery order
+    of any number of concurrent versions gives the same cells, tombstone and so the same row.
+    """
+
+    name = "column-merge"
+
+    def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
+        cells = dict(local.cells_or_whole_row())
+        for column, cell in remote.cells_or_whole_row().items():
+            if column not in cells or _cell_key(cell) > _cell_key(cells[column]):
+                cells[column] = cell
+        tombs = [t for t in (local.tomb_or_whole_row(), remote.tomb_or_whole_row()) if t is not None]
+        tomb = max(tombs) if tombs else None
+        newest = max((c.hlc_us for c in cells.values()), default=-1)
+        alive = newest >= 0 and (tomb is None or newest > tomb[0])
+        values = {c: cell.value for c, cell in sorted(cells.items())} if alive else None
+        stamps = [(c.hlc_us, c.origin) for c in cells.values()] + ([tomb] if tomb else [])
+        origin = max(stamps)[1]
+        resolved = RowVersion(values, local.clock.merge(remote.clock), origin, cells, tomb)
+        return resolved, tuple(v for v in (local, remote) if v.values != values)
+
+
+Resolver = Callable[[RowVersion, RowVersion], Values | None]
+
+
+class Custom:
+    """A user function `(local, remote) -> values` (None deletes the row). The result's clock is the
+    merge and its origin the one of the greater `(hlc_us, origin)`. The function must be
+    deterministic, symmetric (f(a, b) == f(b, a)) and associative (f(f(a, b), c) == f(a, f(b, c)))
+    or regions diverge: e.g. a column-wise maximum, never "prefer local"."""
+
+    name = "custom"
+
+    def __init__(self, function: Resolver, spec: str) -> None:
+        self.function, self.spec = function, spec
+
+    def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
+        values = self.function(local, remote)
+        if values is not None and not isinstance(values, dict):
+            raise TypeError(f"custom resolver {self.spec} returned {type(values).__name__}, not a dict or None")
+        latest = max((local, remote), key=lambda v: (v.clock.hlc_us, v.origin))
+        resolved = RowVersion(values, local.clock.merge(remote.clock), latest.origin)
+        return resolved, tuple(v for v in (local, remote) if v.values != values)
+
+
+LWW = Lww()
+
+
+def load_resolver(spec: str, key: str) -> Resolver:
+    """Import `module:function`; a ConfigError names `key` (the config key) when that is impossible."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{key}: {spec!r} must be `module:function`")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # ImportError, or whatever the module raises on import
+        raise ConfigError(f"{key}: cannot import module {module_name!r}: {err}") from None
+    function = getattr(module, attr, None)
+    if function is None:
+        raise ConfigError(f"{key}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(function):
+        raise ConfigError(f"{key}: {spec!r} is not callable")
+    return function
+
+
+def strategy_for(table: TableConfig, name: str = "<db>.<table>") -> Strategy:
+    """The strategy a table's config asks for; `name` is its `db.table` key, for error messages."""
+    if table.conflict_strategy == "lww":
+        return LWW
+    if table.conflict_strategy == "region-priority":
+        return RegionPriority(table.region_priority)
+    if table.conflict_strategy == "column-merge":
+        return ColumnMerge()
+    key = f'tables."{name}".custom_resolver'
+    if not table.custom_resolver:
+        raise ConfigError(f"{key}: required when conflict_strategy is 'custom'")
+    return Custom(load_resolver(table.custom_resolver, key), table.custom_resolver)
+
+
+def decide(local: RowVersion | None, remote: RowVersion, strategy: Strategy = LWW) -> Decision:
+    """SKIP, APPLY or RESOLVED (see the module docstring). Pure and deterministic."""
+    if local is None:
+        return Decision(Action.APPLY, remote, None, remote, strategy.name)
+    order = remote.clock.compare(local.clock)
+    if order in (Order.BEFORE, Order.EQUAL):
+        return Decision(Action.SKIP, local, local, remote, strategy.name)
+    if order is Order.AFTER:
+        return Decision(Action.APPLY, remote, local, remote, strategy.name)
+    resolved, losers = strategy.resolve(local, remote)
+    return Decision(Action.RESOLVED, resolved, local, remote, strategy.name, losers)
+
+
+__all__ = ["Action", "ColumnMerge", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "Strategy",
+           "decide", "load_resolver", "lww_key", "strategy_for"]
