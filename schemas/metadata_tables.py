@@ -5,6 +5,12 @@ the source partition it applies from (one writer per partition, so no lock conte
 region's producer sees that row in the binlog and publishes the rest of the transaction with
 `origin` = the marker's origin, so no other region applies it again (loop prevention). It also
 holds the last applied source offset, which makes replays recognisable.
+
+`row_clocks`: the vector clock of every row version, keyed by (db, tbl, pk_hash), `pk_hash` being
+the SHA-256 of the canonical key text `pk` (schemas/row_clock_key.py; the hash keeps the primary
+key under InnoDB's 3072-byte limit). The clock triggers (schemas/clock_triggers.py) write it in the
+same transaction as every local write; the database sink writes it itself. `deleted = 1` is a
+tombstone. See docs/clocks.md.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import pymysql
 
 APPLY_MARKER = "apply_marker"
+ROW_CLOCKS = "row_clocks"
 
 
 def ddl(meta_db: str) -> list[str]:
@@ -28,6 +35,18 @@ def ddl(meta_db: str) -> list[str]:
             applied_count BIGINT NOT NULL DEFAULT 0,
             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
             PRIMARY KEY (source_topic, source_partition)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{ROW_CLOCKS}` (
+            db VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            tbl VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            pk_hash BINARY(32) NOT NULL,
+            pk TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            counters TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            hlc_us BIGINT NOT NULL,
+            deleted TINYINT NOT NULL DEFAULT 0,
+            origin VARCHAR(32) NOT NULL,
+            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (db, tbl, pk_hash)
         ) ENGINE=InnoDB""",
     ]
 

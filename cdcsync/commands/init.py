@@ -1,0 +1,31 @@
+"""`cdcsync init`: metadata tables and clock triggers in every region (logic in schemas/clock_init.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cdcsync.commands.common import ConfigOption, err_console, fail, load
+
+
+def init(config: Path = ConfigOption,
+         region: str = typer.Option(None, "--region", "-r", help="Only this region (default: every region).")) -> None:
+    """Create the metadata tables and (re)create the clock triggers on every replicated table.
+
+    Idempotent: unchanged triggers are left alone, changed ones replaced, stale ones dropped.
+    """
+    from schemas.clock_init import init as run_init
+
+    cfg = load(config)
+    if region is not None and region not in cfg.regions:
+        fail(f"unknown region {region!r} (config has {', '.join(cfg.regions)})", code=2)
+    for report in run_init(cfg, [region] if region else None):
+        typer.echo(f"{report.region}: metadata tables ensured in {cfg.meta_db}; triggers: "
+                   f"{len(report.created)} created, {len(report.replaced)} replaced, "
+                   f"{len(report.unchanged)} unchanged, {len(report.dropped)} dropped")
+        for verb, names in (("created", report.created), ("replaced", report.replaced), ("dropped", report.dropped)):
+            for name in names:
+                typer.echo(f"  {verb} {name}")
+        for warning in report.warnings:
+            err_console.print(f"[yellow]warning:[/yellow] {report.region}: {warning}", highlight=False)

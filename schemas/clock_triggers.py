@@ -1,0 +1,122 @@
+"""The clock triggers `cdcsync init` installs on every replicated table: pure SQL generation.
+
+Three triggers per table, `cdcsync_<table>_ai`, `_au`, `_ad` (AFTER INSERT / UPDATE / DELETE). On a
+local write (the session variable `@cdcsync_applying` NULL or 0) each upserts the row's
+`<meta_db>.row_clocks` row in the writer's own transaction:
+
+- counters: the old counters with this region's counter + 1 (`{region: 1}` when there is no row);
+- hlc_us: GREATEST(old hlc_us + 1, now in µs);
+- deleted: 1 after a DELETE (a tombstone), else 0; origin: this region.
+
+An UPDATE that changes the key tombstones the old key (its clock + 1) and gives the new key the
+merge of the old key's clock and any clock the new key had (a tombstone), + 1. The database sink
+sets `@cdcsync_applying = 1`, so its writes skip the triggers; it writes the clock row itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.metadata_tables import ROW_CLOCKS
+from schemas.row_clock_key import quote_name, sql_key_expression
+
+APPLYING = "@cdcsync_applying"
+PREFIX = "cdcsync_"
+SUFFIXES = {"INSERT": "ai", "UPDATE": "au", "DELETE": "ad"}
+NOW_US = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    name: str
+    event: str          # INSERT, UPDATE or DELETE
+    db: str
+    table: str
+    body: str           # what information_schema.TRIGGERS.ACTION_STATEMENT shows
+
+    def create(self) -> str:
+        return (f"CREATE OR REPLACE TRIGGER {quote_name(self.db)}.{quote_name(self.name)} AFTER {self.event} "
+                f"ON {quote_name(self.db)}.{quote_name(self.table)} FOR EACH ROW {self.body}")
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def trigger_name(table: str, event: str) -> str:
+    """`cdcsync_<table>_<ai|au|ad>`; a table name too long for the 64-character limit is cut and
+    completed with a hash of the full name, so names stay unique per table."""
+    suffix = SUFFIXES[event]
+    name = f"{PREFIX}{table}_{suffix}"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha1(table.encode("utf-8")).hexdigest()[:8]
+    return f"{PREFIX}{table[:44]}_{digest}_{suffix}"
+
+
+def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: int) -> str:
+    """Upsert of one key's clock: its counters with `region` + 1, hlc after both old and now."""
+    path = literal(f'$."{region}"')
+    r = literal(region)
+    return (f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
+            f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin) VALUES "
+            f"({literal(db)}, {literal(table)}, UNHEX(SHA2({key}, 256)), {key}, JSON_OBJECT({r}, 1), {NOW_US}, "
+            f"{deleted}, {r}) ON DUPLICATE KEY UPDATE "
+            f"counters = JSON_SET(counters, {path}, CAST(COALESCE(JSON_VALUE(counters, {path}), 0) AS SIGNED) + 1), "
+            f"hlc_us = GREATEST(hlc_us + 1, VALUES(hlc_us)), deleted = {deleted}, origin = VALUES(origin)")
+
+
+def _merge(a: str, b: str, into: str, regions: Sequence[str]) -> str:
+    """SQL statements setting the variable `into` to the element-wise maximum of two counters
+    objects (either may be NULL): every entry of both survives, and the configured regions' entries
+    take the maximum (zero entries stay absent). One statement per region, so the text stays linear."""
+    statements = [f"SET {into} = JSON_MERGE_PATCH(COALESCE({a}, '{{}}'), COALESCE({b}, '{{}}'));"]
+    for region in regions:
+        path = literal(f'$."{region}"')
+        top = (f"GREATEST(CAST(COALESCE(JSON_VALUE({a}, {path}), 0) AS SIGNED), "
+               f"CAST(COALESCE(JSON_VALUE({b}, {path}), 0) AS SIGNED))")
+        statements.append(f"SET {into} = IF({top} > 0, JSON_SET({into}, {path}, {top}), {into});")
+    return "\n      ".join(statements)
+
+
+def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]], region: str,
+             regions: Sequence[str]) -> list[Trigger]:
+    """The three triggers of `db.table`, whose primary key is `pk` ((column, COLUMN_TYPE) in key
+    order), for `region`; `regions` are all configured regions (for the key-change merge)."""
+    new, old = sql_key_expression(pk, "NEW"), sql_key_expression(pk, "OLD")
+    guard = f"IF COALESCE({APPLYING}, 0) = 0 THEN"
+    clocks = f"{quote_name(meta_db)}.{quote_name(ROW_CLOCKS)}"
+
+    def where(key: str) -> str:
+        return f"db = {literal(db)} AND tbl = {literal(table)} AND pk_hash = UNHEX(SHA2({key}, 256))"
+
+    path = literal(f'$."{region}"')
+    insert = f"BEGIN\n  {guard}\n    {_upsert(meta_db, db, table, new, region, 0)};\n  END IF;\nEND"
+    delete = f"BEGIN\n  {guard}\n    {_upsert(meta_db, db, table, old, region, 1)};\n  END IF;\nEND"
+    update = f"""BEGIN
+  DECLARE old_key, new_key TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+  DECLARE old_counters, new_counters, merged TEXT CHARACTER SET utf8mb4;
+  DECLARE old_hlc, new_hlc BIGINT;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
+  {guard}
+    SET old_key = {old}, new_key = {new};
+    IF old_key = new_key THEN
+      {_upsert(meta_db, db, table, new, region, 0)};
+    ELSE
+      SELECT counters, hlc_us INTO old_counters, old_hlc FROM {clocks} WHERE {where('old_key')} FOR UPDATE;
+      SELECT counters, hlc_us INTO new_counters, new_hlc FROM {clocks} WHERE {where('new_key')} FOR UPDATE;
+      {_upsert(meta_db, db, table, old, region, 1)};
+      {_merge('old_counters', 'new_counters', 'merged', regions)}
+      SET merged = JSON_SET(merged, {path}, CAST(COALESCE(JSON_VALUE(merged, {path}), 0) AS SIGNED) + 1);
+      INSERT INTO {clocks} (db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin)
+        VALUES ({literal(db)}, {literal(table)}, UNHEX(SHA2(new_key, 256)), new_key, merged,
+                GREATEST(COALESCE(GREATEST(old_hlc, new_hlc), old_hlc, new_hlc, 0) + 1, {NOW_US}), 0, {literal(region)})
+        ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), deleted = 0,
+                                origin = VALUES(origin);
+    END IF;
+  END IF;
+END"""
+    bodies = {"INSERT": insert, "UPDATE": update, "DELETE": delete}
+    return [Trigger(trigger_name(table, event), event, db, table, body) for event, body in bodies.items()]
