@@ -148,6 +148,15 @@ def test_init_is_idempotent_and_picks_up_new_and_changed_tables(setup, tmp_path:
     assert "0 created, 0 replaced, 6 unchanged, 0 dropped" in out.stdout
     assert "nokey: no primary key" in out.stderr
 
+    # A table leaving the selection loses its triggers; a changed key gets new ones.
+    narrowed = config.model_copy(update={"regions": {**config.regions, "eu": config.regions["eu"].model_copy(
+        update={"producer": config.regions["eu"].producer.model_copy(update={"exclude": (f"{db}.a",)})})}})
+    run(conn, "ALTER TABLE b MODIFY k VARBINARY(20) NOT NULL")
+    fourth = init_region(narrowed, "eu")
+    assert sorted(fourth.dropped) == [f"{db}.cdcsync_a_ad", f"{db}.cdcsync_a_ai", f"{db}.cdcsync_a_au"]
+    assert len(fourth.replaced) == 3 and not fourth.created
+    assert [name for name, *_ in trigger_definitions(conn, db)] == ["cdcsync_b_ad", "cdcsync_b_ai", "cdcsync_b_au"]
+
 
 def test_local_write_and_its_clock_share_one_binlog_transaction(setup, unique: str) -> None:
     config, db, conn = setup
