@@ -16,7 +16,7 @@ delivery order. The property tests in tests/unit/test_resolution.py check that.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Callable, Protocol
 
@@ -94,8 +94,28 @@ class Lww:
         return _winner_takes_all(local, remote, lww_key)
 
 
+def _concurrent_heads(local: RowVersion, remote: RowVersion, key: Callable[[RowVersion], Any]
+                      ) -> tuple[RowVersion, ...]:
+    """The maximal versions (by clock) among both sides' heads, greatest `key` first: what the two
+    versions stand for together. A head that a later write dominates drops out here."""
+    candidates = {}
+    for head in (*local.heads(), *remote.heads()):
+        head = replace(head, siblings=())
+        if head.clock not in candidates or key(head) > key(candidates[head.clock]):
+            candidates[head.clock] = head
+    heads = [h for h in candidates.values()
+             if not any(h.clock.compare(o.clock) is Order.BEFORE for o in candidates.values())]
+    return tuple(sorted(heads, key=key, reverse=True))
+
+
 class RegionPriority:
-    """The version from the region listed first wins; between versions of one region, last writer wins."""
+    """The version from the region listed first wins; between versions of one region, last writer wins.
+
+    Priority does not follow causality (a low-priority write on top of a high-priority version has a
+    smaller key), so a resolved version keeps its concurrent heads (`siblings`) and resolving picks
+    the greatest key among the maximal heads of both sides: a function of the set of concurrent
+    versions, the same in every region whatever the order.
+    """
 
     name = "region-priority"
 
@@ -106,7 +126,11 @@ class RegionPriority:
         return (self._rank.get(version.origin, 0), lww_key(version))
 
     def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
-        return _winner_takes_all(local, remote, self.key)
+        heads = _concurrent_heads(local, remote, self.key)
+        winner = heads[0]
+        resolved = RowVersion(winner.values, local.clock.merge(remote.clock), winner.origin, siblings=heads)
+        already_lost = local.siblings[1:]
+        return resolved, tuple(h for h in heads[1:] if h not in already_lost)
 
 
 def _cell_key(cell: Cell) -> tuple[int, str, str]:
@@ -143,10 +167,12 @@ Resolver = Callable[[RowVersion, RowVersion], Values | None]
 
 
 class Custom:
-    """A user function `(local, remote) -> values` (None deletes the row). The result's clock is the
-    merge and its origin the one of the greater `(hlc_us, origin)`. The function must be
-    deterministic, symmetric (f(a, b) == f(b, a)) and associative (f(f(a, b), c) == f(a, f(b, c)))
-    or regions diverge: e.g. a column-wise maximum, never "prefer local"."""
+    """A user function `(a, b) -> values` (None deletes the row), run over the concurrent heads of both
+    sides in a fixed order: greatest `lww_key` first, `a` being the result so far. The result's clock is
+    the merge, its origin the one of the greatest `(hlc_us, origin)`. The function must be
+    deterministic (no clock, randomness, I/O); it should be symmetric, so the order convention does
+    not show. Because the heads are kept (`siblings`), it need not be associative to converge.
+    """
 
     name = "custom"
 
@@ -154,12 +180,17 @@ class Custom:
         self.function, self.spec = function, spec
 
     def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
-        values = self.function(local, remote)
-        if values is not None and not isinstance(values, dict):
-            raise TypeError(f"custom resolver {self.spec} returned {type(values).__name__}, not a dict or None")
-        latest = max((local, remote), key=lambda v: (v.clock.hlc_us, v.origin))
-        resolved = RowVersion(values, local.clock.merge(remote.clock), latest.origin)
-        return resolved, tuple(v for v in (local, remote) if v.values != values)
+        heads = _concurrent_heads(local, remote, lww_key)
+        acc = heads[0]
+        for head in heads[1:]:
+            values = self.function(acc, head)
+            if values is not None and not isinstance(values, dict):
+                raise TypeError(f"custom resolver {self.spec} returned {type(values).__name__}, not a dict or None")
+            latest = max((acc, head), key=lambda v: (v.clock.hlc_us, v.origin))
+            acc = RowVersion(values, acc.clock.merge(head.clock), latest.origin)
+        resolved = RowVersion(acc.values, local.clock.merge(remote.clock), acc.origin, siblings=heads)
+        already_lost = [h for h in local.siblings if h.values != local.values]
+        return resolved, tuple(h for h in heads if h.values != acc.values and h not in already_lost)
 
 
 LWW = Lww()

@@ -8,6 +8,10 @@ the last write of one column: `(hlc_us, origin, value)`; `tomb` is the stamp `(h
 the last delete. A deleted version keeps its cells, so a concurrent later write can bring the row
 back with the newest value of every column whatever the delivery order. `RowVersion.write` builds
 them: a write stamps only the columns it changed (every column for an insert or re-insert).
+
+`siblings` (strategies whose order does not follow causality: `region-priority`, `custom`) are the
+concurrent versions a resolved version was computed from, winner first. A later write on top of it
+dominates them all, so a write starts with none.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class RowVersion:
     origin: str
     cells: Mapping[str, Cell] | None = None    # column-merge only; see the module docstring
     tomb: Stamp | None = None                  # column-merge only
+    siblings: tuple[RowVersion, ...] = ()      # region-priority, custom: the concurrent versions resolved
 
     @property
     def deleted(self) -> bool:
@@ -77,6 +82,10 @@ class RowVersion:
             if fresh or column not in prev.values or prev.values[column] != value:  # type: ignore[union-attr]
                 cells[column] = Cell(stamp, origin, value)
         return cls(dict(values), clock, origin, cells, tomb)
+
+    def heads(self) -> tuple[RowVersion, ...]:
+        """The concurrent versions this one stands for: its siblings, or itself for a plain write."""
+        return self.siblings or (self,)
 
     def cells_or_whole_row(self) -> Mapping[str, Cell]:
         """The cells, or, for a version without them, every column stamped by this version's write."""

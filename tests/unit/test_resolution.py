@@ -192,7 +192,9 @@ def test_region_priority_beats_timestamps_and_ties_by_lww() -> None:
     strategy = RegionPriority(("eu", "us"))
     eu = RowVersion({"a": 1}, clock(5, eu=1), "eu")
     us = RowVersion({"a": 2}, clock(50, us=1), "us")
-    assert decide(us, eu, strategy).result == RowVersion({"a": 1}, clock(50, eu=1, us=1), "eu")
+    result = decide(us, eu, strategy).result
+    assert (result.values, result.clock, result.origin) == ({"a": 1}, clock(50, eu=1, us=1), "eu")
+    assert result.siblings == (eu, us)
     assert decide(eu, us, strategy).losers == (us,)
     other = RowVersion({"a": 3}, clock(60, ap=1), "ap")            # unlisted: lowest priority
     assert decide(other, us, strategy).result.values == {"a": 2}
@@ -224,7 +226,8 @@ def test_custom_resolver_result_clock_and_record() -> None:
     eu = RowVersion({"a": 1, "b": 9}, clock(3, eu=1), "eu")
     us = RowVersion({"a": 4, "b": 2}, clock(2, us=1), "us")
     decision = decide(eu, us, strategy)
-    assert decision.result == RowVersion({"a": 4, "b": 9}, clock(3, eu=1, us=1), "eu")
+    result = decision.result
+    assert (result.values, result.clock, result.origin) == ({"a": 4, "b": 9}, clock(3, eu=1, us=1), "eu")
     record = decision.record()
     assert record["strategy"] == "custom" and len(record["losers"]) == 2
     assert record["result"]["counters"] == {"eu": 1, "us": 1}
@@ -254,3 +257,48 @@ def test_strategy_for_each_config() -> None:
     assert strategy_for(TableConfig(conflict_strategy="column-merge")).name == "column-merge"
     ranked = strategy_for(TableConfig(conflict_strategy="region-priority", region_priority=("us", "eu")))
     assert isinstance(ranked, RegionPriority) and ranked.name == "region-priority"
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_causal_histories_converge(name: str, data) -> None:
+    """Beyond one round of concurrent writes: regions write on top of whatever they hold (chains,
+    writes on resolved versions), exchange some versions, and finally receive everything. The
+    strategies converge: lww and column-merge because a later write always has a greater timestamp,
+    region-priority and custom because a resolved version keeps its concurrent heads."""
+    strategy = STRATEGIES[name]
+    regions = data.draw(st.lists(st.sampled_from(REGIONS), min_size=2, max_size=3, unique=True))
+    state = {r: RowVersion.write(None, {c: 0 for c in COLUMNS}, clock(1, eu=1), "eu") for r in regions}
+    written: list[RowVersion] = []
+    now = 1
+    for _ in range(data.draw(st.integers(2, 10))):
+        region = data.draw(st.sampled_from(regions))
+        if written and data.draw(st.booleans()):
+            state[region] = decide(state[region], data.draw(st.sampled_from(written)), strategy).result
+            continue
+        now += data.draw(st.integers(0, 1))
+        current = state[region]
+        values = data.draw(st.none() | st.builds(lambda changes: {**(current.values or {c: 0 for c in COLUMNS}),
+                                                                    **changes},
+                                                  st.dictionaries(st.sampled_from(COLUMNS), st.integers(0, 3))))
+        version = RowVersion.write(current, values, current.clock.increment(region, now), region)
+        state[region] = version
+        written.append(version)
+    finals = []
+    for region in regions:
+        final, _, _ = deliver(state[region], data.draw(st.permutations(written)), strategy)
+        finals.append(final)
+    assert all(f == finals[0] for f in finals)
+
+
+def test_region_priority_lets_a_later_write_supersede_the_winner() -> None:
+    """eu > us > ap. W (eu) and X (us) are concurrent; V (ap) is written on top of W. V supersedes W,
+    so the concurrent set is {V, X} and X wins, whichever order a region sees them in."""
+    strategy = RegionPriority(("eu", "us", "ap"))
+    w = RowVersion({"a": "w"}, clock(10, eu=1), "eu")
+    x = RowVersion({"a": "x"}, clock(20, us=1), "us")
+    v = RowVersion({"a": "v"}, clock(11, eu=1, ap=1), "ap")
+    a, _, _ = deliver(w, [x, v], strategy)
+    b, _, _ = deliver(w, [v, x], strategy)
+    assert a == b and a.values == {"a": "x"} and a.siblings == (x, v)
