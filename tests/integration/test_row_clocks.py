@@ -281,3 +281,35 @@ def test_trigger_key_equals_row_clock_key_of_the_wire_pk(setup, unique: str) -> 
     assert "8:00000000" in expected["bn"] and "6:616200" not in expected["bn"] and "8:61620000" in expected["bn"]
     assert "10:2024-05-00" in expected["d"] and "23:2024-02-29 12:34:56.789" in expected["dt3"]
     assert "5:12.30" in expected["dm"] and "5:trail" in expected["ch"] and "7:trail  " in expected["vc"]
+
+
+def test_producer_publishes_local_writes_unchanged_under_the_triggers(sandbox_config: PipelineConfig, unique: str,
+                                                                      tmp_path: Path) -> None:
+    """The clock rows ride in the writers' transactions, but meta_db is never published: the
+    producer's events are what they were without triggers (the producer attaching clocks is next)."""
+    from tests.support.kafka import read_all, topics_with_prefix
+    from tests.support.producer import ProducerProcess, wait_until
+
+    db, prefix = f"clkp_{unique}", f"t{unique}"
+    config = config_for_test(sandbox_config, prefix=prefix, include=[f"{db}.*"], tmp=tmp_path)
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    with connect(config, "eu") as conn:
+        run(conn, f"CREATE DATABASE {db}", f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
+        init_region(config, "eu")
+        try:
+            with ProducerProcess(path, "eu", tmp_path / "producer.log") as producer:
+                wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=60, what="checkpoint")
+                run(conn, f"INSERT INTO {db}.t VALUES (1, 1)", f"UPDATE {db}.t SET v = 2 WHERE id = 1",
+                    f"UPDATE {db}.t SET id = 2 WHERE id = 1", f"DELETE FROM {db}.t WHERE id = 2")
+                records = read_all(config.kafka.bootstrap, [f"{prefix}.eu.{db}.t"], expect=5, idle_s=3.0)
+                assert producer.terminate() == 0, producer.output()
+            events = [r.message for r in sorted(records, key=lambda r: (r.message.binlog_file, r.message.binlog_pos,
+                                                                           r.message.txn_index))]
+            assert [(e.op, e.pk, e.origin) for e in events] == [
+                ("insert", {"id": 1}, "eu"), ("update", {"id": 1}, "eu"), ("delete", {"id": 1}, "eu"),
+                ("insert", {"id": 2}, "eu"), ("delete", {"id": 2}, "eu")]
+            assert not [t for t in topics_with_prefix(config.kafka.bootstrap, prefix) if ROW_CLOCKS in t]
+            final = clocks(config, conn, db, "t")
+            assert (final["1:1"][0], final["1:1"][2], final["1:2"][0], final["1:2"][2]) == ({"eu": 3}, 1, {"eu": 4}, 1)
+        finally:
+            run(conn, f"DROP DATABASE {db}", f"DELETE FROM {config.meta_db}.{ROW_CLOCKS} WHERE db = '{db}'")
