@@ -40,13 +40,17 @@ from consumers.records import SourceRecord, source_region
 from consumers.retry import RetryPolicy
 from consumers.value_decoding import param_converter
 from schemas import metadata_tables
+from schemas.clock_triggers import APPLYING
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent, Op
 
 log = logging.getLogger(__name__)
 
+# `@cdcsync_applying = 1`: the clock triggers (`cdcsync init`) skip this session's writes, which are
+# other regions' versions, not local writes.
 SESSION_SETUP = ("SET SESSION time_zone = '+00:00', "
-                 "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'")
+                 "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
+                 f"{APPLYING} = 1")
 
 # Errors that retrying cannot fix: the event is poison for this target, not the sink broken.
 POISON_ERRORS = {

@@ -313,3 +313,36 @@ def test_producer_publishes_local_writes_unchanged_under_the_triggers(sandbox_co
             assert (final["1:1"][0], final["1:1"][2], final["1:2"][0], final["1:2"][2]) == ({"eu": 3}, 1, {"eu": 4}, 1)
         finally:
             run(conn, f"DROP DATABASE {db}", f"DELETE FROM {config.meta_db}.{ROW_CLOCKS} WHERE db = '{db}'")
+
+
+def test_database_sink_writes_do_not_tick_local_clocks(setup) -> None:
+    """The sink's session marks itself as the applier, so installed triggers leave its writes alone."""
+    from prometheus_client import CollectorRegistry
+
+    from consumers.db_sink import DatabaseSink
+    from consumers.metrics import SinkMetrics
+    from consumers.records import SourceRecord
+    from schemas import metadata_tables
+    from schemas.codec import encode
+
+    config, db, conn = setup
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    init_region(config, "eu")
+    metadata_tables.ensure(conn, config.meta_db)
+    event = {"schema_version": 1, "kind": "change", "region": "us", "origin": "us", "server_id": 2, "gtid": "2-2-9",
+             "binlog_file": "binlog.000001", "binlog_pos": 99, "txn_id": "2-2-9", "ts_us": 0, "db": db, "table": "t",
+             "txn_index": 0, "txn_last": True, "op": "insert", "pk": {"id": 7}, "before": None,
+             "after": {"id": 7, "v": 1}, "types": {"id": "int", "v": "int"}, "vclock": None}
+    record = SourceRecord.from_message(f"{config.prefix}.us.{db}.t", 0, 0, b"[7]", encode(event))
+
+    class NoDeadLetters:
+        def publish(self, letters) -> None:
+            assert not letters, letters
+
+    sink = DatabaseSink(config, "eu", NoDeadLetters(), SinkMetrics("eu", CollectorRegistry()))  # type: ignore[arg-type]
+    sink.write_batch([record])
+    sink.close()
+    with conn.cursor() as cur:
+        cur.execute("SELECT v FROM t WHERE id = 7")
+        assert cur.fetchone() == (1,)                      # applied
+    assert clocks(config, conn, db, "t") == {}           # and not counted as a local write of eu
