@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+from schemas.identifiers import quote_name
 
 
 def upsert(flavor: str, db: str, table: str, columns: Sequence[str], rows: int) -> str:
@@ -15,24 +13,24 @@ def upsert(flavor: str, db: str, table: str, columns: Sequence[str], rows: int) 
     MariaDB has `VALUES(col)` and no row alias; MySQL 8.0.20+ deprecates `VALUES()` in favour of
     the `AS new` alias.
     """
-    cols = ", ".join(quote(c) for c in columns)
+    cols = ", ".join(quote_name(c) for c in columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     values = ", ".join([one] * rows)
-    target = f"{quote(db)}.{quote(table)}"
+    target = f"{quote_name(db)}.{quote_name(table)}"
     if flavor == "mysql":
-        updates = ", ".join(f"{quote(c)} = new.{quote(c)}" for c in columns)
+        updates = ", ".join(f"{quote_name(c)} = new.{quote_name(c)}" for c in columns)
         return f"INSERT INTO {target} ({cols}) VALUES {values} AS new ON DUPLICATE KEY UPDATE {updates}"
-    updates = ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in columns)
+    updates = ", ".join(f"{quote_name(c)} = VALUES({quote_name(c)})" for c in columns)
     return f"INSERT INTO {target} ({cols}) VALUES {values} ON DUPLICATE KEY UPDATE {updates}"
 
 
 def delete(db: str, table: str, key_columns: Sequence[str], rows: int) -> str:
     """A batched DELETE by primary key: `WHERE (k1, k2) IN ((...), (...))`."""
-    target = f"{quote(db)}.{quote(table)}"
+    target = f"{quote_name(db)}.{quote_name(table)}"
     if len(key_columns) == 1:
-        return f"DELETE FROM {target} WHERE {quote(key_columns[0])} IN ({', '.join(['%s'] * rows)})"
+        return f"DELETE FROM {target} WHERE {quote_name(key_columns[0])} IN ({', '.join(['%s'] * rows)})"
     one = "(" + ", ".join(["%s"] * len(key_columns)) + ")"
-    keys = "(" + ", ".join(quote(c) for c in key_columns) + ")"
+    keys = "(" + ", ".join(quote_name(c) for c in key_columns) + ")"
     return f"DELETE FROM {target} WHERE {keys} IN ({', '.join([one] * rows)})"
 
 
@@ -46,18 +44,18 @@ def present_keys(flavor: str, db: str, table: str, key_columns: Sequence[str], r
     row = ", ".join(["%s"] * width)
     values = ", ".join([f"ROW({row})" if flavor == "mysql" else f"({row})"] * rows)
     names = ", ".join(["i", *(f"k{n}" for n in range(len(key_columns)))])
-    join = " AND ".join(f"t.{quote(c)} = v.k{n}" for n, c in enumerate(key_columns))
-    return (f"WITH v({names}) AS (VALUES {values}) SELECT v.i FROM v JOIN {quote(db)}.{quote(table)} t "
+    join = " AND ".join(f"t.{quote_name(c)} = v.k{n}" for n, c in enumerate(key_columns))
+    return (f"WITH v({names}) AS (VALUES {values}) SELECT v.i FROM v JOIN {quote_name(db)}.{quote_name(table)} t "
             f"ON {join} FOR UPDATE")
 
 
 def insert(db: str, table: str, columns: Sequence[str], rows: int) -> str:
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    return (f"INSERT INTO {quote(db)}.{quote(table)} ({', '.join(quote(c) for c in columns)}) "
+    return (f"INSERT INTO {quote_name(db)}.{quote_name(table)} ({', '.join(quote_name(c) for c in columns)}) "
             f"VALUES {', '.join([one] * rows)}")
 
 
 def update_by_key(db: str, table: str, columns: Sequence[str], key_columns: Sequence[str]) -> str:
-    sets = ", ".join(f"{quote(c)} = %s" for c in columns)
-    where = " AND ".join(f"{quote(c)} = %s" for c in key_columns)
-    return f"UPDATE {quote(db)}.{quote(table)} SET {sets} WHERE {where}"
+    sets = ", ".join(f"{quote_name(c)} = %s" for c in columns)
+    where = " AND ".join(f"{quote_name(c)} = %s" for c in key_columns)
+    return f"UPDATE {quote_name(db)}.{quote_name(table)} SET {sets} WHERE {where}"

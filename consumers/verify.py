@@ -46,8 +46,9 @@ import redis
 
 from consumers.cache_sink import cache_key, decode_row, redis_client
 from producers.snapshot_encoding import describe
-from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable, quote
+from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.table_catalog import ColumnInfo
+from schemas.identifiers import quote_name
 from schemas.config import PipelineConfig, table_selected
 
 Key = tuple[Any, ...]
@@ -218,7 +219,7 @@ def _compare(key: Sequence[str], values: Key, strict: str, last: str) -> str:
     terms = []
     for i, column in enumerate(key):
         op = last if i == len(key) - 1 else strict
-        terms.append(" AND ".join([*(f"{quote(c)} = %s" for c in key[:i]), f"{quote(column)} {op} %s"]))
+        terms.append(" AND ".join([*(f"{quote_name(c)} = %s" for c in key[:i]), f"{quote_name(column)} {op} %s"]))
     return " OR ".join(f"({t})" for t in terms)
 
 
@@ -399,8 +400,8 @@ def _plan(config: PipelineConfig, regions: dict[str, _Region], only: str | None)
 
 def _boundaries(snapshot: ConsistentSnapshot, t: SnapshotTable, chunk_rows: int) -> list[Key]:
     """Every `chunk_rows`-th primary key of one region, the first excluded."""
-    columns = ", ".join(quote(c) for c in t.key_columns)
-    source = f"{quote(t.db)}.{quote(t.table)}"
+    columns = ", ".join(quote_name(c) for c in t.key_columns)
+    source = f"{quote_name(t.db)}.{quote_name(t.table)}"
     found: list[Key] = []
     while True:
         condition, params = range_condition(t.key_columns, found[-1] if found else None, None)
@@ -412,8 +413,8 @@ def _boundaries(snapshot: ConsistentSnapshot, t: SnapshotTable, chunk_rows: int)
 
 
 def _fetch(snapshot: ConsistentSnapshot, t: SnapshotTable, condition: str, params: list[Any]) -> ChunkRows:
-    order = f" ORDER BY {', '.join(quote(c) for c in t.key_columns)}" if t.has_primary_key else ""
-    sql = f"SELECT {t.encoder.select_list} FROM {quote(t.db)}.{quote(t.table)} WHERE {condition}{order}"
+    order = f" ORDER BY {', '.join(quote_name(c) for c in t.key_columns)}" if t.has_primary_key else ""
+    sql = f"SELECT {t.encoder.select_list} FROM {quote_name(t.db)}.{quote_name(t.table)} WHERE {condition}{order}"
     rows: ChunkRows = {}
     for raw in snapshot.query(sql, params):
         row = t.encoder.encode_row(raw)
@@ -521,7 +522,7 @@ def _verify_table(config: PipelineConfig, regions: dict[str, _Region], plan: _Pl
         for r, t in tables.items():
             with _reading(r, f"checksumming {plan.name}"):
                 count, total = regions[r].snapshot.query(
-                    checksum_sql(f"{quote(t.db)}.{quote(t.table)}", digests[r], condition), params)[0]
+                    checksum_sql(f"{quote_name(t.db)}.{quote_name(t.table)}", digests[r], condition), params)[0]
             sums[r] = (int(count), int(total))
             result.rows[r] += int(count)
         differs = len(set(sums.values())) > 1

@@ -15,6 +15,7 @@ import orjson
 
 from producers.table_catalog import ColumnInfo, TableColumns
 from producers.value_encoding import Converter, b64, format_decimal, geometry
+from schemas.identifiers import quote_name
 from schemas.values import zero_date
 
 _INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
@@ -23,10 +24,6 @@ _SPATIAL = {"geometry", "point", "linestring", "polygon", "multipoint", "multili
             "geometrycollection", "geomcollection"}
 # MariaDB's fixed-size binary types reach the binlog as BINARY(n) and are encoded as such.
 _FIXED_BINARY = {"uuid": 16, "inet6": 16, "inet4": 4}
-
-
-def quote_name(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _valid_date(text: str) -> bool:

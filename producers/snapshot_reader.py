@@ -20,22 +20,19 @@ from producers.position import BinlogPosition
 from producers.snapshot_encoding import SnapshotEncoder
 from producers.table_catalog import TableColumns, snapshot_columns
 from schemas.config import MySQLConfig, ProducerConfig, table_selected
+from schemas.identifiers import quote_name
 
 log = logging.getLogger(__name__)
 
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 
 
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _after_clause(pk: tuple[str, ...]) -> str:
     """Keyset condition `pk > last` for a (possibly composite) key, in a form indexes can use."""
     terms = []
     for i, col in enumerate(pk):
-        equal = [f"{quote(c)} = %s" for c in pk[:i]]
-        terms.append("(" + " AND ".join([*equal, f"{quote(col)} > %s"]) + ")")
+        equal = [f"{quote_name(c)} = %s" for c in pk[:i]]
+        terms.append("(" + " AND ".join([*equal, f"{quote_name(col)} > %s"]) + ")")
     return " OR ".join(terms)
 
 
@@ -126,9 +123,9 @@ class ConsistentSnapshot:
         """Encoded rows in primary-key order, `chunk_rows` at a time (a keyless table in one chunk)."""
         assert self._conn is not None
         pk = table.key_columns if table.has_primary_key else ()
-        source = f"{quote(table.db)}.{quote(table.table)}"
-        select = f"SELECT {table.encoder.select_list}{''.join(', ' + quote(c) for c in pk)} FROM {source}"
-        order = f" ORDER BY {', '.join(quote(c) for c in pk)} LIMIT {self._chunk}" if pk else ""
+        source = f"{quote_name(table.db)}.{quote_name(table.table)}"
+        select = f"SELECT {table.encoder.select_list}{''.join(', ' + quote_name(c) for c in pk)} FROM {source}"
+        order = f" ORDER BY {', '.join(quote_name(c) for c in pk)} LIMIT {self._chunk}" if pk else ""
         last: tuple[Any, ...] | None = None
         with self._conn.cursor() as cur:
             while True:

@@ -18,7 +18,8 @@ import pymysql
 from schemas import metadata_tables
 from schemas.clock_triggers import PREFIX, Trigger, triggers
 from schemas.config import PipelineConfig, table_selected
-from schemas.row_clock_key import UnsupportedKey, key_kind, quote_name
+from schemas.identifiers import quote_name
+from schemas.row_clock_key import UnsupportedKey, key_kind
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 

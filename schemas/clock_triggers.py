@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.metadata_tables import ROW_CLOCKS
-from schemas.row_clock_key import quote_name, sql_key_expression
+from schemas.identifiers import quote_name
+from schemas.row_clock_key import sql_key_expression
 
 APPLYING = "@cdcsync_applying"
 PREFIX = "cdcsync_"

@@ -33,6 +33,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas.identifiers import quote_name
 from schemas.values import ZERO_DATE, is_zero_date
 
 _INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
@@ -94,10 +95,6 @@ def row_clock_key(pk: Mapping[str, Any], types: Mapping[str, str]) -> str:
 def key_hash(key: str) -> bytes:
     """The 32-byte `pk_hash` of a key text (what the triggers compute with `UNHEX(SHA2(key, 256))`)."""
     return hashlib.sha256(key.encode("utf-8")).digest()
-
-
-def quote_name(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _sql_text(ref: str, sql_type: str) -> str:

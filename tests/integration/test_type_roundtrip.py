@@ -20,7 +20,8 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from consumers.value_decoding import SESSION_SETUP, to_db_param
 from producers import binlog_fixes
-from producers.snapshot_encoding import SnapshotEncoder, quote_name
+from producers.snapshot_encoding import SnapshotEncoder
+from schemas.identifiers import quote_name
 from producers.table_catalog import json_columns, snapshot_columns
 from producers.value_encoding import TableEncoder
 from schemas.config import PipelineConfig
