@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from consumers.cache_sink import decode_row, redis_client
-from schemas.config import PipelineConfig, parse_config
+from schemas.config import KafkaConfig, PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import pipeline, wait_until, write_config
 from tests.support.verify import assert_verified
@@ -41,6 +41,14 @@ def cached(config: PipelineConfig, region: str, db: str) -> dict[int, tuple]:
     return result
 
 
+def write_everywhere_and_converge(config: PipelineConfig, regions: list[str], db: str,
+                                  caches: bool = False) -> None:
+    """Each region writes its own accounts; then every database (and cache) must hold all of them."""
+    for n, region in enumerate(regions):
+        write_some(config, region, db, base=1000 * (n + 1))
+    converged(config, regions, db, expected_after_writes(regions), caches=caches)
+
+
 def converged(config: PipelineConfig, regions: list[str], db: str, expected: dict, caches: bool = False) -> None:
     for region in regions:
         wait_until(lambda r=region: rows(config, r, db) == expected, timeout=60, what=f"{region} converged")
@@ -69,10 +77,7 @@ def write_some(config: PipelineConfig, region: str, db: str, base: int) -> None:
 def test_mesh_reaches_every_database(sandbox_config, unique, tmp_path, regions) -> None:
     config, db, path = narrowed(sandbox_config, unique, tmp_path, regions)
     with pipeline(config, path, tmp_path):
-        for n, region in enumerate(regions):
-            write_some(config, region, db, base=1000 * (n + 1))
-        expected = expected_after_writes(regions)
-        converged(config, regions, db, expected, caches=True)
+        write_everywhere_and_converge(config, regions, db, caches=True)
         assert_verified(config)
 
 
@@ -80,10 +85,7 @@ def test_star_relays_through_the_hub(sandbox_config, unique, tmp_path) -> None:
     regions = ["eu", "us", "ap"]
     config, db, path = narrowed(sandbox_config, unique, tmp_path, regions, topology={"mode": "star", "hub": "eu"})
     with pipeline(config, path, tmp_path):
-        for n, region in enumerate(regions):
-            write_some(config, region, db, base=1000 * (n + 1))
-        expected = expected_after_writes(regions)
-        converged(config, regions, db, expected)
+        write_everywhere_and_converge(config, regions, db)
         assert_verified(config, timeout=60)
 
 
@@ -98,17 +100,11 @@ def test_regions_with_their_own_kafka_clusters(sandbox_config, unique, tmp_path)
     try:
         regions = ["eu", "us"]
         config, db, _ = narrowed(sandbox_config, unique, tmp_path, regions)
-        data = config.model_dump(mode="python")
-        for name, r in data["regions"].items():
-            r["mysql"]["password"] = config.regions[name].mysql.password.get_secret_value()
-        data["regions"]["us"]["kafka"] = {"bootstrap": f"127.0.0.1:{port}"}
-        config = parse_config(data)
+        us = config.regions["us"].model_copy(update={"kafka": KafkaConfig(bootstrap=f"127.0.0.1:{port}")})
+        config = config.model_copy(update={"regions": {**config.regions, "us": us}})
         path = write_config(config, tmp_path / "two-clusters.toml")
         with pipeline(config, path, tmp_path):
-            for n, region in enumerate(regions):
-                write_some(config, region, db, base=1000 * (n + 1))
-            expected = expected_after_writes(regions)
-            converged(config, regions, db, expected)
+            write_everywhere_and_converge(config, regions, db)
             assert_verified(config, timeout=60)
         from tests.support.kafka import topics_with_prefix
 
