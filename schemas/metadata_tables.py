@@ -11,6 +11,11 @@ the SHA-256 of the canonical key text `pk` (schemas/row_clock_key.py; the hash k
 key under InnoDB's 3072-byte limit). The clock triggers (schemas/clock_triggers.py) write it in the
 same transaction as every local write; the database sink writes it itself. `deleted = 1` is a
 tombstone. See docs/clocks.md.
+
+`conflict_log`: one row per conflict resolution (and per operator override), written by the
+database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
+version images are JSON text. Never replicated (the producer publishes nothing of `meta_db` but
+the clocks it attaches to events).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pymysql
 
 APPLY_MARKER = "apply_marker"
 ROW_CLOCKS = "row_clocks"
+CONFLICT_LOG = "conflict_log"
 
 
 def ddl(meta_db: str) -> list[str]:
@@ -47,6 +53,31 @@ def ddl(meta_db: str) -> list[str]:
             origin VARCHAR(32) NOT NULL,
             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
             PRIMARY KEY (db, tbl, pk_hash)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{CONFLICT_LOG}` (
+            id BIGINT NOT NULL AUTO_INCREMENT,
+            kind VARCHAR(16) NOT NULL DEFAULT 'resolution',
+            logged_at_us BIGINT NOT NULL,
+            region VARCHAR(32) NOT NULL,
+            db VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            tbl VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            pk TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            pk_hash BINARY(32) NOT NULL,
+            strategy VARCHAR(32) NOT NULL,
+            winner VARCHAR(16) NOT NULL,
+            local_version MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+            remote_version MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            result_version MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            losers MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            source_topic VARCHAR(249) NULL,
+            source_partition INT NULL,
+            source_offset BIGINT NULL,
+            source_gtid VARCHAR(128) NULL,
+            local_gtid TEXT NULL,
+            overrides BIGINT NULL,
+            PRIMARY KEY (id),
+            KEY by_time (logged_at_us),
+            KEY by_row (db, tbl, pk_hash, logged_at_us)
         ) ENGINE=InnoDB""",
     ]
 
