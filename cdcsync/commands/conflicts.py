@@ -33,6 +33,10 @@ OneRegionOption = typer.Option(..., "--region", "-r", envvar="CDCSYNC_REGION",
                                help="The region whose conflict log holds the record.")
 
 
+class RegionError(Exception):
+    """One region cannot answer (the others still do)."""
+
+
 def _regions(cfg: PipelineConfig, regions: list[str] | None) -> list[str]:
     for region in regions or []:
         try:
@@ -89,7 +93,7 @@ def _region_key(conn: pymysql.Connection, region: str, table: str, key: str | No
     except FilterError as err:
         fail(f"--key: {err}", 2)
     except LookupError as err:
-        raise RuntimeError(f"cannot read the key of {table}: {err}") from None
+        raise RegionError(f"cannot read the key of {table}: {err}") from None
     raise AssertionError("unreachable")
 
 
@@ -152,7 +156,7 @@ def _query_regions(cfg: PipelineConfig, regions: list[str], filters: dict[str, A
             with _connect(cfg, region) as conn:
                 region_key = _region_key(conn, region, filters["table"], key) if key else None
                 found += conflict_log.query(conn, cfg.meta_db, key=region_key, limit=limit, latest=True, **filters)
-        except (pymysql.MySQLError, RuntimeError) as err:
+        except (pymysql.MySQLError, RegionError) as err:
             errors.append(f"region {region}: {err}")
     found.sort(key=lambda r: (r.logged_at_us, r.region, r.id))
     return found, errors
@@ -254,7 +258,7 @@ def _follow(cfg: PipelineConfig, regions: list[str], filters: dict[str, Any], ke
                 batch += [r for r in conflict_log.query(conn, cfg.meta_db, key=keys[region], limit=limit,
                                                         latest=True, **filters) if r.id <= newest]
                 tails[region] = _Tail(newest)
-            except (pymysql.MySQLError, RuntimeError) as err:
+            except (pymysql.MySQLError, RegionError) as err:
                 errors.append(f"region {region}: {err}")
                 del conns[region]
         deadline = None if timeout is None else time.monotonic() + timeout
