@@ -387,6 +387,9 @@ def test_resolve_writes_a_dominating_local_write_and_logs_the_override(env) -> N
     assert row(config, db, 1) is None
     assert assert_dominates_both(config, db, 1, deleted=1).counters == {"eu": 5, "us": 1}
     assert overrides(config, first)[-1].result.values is None
+    with connect(config, "eu") as conn:   # stats counts overrides under their own strategy
+        assert [(r.strategy, r.count) for r in conflict_log.stats(conn, config.meta_db, bucket_s=10**9)] == \
+            [("lww", 1), ("override", 4)]
 
 
 def test_resolve_refuses_without_triggers_record_or_a_dominating_clock(env) -> None:
