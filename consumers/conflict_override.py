@@ -128,6 +128,8 @@ def resolve(conn: pymysql.Connection, meta_db: str, region: str, record_id: int,
 
     with conn.cursor() as cur:
         cur.execute(SESSION_SETUP)
+        # ...but strict: a value the column cannot hold (operator JSON) is refused, never truncated.
+        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
         conn.begin()
         try:
             cur.execute(f"SELECT {encoder.select_list} FROM {name} WHERE {where} FOR UPDATE", key_params)

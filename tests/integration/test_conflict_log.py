@@ -96,7 +96,7 @@ C_TYPES = {"k": "varchar(20)", "n": "bigint unsigned"}
 
 
 def cli(*args: str) -> Any:
-    return CliRunner().invoke(app, ["conflicts", *args])
+    return CliRunner().invoke(app, ["conflicts", *args], env={"COLUMNS": "1000"})   # no wrapped messages
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -425,3 +425,6 @@ def test_resolve_refuses_without_triggers_record_or_a_dominating_clock(env) -> N
         assert bad.exit_code == 2 and problem in bad.stderr, (args, bad.output)
     wrong_column = resolve(path, undominated, "--take", "json", "--value", '{"nope": 1}')
     assert wrong_column.exit_code == 1 and "no column 'nope'" in wrong_column.stderr
+    too_long = resolve(path, undominated, "--take", "json", "--value", '{"v": "' + "x" * 21 + '"}')
+    assert too_long.exit_code == 1 and "Data too long for column 'v'" in too_long.stderr, too_long.output
+    assert "nothing written" in too_long.stderr and row(config, db, 2)[1] == "remote"
