@@ -9,6 +9,7 @@ real definitions (the Typer app, the metric constructors, `producers.preflight`)
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shlex
@@ -71,6 +72,14 @@ def parse_cli(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Pars
             message = err.format_message() if hasattr(err, "format_message") else str(err)
             raise CommandLineError(f"{' '.join(argv)!r}: {message}") from None
     return ParsedCommand(tuple(path), dict(ctx.params))
+
+
+def dockerfile_entrypoint(path: Path) -> list[str]:
+    """The exec-form ENTRYPOINT of a Dockerfile (the one line `ENTRYPOINT ["..."]`)."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("ENTRYPOINT ")]
+    if len(lines) != 1:
+        raise ValueError(f"{path}: expected one ENTRYPOINT line, found {len(lines)}")
+    return json.loads(lines[0].removeprefix("ENTRYPOINT "))
 
 
 def split_command(line: str) -> list[str]:

@@ -3,7 +3,6 @@ model and the producer's preflight rules instead of being started."""
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from pathlib import Path
@@ -11,19 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.consistency import ROOT, ParsedCommand, mysqld_variables, parse_cli
+from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, mysqld_variables, parse_cli
 from producers.preflight import binlog_problems, privilege_problems
 from schemas.config import PipelineConfig, load_config
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 COMPOSE = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
-
-
-def dockerfile_entrypoint(path: Path) -> list[str]:
-    lines = [line for line in path.read_text().splitlines() if line.startswith("ENTRYPOINT ")]
-    assert len(lines) == 1, f"{path}: one ENTRYPOINT expected"
-    return json.loads(lines[0].removeprefix("ENTRYPOINT "))
 
 
 def is_cdcsync(service: dict) -> bool:
