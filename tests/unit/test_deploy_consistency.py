@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.consistency import (CommandLineError, metric_definitions, mysqld_variables, parse_cli,
+from deploy.consistency import (CommandLineError, env_setting_exists, metric_definitions, mysqld_variables, parse_cli,
                                 promql_grouping_labels, promql_metric_names, promql_selector_labels, series_index)
 from producers.preflight import binlog_problems
 
@@ -72,3 +72,13 @@ def test_mysqld_flags_become_server_variables_preflight_understands() -> None:
     problems = binlog_problems(mysqld_variables([g for g in good if "metadata" not in g]), "mysql")
     assert any("binlog_row_metadata" in p for p in problems)
     assert binlog_problems(mysqld_variables(["mysqld", "--skip-log-bin", *good[2:]]), "mysql")
+
+
+def test_env_setting_exists_follows_the_key_path() -> None:
+    from schemas.config import parse_config
+
+    config = parse_config({"regions": {"eu": {"server_id": 1}}})
+    assert env_setting_exists(config, "CDCSYNC_REGIONS__EU__MYSQL__PASSWORD")
+    assert env_setting_exists(config, "CDCSYNC_KAFKA__BOOTSTRAP")
+    assert not env_setting_exists(config, "CDCSYNC_REGIONS__US__MYSQL__PASSWORD")      # no such region
+    assert not env_setting_exists(config, "CDCSYNC_REGIONS__EU__MYSQL__PASWORD")       # typo

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, parse_cli
+from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, env_setting_exists, parse_cli
 from schemas.config import PipelineConfig, load_config
 
 K8S = ROOT / "deploy" / "k8s"
@@ -75,16 +75,6 @@ def component(command: ParsedCommand) -> str:
         if command.path == ("consumer",) else command.path[0]
 
 
-def setting_exists(config: PipelineConfig, variable: str) -> bool:
-    """Whether CDCSYNC_A__B__C names the setting a.b.c of this config (README, Configuration)."""
-    node: object = config.model_dump()
-    for segment in variable.removeprefix("CDCSYNC_").lower().split("__"):
-        if not isinstance(node, dict) or segment not in node:
-            return False
-        node = node[segment]
-    return True
-
-
 CASES = [(w, c) for w in WORKLOADS for c in cdcsync_containers(w)]
 IDS = [f"{w['metadata']['name']}/{c['name']}" for w, c in CASES]
 
@@ -106,7 +96,7 @@ def test_command_is_accepted_by_the_cli_and_config_loads(workload, container, tm
         assert workload["metadata"]["labels"]["cdcsync.io/region"] == region
     for variable in container_env(container):
         if variable.startswith("CDCSYNC_") and "__" in variable:
-            assert setting_exists(config, variable), f"{variable} names no setting of the config"
+            assert env_setting_exists(config, variable), f"{variable} names no setting of the config"
             assert variable.startswith(f"CDCSYNC_REGIONS__{region.upper()}__"), \
                 f"{variable}: a {region} pod gets another region's credentials"
 
