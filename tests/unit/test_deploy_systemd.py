@@ -63,6 +63,8 @@ def test_every_unit_runs_a_command_the_cli_accepts_for_every_region(path, region
     assert path.name.endswith("@.service"), f"{path.name}: a template, instantiated per region"
     parsed = command(path, region)
     assert parsed.params["region"] == region
+    if parsed.path == ("consumer",):
+        assert parsed.params["sink"] in ("db", "cache")           # checked in the command's body, not by click
     assert load_config(SYSTEMD / Path(parsed.params["config"]).name) == CONFIG   # the file shipped as the example
     assert parsed.params.get("log_format", "text") in ("text", "json")
 
