@@ -21,25 +21,19 @@ SERIES = series_index(DEFINITIONS)
 # Prometheus' own series, and the labels a scrape adds (`component` is set by our scrape configs).
 BUILTIN = {"up"}
 TARGET_LABELS = {"job", "instance", "component"}
-# Metrics the alerts and the dashboard may name before the code defines them, with the labels they
-# will have. The conflict metric comes with conflict resolution (issue 5); once it is defined, its
-# real definition is checked instead (test_pending_metrics_match_their_definition_once_defined).
-PENDING = {"cdcsync_conflicts_total": ("Counter", {"region", "table", "strategy"})}
 
 
 def labels_of(series: str) -> set[str]:
     if series in BUILTIN:
         return set()
-    if series in SERIES:
-        definition = SERIES[series]
-        return set(definition.labels) | ({"le"} if series.endswith("_bucket") else set())
-    return PENDING[series][1]
+    definition = SERIES[series]
+    return set(definition.labels) | ({"le"} if series.endswith("_bucket") else set())
 
 
 def check_expr(expr: str, where: str) -> set[str]:
     names = promql_metric_names(expr)
     assert names, f"{where}: no metric in {expr!r}"
-    unknown = names - set(SERIES) - BUILTIN - set(PENDING)
+    unknown = names - set(SERIES) - BUILTIN
     assert not unknown, f"{where}: {sorted(unknown)} is not a metric the code defines"
     available = TARGET_LABELS | {label for n in names for label in labels_of(n)}
     for name, labels in promql_selector_labels(expr).items():
@@ -55,13 +49,6 @@ def dashboard_exprs() -> list[tuple[str, str]]:
         for target in panel.get("targets", []):
             found.append((f"panel {panel['title']!r}", target["expr"]))
     return found
-
-
-def test_pending_metrics_match_their_definition_once_defined() -> None:
-    for name, (kind, labels) in PENDING.items():
-        if name in DEFINITIONS:
-            assert DEFINITIONS[name].kind == kind
-            assert labels <= set(DEFINITIONS[name].labels), f"{name} is defined without labels {labels}"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r["alert"] for r in RULES])
