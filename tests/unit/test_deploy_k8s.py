@@ -80,7 +80,8 @@ IDS = [f"{w['metadata']['name']}/{c['name']}" for w, c in CASES]
 
 
 def test_every_manifest_is_listed_in_the_kustomization() -> None:
-    assert sorted(KUSTOMIZATION["resources"]) == sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(KUSTOMIZATION["resources"]) == files
     assert all(d["metadata"].get("namespace", KUSTOMIZATION["namespace"]) == KUSTOMIZATION["namespace"] for d in DOCS)
 
 
@@ -191,7 +192,8 @@ def test_sinks_scale_as_consumer_group_members_with_a_disruption_budget(tmp_path
         assert 2 <= replicas <= config.kafka_for(region).partitions, \
             f"{workload['metadata']['name']}: {replicas} replicas; 2 to the partition count make sense"
         assert workload["spec"]["strategy"]["type"] == "RollingUpdate"
-        budgets = [p for p in of_kind("PodDisruptionBudget") if _selects(p["spec"]["selector"]["matchLabels"], workload)]
+        budgets = [p for p in of_kind("PodDisruptionBudget")
+                   if _selects(p["spec"]["selector"]["matchLabels"], workload)]
         assert len(budgets) == 1, f"{workload['metadata']['name']}: {len(budgets)} PodDisruptionBudgets"
         assert budgets[0]["spec"].get("maxUnavailable") == 1 or budgets[0]["spec"].get("minAvailable")
     assert {kind for _, kind in found} >= {"producer", "db-sink", "cache-sink"}
