@@ -263,6 +263,9 @@ def test_dockerfile_copies_every_package_the_project_installs() -> None:
             for source in sources:
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
                 copied.add(source)
+    ignore = (COMPOSE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "*" in ignore, "the build context should hold only what the image needs"
+    assert {f"!{source}" for source in copied} <= set(ignore), "the .dockerignore hides a copied path"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
         assert pattern.rstrip("*") in copied, f"the image would lack the package {pattern}"
