@@ -69,8 +69,9 @@ def parse_cli(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Pars
         try:
             ctx = command.make_context(" ".join(["cdcsync", *path]), rest)
         except Exception as err:  # click's UsageError family; typer may vendor click, so no import
-            message = err.format_message() if hasattr(err, "format_message") else str(err)
-            raise CommandLineError(f"{' '.join(argv)!r}: {message}") from None
+            if not hasattr(err, "format_message"):
+                raise                 # not a usage error: a bug, shown as one
+            raise CommandLineError(f"{' '.join(argv)!r}: {err.format_message()}") from None
     return ParsedCommand(tuple(path), dict(ctx.params))
 
 
