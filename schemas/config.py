@@ -100,8 +100,9 @@ class TableConfig(_Frozen):
         "hash", description="Cache value: a Redis hash of column -> JSON value, or one JSON document (`_json`)."
     )
     cache_ttl_s: int | None = Field(None, ge=1, description="TTL of cached rows; unset keeps them until deleted.")
-    conflict_strategy: Literal["lww", "region-priority", "column-merge", "custom"] = Field(
-        "lww", description="How concurrent versions of a row are resolved; see docs/conflicts.md."
+    conflict_strategy: Literal["lww", "region-priority", "custom"] = Field(
+        "lww", description="How concurrent versions of a row are resolved: `lww`, `region-priority` or `custom`; "
+                           "see docs/conflicts.md."
     )
     region_priority: tuple[str, ...] = Field(
         (), description="Regions, highest priority first, for `region-priority` (all regions, each once)."
@@ -109,6 +110,15 @@ class TableConfig(_Frozen):
     custom_resolver: str | None = Field(
         None, description="`module:function` returning the winning values, for `custom`."
     )
+
+    @field_validator("conflict_strategy", mode="before")
+    @classmethod
+    def _offered(cls, value: Any) -> Any:
+        # Refused by name, not as a typo: it was once planned, so a config may ask for it; say why not.
+        if value == "column-merge":
+            raise ValueError(f"{value!r} is not offered: it needs per-column write stamps that the clock triggers "
+                             "do not record (see docs/conflicts.md); use lww, region-priority or custom")
+        return value
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> "TableConfig":
@@ -210,7 +220,7 @@ class PipelineConfig(_Frozen):
             unknown = [r for r in table.region_priority if r not in self.regions]
             missing = [r for r in self.regions if table.region_priority and r not in table.region_priority]
             if unknown or missing:
-                raise ValueError(f"tables.{key}.region_priority: unknown regions {unknown}, "
+                raise ValueError(f'tables."{key}".region_priority: unknown regions {unknown}, '
                                  f"regions not listed {missing}; list every region once")
         return self
 
@@ -264,11 +274,16 @@ def table_selected(producer: ProducerConfig, db: str, table: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pat) for pat in producer.include)
 
 
+def _key(loc: tuple[int | str, ...]) -> str:
+    """A config key as the README writes it: a `db.table` part quoted, `tables."shop.t".cache_ttl_s`."""
+    return ".".join(f'"{p}"' if "." in str(p) else str(p) for p in loc) or "(top level)"
+
+
 def _describe(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {key}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        lines.append(f"  {_key(item['loc'])}: {message}")
     return "invalid config:\n" + "\n".join(lines)
 
 
