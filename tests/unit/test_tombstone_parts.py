@@ -48,3 +48,48 @@ def test_candidates_need_every_region_identical_and_old() -> None:
     us = {("d", "t", b"1"): same, ("d", "t", b"2"): ("2:10", clock_of('{"eu": 1}', 10), True),
           ("d", "t", b"3"): ("2:10", clock_of('{"eu": 1}', 9), False)}
     assert candidates([eu, us]) == {("d", "t", b"1"): ("2:10", clock_of('{"eu": 1}', 9))}
+
+
+def _run(tmp_path, monkeypatch, *args: str, min_age_config: int | None = None):
+    from typer.testing import CliRunner
+
+    from cdcsync.cli import app
+    from consumers import tombstones
+
+    extra = "" if min_age_config is None else f"tombstone_min_age_s = {min_age_config}\n"
+    path = tmp_path / "c.toml"
+    path.write_text(extra + "[regions.eu]\nserver_id = 1\n[regions.us]\nserver_id = 2\n")
+    calls = []
+
+    def fake_purge(config, **kw):
+        calls.append(kw)
+        if kw["table"] == ("d", "lagging"):
+            raise tombstones.PurgeRefused("refusing to purge tombstones: x.us.db: 3 change(s) not applied yet")
+        return tombstones.PurgeReport(dry_run=kw["dry_run"], min_age_s=kw["min_age_s"],
+                                      tables=[tombstones.TablePurge("d", "t", tombstones=3, candidates=2, purged=2)])
+
+    monkeypatch.setattr(tombstones, "purge", fake_purge)
+    result = CliRunner().invoke(app, ["tombstones", "purge", "--config", str(path), *args])
+    return result, calls
+
+
+def test_cli_min_age_defaults_to_the_config_and_parses_durations(tmp_path, monkeypatch) -> None:
+    result, calls = _run(tmp_path, monkeypatch, min_age_config=123)
+    assert result.exit_code == 0 and calls[0]["min_age_s"] == 123 and calls[0]["table"] is None
+    assert "d.t: 3 tombstones, 2 seen everywhere, purged 2, kept 1" in result.output
+    result, calls = _run(tmp_path, monkeypatch, "--min-age", "2h", "--table", "d.t", "--dry-run")
+    assert calls[0]["min_age_s"] == 7200 and calls[0]["table"] == ("d", "t") and calls[0]["dry_run"] is True
+    assert "would purge 2" in result.output
+    result, calls = _run(tmp_path, monkeypatch)
+    assert calls[0]["min_age_s"] == 604800   # the documented default: 7 days
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--min-age", "soon"], 2, "--min-age: not a duration: 'soon'"),
+    (["--table", "nodot"], 2, "--table: expected `db.table`, got 'nodot'"),
+    (["--table", "d.lagging"], 1, "x.us.db: 3 change(s) not applied yet"),
+])
+def test_cli_refusals_are_named(tmp_path, monkeypatch, args, code, message) -> None:
+    result, _ = _run(tmp_path, monkeypatch, *args)
+    assert result.exit_code == code
+    assert message in " ".join(result.output.split())
