@@ -91,14 +91,14 @@ def _connect(config: PipelineConfig, region: str, *, autocommit: bool) -> pymysq
 def read_tombstones(conn: pymysql.Connection, meta_db: str, min_age_s: float,
                     table: tuple[str, str] | None = None) -> dict[tuple[str, str, bytes], tuple[str, Clock, bool]]:
     """(db, tbl, pk_hash) -> (pk text, clock, old enough) of a region's tombstones. The age is the
-    server's: `updated_at` at least `min_age_s` before its NOW(6)."""
-    where, params = "deleted = 1", [int(min_age_s * 1_000_000)]
+    server's: `updated_at` at least `min_age_s` before its NOW(6), compared as epoch times."""
+    where, params = "deleted = 1", [int(min_age_s * 1_000_000)]   # µs; epoch arithmetic, so no DST ambiguity
     if table is not None:
         where += " AND db = %s AND tbl = %s"
         params += list(table)
     with conn.cursor() as cur:
         cur.execute(f"SELECT db, tbl, pk_hash, pk, counters, hlc_us, "
-                    f"updated_at <= NOW(6) - INTERVAL %s MICROSECOND "
+                    f"UNIX_TIMESTAMP(updated_at) * 1000000 <= UNIX_TIMESTAMP(NOW(6)) * 1000000 - %s "
                     f"FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} WHERE {where}", params)
         return {(db, tbl, bytes(h)): (pk, clock_of(c, t), bool(old)) for db, tbl, h, pk, c, t, old in cur.fetchall()}
 
