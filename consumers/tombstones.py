@@ -46,6 +46,10 @@ class PurgeRefused(RuntimeError):
     """The purge cannot run safely now (a sink group lags or its lag cannot be read)."""
 
 
+class PartialPurge(RuntimeError):
+    """A chunk committed in some regions and failed in another: its tombstones remain there."""
+
+
 @dataclass(slots=True)
 class TablePurge:
     """Counts of one table. `tombstones`: distinct keys with a tombstone in any region;
@@ -215,7 +219,7 @@ def _purge_chunk(conns: dict[str, pymysql.Connection], meta_db: str, db: str, ta
                 except Exception:  # the connection is gone: the server rolls back itself
                     pass
         if committed:   # the tombstones are gone in some regions only: say where, loudly
-            raise RuntimeError(f"{db}.{table}: purge committed in {', '.join(committed)} but failed in another "
+            raise PartialPurge(f"{db}.{table}: purge committed in {', '.join(committed)} but failed in another "
                                f"region ({err}); the remaining tombstones of this chunk stay there") from err
         raise
 

@@ -37,7 +37,9 @@ def purge(config: Path = ConfigOption,
 
     Refuses (exit 1) unless every region's database sink group has zero lag. Prints counts per table.
     """
-    from consumers.tombstones import PurgeRefused, purge as run_purge
+    import pymysql
+
+    from consumers.tombstones import PartialPurge, PurgeRefused, purge as run_purge
 
     cfg = load(config)
     try:
@@ -55,6 +57,8 @@ def purge(config: Path = ConfigOption,
                            lag_timeout_s=timeout)
     except PurgeRefused as err:
         fail(str(err))
+    except (PartialPurge, pymysql.err.MySQLError) as err:
+        fail(f"tombstone purge stopped: {err}")
     verb = "would purge" if dry_run else "purged"
     if not report.tables:
         typer.echo("no tombstones")

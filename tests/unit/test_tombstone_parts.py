@@ -65,6 +65,8 @@ def _run(tmp_path, monkeypatch, *args: str, min_age_config: int | None = None):
         calls.append(kw)
         if kw["table"] == ("d", "lagging"):
             raise tombstones.PurgeRefused("refusing to purge tombstones: x.us.db: 3 change(s) not applied yet")
+        if kw["table"] == ("d", "partial"):
+            raise tombstones.PartialPurge("d.partial: purge committed in eu but failed in another region (gone)")
         return tombstones.PurgeReport(dry_run=kw["dry_run"], min_age_s=kw["min_age_s"],
                                       tables=[tombstones.TablePurge("d", "t", tombstones=3, candidates=2, purged=2)])
 
@@ -88,6 +90,7 @@ def test_cli_min_age_defaults_to_the_config_and_parses_durations(tmp_path, monke
     (["--min-age", "soon"], 2, "--min-age: not a duration: 'soon'"),
     (["--table", "nodot"], 2, "--table: expected `db.table`, got 'nodot'"),
     (["--table", "d.lagging"], 1, "x.us.db: 3 change(s) not applied yet"),
+    (["--table", "d.partial"], 1, "tombstone purge stopped: d.partial: purge committed in eu but failed"),
 ])
 def test_cli_refusals_are_named(tmp_path, monkeypatch, args, code, message) -> None:
     result, _ = _run(tmp_path, monkeypatch, *args)
