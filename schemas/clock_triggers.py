@@ -38,9 +38,21 @@ class Trigger:
     table: str
     body: str           # what information_schema.TRIGGERS.ACTION_STATEMENT shows
 
-    def create(self) -> str:
-        return (f"CREATE OR REPLACE TRIGGER {quote_name(self.db)}.{quote_name(self.name)} AFTER {self.event} "
-                f"ON {quote_name(self.db)}.{quote_name(self.table)} FOR EACH ROW {self.body}")
+    def create(self, flavor: str = "mariadb") -> list[str]:
+        """The statements that create or replace this trigger on a `mariadb` or `mysql` server.
+
+        MariaDB: one `CREATE OR REPLACE TRIGGER`, so writes never run without the trigger. MySQL has
+        no `OR REPLACE` for triggers: `DROP TRIGGER IF EXISTS` then `CREATE TRIGGER`, two statements
+        (each DDL commits on its own), so a write committed in between runs without the trigger and
+        leaves no clock tick (docs/clocks.md, "MySQL 8")."""
+        target = f"{quote_name(self.db)}.{quote_name(self.name)}"
+        on = f"{quote_name(self.db)}.{quote_name(self.table)}"
+        rest = f"TRIGGER {target} AFTER {self.event} ON {on} FOR EACH ROW {self.body}"
+        if flavor == "mariadb":
+            return [f"CREATE OR REPLACE {rest}"]
+        if flavor == "mysql":
+            return [f"DROP TRIGGER IF EXISTS {target}", f"CREATE {rest}"]
+        raise ValueError(f"unknown mysql.flavor {flavor!r} (mariadb or mysql)")
 
 
 def literal(text: str) -> str:

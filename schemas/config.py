@@ -179,6 +179,10 @@ class PipelineConfig(_Frozen):
     cache_tombstone_ttl_s: int = Field(
         86400, ge=1, description="How long a deleted row's cache tombstone (its version) is kept against replays."
     )
+    tombstone_min_age_s: int = Field(
+        604800, ge=0, description="Default `--min-age` of `cdcsync tombstones purge`: a row-clock tombstone is purged "
+        "only when older than this in every region; longer than the longest replication outage to survive."
+    )
     tables: dict[str, TableConfig] = Field(
         default_factory=dict, description="Per-table settings, keyed by `db.table`; unlisted tables use defaults."
     )
