@@ -104,3 +104,126 @@ def test_json_format_and_ttl(sandbox_config, unique, tmp_path) -> None:
     assert decode_row(stored) == {"id": 1, "body": {"a": [1, 2]}, "price": "9.50"}
     assert 0 < client.ttl(key) <= 300
     sink.close()
+
+
+# --- vector clocks in the cache (`_c`) -------------------------------------------------------------
+
+def change(op: str, pos: int, key: int = 1, v: str | None = None, counters: dict[str, int] | None = None,
+           db: str = "app", table: str = "items") -> SourceRecord:
+    """A change event of the sink's own region at binlog position `pos`, with clock `counters` (None: no clock)."""
+    after = None if op == "delete" else {"id": key, "v": v}
+    event = {"schema_version": 1, "kind": "change", "region": "eu", "origin": "eu", "server_id": 1,
+             "gtid": f"0-1-{pos}", "binlog_file": "binlog.000002", "binlog_pos": pos, "txn_id": f"0-1-{pos}",
+             "ts_us": 0, "db": db, "table": table, "txn_index": 0, "txn_last": True, "op": op, "pk": {"id": key},
+             "before": {"id": key, "v": "?"} if op != "insert" else None, "after": after,
+             "types": {"id": "int", "v": "varchar(20)"},
+             "vclock": None if counters is None else {"counters": counters, "hlc_us": pos}}
+    return SourceRecord.from_message("t", 0, pos, f"[{key}]".encode(), encode(event))
+
+
+@pytest.fixture
+def clock_sink(sandbox_config, unique, tmp_path):
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=["app.*"], tmp=tmp_path)
+    sink = CacheSink(config, "eu", SinkMetrics("eu", CollectorRegistry()))
+    client = redis_client(config.region("eu").redis)
+    yield config, sink, client, f"{config.prefix}:app.items:[1]"
+    sink.close()
+
+
+def write_one(sink: CacheSink, record: SourceRecord) -> int:
+    sink.write_batch([record])
+    return sink.last_written
+
+
+def test_a_clock_before_or_equal_to_the_cached_one_never_overwrites_whatever_its_binlog_version(clock_sink) -> None:
+    _, sink, client, key = clock_sink
+    assert write_one(sink, change("insert", 100, v="a", counters={"us": 1, "eu": 2})) == 1
+    assert client.hget(key, "_c") == b'{"eu":2,"us":1}'                    # compact, sorted keys
+    assert write_one(sink, change("update", 200, v="older", counters={"eu": 1, "us": 1})) == 0   # before
+    assert write_one(sink, change("update", 300, v="same", counters={"eu": 2, "us": 1})) == 0    # equal
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "a"}
+    assert client.hget(key, "_v") == b"0000000002.000000000100.00000000"
+
+    # strictly after: written although its binlog version is smaller
+    assert write_one(sink, change("update", 50, v="b", counters={"eu": 3, "us": 1})) == 1
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "b"}
+    assert client.hget(key, "_c") == b'{"eu":3,"us":1}' and client.hget(key, "_v") == b"0000000002.000000000050.00000000"
+
+    # concurrent clocks: the binlog version decides
+    assert write_one(sink, change("update", 40, v="c", counters={"eu": 1, "us": 5})) == 0
+    assert write_one(sink, change("update", 400, v="d", counters={"eu": 1, "us": 5})) == 1
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "d"}
+    assert client.hget(key, "_c") == b'{"eu":1,"us":5}'
+
+    # a clock on only one side: the binlog version decides
+    assert write_one(sink, change("update", 390, v="e")) == 0
+    assert write_one(sink, change("update", 500, v="f")) == 1
+    assert client.hget(key, "_c") is None                              # its version has no clock
+    assert write_one(sink, change("update", 450, v="g", counters={"eu": 9, "us": 9})) == 0
+    assert write_one(sink, change("update", 600, v="h", counters={"eu": 9, "us": 9})) == 1
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "h"}
+
+
+def test_a_batch_is_pipelined_and_decided_per_key(clock_sink) -> None:
+    config, sink, client, _ = clock_sink
+    keys = [f"{config.prefix}:app.items:[{k}]" for k in (1, 2, 3)]
+    sink.write_batch([change("insert", 100, k, "old", {"eu": 2}) for k in (1, 2, 3)])
+    assert sink.last_written == 3
+    sink.write_batch([change("update", 200, 1, "x", {"eu": 1}), change("update", 200, 2, "y", {"eu": 3}),
+                      change("update", 200, 3, "z", {"eu": 2})])
+    assert sink.last_written == 1
+    assert [decode_row(client.hgetall(k))["v"] for k in keys] == ["old", "y", "old"]
+
+
+def test_tombstones_keep_their_clock(clock_sink) -> None:
+    config, sink, client, key = clock_sink
+    assert write_one(sink, change("insert", 100, v="a", counters={"eu": 1})) == 1
+    assert write_one(sink, change("delete", 200, counters={"eu": 2, "us": 1})) == 1
+    stored = client.hgetall(key)
+    assert stored == {b"_v": b"0000000002.000000000200.00000000", b"_deleted": b"1", b"_c": b'{"eu":2,"us":1}'}
+    assert 0 < client.ttl(key) <= config.cache_tombstone_ttl_s
+    # a version the delete replaced cannot come back, even with a greater binlog version
+    assert write_one(sink, change("update", 900, v="zombie", counters={"eu": 2})) == 0
+    assert write_one(sink, change("insert", 901, v="zombie", counters={"eu": 2, "us": 1})) == 0
+    assert decode_row(client.hgetall(key)) is None
+    # a re-insert on top of the tombstone's clock
+    assert write_one(sink, change("insert", 150, v="back", counters={"eu": 3, "us": 1})) == 1
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "back"} and client.ttl(key) == -1
+
+
+def test_read_through_fills_only_absent_keys_or_over_an_older_clock(clock_sink) -> None:
+    config, sink, client, key = clock_sink
+    writer, table = sink.writer, config.table("app", "items")
+
+    def fill(k: str, counters: dict[str, int] | None, row: dict | None) -> int:
+        pipe = writer.pipeline()
+        writer.queue_read_through(pipe, k, counters, row, table)
+        return pipe.execute()[0]
+
+    assert fill(key, {"eu": 2}, {"id": 1, "v": "db"}) == 1                      # absent
+    assert client.hgetall(key) == {b"_v": b"", b"_c": b'{"eu":2}', b"id": b"1", b"v": b'"db"'}
+    assert fill(key, {"eu": 2}, {"id": 1, "v": "equal"}) == 0                   # equal
+    assert fill(key, {"eu": 1}, {"id": 1, "v": "before"}) == 0                  # before
+    assert fill(key, {"us": 1}, {"id": 1, "v": "concurrent"}) == 0              # concurrent
+    assert fill(key, None, {"id": 1, "v": "no clock"}) == 0                     # no clock: only into an absent key
+    assert fill(key, {"eu": 3}, {"id": 1, "v": "after"}) == 1                   # strictly after
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "after"}
+
+    # the sink's version of the same clock (or an older one) does not replace the fill; a newer one does
+    assert write_one(sink, change("update", 100, v="after", counters={"eu": 3})) == 0
+    assert write_one(sink, change("update", 110, v="sink", counters={"eu": 4})) == 1
+    assert fill(key, {"eu": 3}, {"id": 1, "v": "stale read"}) == 0              # a fill that raced the sink loses
+
+    # never over an entry without `_c`, whatever the clock
+    assert write_one(sink, change("update", 120, v="unclocked")) == 1
+    assert fill(key, {"eu": 99}, {"id": 1, "v": "x"}) == 0
+    assert decode_row(client.hgetall(key)) == {"id": 1, "v": "unclocked"}
+
+    # a missing row fills a tombstone with its clock; a clockless sink change replaces any fill ("" < _v)
+    gone = f"{config.prefix}:app.items:[2]"
+    assert fill(gone, {"eu": 5}, None) == 1
+    assert client.hgetall(gone) == {b"_v": b"", b"_c": b'{"eu":5}', b"_deleted": b"1"}
+    assert 0 < client.ttl(gone) <= config.cache_tombstone_ttl_s
+    assert write_one(sink, change("insert", 1, key=2, v="older clock", counters={"eu": 4})) == 0
+    assert write_one(sink, change("insert", 1, key=2, v="no clock")) == 1
+    assert decode_row(client.hgetall(gone)) == {"id": 2, "v": "no clock"}
