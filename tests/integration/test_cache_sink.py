@@ -227,3 +227,60 @@ def test_read_through_fills_only_absent_keys_or_over_an_older_clock(clock_sink) 
     assert write_one(sink, change("insert", 1, key=2, v="older clock", counters={"eu": 4})) == 0
     assert write_one(sink, change("insert", 1, key=2, v="no clock")) == 1
     assert decode_row(client.hgetall(gone)) == {"id": 2, "v": "no clock"}
+
+
+def test_rebuild_writes_each_rows_clock_and_verify_ignores_it(sandbox_config, unique, tmp_path) -> None:
+    from consumers.cache_rebuild import rebuild_cache
+    from consumers.verify import verify
+    from schemas.clock_init import init_region
+
+    db, meta = f"crc_{unique}", f"crcm_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["us"], top={"meta_db": meta})
+    with connect(config, "us") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(20))")
+        cur.execute(f"CREATE TABLE {db}.loose (a INT, b INT)")                 # keyless: no clocks
+        cur.execute(f"INSERT INTO {db}.items VALUES (1, 'before init')")      # no clock row: the empty clock
+        cur.execute(f"INSERT INTO {db}.loose VALUES (1, 2)")
+    try:
+        init_region(config, "us")
+        with connect(config, "us", db) as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO items VALUES (%s, %s)", [(2, "two"), (3, "three"), (5, "five")])
+            cur.execute("UPDATE items SET name = 'three!' WHERE id = 3")
+            cur.execute("UPDATE items SET name = 'one' WHERE id = 1")
+            cur.execute("INSERT INTO items VALUES (6, 'gone')")
+            cur.execute("DELETE FROM items WHERE id = 6")
+        client = redis_client(config.region("us").redis)
+        key = lambda i: f"{config.prefix}:{db}.items:[{i}]"
+        # the sink already cached a later version of 5 (its clock after the database's), at a small `_v`
+        client.hset(key(5), mapping={"_v": "0000000000.000000000001.00000000", "_c": '{"us":2}', "id": "5",
+                                     "name": '"newer"'})
+
+        assert rebuild_cache(config, "us") == {f"{db}.items": 4, f"{db}.loose": 1}
+        assert client.hget(key(1), "_c") == b'{"us":1}'
+        assert client.hget(key(2), "_c") == b'{"us":1}'
+        assert client.hget(key(3), "_c") == b'{"us":2}'
+        assert decode_row(client.hgetall(key(3))) == {"id": 3, "name": "three!"}
+        assert client.hget(key(2), "_v") == client.hget(key(3), "_v") > b"0000000000.000000000001.00000000"
+        assert decode_row(client.hgetall(key(5))) == {"id": 5, "name": "newer"}   # clock after the snapshot's: kept
+        assert not client.exists(key(6))
+        loose = [client.hgetall(k) for k in client.scan_iter(f"{config.prefix}:{db}.loose:*")]
+        assert len(loose) == 1 and b"_c" not in loose[0] and b"_v" in loose[0]
+
+        with connect(config, "us") as conn, conn.cursor() as cur:   # a row older than every clock: `{}`
+            cur.execute(f"DELETE FROM {meta}.row_clocks WHERE db = %s AND pk = '1:2'", (db,))
+        client.delete(key(2))
+        rebuild_cache(config, "us", table=f"{db}.items")
+        assert client.hget(key(2), "_c") == b"{}"
+
+        # verify compares columns only: `_v`, `_c` are not columns; the one real difference is row 5
+        report = verify(config, check_cache=True)
+        assert report.tables and sum(t.cache_differences for t in report.tables) == 1, report.to_json()
+        (diff,) = report.cache_details
+        assert diff.key == key(5) and diff.kind == "differs"
+        assert diff.columns == {"name": {"database": "five", "cache": "newer"}}
+    finally:
+        with connect(config, "us") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+            cur.execute(f"DROP DATABASE IF EXISTS {meta}")
