@@ -284,3 +284,94 @@ def test_rebuild_writes_each_rows_clock_and_verify_ignores_it(sandbox_config, un
         with connect(config, "us") as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
             cur.execute(f"DROP DATABASE IF EXISTS {meta}")
+
+
+def test_cached_clocks_equal_the_databases_row_clocks_end_to_end(sandbox_config, unique, tmp_path) -> None:
+    """Real producers and sinks in two regions with the clock triggers: local writes, applied remote
+    versions, deletes and a (most likely) conflict. Once settled, every cache entry holds its
+    database's row, with a clock never after the database's; after a last write of every key, the
+    cache's `_c` is exactly the row's `row_clocks` counters."""
+    import orjson
+
+    from consumers.cache_sink import cache_key, clock_json
+    from schemas.clock_init import init_region
+    from schemas.vclock import Order, VectorClock
+    from tests.conftest import create_database
+    from tests.support.producer import pipeline
+    from tests.support.verify import assert_verified
+
+    regions = ["eu", "us"]
+    db, meta = f"cce_{unique}", f"ccem_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=regions, sink={"batch_max_ms": 50}, top={"meta_db": meta}, snapshot="never")
+    create_database(config, regions, db, "CREATE TABLE {db}.items (id INT PRIMARY KEY, v VARCHAR(20))")
+    for region in regions:
+        init_region(config, region)
+    path = write_config(config, tmp_path / "cdcsync.toml")
+
+    def execute(region: str, *statements: str) -> None:
+        with connect(config, region, db) as conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+    def rows(region: str) -> dict[int, str]:
+        with connect(config, region, db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT id, v FROM items")
+            return dict(cur.fetchall())
+
+    def mismatches(region: str, exact: bool) -> list[tuple]:
+        """(id, database clock, cached clock, database row, cached row) wherever the cache does not hold
+        the database's row, or its clock is not the database's (`exact`) or is after or concurrent to it."""
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT pk, counters, deleted FROM {meta}.row_clocks WHERE db = %s AND tbl = 'items'", (db,))
+            clocks = {int(pk.split(":", 1)[1]): (orjson.loads(c), bool(d)) for pk, c, d in cur.fetchall()}
+        current = rows(region)
+        assert set(current) <= set(clocks)                       # every row was written under the triggers
+        client = redis_client(config.region(region).redis)
+        found = []
+        for key_id, (counters, deleted) in sorted(clocks.items()):
+            stored = client.hgetall(cache_key(config.prefix, db, "items", [key_id]))
+            expected = None if key_id not in current else {"id": key_id, "v": current[key_id]}
+            cached = orjson.loads(stored[b"_c"]) if b"_c" in stored else None
+            if cached is None or decode_row(stored) != expected or deleted != (expected is None):
+                clock_ok = False
+            elif exact:
+                clock_ok = stored[b"_c"].decode() == clock_json(counters)
+            else:
+                clock_ok = VectorClock(counters=cached).compare(VectorClock(counters=counters)) in (Order.BEFORE,
+                                                                                                   Order.EQUAL)
+            if not clock_ok:
+                found.append((key_id, counters, cached, expected, decode_row(stored)))
+        return found
+
+    def settled(exact: bool) -> None:
+        for region in regions:
+            try:
+                wait_until(lambda r=region: not mismatches(r, exact), timeout=60, what=f"{region} cache settled")
+            except AssertionError:
+                raise AssertionError(f"{region}: (id, database clock, cached clock, database row, cached row): "
+                                     f"{mismatches(region, exact)}") from None
+
+    with pipeline(config, path, tmp_path):
+        execute("eu", *(f"INSERT INTO items VALUES ({i}, 'eu{i}')" for i in range(1, 6)),
+                "UPDATE items SET v = 'eu1b' WHERE id = 1", "UPDATE items SET v = 'eu2b' WHERE id = 2")
+        wait_until(lambda: len(rows("us")) == 5, timeout=60, what="eu's rows in us")
+        execute("us", "UPDATE items SET v = 'us2' WHERE id = 2", "UPDATE items SET v = 'us3' WHERE id = 3",
+                "DELETE FROM items WHERE id = 4")
+        # written in both regions before either sees the other's: most likely a conflict
+        execute("eu", "INSERT INTO items VALUES (10, 'eu10') ON DUPLICATE KEY UPDATE v = 'eu10'")
+        execute("us", "INSERT INTO items VALUES (10, 'us10') ON DUPLICATE KEY UPDATE v = 'us10'")
+        wait_until(lambda: rows("eu") == rows("us") and rows("eu").get(2) == "us2", timeout=60,
+                   what="databases converged")
+        # a resolution that keeps the local value changes only the clock row: no change event, so
+        # that cache keeps the local version's clock (before the merged one) until the next write
+        settled(exact=False)
+        with connect(config, "eu") as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT counters FROM {meta}.row_clocks WHERE db = %s AND pk = '1:2'", (db,))
+            assert orjson.loads(cur.fetchone()[0]) == {"eu": 2, "us": 1}   # clocks crossed regions
+
+        execute("us", "UPDATE items SET v = CONCAT(v, '+')")
+        wait_until(lambda: rows("eu") == rows("us") and rows("eu").get(10, "").endswith("+"), timeout=60,
+                   what="last writes converged")
+        settled(exact=True)
+        assert_verified(config, timeout=30)
