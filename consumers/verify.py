@@ -21,8 +21,8 @@ are then compared on the columns every region has with the same type.
 3. **Caches** (unless `check_cache=False`): every row of a region's database must be in that
    region's Redis under its `cache_key` with equal values (`decode_row`; the version fields `_v`
    and `_c` are not columns), and every live (non-tombstone) cache key of the table must be a row
-   of that database. A table with
-   `cache_ttl_s` is not checked for missing entries, since they expire.
+   of that database. A table with `cache_ttl_s` is not checked for missing entries, since they
+   expire.
 
 **Consistency.** Each region is read inside its own consistent snapshot (`ConsistentSnapshot`), all
 opened at the start, but not at the same instant in every region; the caches are read live while
