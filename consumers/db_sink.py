@@ -152,7 +152,8 @@ class DatabaseSink:
         self._unique = _SecondaryUniqueKeys()
         self.conflicts = conflicts
         self._strategies: dict[tuple[str, str], Any] = {}
-        self._planner = ClockedPlanner(region=self.region.name, meta_db=config.meta_db, strategy=self._strategy,
+        self._planner = ClockedPlanner(region=self.region.name, flavor=self.region.mysql.flavor,
+                                       meta_db=config.meta_db, strategy=self._strategy,
                                        decide=decide, converted=_converted)
 
     def _strategy(self, db: str, table: str) -> Any:

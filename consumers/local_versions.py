@@ -20,6 +20,7 @@ from typing import Any, Callable
 import orjson
 import pymysql
 
+from consumers import db_dialect
 from consumers.records import SourceRecord
 from consumers.resolution import Action, Decision, Strategy
 from producers.snapshot_encoding import SnapshotEncoder
@@ -181,10 +182,10 @@ def write_clocks(cur: pymysql.cursors.Cursor, meta_db: str, rows: list[ClockRow]
 class ClockedPlanner:
     """Decides clocked changes for one region's sink. Owned by the sink's thread."""
 
-    def __init__(self, *, region: str, meta_db: str, strategy: Callable[[str, str], Strategy],
+    def __init__(self, *, region: str, flavor: str, meta_db: str, strategy: Callable[[str, str], Strategy],
                  decide: Callable[[RowVersion | None, RowVersion, Strategy], Decision],
                  converted: Converted) -> None:
-        self.region, self.meta_db = region, meta_db
+        self.region, self.flavor, self.meta_db = region, flavor, meta_db
         self._strategy, self._decide, self._converted = strategy, decide, converted
         self._encoders = TableEncoders()
 
@@ -202,7 +203,7 @@ class ClockedPlanner:
             by_table.setdefault((event.db, event.table), []).append(i)
         gtid_state: str | None = None
         if by_table:
-            cur.execute("SELECT @@gtid_binlog_pos")
+            cur.execute(db_dialect.gtid_state(self.flavor))
             gtid_state = cur.fetchone()[0]
         for (db, table), indexes in by_table.items():
             encoder, key_cols = self._encoders.get(conn, db, table)
