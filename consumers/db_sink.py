@@ -144,9 +144,7 @@ class DatabaseSink:
     def _connection(self) -> pymysql.Connection:
         if self._conn is None or not self._conn.open:
             m = self.region.mysql
-            self._conn = pymysql.connect(host=m.host, port=m.port, user=m.user,
-                                         password=m.password.get_secret_value(), autocommit=False,
-                                         connect_timeout=m.connect_timeout)
+            self._conn = pymysql.connect(**m.connect_settings(), autocommit=False)
             with self._conn.cursor() as cur:
                 cur.execute(SESSION_SETUP)
         return self._conn

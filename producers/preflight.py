@@ -79,8 +79,7 @@ def privilege_problems(grants: list[str], schemas: list[str]) -> list[str]:
 def check_source(mysql: MySQLConfig, schemas: list[str]) -> None:
     """Raise PreflightError naming every problem; return quietly when the server is fit for capture."""
     try:
-        conn = pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
-                               password=mysql.password.get_secret_value(), connect_timeout=mysql.connect_timeout)
+        conn = pymysql.connect(**mysql.connect_settings())
     except pymysql.err.OperationalError as err:
         raise PreflightError(f"cannot connect to MySQL at {mysql.host}:{mysql.port} as {mysql.user!r}: "
                              f"{err.args[-1]}") from None

@@ -62,7 +62,7 @@ class ProducerService:
     # -------------------------------------------------------------------------------------
     def run(self) -> None:
         """Block until stopped; raise on any error that needs an operator."""
-        mysql = self.region.mysql
+        mysql = self.region.mysql.reader()
         settings = self.region.producer
         preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
         kafka = self.config.kafka_for(self.region.name)
@@ -89,7 +89,7 @@ class ProducerService:
         self._stream(start, publisher, topics)
 
     def _stream(self, start: BinlogPosition, publisher: Publisher, topics: TopicCreator) -> None:
-        mysql = self.region.mysql
+        mysql = self.region.mysql.reader()
         settings = self.region.producer
         catalog = JsonCatalog(mysql)
         checkpointer = Checkpointer(self.store, publisher, self.metrics, self.region.name, start,

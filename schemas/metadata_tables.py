@@ -82,9 +82,18 @@ def ddl(meta_db: str) -> list[str]:
     ]
 
 
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG)
+
+
 def ensure(conn: pymysql.Connection, meta_db: str) -> None:
-    """Create the metadata database and tables; idempotent."""
+    """Create the metadata database and tables; idempotent.
+
+    Runs no DDL when every table exists: an applier with only DML privileges (least privilege,
+    tables created once by `cdcsync init` as an admin) never needs CREATE."""
     with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (meta_db,))
+        if set(TABLES) <= {row[0] for row in cur.fetchall()}:
+            return
         for statement in ddl(meta_db):
             cur.execute(statement)
 
