@@ -183,7 +183,8 @@ class SinkConfig(_Frozen):
     retry_max_attempts: int = Field(8, ge=1, description="Attempts for a transient database or Redis error.")
     retry_base_ms: int = Field(50, ge=1, description="First retry delay; doubles each attempt, with full jitter.")
     retry_max_ms: int = Field(5000, ge=1, description="Largest retry delay.")
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's sinks.")
+    metrics_port: int | None = Field(None, ge=0, le=65535,
+                                     description="Port of the sinks' /metrics, /healthz, /readyz (0: any free port).")
 
 
 class TableConfig(_Frozen):
@@ -228,7 +229,8 @@ class RegionConfig(_Frozen):
     redis: RedisConfig = Field(default_factory=RedisConfig)
     kafka: KafkaConfig | None = Field(None, description="Region's own Kafka cluster; default the top-level one.")
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's producer.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the producer's /metrics, /healthz, /readyz (0: any free port).")
     sink: SinkConfig = Field(default_factory=SinkConfig)
     sources: tuple[str, ...] | None = Field(
         None, description="Regions whose topics this region's database sink reads; default from the topology."
