@@ -1,6 +1,6 @@
 """Secrets never leak: a full sandbox pipeline runs with distinctive passwords (MySQL reader and
 applier, Redis ACL users, a Kafka SASL password), given inline, through the environment and
-through files; it applies writes and dead-letters one; `status`, `config show`, `config check`,
+through files; it applies writes, dead-letters one and logs a conflict; `status`, `config show`, `config check`,
 `dlq list` and a failing producer run too. No output, log, topic payload, checkpoint or metadata
 table may contain any of the passwords."""
 
@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from consumers.cache_sink import redis_client
+from schemas.clock_init import init
 from schemas.config import PipelineConfig, parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database
@@ -65,10 +66,15 @@ def metadata_rows(admin: PipelineConfig, region: str) -> str:
 def test_no_output_contains_a_configured_secret(sandbox_config, unique, tmp_path, monkeypatch) -> None:
     db = f"sec_{unique}"
     admin = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
-                            regions=list(REGIONS), sink={"batch_max_ms": 50})
+                            regions=list(REGIONS), sink={"batch_max_ms": 50}, snapshot="never")
     create_database(admin, ["eu"], db, "CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(32), note TEXT)")
     # us lacks `note`: eu's rows are dead-lettered there (the DLQ payload is checked too).
     create_database(admin, ["us"], db, "CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(32))")
+    init(admin, None)   # clock triggers: concurrent versions of a row become logged conflicts
+    with connect(admin, "eu", db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (10, 'eu-ten', NULL)")
+    with connect(admin, "us", db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (10, 'us-ten')")   # neither region sees the other's (no snapshot)
     secrets = {name: f"Zq{name}{unique}X" for name in
                ("readereu", "readerus", "appliereu", "applierus", "rediseu", "redisus", "kafkasasl", "kafkakey")}
     users = {role: f"{role[0]}{unique}" for role in ("reader", "applier", "cache")}
@@ -103,8 +109,10 @@ def test_no_output_contains_a_configured_secret(sandbox_config, unique, tmp_path
                 cur.execute("INSERT INTO items VALUES (1, 'a', NULL), (2, 'b', 'dead letter in us')")
             with connect(admin, "us", db) as conn, conn.cursor() as cur:
                 cur.execute("INSERT INTO items VALUES (3, 'c')")
-            wait_until(lambda: _ids(admin, "us", db) == {3} and _ids(admin, "eu", db) == {1, 2, 3},
+                cur.execute("UPDATE items SET name = 'us-ten-2' WHERE id = 10")   # concurrent with eu's version
+            wait_until(lambda: _ids(admin, "us", db) == {3, 10} and _ids(admin, "eu", db) == {1, 2, 3, 10},
                        timeout=60, what="writes applied")
+            wait_until(lambda: _conflicts(admin, "eu") > 0, timeout=60, what="a logged conflict")
             wait_until(lambda: "missing_column" in cdcsync("dlq", "list", "--config", str(path), "--region", "us",
                                                             "--json")[1], timeout=60, what="the dead letter")
             for args in (["status", "--config", str(path)], ["status", "--config", str(path), "--json"],
@@ -134,6 +142,12 @@ def test_no_output_contains_a_configured_secret(sandbox_config, unique, tmp_path
             for user in (users["reader"], users["applier"]):
                 privileges.drop_mysql_user(admin, region, user)
             privileges.drop_redis_user(redis_client(admin.region(region).redis), users["cache"])
+
+
+def _conflicts(config: PipelineConfig, region: str) -> int:
+    with connect(config, region, config.meta_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM conflict_log")
+        return cur.fetchone()[0]
 
 
 def _ids(config: PipelineConfig, region: str, db: str) -> set[int]:
