@@ -7,6 +7,7 @@ configuration reference is generated from these descriptions (`cdcsync config re
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import re
 import tomllib
@@ -136,8 +137,9 @@ class KafkaConfig(_Frozen):
         return self
 
     def client_settings(self) -> dict[str, Any]:
-        """librdkafka settings of every client: bootstrap plus the extras, secrets revealed."""
-        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        """librdkafka settings of every client: bootstrap plus the extras, secrets revealed. librdkafka's
+        own log lines go through the `librdkafka` logger, so they carry the log format and context."""
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "logger": logging.getLogger("librdkafka")}
         for key, value in self.extra.items():
             settings[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return settings
