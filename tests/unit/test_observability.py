@@ -96,3 +96,15 @@ def test_supervised_components_get_consecutive_ports_and_the_log_options() -> No
                      "us/producer": "9104", "us/db": "9105", "us/cache": "9106"}
     assert all(p.argv[p.argv.index("--log-format") + 1] == "json" for p in parts)
     assert all("--metrics-port" not in p.argv for p in components(Path("c.toml"), ["eu"], Path("logs")))
+
+
+def test_librdkafka_logs_go_through_python_logging(caplog) -> None:
+    from confluent_kafka import Producer
+
+    from schemas.config import KafkaConfig
+
+    kafka = KafkaConfig(bootstrap="127.0.0.1:1", extra={"sasl.mechanism": "PLAIN"})  # a CONFWARN
+    with caplog.at_level(logging.WARNING, logger="librdkafka"):
+        producer = Producer(kafka.client_settings())
+        producer.poll(0.5)
+    assert any(r.name == "librdkafka" and "sasl.mechanism" in r.getMessage() for r in caplog.records)
