@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 from pathlib import Path
 
 import typer
@@ -31,11 +33,20 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
     for runner in runners:
         runner.health = health
     health.ready()
+    stopped = threading.Event()
 
     def stop(*_: object) -> None:
+        stopped.set()
         for runner in runners:
             runner.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    run_all(runners)
+    if runners:
+        run_all(runners)
+        return
+    # A database sink with no source region (a one-region config) has nothing to apply; it idles
+    # instead of exiting, so a supervisor does not restart it in a loop.
+    logging.getLogger(__name__).info("region %s: no source regions, the %s sink has nothing to apply", region, sink)
+    while not stopped.wait(1.0):
+        health.beat()

@@ -89,3 +89,15 @@ def test_run_serves_supervisor_and_components(sandbox_config, unique, tmp_path) 
         assert proc.wait(60) == 0
     lines = json_lines((tmp_path / "logs" / "eu-cache.log").read_text())
     assert lines and all(e["component"] == "cache-sink" for e in lines)
+
+
+def test_db_sink_of_a_single_region_idles_ready(sandbox_config, unique, tmp_path) -> None:
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"one_{unique}.*"], tmp=tmp_path,
+                             regions=["eu"])
+    path = write_config(config, tmp_path / "c.toml")
+    port = processes.free_port()
+    sink = SinkProcess(path, "eu", "db", tmp_path / "db.log", "--metrics-port", str(port)).start()
+    wait_until(lambda: get(port, "/readyz")[0] == 200, timeout=60, what="ready")
+    assert sink.alive()
+    assert sink.terminate() == 0, sink.output()
+    assert "no source regions" in sink.output()
