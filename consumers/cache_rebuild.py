@@ -35,7 +35,7 @@ def rebuild_cache(config: PipelineConfig, region: str, *, table: str | None = No
     cfg = config.region(region)
     writer = CacheWriter(config, region)
     written: dict[str, int] = {}
-    with ConsistentSnapshot(cfg.mysql, config.meta_db, cfg.producer.snapshot_chunk_rows) as snap:
+    with ConsistentSnapshot(cfg.mysql.reader(), config.meta_db, cfg.producer.snapshot_chunk_rows) as snap:
         assert snap.position is not None
         version = binlog_version(snap.position.file, snap.position.pos)
         tables = snap.tables(cfg.producer, only=table)

@@ -102,9 +102,14 @@ def clock_json(counters: Mapping[str, int] | None) -> str:
 
 
 def redis_client(cfg: RedisConfig) -> redis.Redis:
+    tls: dict[str, object] = {}
+    if cfg.ssl:
+        tls = {"ssl": True, "ssl_ca_certs": str(cfg.ssl_ca) if cfg.ssl_ca else None,
+               "ssl_certfile": str(cfg.ssl_cert) if cfg.ssl_cert else None,
+               "ssl_keyfile": str(cfg.ssl_key) if cfg.ssl_key else None}
     return redis.Redis(host=cfg.host, port=cfg.port, db=cfg.db, username=cfg.username,
                        password=cfg.password.get_secret_value() if cfg.password else None,
-                       socket_timeout=10, socket_connect_timeout=10)
+                       socket_timeout=10, socket_connect_timeout=10, **tls)
 
 
 def cache_key(prefix: str, db: str, table: str, pk_values: list[Any]) -> str:

@@ -166,9 +166,7 @@ class DatabaseSink:
     def _connection(self) -> pymysql.Connection:
         if self._conn is None or not self._conn.open:
             m = self.region.mysql
-            self._conn = pymysql.connect(host=m.host, port=m.port, user=m.user,
-                                         password=m.password.get_secret_value(), autocommit=False,
-                                         connect_timeout=m.connect_timeout)
+            self._conn = pymysql.connect(**m.connect_settings(), autocommit=False)
             with self._conn.cursor() as cur:
                 cur.execute(SESSION_SETUP)
                 # Locking reads of an absent key must lock its gap (local_versions.py): not READ COMMITTED.

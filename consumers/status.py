@@ -169,7 +169,7 @@ def _producer_position(config: PipelineConfig, region: str, status: RegionStatus
     except (CheckpointError, OSError) as err:
         status.errors.append(f"checkpoint: {err}")
     try:
-        with connect(settings.mysql) as conn:
+        with connect(settings.mysql.reader()) as conn:
             status.server = current_position(conn, settings.mysql.flavor)
     except Exception as err:  # any failure of one region's server is reported in its row
         status.errors.append(f"mysql {settings.mysql.host}:{settings.mysql.port}: {err}")

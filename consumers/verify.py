@@ -353,7 +353,7 @@ class _Region:
 
 def _open(stack: contextlib.ExitStack, config: PipelineConfig, name: str, check_cache: bool) -> _Region:
     cfg = config.region(name)
-    mysql, cache = cfg.mysql, None
+    mysql, cache = cfg.mysql.reader(), None
     with _reading(name, f"MySQL {mysql.host}:{mysql.port}"):
         snapshot = stack.enter_context(ConsistentSnapshot(mysql, config.meta_db))
     if check_cache:

@@ -37,8 +37,7 @@ class InitReport:
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
     m = config.region(region).mysql
-    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                           autocommit=True, connect_timeout=m.connect_timeout)
+    return pymysql.connect(**m.connect_settings(), autocommit=True)
 
 
 def _primary_keys(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], list[tuple[str, str]]]:

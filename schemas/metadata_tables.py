@@ -85,14 +85,25 @@ def ddl(meta_db: str) -> list[str]:
     ]
 
 
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG)
+
+
 def ensure(conn: pymysql.Connection, meta_db: str) -> None:
-    """Create the metadata database and tables, and add columns newer versions need; idempotent."""
+    """Create the metadata database and tables, and add columns newer versions need; idempotent.
+
+    Runs no DDL when every table and column exists: an applier with only DML privileges (least
+    privilege, tables created once by `cdcsync init` as an admin) never needs CREATE or ALTER."""
     with conn.cursor() as cur:
-        for statement in ddl(meta_db):
-            cur.execute(statement)
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (meta_db,))
+        tables = {row[0] for row in cur.fetchall()}
         cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                     "AND COLUMN_NAME = 'heads'", (meta_db, ROW_CLOCKS))
-        if cur.fetchone() is None:   # row_clocks created before `heads` existed
+        has_heads = cur.fetchone() is not None
+        if set(TABLES) <= tables and has_heads:
+            return
+        for statement in ddl(meta_db):
+            cur.execute(statement)
+        if ROW_CLOCKS in tables and not has_heads:   # row_clocks created before `heads` existed
             cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN heads MEDIUMTEXT CHARACTER SET utf8mb4 "
                         f"COLLATE utf8mb4_bin NULL AFTER origin")
 
