@@ -76,6 +76,9 @@ class FakeCursor:
     def fetchall(self) -> list[Any]:
         return self.rows
 
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
 
 class FakeConnection:
     def __init__(self, existing: list[tuple[str, str, str, str]]) -> None:
