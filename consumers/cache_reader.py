@@ -1,0 +1,327 @@
+"""`CacheReader`: read rows through a region's cache, with a Bloom filter against cache penetration.
+
+    reader = CacheReader(config, "eu")
+    row = reader.get("shop.users", 42)              # dict, or None if the row does not exist
+    rows = reader.get_many("shop.users", [1, 2, 3])
+
+A lookup goes, per key: the cache (the cache sink's hash; a tombstone counts as a miss) -> the
+table's Bloom filter and the negative cache -> the region's database by primary key. A row found
+in the database is written back with `read_through`'s compare-and-set; a row not found gets a
+short-TTL `absent` negative entry (`lookup.negative_ttl_s`), which absorbs repeated false positives.
+
+No false negatives: an `absent` answer from the filter or the negative cache is given only once
+the filter has proven it covers every change committed before the lookup started (the
+maintainer's freshness proof, `_fresh`, compared on the Redis clock inside the lookup script). If
+no proof arrives within `lookup.freshness_wait_ms`, or the newest proof is older than that, the
+database answers instead. See docs/lookup.md.
+
+Keys are primary-key values in key order, as the change events carry them: a scalar for a one-
+column key, else a list or tuple. Not thread-safe: use one reader per thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from consumers.bloom_format import key_text, offsets
+from consumers.bloom_store import BloomStore, Generation
+from consumers.cache_sink import DELETED_FIELD, cache_key, decode_row, redis_client
+from consumers.lookup_metrics import LookupMetrics
+from consumers.read_through import CLOCK_FIELD, ReadThroughWriter
+from producers import binlog_stream
+from producers.snapshot_encoding import SnapshotEncoder
+from producers.table_catalog import snapshot_columns
+from schemas.config import PipelineConfig
+from schemas.identifiers import quote_name
+from schemas.metadata_tables import ROW_CLOCKS
+from schemas.row_clock_key import UnsupportedKey, sql_key_expression
+
+# KEYS: cache key, negative key, table head, generation meta, bitmap, proof. ARGV[1] the generation the
+# caller hashed for ('' = none), then the key's bit offsets in it.
+# Returns {1, fields} cache hit | {2, now, proof} negative entry | {3, now, proof} filter rejects |
+# {4, why} ask the database | {5} the caller's generation is not current (reload, retry).
+LOOKUP_SCRIPT = """
+local row = redis.call('HGETALL', KEYS[1])
+if #row > 0 then
+  local dead = false
+  for i = 1, #row, 2 do if row[i] == '_deleted' and row[i + 1] == '1' then dead = true end end
+  if not dead then return {1, row} end
+end
+local current = redis.call('HGET', KEYS[3], 'current') or ''
+if redis.call('HGET', KEYS[3], 'format') ~= ARGV[2] then current = '' end
+if current ~= ARGV[1] then return {5} end
+local t = redis.call('TIME')
+local now = tostring(t[1]) .. string.format('%06d', tonumber(t[2]))
+local proof = redis.call('GET', KEYS[6]) or '0'
+local neg = redis.call('GET', KEYS[2])
+if neg == 'absent' then return {2, now, proof} end
+if current == '' then return {4, 'no_filter'} end
+if neg == 'inserted' then return {4, 'recent_insert'} end
+for i = 3, #ARGV do
+  if redis.call('GETBIT', KEYS[5], ARGV[i]) == 0 then
+    redis.call('HINCRBY', KEYS[4], 'rejected', 1)
+    return {3, now, proof}
+  end
+end
+return {4, 'filter_positive'}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One key's answer: the row (or None), the layer that answered, and why the database was asked."""
+
+    row: dict[str, Any] | None
+    layer: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _TableInfo:
+    db: str
+    table: str
+    encoder: SnapshotEncoder
+    key_columns: tuple[str, ...]
+    clock_expression: str | None     # SQL of the row's canonical clock key, None without clocks
+
+
+def _pk_list(pk: Any) -> list[Any]:
+    return list(pk) if isinstance(pk, (list, tuple)) else [pk]
+
+
+class CacheReader:
+    def __init__(self, config: PipelineConfig, region: str, *, metrics: LookupMetrics | None = None) -> None:
+        self.config = config
+        self.region = region
+        self.settings = config.region(region)
+        self.redis = redis_client(self.settings.redis)
+        self.store = BloomStore(self.redis, config.prefix, region)
+        self.metrics = metrics or LookupMetrics(region)
+        self._lookup = self.redis.register_script(LOOKUP_SCRIPT)
+        self._write_back = ReadThroughWriter(self.redis)
+        self._views: dict[str, Generation | None] = {}
+        self._tables: dict[str, _TableInfo] = {}
+        self._conn: pymysql.Connection | None = None
+        self.db_queries = 0           # statements this reader sent to the database
+
+    # -- public -----------------------------------------------------------------------------------
+    def get(self, table: str, pk: Any) -> dict[str, Any] | None:
+        return self.lookup_many(table, [pk])[0].row
+
+    def get_many(self, table: str, pks: Sequence[Any]) -> list[dict[str, Any] | None]:
+        return [answer.row for answer in self.lookup_many(table, pks)]
+
+    def lookup_many(self, table: str, pks: Sequence[Any]) -> list[Lookup]:
+        """`get_many` with the layer that answered each key (what `cdcsync lookup --explain` shows)."""
+        if table.count(".") != 1:
+            raise ValueError(f"table {table!r} must be `db.table`")
+        db, name = table.split(".")
+        texts = [key_text(_pk_list(pk)) for pk in pks]
+        keys = [cache_key(self.config.prefix, db, name, _pk_list(pk)) for pk in pks]
+        answers: list[Lookup | None] = [None] * len(pks)
+
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        misses = []
+        for i, fields in enumerate(pipe.execute()):
+            row = _cached_row(fields)
+            if row is not None:
+                answers[i] = Lookup(row, "cache_hit")
+            else:
+                misses.append(i)
+        to_db: dict[int, str] = {}
+        absent: dict[int, tuple[str, int, int]] = {}     # index -> (layer, lookup start, proof), both Redis µs
+        for _ in range(3):
+            if not misses:
+                break
+            view = self._view(table)
+            pipe = self.redis.pipeline(transaction=False)
+            for i in misses:
+                self._queue_lookup(pipe, table, keys[i], texts[i], view)
+            retry = []
+            for i, result in zip(misses, pipe.execute()):
+                kind = int(result[0])
+                if kind == 1:
+                    row = _cached_row(dict(zip(result[1][::2], result[1][1::2])))
+                    answers[i] = Lookup(row, "cache_hit")
+                elif kind in (2, 3):
+                    absent[i] = ("negative_cache_hit" if kind == 2 else "filter_rejected", int(result[1]),
+                                 int(result[2]))
+                elif kind == 4:
+                    to_db[i] = result[1].decode()
+                else:
+                    self._views.pop(table, None)
+                    retry.append(i)
+            misses = retry
+        for i in misses:
+            to_db[i] = "filter_changing"
+        proven = self._prove(table, absent)
+        for i, (layer, _, _) in absent.items():
+            if i in proven:
+                answers[i] = Lookup(None, layer)
+            else:
+                to_db[i] = "filter_unproven"
+        if to_db:
+            self._from_db(table, texts, keys, to_db, answers)
+        for answer in answers:
+            assert answer is not None
+            self.metrics.answered(table, answer.layer)
+        return answers  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.redis.close()
+
+    def __enter__(self) -> "CacheReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- filter and proof -------------------------------------------------------------------------
+    def _view(self, table: str) -> Generation | None:
+        if table not in self._views:
+            self._views[table] = self.store.current(table)
+        return self._views[table]
+
+    def _queue_lookup(self, pipe: Any, table: str, key: str, text: str, view: Generation | None) -> None:
+        from consumers.bloom_format import FORMAT
+
+        k = self.store.keys
+        gen = view.gen if view else ""
+        args: list[Any] = [gen, FORMAT, *(offsets(view.sizing, text) if view else ())]
+        self._lookup(keys=[key, k.neg(table, text), k.table(table), k.gen_meta(table, gen), k.bits(table, gen),
+                           k.fresh], args=args, client=pipe)
+
+    def _prove(self, table: str, absent: dict[int, tuple[str, int, int]]) -> set[int]:
+        """The absent answers the freshness proof covers, waiting for a newer proof if one is due."""
+        if not absent:
+            return set()
+        wait_us = self.config.lookup.freshness_wait_ms * 1000
+        proven = {i for i, (_, start, proof) in absent.items() if proof >= start}
+        pending = {i: start for i, (_, start, proof) in absent.items() if i not in proven}
+        if not pending:
+            return proven
+        newest = max(proof for _, _, proof in absent.values())
+        needed = max(pending.values())
+        if needed - newest > wait_us:
+            # No proof for longer than the wait: the maintainer is down or far behind. Do not wait.
+            self.metrics.unproven.labels(self.region, table).inc(len(pending))
+            return proven
+        deadline = time.monotonic() + wait_us / 1e6
+        while time.monotonic() < deadline:
+            if self.store.fresh_us() >= needed:
+                return proven | set(pending)
+            time.sleep(0.005)
+        self.metrics.unproven.labels(self.region, table).inc(len(pending))
+        return proven
+
+    # -- database ---------------------------------------------------------------------------------
+    def _connection(self) -> pymysql.Connection:
+        if self._conn is None:
+            self._conn = binlog_stream.connect(self.settings.mysql, autocommit=True)
+            with self._conn.cursor() as cur:
+                cur.execute("SET SESSION time_zone = '+00:00'")   # TIMESTAMP text in UTC, as on the wire
+        return self._conn
+
+    def _table_info(self, table: str) -> _TableInfo:
+        info = self._tables.get(table)
+        if info is None:
+            db, name = table.split(".")
+            conn = self._connection()
+            meta = snapshot_columns(conn, db, name)
+            if not meta.primary_key:
+                raise ValueError(f"table {table} has no primary key; CacheReader looks rows up by primary key")
+            with conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                            "AND TABLE_NAME = %s", (self.config.meta_db, ROW_CLOCKS))
+                has_clocks = bool(cur.fetchone()[0])
+            types = {c.name: c.column_type for c in meta.columns}
+            expression = None
+            if has_clocks:
+                try:
+                    expression = sql_key_expression([(c, types[c]) for c in meta.primary_key], "t")
+                except UnsupportedKey:
+                    expression = None
+            info = self._tables[table] = _TableInfo(db, name, SnapshotEncoder(meta), tuple(meta.primary_key),
+                                                    expression)
+        return info
+
+    def _from_db(self, table: str, texts: list[str], keys: list[str], to_db: dict[int, str],
+                 answers: list[Lookup | None]) -> None:
+        info = self._table_info(table)
+        wanted: dict[str, list[int]] = {}
+        for i in to_db:
+            wanted.setdefault(texts[i], []).append(i)
+        started = time.monotonic()
+        found = self._select(info, [orjson_loads(t) for t in wanted])
+        settings = self.config.table(info.db, info.table)
+        view = self._views.get(table)
+        pipe = self.redis.pipeline(transaction=False)
+        fp = 0
+        negative_safe = time.monotonic() - started < self.config.lookup.negative_ttl_s / 2
+        for text, indexes in wanted.items():
+            hit = found.get(text)
+            if hit is not None:
+                row, clock = hit
+                self._write_back.queue(pipe, keys[indexes[0]], row, clock, settings)
+            else:
+                if negative_safe:
+                    # NX: an `inserted` entry the maintainer wrote meanwhile must win.
+                    pipe.set(self.store.keys.neg(table, text), "absent", nx=True, ex=self.config.lookup.negative_ttl_s)
+                if any(to_db[i] == "filter_positive" for i in indexes):
+                    fp += 1
+            for i in indexes:
+                answers[i] = Lookup(hit[0] if hit else None, "db_hit" if hit else "db_miss", to_db[i])
+        if fp and view is not None:
+            pipe.hincrby(self.store.keys.gen_meta(table, view.gen), "fp", fp)
+        pipe.execute()
+
+    def _select(self, info: _TableInfo, pks: list[list[Any]]) -> dict[str, tuple[dict[str, Any], dict[str, int] | None]]:
+        """Rows by primary key, each with its clock, read in one statement (one read view)."""
+        source = f"{quote_name(info.db)}.{quote_name(info.table)}"
+        columns = ", ".join(quote_name(c) for c in info.key_columns)
+        one = "(" + ", ".join(["%s"] * len(info.key_columns)) + ")"
+        clock = ""
+        params: list[Any] = []
+        if info.clock_expression is not None:
+            clock = (f", (SELECT rc.counters FROM {quote_name(self.config.meta_db)}.{quote_name(ROW_CLOCKS)} rc "
+                     f"WHERE rc.db = %s AND rc.tbl = %s AND rc.pk_hash = UNHEX(SHA2({info.clock_expression}, 256)))")
+            params += [info.db, info.table]
+        sql = (f"SELECT {info.encoder.select_list}{clock} FROM {source} AS t "
+               f"WHERE ({columns}) IN ({', '.join([one] * len(pks))})")
+        params += [v for pk in pks for v in pk]
+        with self._connection().cursor() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        self.db_queries += 1
+        width = len(info.encoder.types)
+        result = {}
+        for raw in rows:
+            row = info.encoder.encode_row(raw[:width])
+            counters = orjson_loads(raw[width]) if info.clock_expression is not None and raw[width] else None
+            result[key_text([row[c] for c in info.key_columns])] = (row, counters or None)
+        return result
+
+
+def orjson_loads(text: str | bytes) -> Any:
+    import orjson
+
+    return orjson.loads(text)
+
+
+def _cached_row(fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """A cache entry as a row; None for a miss or a tombstone (a tombstone proves nothing: the
+    cache sink may be behind a re-insert)."""
+    if not fields or fields.get(DELETED_FIELD.encode()) == b"1":
+        return None
+    fields = {k: v for k, v in fields.items() if k != CLOCK_FIELD.encode()}
+    return decode_row(fields)
