@@ -136,37 +136,43 @@ class CacheReader:
             else:
                 misses.append(i)
         to_db: dict[int, str] = {}
-        absent: dict[int, tuple[str, int, int]] = {}     # index -> (layer, lookup start, proof), both Redis µs
-        for _ in range(3):
+        started: dict[int, int] = {}     # index -> Redis µs of its first filter check: after the lookup began
+        for _ in range(4):
             if not misses:
                 break
             view = self._view(table)
             pipe = self.redis.pipeline(transaction=False)
             for i in misses:
                 self._queue_lookup(pipe, table, keys[i], texts[i], view)
-            retry = []
+            again, unproven = [], []
             for i, result in zip(misses, pipe.execute()):
                 kind = int(result[0])
                 if kind == 1:
-                    row = _cached_row(dict(zip(result[1][::2], result[1][1::2])))
-                    answers[i] = Lookup(row, "cache_hit")
+                    answers[i] = Lookup(_cached_row(dict(zip(result[1][::2], result[1][1::2]))), "cache_hit")
                 elif kind in (2, 3):
-                    absent[i] = ("negative_cache_hit" if kind == 2 else "filter_rejected", int(result[1]),
-                                 int(result[2]))
+                    start, proof = started.setdefault(i, int(result[1])), int(result[2])
+                    if proof >= start:
+                        # The proof was stored before this check: the bits checked hold every key
+                        # committed before the lookup began.
+                        layer = "negative_cache_hit" if kind == 2 else "filter_rejected"
+                        answers[i] = Lookup(None, layer, f"lookup at {start} us, filter proven fresh at {proof} us")
+                    else:
+                        unproven.append(i)
                 elif kind == 4:
                     to_db[i] = result[1].decode()
                 else:
                     self._views.pop(table, None)
-                    retry.append(i)
-            misses = retry
+                    again.append(i)
+            if unproven:
+                # Wait for a proof covering the oldest start, then check those keys again: bits
+                # checked before the proof was stored may miss a key it covers.
+                if self._await_proof(table, max(started[i] for i in unproven)):
+                    again.extend(unproven)
+                else:
+                    to_db.update((i, "filter_unproven") for i in unproven)
+            misses = again
         for i in misses:
             to_db[i] = "filter_changing"
-        proven = self._prove(table, absent)
-        for i, (layer, _, _) in absent.items():
-            if i in proven:
-                answers[i] = Lookup(None, layer)
-            else:
-                to_db[i] = "filter_unproven"
         if to_db:
             self._from_db(table, texts, keys, to_db, answers)
         for answer in answers:
@@ -201,28 +207,22 @@ class CacheReader:
         self._lookup(keys=[key, k.neg(table, text), k.table(table), k.gen_meta(table, gen), k.bits(table, gen),
                            k.fresh], args=args, client=pipe)
 
-    def _prove(self, table: str, absent: dict[int, tuple[str, int, int]]) -> set[int]:
-        """The absent answers the freshness proof covers, waiting for a newer proof if one is due."""
-        if not absent:
-            return set()
+    def _await_proof(self, table: str, needed: int) -> bool:
+        """Wait (up to `freshness_wait_ms`) for a freshness proof at or after `needed` (Redis µs).
+        Gives up at once when the newest proof is older than the wait: the maintainer is down or far
+        behind, and the database answers."""
         wait_us = self.config.lookup.freshness_wait_ms * 1000
-        proven = {i for i, (_, start, proof) in absent.items() if proof >= start}
-        pending = {i: start for i, (_, start, proof) in absent.items() if i not in proven}
-        if not pending:
-            return proven
-        newest = max(proof for _, _, proof in absent.values())
-        needed = max(pending.values())
-        if needed - newest > wait_us:
-            # No proof for longer than the wait: the maintainer is down or far behind. Do not wait.
-            self.metrics.unproven.labels(self.region, table).inc(len(pending))
-            return proven
-        deadline = time.monotonic() + wait_us / 1e6
-        while time.monotonic() < deadline:
-            if self.store.fresh_us() >= needed:
-                return proven | set(pending)
-            time.sleep(0.005)
-        self.metrics.unproven.labels(self.region, table).inc(len(pending))
-        return proven
+        fresh = self.store.fresh_us()
+        if fresh >= needed:
+            return True
+        if needed - fresh <= wait_us:
+            deadline = time.monotonic() + wait_us / 1e6
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
+                if self.store.fresh_us() >= needed:
+                    return True
+        self.metrics.unproven.labels(self.region, table).inc()
+        return False
 
     # -- database ---------------------------------------------------------------------------------
     def _connection(self) -> pymysql.Connection:

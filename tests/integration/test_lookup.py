@@ -1,0 +1,129 @@
+"""CacheReader and the Bloom filters against real servers: no false negatives (right after an
+insert, across reader and maintainer restarts and a rebuild), penetration counted on the database
+side, and read-through write-backs that never replace what the cache sink wrote."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from consumers.bloom_maintainer import BloomMaintainer
+from consumers.bloom_store import BloomStore
+from consumers.cache_reader import CacheReader
+from consumers.cache_sink import redis_client
+from consumers.lookup_metrics import FilterMetrics, LookupMetrics
+from schemas.config import PipelineConfig
+from tests.conftest import config_for_test, connect, create_database
+from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+
+pytestmark = pytest.mark.integration
+
+REGION = "eu"
+
+
+def lookup_config(base: PipelineConfig, unique: str, tmp: Path, **lookup: object) -> tuple[PipelineConfig, str]:
+    db = f"lk_{unique}"
+    config = config_for_test(base, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp, regions=[REGION],
+                             checkpoint_interval_ms=20, heartbeat_s=0.1, top={"lookup": {"freshness_wait_ms": 5000, **lookup}})
+    return config, db
+
+
+def reader(config: PipelineConfig) -> CacheReader:
+    return CacheReader(config, REGION, metrics=LookupMetrics(REGION, CollectorRegistry()))
+
+
+class RunningMaintainer:
+    """A BloomMaintainer on a thread of the test process; `restart` stops it and starts a new one."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.maintainer: BloomMaintainer | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> BloomMaintainer:
+        self.maintainer = BloomMaintainer(self.config, REGION, metrics=FilterMetrics(REGION, CollectorRegistry()))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self.maintainer
+
+    def _run(self) -> None:
+        assert self.maintainer is not None
+        try:
+            self.maintainer.run()
+        except BaseException as err:  # surfaced by the test through last_error
+            self.maintainer.last_error = err
+
+    def stop(self) -> None:
+        if self.maintainer is not None and self.thread is not None:
+            self.maintainer.request_stop()
+            self.thread.join(30)
+            assert not self.thread.is_alive()
+
+    def restart(self) -> BloomMaintainer:
+        self.stop()
+        return self.start()
+
+
+@contextmanager
+def pipeline(config: PipelineConfig, tmp: Path, *, cache_sink: bool = False) -> Iterator[RunningMaintainer]:
+    """The region's producer (and cache sink) as subprocesses, the maintainer in-process."""
+    path = write_config(config, tmp / "c.toml")
+    procs = [ProducerProcess(path, REGION, tmp / "producer.log").start()]
+    if cache_sink:
+        procs.append(SinkProcess(path, REGION, "cache", tmp / "cache.log").start())
+    running = RunningMaintainer(config)
+    try:
+        wait_until((tmp / "checkpoints" / REGION / f"{REGION}.json").exists, timeout=60, what="producer checkpoint")
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        for proc in procs:
+            if proc.alive():
+                proc.terminate()
+
+
+def wait_ready(running: RunningMaintainer, table: str, timeout: float = 60) -> BloomStore:
+    m = running.maintainer
+    assert m is not None
+    wait_until(lambda: m.store.current(table) is not None and m.proofs > 0 or m.last_error is not None,
+               timeout=timeout, what=f"filter of {table} and a freshness proof")
+    assert m.last_error is None, m.last_error
+    return m.store
+
+
+def com_select(config: PipelineConfig) -> int:
+    with connect(config, REGION) as conn, conn.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Com_select'")
+        return int(cur.fetchone()[1])
+
+
+def test_lookup_right_after_insert_commits_finds_the_row(sandbox_config, unique, tmp_path) -> None:
+    config, db = lookup_config(sandbox_config, unique, tmp_path)
+    create_database(config, [REGION], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20))",
+                    "INSERT INTO {db}.t VALUES " + ", ".join(f"({i}, 'v{i}')" for i in range(100)))
+    table = f"{db}.t"
+    with pipeline(config, tmp_path) as running, reader(config) as r, connect(config, REGION, db) as conn:
+        wait_ready(running, table)
+        assert r.get(table, 5) == {"id": 5, "v": "v5"}
+        layers = []
+        for k in range(1000, 1040):
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO t VALUES (%s, %s)", (k, f"new{k}"))   # autocommit: committed here
+            answer = r.lookup_many(table, [k])[0]
+            assert answer.row == {"id": k, "v": f"new{k}"}, (k, answer)
+            layers.append(answer.layer)
+        # The filter had not seen these inserts yet: the database answered, because the filter could
+        # not prove it covered the lookup's start (or the key was already in it: `filter_positive`).
+        assert "db_hit" in layers
+        # A key that never existed is answered absent by the filter once a proof covers the lookup.
+        answers = r.lookup_many(table, list(range(5000, 5200)))
+        assert all(a.row is None for a in answers)
+        assert sum(a.layer == "filter_rejected" for a in answers) >= 190, [a.layer for a in answers]
+        assert running.maintainer.last_error is None
