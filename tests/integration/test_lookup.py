@@ -127,3 +127,28 @@ def test_lookup_right_after_insert_commits_finds_the_row(sandbox_config, unique,
         assert all(a.row is None for a in answers)
         assert sum(a.layer == "filter_rejected" for a in answers) >= 190, [a.layer for a in answers]
         assert running.maintainer.last_error is None
+
+
+def test_absent_keys_rarely_reach_the_database(sandbox_config, unique, tmp_path) -> None:
+    """100k lookups of keys that never existed: at most fp_rate * 100k * 1.5 SELECTs on the server."""
+    fp_rate = 0.01
+    config, db = lookup_config(sandbox_config, unique, tmp_path, fp_rate=fp_rate, headroom=1.0)
+    create_database(config, [REGION], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
+    with connect(config, REGION, db) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(5000)])
+    table = f"{db}.t"
+    with pipeline(config, tmp_path) as running, reader(config) as r:
+        store = wait_ready(running, table)
+        assert r.get(table, 10) == {"id": 10, "v": 10}        # table metadata loaded before counting
+        before = com_select(config)
+        absent = 0
+        for start in range(1_000_000, 1_100_000, 5000):
+            absent += sum(row is None for row in r.get_many(table, list(range(start, start + 5000))))
+        queries = com_select(config) - before
+        assert absent == 100_000
+        print("db queries for 100k absent keys:", queries)
+        assert queries <= fp_rate * 100_000 * 1.5, queries
+        assert queries >= fp_rate * 100_000 * 0.5, queries   # the counter does see this reader
+        stats = store.stats(table)
+        assert stats is not None and stats.rejected >= 100_000 - queries * 2
+        assert stats.observed_fp_rate is not None and stats.observed_fp_rate <= fp_rate * 1.5
