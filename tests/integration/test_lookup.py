@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -152,3 +153,118 @@ def test_absent_keys_rarely_reach_the_database(sandbox_config, unique, tmp_path)
         stats = store.stats(table)
         assert stats is not None and stats.rejected >= 100_000 - queries * 2
         assert stats.observed_fp_rate is not None and stats.observed_fp_rate <= fp_rate * 1.5
+
+
+def test_no_false_negatives_across_churn_restarts_and_rebuild(sandbox_config, unique, tmp_path) -> None:
+    """Random inserts, deletes and re-inserts while a reader looks every key up after each step; the
+    reader and the maintainer restart, and the filter is rebuilt and swapped, in the middle."""
+    config, db = lookup_config(sandbox_config, unique, tmp_path, rebuild_stale_ratio=0.05, check_interval_s=0.5)
+    create_database(config, [REGION], db, "CREATE TABLE {db}.t (a VARCHAR(10), b INT, v INT, PRIMARY KEY (a, b))")
+    universe = [[f"k{i % 7}", i] for i in range(60)]
+    existing = {tuple(k) for k in universe[:20]}
+    with connect(config, REGION, db) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO t VALUES (%s, %s, 0)", sorted(existing))
+    table = f"{db}.t"
+    rng = random.Random(5)
+    with pipeline(config, tmp_path, cache_sink=True) as running, connect(config, REGION, db) as conn:
+        store = wait_ready(running, table)
+        first_gen = store.current(table).gen
+        r = reader(config)
+        seen_layers: set[str] = set()
+        for step in range(60):
+            key = tuple(rng.choice(universe))
+            with conn.cursor() as cur:
+                if key in existing and rng.random() < 0.6:
+                    cur.execute("DELETE FROM t WHERE a = %s AND b = %s", key)
+                    existing.discard(key)
+                elif key not in existing:
+                    cur.execute("INSERT INTO t VALUES (%s, %s, %s)", (*key, step))
+                    existing.add(key)
+                else:
+                    cur.execute("UPDATE t SET v = %s WHERE a = %s AND b = %s", (step, *key))
+            answers = r.lookup_many(table, [list(k) for k in universe])   # right after the commit
+            for k, answer in zip(universe, answers):
+                # Never a false negative. (A deleted row may still be served from the cache until the
+                # cache sink applies the delete: the cache is eventually consistent for positives.)
+                if tuple(k) in existing:
+                    assert answer.row is not None, (step, k, answer)
+                seen_layers.add(answer.layer)
+            if step == 20:
+                r.close()
+                r = reader(config)                                    # reader restart
+            if step == 35:
+                running.restart()                                     # maintainer restart: resumes from Redis
+        # Deletes passed rebuild_stale_ratio: the filter was rebuilt and swapped while lookups ran.
+        wait_until(lambda: store.current(table).gen != first_gen, timeout=30, what="a rebuilt filter")
+        expected = [tuple(k) in existing for k in universe]
+        wait_until(lambda: [a.row is not None for a in r.lookup_many(table, [list(k) for k in universe])] == expected,
+                   timeout=30, what="lookups to agree with the database once the cache sink caught up")
+        r.close()
+        assert running.maintainer.last_error is None
+        assert {"filter_rejected", "cache_hit"} <= seen_layers, seen_layers
+
+
+@pytest.mark.parametrize("clocks", [True, False], ids=["with-clocks", "without-clocks"])
+def test_read_through_never_overwrites_a_newer_sink_value(sandbox_config, unique, tmp_path, clocks) -> None:
+    from consumers.cache_sink import cache_key, decode_row
+    from schemas.clock_init import init_region
+
+    config, db = lookup_config(sandbox_config, unique, tmp_path)
+    create_database(config, [REGION], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
+    if clocks:
+        init_region(config, REGION)
+    with connect(config, REGION, db) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO t VALUES (%s, 1)", [(1,), (2,)])
+    table, client = f"{db}.t", redis_client(config.region(REGION).redis)
+    key1, key2 = (cache_key(config.prefix, db, "t", [i]) for i in (1, 2))
+
+    class Interleaved(CacheReader):
+        """Between its database read and its write-back, the row changes and the sink caches it."""
+        def _select(self, info, pks):
+            found = super()._select(info, pks)
+            if pks == [[1]]:
+                with connect(config, REGION, db) as conn, conn.cursor() as cur:
+                    cur.execute("UPDATE t SET v = 2 WHERE id = 1")
+                wait_until(lambda: decode_row(client.hgetall(key1)) == {"id": 1, "v": 2}, what="the sink's v=2")
+            return found
+
+    with pipeline(config, tmp_path, cache_sink=True) as running:
+        wait_ready(running, table)
+        wait_until(lambda: client.exists(key1) and client.exists(key2), timeout=30, what="the sink's entries")
+        client.delete(key1, key2)                   # evicted: the next lookups read through
+        r = Interleaved(config, REGION, metrics=LookupMetrics(REGION, CollectorRegistry()))
+        assert r.get(table, 1) == {"id": 1, "v": 1}               # what it read, before the update
+        assert decode_row(client.hgetall(key1)) == {"id": 1, "v": 2}   # the sink's newer value stayed
+        assert r.get(table, 2) == {"id": 2, "v": 1}
+        written = client.hgetall(key2)                             # an absent key is written back
+        assert decode_row({k: v for k, v in written.items() if k != b"_c"}) == {"id": 2, "v": 1}
+        assert (b"_c" in written) == clocks and (not clocks or orjson.loads(written[b"_c"]) == {REGION: 1})
+        r.close()
+
+
+def test_write_back_compare_and_set(sandbox_config, unique) -> None:
+    """The write-back rule on a real Redis: absent, or holding a clock strictly before ours."""
+    from consumers.read_through import ReadThroughWriter
+    from schemas.config import TableConfig
+
+    client = redis_client(sandbox_config.region(REGION).redis)
+    writer = ReadThroughWriter(client)
+    row = {"id": 1, "v": "read"}
+
+    def attempt(existing: dict | None, clock: dict | None) -> bool:
+        key = f"t{unique}:db.t:[{random.randrange(10**9)}]"
+        if existing is not None:
+            client.hset(key, mapping={"v": '"sink"', **existing})
+        pipe = client.pipeline(transaction=False)
+        writer.queue(pipe, key, row, clock, TableConfig())
+        return pipe.execute()[0] == 1
+
+    assert attempt(None, None) and attempt(None, {"eu": 1})                       # absent: written
+    assert attempt({"_c": '{"eu": 1}'}, {"eu": 2})                                # strictly older: replaced
+    assert attempt({"_c": '{}'}, {"eu": 1})
+    assert not attempt({"_c": '{"eu": 2}'}, {"eu": 2})                            # equal: kept
+    assert not attempt({"_c": '{"eu": 3}'}, {"eu": 2})                            # newer: kept
+    assert not attempt({"_c": '{"eu": 1, "us": 2}'}, {"eu": 2, "us": 1})          # concurrent: kept
+    assert not attempt({"_c": '{"eu": 1}', "_deleted": "1"}, {"eu": 1})           # the delete's tombstone: kept
+    assert not attempt({"_v": "0000000001.000000000004.00000000"}, {"eu": 9})     # no clock to compare: kept
+    assert not attempt({"_c": '{"eu": 1}'}, None)                                 # we have no clock: kept
