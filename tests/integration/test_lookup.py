@@ -5,6 +5,8 @@ side, and read-through write-backs that never replace what the cache sink wrote.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +130,17 @@ def test_lookup_right_after_insert_commits_finds_the_row(sandbox_config, unique,
         assert all(a.row is None for a in answers)
         assert sum(a.layer == "filter_rejected" for a in answers) >= 190, [a.layer for a in answers]
         assert running.maintainer.last_error is None
+
+        # The operator's view of the same thing.
+        result = subprocess.run([sys.executable, "-m", "cdcsync", "lookup", "--config", str(tmp_path / "c.toml"),
+                                 "--region", REGION, "--table", table, "--key", "1000", "--key", "777777",
+                                 "--explain"], capture_output=True, text=True, timeout=60)
+        lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+        assert result.returncode == 3, result.stderr              # 3: some key was not found
+        assert lines[0]["found"] and lines[0]["row"] == {"id": 1000, "v": "new1000"}
+        assert lines[0]["layer"] in ("cache_hit", "db_hit")
+        assert lines[1] == {**lines[1], "key": 777777, "found": False, "row": None}
+        assert lines[1]["layer"] in ("filter_rejected", "db_miss")
 
 
 def test_absent_keys_rarely_reach_the_database(sandbox_config, unique, tmp_path) -> None:
