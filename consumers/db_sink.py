@@ -14,6 +14,11 @@ the caller commit the Kafka offsets.
   is skipped.
 - Within a transaction the changes are reduced to the last one per key (the intermediate states
   are never visible anyway), then applied as batched deletes followed by multi-row upserts.
+- A change that carries a vector clock is decided first (consumers/local_versions.py): under the
+  row lock, against the local row's clock in `row_clocks`, it is skipped (dominated or equal),
+  applied (newer), or resolved with the table's strategy (concurrent). The clock row, and for a
+  resolution its conflict-log row, are written in the same transaction; resolutions are published
+  to `<prefix>.conflicts` after the commit. A change without a clock is applied as it comes.
 - Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
   column, constraint) re-runs the transaction statement by statement under savepoints, so only the
   poison events go to the dead-letter topic and the rest commit.
@@ -34,14 +39,19 @@ from typing import Any
 import pymysql
 
 from consumers import db_dialect
+from consumers import conflict_log
+from consumers.conflict_publisher import ConflictPublisher
 from consumers.dlq import DeadLetter, DeadLetterPublisher
+from consumers.local_versions import ClockedPlanner, Planned, write_clocks
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, source_region
+from consumers.resolution import Action, decide, strategy_for
 from consumers.retry import RetryPolicy
 from consumers.value_decoding import param_converter
 from schemas import metadata_tables
 from schemas.clock_triggers import APPLYING
 from schemas.config import PipelineConfig
+from schemas.conflict_record import ConflictRecord
 from schemas.events import ChangeEvent, Op
 
 log = logging.getLogger(__name__)
@@ -129,7 +139,8 @@ class DatabaseSink:
     name = "db"
 
     def __init__(self, config: PipelineConfig, region: str, dead_letters: DeadLetterPublisher,
-                 metrics: SinkMetrics, retry: RetryPolicy | None = None) -> None:
+                 metrics: SinkMetrics, retry: RetryPolicy | None = None,
+                 conflicts: ConflictPublisher | None = None) -> None:
         self.config = config
         self.region = config.region(region)
         self.dead_letters = dead_letters
@@ -139,6 +150,16 @@ class DatabaseSink:
                                           on_retry=lambda e, n, d: metrics.retried(self.name))
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
+        self.conflicts = conflicts
+        self._strategies: dict[tuple[str, str], Any] = {}
+        self._planner = ClockedPlanner(region=self.region.name, meta_db=config.meta_db, strategy=self._strategy,
+                                       decide=decide, converted=_converted)
+
+    def _strategy(self, db: str, table: str) -> Any:
+        strategy = self._strategies.get((db, table))
+        if strategy is None:
+            strategy = self._strategies[(db, table)] = strategy_for(self.config.table(db, table), f"{db}.{table}")
+        return strategy
 
     # -- connection ----------------------------------------------------------------------------
     def _connection(self) -> pymysql.Connection:
@@ -149,6 +170,8 @@ class DatabaseSink:
                                          connect_timeout=m.connect_timeout)
             with self._conn.cursor() as cur:
                 cur.execute(SESSION_SETUP)
+                # Locking reads of an absent key must lock its gap (local_versions.py): not READ COMMITTED.
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -166,8 +189,20 @@ class DatabaseSink:
     def write_batch(self, records: list[SourceRecord]) -> None:
         for group in transactions(self._runs(records)):
             started = time.perf_counter()
-            applied = self._apply_group(group)
+            applied, resolved = self._apply_group(group)
             self.metrics.applied(self.name, applied, time.perf_counter() - started)
+            self._announce(resolved)
+
+    def _announce(self, resolved: list[ConflictRecord]) -> None:
+        """Count and publish the committed resolutions. The conflict log already holds them, so a
+        failed publish is logged, not retried into a second apply."""
+        for record in resolved:
+            self.metrics.conflict(f"{record.db}.{record.table}", record.strategy)
+        if resolved and self.conflicts is not None:
+            try:
+                self.conflicts.publish(resolved)
+            except Exception as err:  # noqa: BLE001 - the log table is the record of truth
+                log.error("could not publish %d conflict records: %s", len(resolved), err)
 
     def _runs(self, records: list[SourceRecord]) -> list[_Run]:
         by_partition: dict[tuple[str, int], list[SourceRecord]] = defaultdict(list)
@@ -221,12 +256,13 @@ class DatabaseSink:
                     raise
 
             started = time.perf_counter()
-            failed = self.retry.run(attempt)
+            failed, resolved = self.retry.run(attempt)
             self.metrics.applied(self.name, len(run.records) - len(failed), time.perf_counter() - started)
+            self._announce(resolved)
             refused.extend(failed)
         return refused
 
-    def _replay_transaction(self, run: _Run) -> list[DeadLetter]:
+    def _replay_transaction(self, run: _Run) -> tuple[list[DeadLetter], list[ConflictRecord]]:
         conn = self._connection()
         meta = self.config.meta_db
         with conn.cursor() as cur:
@@ -235,12 +271,13 @@ class DatabaseSink:
             offset, gtid, index = marker if marker is not None else (-1, None, None)
             metadata_tables.write_marker(cur, meta, topic=run.topic, partition=run.partition, origin=run.origin,
                                          offset=offset, gtid=gtid, txn_index=index)
-            failed = self._apply_isolated(cur, run.records)
+            plans = self._planner.plan(conn, cur, run.records)
+            failed = self._apply_isolated(cur, plans)
             conn.commit()
-        return failed
+        return failed, _resolved(plans, failed)
 
-    def _apply_group(self, group: list[_Run]) -> int:
-        def attempt(isolate: bool) -> int:
+    def _apply_group(self, group: list[_Run]) -> tuple[int, list[ConflictRecord]]:
+        def attempt(isolate: bool) -> tuple[int, list[ConflictRecord]]:
             try:
                 return self._transaction(group, isolate)
             except BaseException:
@@ -260,7 +297,7 @@ class DatabaseSink:
         except pymysql.err.Error:
             self._drop_connection()
 
-    def _transaction(self, group: list[_Run], isolate: bool) -> int:
+    def _transaction(self, group: list[_Run], isolate: bool) -> tuple[int, list[ConflictRecord]]:
         conn = self._connection()
         meta = self.config.meta_db
         with conn.cursor() as cur:
@@ -280,17 +317,20 @@ class DatabaseSink:
                     fresh.extend(kept)
             if not fresh:
                 conn.rollback()
-                return 0
+                return 0, []
             metadata_tables.write_markers(cur, meta, new_markers)   # first: loop prevention needs it
-            final = _last_per_key(fresh)
-            letters = self._apply_isolated(cur, final) if isolate else self._apply_batched(cur, final)
+            plans = self._planner.plan(conn, cur, _last_per_key(fresh))
+            skipped = sum(1 for p in plans if p.action is Action.SKIP)
+            letters = self._apply_isolated(cur, plans) if isolate else self._apply_batched(cur, plans)
             if letters:
                 self.dead_letters.publish(letters)     # acknowledged before the commit: never lost
                 self.metrics.dead_lettered(self.name, len(letters))
             conn.commit()
-        return len(fresh) - len(letters)
+        if skipped:
+            self.metrics.skipped(self.name, "dominated", skipped)
+        return len(fresh) - len(letters), _resolved(plans, letters)
 
-    def _apply_batched(self, cur: pymysql.cursors.Cursor, final: list[SourceRecord]) -> list[DeadLetter]:
+    def _apply_batched(self, cur: pymysql.cursors.Cursor, final: list[Planned]) -> list[DeadLetter]:
         try:
             self._write(cur, final)
         except pymysql.err.MySQLError as err:
@@ -299,12 +339,13 @@ class DatabaseSink:
             raise
         return []
 
-    def _apply_isolated(self, cur: pymysql.cursors.Cursor, final: list[SourceRecord]) -> list[DeadLetter]:
+    def _apply_isolated(self, cur: pymysql.cursors.Cursor, final: list[Planned]) -> list[DeadLetter]:
         letters = []
-        for record in final:
+        for plan in final:
+            record = plan.record
             cur.execute("SAVEPOINT cdcsync_event")
             try:
-                self._write(cur, [record])
+                self._write(cur, [plan])
             except pymysql.err.MySQLError as err:
                 kind = poison_kind(err)
                 if kind is None:
@@ -314,10 +355,11 @@ class DatabaseSink:
                 log.warning("cannot apply %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
         return letters
 
-    def _write(self, cur: pymysql.cursors.Cursor, records: list[SourceRecord]) -> None:
-        """Deletes first (a re-inserted unique value must find its old row gone), then upserts."""
+    def _write(self, cur: pymysql.cursors.Cursor, plans: list[Planned]) -> None:
+        """Deletes first (a re-inserted unique value must find its old row gone), then upserts, then
+        the clock rows and conflict-log rows of the same changes."""
         flavor = self.region.mysql.flavor
-        deletes, upserts = _plan(records)
+        deletes, upserts = _plan([p.write for p in plans if p.write is not None])
         for (db, table, key_cols), rows in deletes.items():
             cur.execute(db_dialect.delete(db, table, key_cols, len(rows)), [v for row in rows for v in row])
         for (db, table, cols, key_cols), rows in upserts.items():
@@ -325,6 +367,11 @@ class DatabaseSink:
                 self._insert_or_update(cur, db, table, cols, key_cols, rows)
             else:
                 cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)), [v for row in rows for v in row])
+        meta = self.config.meta_db
+        write_clocks(cur, meta, [p.clock for p in plans if p.clock is not None])
+        for plan in plans:
+            if plan.conflict is not None:
+                conflict_log.insert(cur, meta, plan.conflict, key=plan.clock.key)  # type: ignore[union-attr]
 
     def _insert_or_update(self, cur: pymysql.cursors.Cursor, db: str, table: str, cols: tuple[str, ...],
                           key_cols: tuple[str, ...], rows: list[list[Any]]) -> None:
@@ -362,6 +409,12 @@ class _SecondaryUniqueKeys:
         found = cur.fetchone() is not None
         self._known[(db, table)] = (found, now)
         return found
+
+
+def _resolved(plans: list[Planned], letters: list[DeadLetter]) -> list[ConflictRecord]:
+    """The conflict records of the plans that were written (not dead-lettered)."""
+    dead = {id(letter.record) for letter in letters}
+    return [p.conflict for p in plans if p.conflict is not None and id(p.record) not in dead]
 
 
 def _last_per_key(records: list[SourceRecord]) -> list[SourceRecord]:

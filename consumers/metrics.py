@@ -23,6 +23,11 @@ class SinkMetrics:
                            ["region", "sink"], registry=registry)
         self.lag = Gauge("cdcsync_sink_consumer_lag_messages", "High watermark minus committed position",
                          ["region", "sink", "topic", "partition"], registry=registry)
+        self.conflicts = Counter("cdcsync_conflicts_total", "Concurrent versions resolved by the database sink",
+                                 ["region", "table", "strategy"], registry=registry)
+
+    def conflict(self, table: str, strategy: str) -> None:
+        self.conflicts.labels(self.region, table, strategy).inc()
 
     def applied(self, sink: str, events: int, seconds: float) -> None:
         self.applied_events.labels(self.region, sink).inc(events)

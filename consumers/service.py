@@ -42,7 +42,13 @@ def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: Sin
     if sink == "db":
         from consumers.db_sink import DatabaseSink
 
-        return DatabaseSink(config, region, dead_letters, metrics)
+        from consumers.conflict_publisher import ConflictPublisher
+
+        local = config.kafka_for(region)
+        topic = TopicNames.of(config).conflicts()
+        TopicCreator(local).ensure(topic)
+        return DatabaseSink(config, region, dead_letters, metrics,
+                            conflicts=ConflictPublisher(client_settings(local), topic))
     from consumers.cache_sink import CacheSink
 
     return CacheSink(config, region, metrics)

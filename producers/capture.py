@@ -7,6 +7,9 @@ end of a DDL). Only sealed positions are checkpointed (after the broker acknowle
 restart never begins inside a transaction.
 Loop prevention: a transaction whose first row event writes `<meta_db>.apply_marker` was applied by
 cdcsync's database sink; its changes are published with `origin` taken from that marker row.
+Clocks: the `<meta_db>.row_clocks` rows a transaction writes (clock triggers, or the database sink)
+are matched to its row changes by (db, table, canonical key) and published as their `vclock`
+(producers/clock_matching.py). A transaction's messages are therefore held until its commit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEven
                                           UpdateRowsEvent, WriteRowsEvent)
 
 from producers import messages, table_map_cache
+from producers.clock_matching import ClockRows
 from producers.binlog_stream import COMPRESSED_EVENT_TYPES
 from producers.fast_rows import RowImages
 from producers.metrics import ProducerMetrics
@@ -28,7 +32,7 @@ from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import Publisher, _Txn
 from producers.topics import TopicCreator, TopicNames
 from schemas.codec import encode
-from schemas.metadata_tables import APPLY_MARKER
+from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
 from schemas.config import PipelineConfig, table_selected
 
 log = logging.getLogger(__name__)
@@ -93,7 +97,7 @@ class _Route:
     rebuilt when a table map with other columns arrives under the same id."""
 
     __slots__ = ("db", "table", "columns", "topic", "key_prefix", "images", "types", "pk_cols", "publish", "marker",
-                 "counter")
+                 "clock", "counter")
 
     def __init__(self, db: str, table: str, columns: list[Any]) -> None:
         self.db, self.table = db, table
@@ -105,6 +109,7 @@ class _Route:
         self.pk_cols: tuple[str, ...] = ()
         self.publish = False
         self.marker = False
+        self.clock = False
         self.counter: Any = None
 
 
@@ -137,7 +142,9 @@ class Capture:
         self._gtid: str | None = None
         self._info: messages.TxnInfo | None = None
         self._ack: _Txn | None = None
-        self._held: tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]] | None = None
+        # The transaction's messages, sent at its commit once its clock rows are known.
+        self._pending: list[tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]]] = []
+        self._clock_rows = ClockRows()
 
     @property
     def in_transaction(self) -> bool:
@@ -156,10 +163,7 @@ class Capture:
             self._begin(event, None, pos)
 
     def _emit(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
-        # Hold one message back so the last of the transaction can carry txn_last=True.
-        if self._held is not None:
-            self._send(*self._held)
-        self._held = (topic, key, message, headers)
+        self._pending.append((topic, key, message, headers))
 
     def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
         self._publisher.produce(self._ack, topic, key, encode(message), headers)
@@ -173,9 +177,14 @@ class Capture:
         return hdrs
 
     def _seal(self, stream: Any) -> None:
-        if self._held is not None:
-            self._held[2]["txn_last"] = True
-            self._send(*self._held)
+        pending = self._pending
+        if pending:
+            if self._clock_rows:
+                self._clock_rows.attach(message for _, _, message, _ in pending)
+            pending[-1][2]["txn_last"] = True
+            send = self._send
+            for item in pending:
+                send(*item)
         if self._gtid_state is not None and self._gtid is not None:
             self._gtid_state.update(self._gtid)
         gtid_state = str(self._gtid_state) if self._gtid_state is not None else self.sealed.gtid_state
@@ -274,6 +283,7 @@ class Capture:
         route = _Route(event.schema, event.table, columns)
         if event.schema == self._config.meta_db:
             route.marker = event.table == APPLY_MARKER
+            route.clock = event.table == ROW_CLOCKS
         elif table_selected(self._region.producer, event.schema, event.table):
             table_map = self._table_maps.get(event.table_id)
             pk_cols = key_columns(table_map) if table_map is not None else ()
@@ -310,6 +320,10 @@ class Capture:
         if route.marker:
             self._marker(event, stream)
             return
+        if route.clock:
+            if not isinstance(event, DeleteRowsEvent):   # purged tombstones are nobody's version
+                self._clock_rows.add(event.rows)
+            return
         if not route.publish:
             return
         if isinstance(event, PartialUpdateRowsEvent):
@@ -335,13 +349,13 @@ class Capture:
                       pos: int) -> None:
         """Emit one change per image (an update image is a (before, after) pair), in order.
 
-        `_emit`'s hold-one-back is inlined: this loop runs once per row.
+        `_emit` is inlined: this loop runs once per row.
         """
         types, pk_cols, topic, prefix, db, table = (route.types, route.pk_cols, route.topic, route.key_prefix,
                                                     route.db, route.table)
         hdrs = self._headers_for("change", info.origin)
         change, row_key = messages.change, messages.row_key
-        send, held = self._send, self._held
+        emit = self._pending.append
         for image in images:
             if op == "update":
                 before, after = image
@@ -352,9 +366,7 @@ class Capture:
                     # own key's partition, so per-key order holds for both keys.
                     message = change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)), before,
                                      None, types)
-                    if held is not None:
-                        send(*held)
-                    held = (topic, row_key(old_pk, prefix), message, hdrs)
+                    emit((topic, row_key(old_pk, prefix), message, hdrs))
                     message = change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)), None,
                                      after, types)
                     key = row_key(new_pk, prefix)
@@ -369,11 +381,7 @@ class Capture:
                 else:
                     message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), image, None, types)
                 key = row_key(pk_values, prefix)
-            # Hold one message back so the last of the transaction can carry txn_last=True.
-            if held is not None:
-                send(*held)
-            held = (topic, key, message, hdrs)
-        self._held = held
+            emit((topic, key, message, hdrs))
 
     def _marker(self, event: RowsEvent, stream: Any) -> None:
         self._ensure_txn(event, stream.log_pos)

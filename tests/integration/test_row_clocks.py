@@ -283,10 +283,11 @@ def test_trigger_key_equals_row_clock_key_of_the_wire_pk(setup, unique: str) -> 
     assert "5:12.30" in expected["dm"] and "5:trail" in expected["ch"] and "7:trail  " in expected["vc"]
 
 
-def test_producer_publishes_local_writes_unchanged_under_the_triggers(sandbox_config: PipelineConfig, unique: str,
-                                                                      tmp_path: Path) -> None:
-    """The clock rows ride in the writers' transactions, but meta_db is never published: the
-    producer's events are what they were without triggers (the producer attaching clocks is next)."""
+def test_producer_publishes_local_writes_with_their_clocks(sandbox_config: PipelineConfig, unique: str,
+                                                           tmp_path: Path) -> None:
+    """The clock rows ride in the writers' transactions; the producer attaches each to its row change
+    as `vclock` (a key change: the old key's tombstone clock and the new key's clock) and never
+    publishes meta_db itself."""
     from tests.support.kafka import read_all, topics_with_prefix
     from tests.support.producer import ProducerProcess, wait_until
 
@@ -308,6 +309,9 @@ def test_producer_publishes_local_writes_unchanged_under_the_triggers(sandbox_co
             assert [(e.op, e.pk, e.origin) for e in events] == [
                 ("insert", {"id": 1}, "eu"), ("update", {"id": 1}, "eu"), ("delete", {"id": 1}, "eu"),
                 ("insert", {"id": 2}, "eu"), ("delete", {"id": 2}, "eu")]
+            assert [e.vclock.counters for e in events] == [{"eu": 1}, {"eu": 2}, {"eu": 3}, {"eu": 3}, {"eu": 4}]
+            stamps = [e.vclock.hlc_us for e in events]
+            assert stamps[0] < stamps[1] < stamps[2] and stamps[1] < stamps[3] < stamps[4]
             assert not [t for t in topics_with_prefix(config.kafka.bootstrap, prefix) if ROW_CLOCKS in t]
             final = clocks(config, conn, db, "t")
             assert (final["1:1"][0], final["1:1"][2], final["1:2"][0], final["1:2"][2]) == ({"eu": 3}, 1, {"eu": 4}, 1)

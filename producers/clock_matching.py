@@ -1,0 +1,63 @@
+"""Attaching `<meta_db>.row_clocks` rows to the row changes of the same transaction.
+
+Every local write to a table with clock triggers upserts the row's clock in the writer's own
+transaction, after the row itself (AFTER triggers); the database sink writes the clock of every
+version it applies in its transaction too. So a transaction's clock rows name, by (db, table,
+canonical key), the clock of each of its row changes. They are paired per key in order: the k-th
+change of a key gets the k-th clock row of that key. A change left without one (the sink wrote the
+data but not the clock, or more changes than clock rows) takes the last clock of its key; a key
+with no clock row at all keeps `vclock = None` (a table without triggers).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from schemas.row_clock_key import UnsupportedKey, row_clock_key
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+class ClockRows:
+    """The clock rows of one transaction, in binlog order."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Rows of a row_clocks Rows event, as the library decodes them (`values` or `after_values`)."""
+        for row in rows:
+            image = row.get("after_values") or row.get("values") or {}
+            counters = orjson.loads(_text(image["counters"]))
+            clock = {"counters": {r: int(c) for r, c in sorted(counters.items()) if int(c) > 0},
+                     "hlc_us": int(image["hlc_us"])}
+            self._by_key[(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]))].append(clock)
+
+    def attach(self, messages: Iterable[dict[str, Any]]) -> None:
+        """Set `vclock` on the change messages whose key has clock rows."""
+        tables = {(db, tbl) for db, tbl, _ in self._by_key}
+        last: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for message in messages:
+            if message.get("kind") != "change" or (message["db"], message["table"]) not in tables:
+                continue
+            try:
+                key = (message["db"], message["table"], row_clock_key(message["pk"], message["types"]))
+            except UnsupportedKey:
+                continue
+            queue = self._by_key.get(key)
+            if queue:
+                last[key] = queue.popleft()
+            clock = last.get(key)
+            if clock is not None:
+                message["vclock"] = clock
