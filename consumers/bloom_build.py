@@ -69,6 +69,6 @@ def _scan(config: PipelineConfig, region: str, store: BloomStore, table: str, ge
             if not rows:
                 continue
             offs = [o for row in rows for o in offsets(generation.sizing, key_text([row[c] for c in t.key_columns]))]
-            store.add_scanned(table, generation, offs, len(rows))
+            store.add_scanned(table, generation, offs)
             scanned += len(rows)
     return scanned

@@ -5,7 +5,7 @@ Keys (`<p>` = `<prefix>:bloom:<region>`; a table key always holds a dot, the reg
 | key | type | holds |
 |---|---|---|
 | `<p>:<db>.<table>` | hash | `format`, `current` generation, `building` generation (during a rebuild) |
-| `<p>:<db>.<table>:g:<gen>` | hash | sizing, `added`, `deleted`, `rows_at_build`, `built_at_ms`, `rejected`, `fp` |
+| `<p>:<db>.<table>:g:<gen>` | hash | sizing, `rows_at_build` and `added` (keys new to the bits), `deleted`, `built_at_ms`, `rejected`, `fp` |
 | `<p>:<db>.<table>:g:<gen>:bits` | string | the bitmap |
 | `<p>:_positions` | hash | `<topic>|<partition>` -> next offset the filters have not applied yet |
 | `<p>:_fresh` | string | Redis-clock µs: every change committed before it is in the filters (the proof) |
@@ -28,10 +28,19 @@ import redis
 
 from consumers.bloom_format import FORMAT, Sizing, offsets
 
-# KEYS[1] bitmap. ARGV: offsets to set.
+# KEYS[1] bitmap, KEYS[2] generation meta. ARGV[1] offsets per key, ARGV[2] the counter to add the
+# new keys to, then the offsets, key after key. A key whose bits were all set already is (most
+# likely) in the filter: it is not counted again, so replayed and re-scanned keys do not look like growth.
 SETBITS_SCRIPT = """
-for i = 1, #ARGV do redis.call('SETBIT', KEYS[1], ARGV[i], 1) end
-return #ARGV
+local k = tonumber(ARGV[1])
+local new = 0
+for i = 3, #ARGV, k do
+  local fresh = 0
+  for j = i, i + k - 1 do fresh = fresh + (1 - redis.call('SETBIT', KEYS[1], ARGV[j], 1)) end
+  if fresh > 0 then new = new + 1 end
+end
+if new > 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], new) end
+return new
 """
 
 # KEYS[1] table hash, KEYS[2] new generation's meta, KEYS[3] new bits. ARGV[1] new gen, ARGV[2] key prefix
@@ -206,11 +215,10 @@ class BloomStore:
         pipe.execute()
         return Generation(gen, sizing)
 
-    def add_scanned(self, table: str, generation: Generation, offsets: list[int], rows: int) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        self._setbits(keys=[self.keys.bits(table, generation.gen)], args=offsets, client=pipe)
-        pipe.hincrby(self.keys.gen_meta(table, generation.gen), "rows_at_build", rows)
-        pipe.execute()
+    def add_scanned(self, table: str, generation: Generation, offsets: list[int]) -> None:
+        """Add scanned keys' offsets (`slices` per key, key after key) to a generation being built."""
+        self._setbits(keys=[self.keys.bits(table, generation.gen), self.keys.gen_meta(table, generation.gen)],
+                      args=[generation.sizing.slices, "rows_at_build", *offsets])
 
     def finish_build(self, table: str, generation: Generation) -> bool:
         """Atomically make `generation` current and drop the previous one."""
@@ -235,8 +243,8 @@ class BloomStore:
                 pipe.set(self.keys.neg(table, key), "inserted", ex=neg_ttl_s)
             for generation in live.get(table, []):
                 offs = [o for key in keys for o in offsets(generation.sizing, key)]
-                self._setbits(keys=[self.keys.bits(table, generation.gen)], args=offs, client=pipe)
-                pipe.hincrby(self.keys.gen_meta(table, generation.gen), "added", len(keys))
+                self._setbits(keys=[self.keys.bits(table, generation.gen), self.keys.gen_meta(table, generation.gen)],
+                              args=[generation.sizing.slices, "added", *offs], client=pipe)
         for table, count in deletes.items():
             for generation in live.get(table, []):
                 pipe.hincrby(self.keys.gen_meta(table, generation.gen), "deleted", count)
