@@ -28,7 +28,7 @@ from typing import Any
 
 import pymysql
 
-from consumers.bloom_format import key_text, offsets
+from consumers.bloom_format import FORMAT, key_text, offsets
 from consumers.bloom_store import BloomStore, Generation
 from consumers.cache_sink import DELETED_FIELD, cache_key, decode_row, redis_client
 from consumers.lookup_metrics import LookupMetrics
@@ -41,35 +41,51 @@ from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import UnsupportedKey, sql_key_expression
 
-# KEYS: cache key, negative key, table head, generation meta, bitmap, proof. ARGV[1] the generation the
-# caller hashed for ('' = none), then the key's bit offsets in it.
-# Returns {1, fields} cache hit | {2, now, proof} negative entry | {3, now, proof} filter rejects |
-# {4, why} ask the database | {5} the caller's generation is not current (reload, retry).
+# One call per batch of keys. KEYS: table head, generation meta, bitmap, proof. ARGV: the generation the
+# caller hashed for ('' = none), the format, then per key: cache key, negative key, its bit offsets
+# (comma-separated). The per-key names are arguments, not KEYS: a region's cache is one Redis
+# server, never a cluster. Returns {now, proof, 'stale'} when the caller's generation is not current
+# (reload and retry), else {now, proof, 'ok', answer per key}: the cached fields (a hit), 2 (negative
+# entry), 3 (the filter rejects the key), or why the database must answer.
 LOOKUP_SCRIPT = """
-local row = redis.call('HGETALL', KEYS[1])
-if #row > 0 then
-  local dead = false
-  for i = 1, #row, 2 do if row[i] == '_deleted' and row[i + 1] == '1' then dead = true end end
-  if not dead then return {1, row} end
-end
-local current = redis.call('HGET', KEYS[3], 'current') or ''
-if redis.call('HGET', KEYS[3], 'format') ~= ARGV[2] then current = '' end
-if current ~= ARGV[1] then return {5} end
+local current = redis.call('HGET', KEYS[1], 'current') or ''
+if redis.call('HGET', KEYS[1], 'format') ~= ARGV[2] then current = '' end
 local t = redis.call('TIME')
 local now = tostring(t[1]) .. string.format('%06d', tonumber(t[2]))
-local proof = redis.call('GET', KEYS[6]) or '0'
-local neg = redis.call('GET', KEYS[2])
-if neg == 'absent' then return {2, now, proof} end
-if current == '' then return {4, 'no_filter'} end
-if neg == 'inserted' then return {4, 'recent_insert'} end
-for i = 3, #ARGV do
-  if redis.call('GETBIT', KEYS[5], ARGV[i]) == 0 then
-    redis.call('HINCRBY', KEYS[4], 'rejected', 1)
-    return {3, now, proof}
+local proof = redis.call('GET', KEYS[4]) or '0'
+if current ~= ARGV[1] then return {now, proof, 'stale'} end
+local out = {now, proof, 'ok'}
+local rejected = 0
+for i = 3, #ARGV, 3 do
+  local row = redis.call('HGETALL', ARGV[i])
+  local dead = false
+  for j = 1, #row, 2 do if row[j] == '_deleted' and row[j + 1] == '1' then dead = true end end
+  local answer
+  if #row > 0 and not dead then
+    answer = row
+  else
+    local neg = redis.call('GET', ARGV[i + 1])
+    if neg == 'absent' then answer = 2
+    elseif current == '' then answer = 'no_filter'
+    elseif neg == 'inserted' then answer = 'recent_insert'
+    else
+      answer = 'filter_positive'
+      for offset in string.gmatch(ARGV[i + 2], '%d+') do
+        if redis.call('GETBIT', KEYS[3], offset) == 0 then
+          answer = 3
+          rejected = rejected + 1
+          break
+        end
+      end
+    end
   end
+  out[#out + 1] = answer
 end
-return {4, 'filter_positive'}
+if rejected > 0 then redis.call('HINCRBY', KEYS[2], 'rejected', rejected) end
+return out
 """
+
+BATCH = 1000     # keys per lookup script call: bounds how long one call holds the Redis server
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +127,7 @@ class CacheReader:
         self._tables: dict[str, _TableInfo] = {}
         self._conn: pymysql.Connection | None = None
         self.use_filter = use_filter
+        self._hit_counters: dict[str, Any] = {}
         self.db_queries = 0           # statements this reader sent to the database
 
     # -- public -----------------------------------------------------------------------------------
@@ -120,7 +137,10 @@ class CacheReader:
             db, name = table.split(".")
             row = _cached_row(self.redis.hgetall(cache_key(self.config.prefix, db, name, _pk_list(pk))))
             if row is not None:
-                self.metrics.answered(table, "cache_hit")
+                hits = self._hit_counters.get(table)
+                if hits is None:
+                    hits = self._hit_counters[table] = self.metrics.lookups.labels(self.region, table, "cache_hit")
+                hits.inc()
                 return row
         return self.lookup_many(table, [pk])[0].row
 
@@ -135,48 +155,57 @@ class CacheReader:
         texts = [key_text(_pk_list(pk)) for pk in pks]
         keys = [cache_key(self.config.prefix, db, name, _pk_list(pk)) for pk in pks]
         answers: list[Lookup | None] = [None] * len(pks)
-
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
-        misses = []
-        for i, fields in enumerate(pipe.execute()):
-            row = _cached_row(fields)
-            if row is not None:
-                answers[i] = Lookup(row, "cache_hit")
-            else:
-                misses.append(i)
         to_db: dict[int, str] = {}
+        misses = list(range(len(pks)))
         if not self.use_filter:
-            to_db.update((i, "filter_disabled") for i in misses)
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            for i, fields in enumerate(pipe.execute()):
+                row = _cached_row(fields)
+                if row is not None:
+                    answers[i] = Lookup(row, "cache_hit")
+                else:
+                    to_db[i] = "filter_disabled"
             misses = []
         started: dict[int, int] = {}     # index -> Redis µs of its first filter check: after the lookup began
+        offsets_of: dict[tuple[str, int], str] = {}
         for _ in range(4):
             if not misses:
                 break
             view = self._view(table)
-            pipe = self.redis.pipeline(transaction=False)
-            for i in misses:
-                self._queue_lookup(pipe, table, keys[i], texts[i], view)
             again, unproven = [], []
-            for i, result in zip(misses, pipe.execute()):
-                kind = int(result[0])
-                if kind == 1:
-                    answers[i] = Lookup(_cached_row(dict(zip(result[1][::2], result[1][1::2]))), "cache_hit")
-                elif kind in (2, 3):
-                    start, proof = started.setdefault(i, int(result[1])), int(result[2])
-                    if proof >= start:
-                        # The proof was stored before this check: the bits checked hold every key
-                        # committed before the lookup began.
-                        layer = "negative_cache_hit" if kind == 2 else "filter_rejected"
-                        answers[i] = Lookup(None, layer, f"lookup at {start} us, filter proven fresh at {proof} us")
-                    else:
-                        unproven.append(i)
-                elif kind == 4:
-                    to_db[i] = result[1].decode()
-                else:
+            for chunk in range(0, len(misses), BATCH):
+                indexes = misses[chunk:chunk + BATCH]
+                args: list[Any] = [view.gen if view else "", FORMAT]
+                for i in indexes:
+                    if view is not None and (view.gen, i) not in offsets_of:
+                        offsets_of[(view.gen, i)] = ",".join(map(str, offsets(view.sizing, texts[i])))
+                    args += [keys[i], self.store.keys.neg(table, texts[i]), offsets_of.get((view.gen, i), "")
+                             if view else ""]
+                k = self.store.keys
+                gen = view.gen if view else ""
+                result = self._lookup(keys=[k.table(table), k.gen_meta(table, gen), k.bits(table, gen), k.fresh],
+                                      args=args)
+                now, proof = int(result[0]), int(result[1])
+                if result[2] == b"stale":
                     self._views.pop(table, None)
-                    again.append(i)
+                    again.extend(indexes)
+                    continue
+                for i, answer in zip(indexes, result[3:]):
+                    if isinstance(answer, list):
+                        answers[i] = Lookup(_cached_row(dict(zip(answer[::2], answer[1::2]))), "cache_hit")
+                    elif isinstance(answer, int):
+                        start = started.setdefault(i, now)
+                        if proof >= start:
+                            # The proof was stored before this check: the bits checked hold every key
+                            # committed before the lookup began.
+                            layer = "negative_cache_hit" if answer == 2 else "filter_rejected"
+                            answers[i] = Lookup(None, layer, f"lookup at {start} us, filter proven fresh at {proof} us")
+                        else:
+                            unproven.append(i)
+                    else:
+                        to_db[i] = answer.decode()
             if unproven:
                 # Wait for a proof covering the oldest start, then check those keys again: bits
                 # checked before the proof was stored may miss a key it covers.
@@ -189,9 +218,12 @@ class CacheReader:
             to_db[i] = "filter_changing"
         if to_db:
             self._from_db(table, texts, keys, to_db, answers)
+        counts: dict[str, int] = {}
         for answer in answers:
             assert answer is not None
-            self.metrics.answered(table, answer.layer)
+            counts[answer.layer] = counts.get(answer.layer, 0) + 1
+        for layer, count in counts.items():
+            self.metrics.answered(table, layer, count)
         return answers  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -211,15 +243,6 @@ class CacheReader:
         if table not in self._views:
             self._views[table] = self.store.current(table)
         return self._views[table]
-
-    def _queue_lookup(self, pipe: Any, table: str, key: str, text: str, view: Generation | None) -> None:
-        from consumers.bloom_format import FORMAT
-
-        k = self.store.keys
-        gen = view.gen if view else ""
-        args: list[Any] = [gen, FORMAT, *(offsets(view.sizing, text) if view else ())]
-        self._lookup(keys=[key, k.neg(table, text), k.table(table), k.gen_meta(table, gen), k.bits(table, gen),
-                           k.fresh], args=args, client=pipe)
 
     def _await_proof(self, table: str, needed: int) -> bool:
         """Wait (up to `freshness_wait_ms`) for a freshness proof at or after `needed` (Redis µs).
@@ -339,7 +362,11 @@ def orjson_loads(text: str | bytes) -> Any:
 def _cached_row(fields: dict[bytes, bytes]) -> dict[str, Any] | None:
     """A cache entry as a row; None for a miss or a tombstone (a tombstone proves nothing: the
     cache sink may be behind a re-insert)."""
-    if not fields or fields.get(DELETED_FIELD.encode()) == b"1":
+    if not fields or fields.get(_DELETED) == b"1":
         return None
-    fields = {k: v for k, v in fields.items() if k != CLOCK_FIELD.encode()}
+    if _CLOCK in fields:
+        fields = {k: v for k, v in fields.items() if k != _CLOCK}
     return decode_row(fields)
+
+
+_DELETED, _CLOCK = DELETED_FIELD.encode(), CLOCK_FIELD.encode()
