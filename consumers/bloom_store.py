@@ -9,6 +9,7 @@ Keys (`<p>` = `<prefix>:bloom:<region>`; a table key always holds a dot, the reg
 | `<p>:<db>.<table>:g:<gen>:bits` | string | the bitmap |
 | `<p>:_positions` | hash | `<topic>|<partition>` -> next offset the filters have not applied yet |
 | `<p>:_fresh` | string | Redis-clock µs: every change committed before it is in the filters (the proof) |
+| `<p>:_wanted` | string | set (1 s TTL) by a reader waiting for a proof: the maintainer proves more often |
 | `<p>:_lease` | string | the one running maintainer's id (expires) |
 | `<prefix>:neg:<db>.<table>:<pk json>` | string | negative cache: `absent` (from a database read) or `inserted` |
 
@@ -90,6 +91,10 @@ class BloomKeys:
     @property
     def fresh(self) -> str:
         return f"{self.base}:_fresh"
+
+    @property
+    def wanted(self) -> str:
+        return f"{self.base}:_wanted"
 
     @property
     def lease(self) -> str:

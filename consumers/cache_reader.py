@@ -253,6 +253,7 @@ class CacheReader:
         if fresh >= needed:
             return True
         if needed - fresh <= wait_us:
+            self.redis.set(self.store.keys.wanted, 1, px=1000)
             deadline = time.monotonic() + wait_us / 1e6
             while time.monotonic() < deadline:
                 time.sleep(0.005)

@@ -143,7 +143,7 @@ class LookupConfig(_Frozen):
     negative_ttl_s: int = Field(30, ge=1, description="TTL of the negative cache entry of a key the database lacks.")
     freshness_wait_ms: int = Field(
         3000, ge=0, description="How long an absent answer waits for the filter to prove it covers the lookup's "
-                                "start before the database answers instead.",
+                                "start before the database answers instead (keep it above 250 ms, the idle proof period).",
     )
     check_interval_s: float = Field(
         5.0, gt=0, description="How often `cdcsync bloom` checks growth, stale ratio and observed rate of each filter.",
