@@ -146,7 +146,7 @@ class BloomMaintainer:
         """Assign partitions of change topics that appeared since, at their stored positions."""
         metadata = self._consumer.list_topics(timeout=10)
         stored = self.store.positions()
-        new = []
+        new, gap = [], []
         for topic, meta in metadata.topics.items():
             if not self._pattern.search(topic):
                 continue
@@ -154,11 +154,24 @@ class BloomMaintainer:
                 if (topic, partition) in self._next:
                     continue
                 offset = stored.get((topic, partition))
+                low, _ = self._consumer.get_watermark_offsets(KafkaTP(topic, partition), timeout=10)
                 if offset is None:
-                    low, _ = self._consumer.get_watermark_offsets(KafkaTP(topic, partition), timeout=10)
                     offset = max(low, 0)
+                elif offset < low:
+                    gap.append(topic)
+                    offset = low
                 self._next[(topic, partition)] = offset
                 new.append(KafkaTP(topic, partition, offset if offset > 0 else OFFSET_BEGINNING))
+        if gap:
+            # Changes were deleted by retention before the filters applied them: a key may be missing.
+            # Every filter is dropped (readers ask the database) and rebuilt from a key scan.
+            log.error("bloom %s: %s lost changes to retention; dropping and rebuilding every filter",
+                      self.region, sorted(set(gap)))
+            for table in self.store.tables():
+                with self._lock:
+                    self.store.drop(table)
+                    self._refresh_live(table)
+                self._ensure_filter(table)
         if new:
             self._consumer.incremental_assign(new)
             log.info("bloom %s: assigned %s", self.region, sorted((p.topic, p.partition, p.offset) for p in new))
@@ -185,8 +198,14 @@ class BloomMaintainer:
         for record in records:
             positions[(record.topic, record.partition)] = record.offset + 1
             event = record.event
+            if event is None:
+                # Undecodable: the message key still names the row; adding it can only cost a false positive.
+                found = self._key_of(record)
+                if found is not None:
+                    adds.setdefault(found[0], []).append(found[1])
+                continue
             if not isinstance(event, ChangeEvent):
-                continue        # DDL, truncate (keys stay: a truncate only makes false positives), poison
+                continue        # DDL, truncate (keys stay: a truncate only makes false positives)
             table = f"{event.db}.{event.table}"
             keys = added_keys(event)
             if event.op is Op.DELETE or (event.op is Op.UPDATE and keys):   # the old key is stale now
@@ -198,6 +217,18 @@ class BloomMaintainer:
                 self._ensure_filter(table)
             self.store.apply(self._live, adds, deletes, positions, self.config.lookup.negative_ttl_s)
         self._next.update(positions)
+
+    def _key_of(self, record: SourceRecord) -> tuple[str, str] | None:
+        """(table, key text) from a message's topic and key: `<prefix>.<region>.<db>.<table>` with key
+        `<pk json>`, or (per-region topics) key `<db>.<table>:<pk json>`."""
+        if not record.key:
+            return None
+        raw = record.key.decode(errors="replace")
+        if self.config.topic_mode == "per_region":
+            table, sep, key = raw.partition(":")
+            return (table, key) if sep and table.count(".") == 1 else None
+        parts = record.topic.split(".")
+        return (f"{parts[-2]}.{parts[-1]}", raw) if len(parts) >= 4 else None
 
     # -- the freshness proof ----------------------------------------------------------------------
     def prove(self) -> bool:

@@ -231,6 +231,16 @@ class BloomStore:
                                      self.keys.bits(table, generation.gen)],
                                args=[generation.gen, self.keys.gen_prefix(table), FORMAT, int(time.time() * 1000)]))
 
+    def drop(self, table: str) -> None:
+        """Remove a table's filter: readers ask the database until a new one is built."""
+        head = _decode(self.client.hgetall(self.keys.table(table)))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.keys.table(table))
+        for role in ("current", "building"):
+            if head.get(role):
+                pipe.delete(self.keys.gen_meta(table, head[role]), self.keys.bits(table, head[role]))
+        pipe.execute()
+
     def abandon_build(self, table: str, generation: Generation) -> None:
         pipe = self.client.pipeline(transaction=True)
         pipe.hdel(self.keys.table(table), "building")

@@ -76,3 +76,21 @@ def test_added_keys() -> None:
     assert added_keys(_event("update", {"id": 1}, before={"id": 1, "v": 1}, after={"id": 1, "v": 2})) == []
     assert added_keys(_event("update", {"id": 2}, before={"id": 1}, after={"id": 2})) == ["[2]"]
     assert added_keys(_event("delete", {"id": 1}, before={"id": 1})) == []
+
+
+def test_key_of_an_undecodable_message_comes_from_its_topic_and_key() -> None:
+    from types import SimpleNamespace
+
+    from consumers.bloom_maintainer import BloomMaintainer
+    from consumers.records import SourceRecord
+    from schemas.config import parse_config
+
+    def key_of(mode: str, topic: str, key: bytes) -> tuple[str, str] | None:
+        config = parse_config({"topic_mode": mode, "regions": {"eu": {"server_id": 1}}})
+        record = SourceRecord.from_message(topic, 0, 0, key, b"not json")
+        assert record.event is None
+        return BloomMaintainer._key_of(SimpleNamespace(config=config), record)  # type: ignore[arg-type]
+
+    assert key_of("per_table", "cdcsync.eu.shop.users", b'[42,"x"]') == ("shop.users", '[42,"x"]')
+    assert key_of("per_region", "cdcsync.eu.changes", b'shop.users:[42]') == ("shop.users", "[42]")
+    assert key_of("per_region", "cdcsync.eu.changes", b'[42]') is None
