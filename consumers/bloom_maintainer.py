@@ -71,7 +71,7 @@ def added_keys(event: ChangeEvent) -> list[str]:
 
 class BloomMaintainer:
     def __init__(self, config: PipelineConfig, region: str, *, metrics: FilterMetrics | None = None,
-                 proof_timeout_s: float = 30.0) -> None:
+                 proof_timeout_s: float = 30.0, lease_wait_s: float = 2 * LEASE_MS / 1000) -> None:
         self.config = config
         self.region = region
         self.settings = config.region(region)
@@ -79,6 +79,7 @@ class BloomMaintainer:
         self.store = BloomStore(self.client, config.prefix, region)
         self.metrics = metrics or FilterMetrics(region)
         self.proof_timeout_s = proof_timeout_s
+        self.lease_wait_s = lease_wait_s
         self._kafka = client_settings(config.kafka_for(region))
         self._pattern = re.compile(TopicNames.of(config).change_subscription(region))
         self._consumer = Consumer({**self._kafka, "group.id": f"{config.prefix}.{region}.bloom",
@@ -94,6 +95,7 @@ class BloomMaintainer:
         self._checkpoints = FileCheckpointStore(self.settings.producer.checkpoint_dir, region, self.settings.server_id)
         self.proofs = 0
         self._proven_head: tuple[str, int] | None = None
+        self._lease_renewed = time.monotonic()
         self._conn: Any = None
         self.builds_done = 0
         self.last_error: BaseException | None = None
@@ -104,7 +106,7 @@ class BloomMaintainer:
 
     def start(self) -> None:
         """Take the lease, load the filters and positions, assign partitions, queue missing builds."""
-        deadline = time.monotonic() + LEASE_MS / 1000 * 2
+        deadline = time.monotonic() + self.lease_wait_s
         while not self.store.hold_lease(self._holder, LEASE_MS):
             if time.monotonic() > deadline or self._stop.is_set():
                 raise RuntimeError(f"another `cdcsync bloom` holds region {self.region}'s lease")
@@ -178,7 +180,10 @@ class BloomMaintainer:
 
     def poll_once(self, timeout_s: float = 0.1) -> int:
         """Consume and apply one batch; returns the records applied."""
-        self.store.hold_lease(self._holder, LEASE_MS)
+        if time.monotonic() - self._lease_renewed > 1.0:
+            if not self.store.hold_lease(self._holder, LEASE_MS):
+                raise RuntimeError(f"lost region {self.region}'s maintainer lease to another `cdcsync bloom`")
+            self._lease_renewed = time.monotonic()
         messages = self._consumer.consume(2000, timeout_s)
         records = []
         for msg in messages:

@@ -9,6 +9,7 @@ Keys (`<p>` = `<prefix>:bloom:<region>`; a table key always holds a dot, the reg
 | `<p>:<db>.<table>:g:<gen>:bits` | string | the bitmap |
 | `<p>:_positions` | hash | `<topic>|<partition>` -> next offset the filters have not applied yet |
 | `<p>:_fresh` | string | Redis-clock µs: every change committed before it is in the filters (the proof) |
+| `<p>:_tables` | set | tables that have a filter |
 | `<p>:_wanted` | string | set (1 s TTL) by a reader waiting for a proof: the maintainer proves more often |
 | `<p>:_lease` | string | the one running maintainer's id (expires) |
 | `<prefix>:neg:<db>.<table>:<pk json>` | string | negative cache: `absent` (from a database read) or `inserted` |
@@ -91,6 +92,10 @@ class BloomKeys:
     @property
     def fresh(self) -> str:
         return f"{self.base}:_fresh"
+
+    @property
+    def tables(self) -> str:
+        return f"{self.base}:_tables"
 
     @property
     def wanted(self) -> str:
@@ -185,13 +190,8 @@ class BloomStore:
                            bitmap_bytes=int(self.client.strlen(self.keys.bits(table, gen))), **ints)
 
     def tables(self) -> list[str]:
-        base = self.keys.base + ":"
-        found = set()
-        for raw in self.client.scan_iter(match=f"{base}*", count=1000):
-            rest = raw.decode()[len(base):]
-            if "." in rest and ":" not in rest:
-                found.add(rest)
-        return sorted(found)
+        """Tables that have (or are building) a filter."""
+        return sorted(t.decode() for t in self.client.smembers(self.keys.tables))
 
     def positions(self) -> dict[tuple[str, int], int]:
         result = {}
@@ -217,6 +217,7 @@ class BloomStore:
         pipe.hset(self.keys.gen_meta(table, gen), mapping={**sizing.to_fields(), "added": 0, "deleted": 0,
                                                            "rows_at_build": 0, "rejected": 0, "fp": 0})
         pipe.hset(self.keys.table(table), "building", gen)
+        pipe.sadd(self.keys.tables, table)
         pipe.execute()
         return Generation(gen, sizing)
 
@@ -236,6 +237,7 @@ class BloomStore:
         head = _decode(self.client.hgetall(self.keys.table(table)))
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.keys.table(table))
+        pipe.srem(self.keys.tables, table)
         for role in ("current", "building"):
             if head.get(role):
                 pipe.delete(self.keys.gen_meta(table, head[role]), self.keys.bits(table, head[role]))

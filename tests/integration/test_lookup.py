@@ -131,6 +131,12 @@ def test_lookup_right_after_insert_commits_finds_the_row(sandbox_config, unique,
         assert sum(a.layer == "filter_rejected" for a in answers) >= 190, [a.layer for a in answers]
         assert running.maintainer.last_error is None
 
+        # One maintainer per region: a second one does not start while the first holds the lease.
+        other = BloomMaintainer(config, REGION, metrics=FilterMetrics(REGION, CollectorRegistry()), lease_wait_s=1)
+        with pytest.raises(RuntimeError, match="lease"):
+            other.start()
+        other.close()
+
         # The operator's view of the same thing.
         result = subprocess.run([sys.executable, "-m", "cdcsync", "lookup", "--config", str(tmp_path / "c.toml"),
                                  "--region", REGION, "--table", table, "--key", "1000", "--key", "777777",
