@@ -107,7 +107,8 @@ def pipeline(config: PipelineConfig, path: Path, tmp_path: Path, sinks: tuple[st
             for sink in sinks:
                 procs.append(SinkProcess(path, region, sink, tmp_path / f"{sink}-{region}.log").start())
         for region in config.regions:
-            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
+            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, timeout=90,
+                       what=f"{region} checkpoint")
         yield procs
         for proc in procs:
             assert proc.terminate() == 0, proc.output()
