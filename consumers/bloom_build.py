@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from consumers.bloom_format import Sizing, key_text, offsets
 from consumers.bloom_policy import capacity_for
@@ -31,7 +32,7 @@ def row_count(config: PipelineConfig, region: str, table: str) -> int:
 
 
 def build_table(config: PipelineConfig, region: str, store: BloomStore, table: str, lock: threading.Lock,
-                on_registered: "callable[[], None]") -> int:
+                on_registered: Callable[[], None]) -> int:
     """Build a new generation of `table`'s filter and swap it in; returns the keys scanned.
 
     `lock` is the maintainer's apply lock: registration happens between two applied batches, and

@@ -5,7 +5,7 @@ Keys (`<p>` = `<prefix>:bloom:<region>`; a table key always holds a dot, the reg
 | key | type | holds |
 |---|---|---|
 | `<p>:<db>.<table>` | hash | `format`, `current` generation, `building` generation (during a rebuild) |
-| `<p>:<db>.<table>:g:<gen>` | hash | sizing, `rows_at_build` and `added` (keys new to the bits), `deleted`, `built_at_ms`, `rejected`, `fp` |
+| `<p>:<db>.<table>:g:<gen>` | hash | sizing, `rows_at_build`, `added` (new keys), `deleted`, `rejected`, `fp` |
 | `<p>:<db>.<table>:g:<gen>:bits` | string | the bitmap |
 | `<p>:_positions` | hash | `<topic>|<partition>` -> next offset the filters have not applied yet |
 | `<p>:_fresh` | string | Redis-clock µs: every change committed before it is in the filters (the proof) |

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pymysql
 
 from consumers.bloom_format import FORMAT, key_text, offsets
@@ -304,7 +305,7 @@ class CacheReader:
         # statement, which is what the penetration bound counts.
         found = {}
         for text in wanted:
-            found.update(self._select(info, [orjson_loads(text)]))
+            found.update(self._select(info, [orjson.loads(text)]))
         settings = self.config.table(info.db, info.table)
         view = self._views.get(table)
         pipe = self.redis.pipeline(transaction=False)
@@ -327,7 +328,8 @@ class CacheReader:
             pipe.hincrby(self.store.keys.gen_meta(table, view.gen), "fp", fp)
         pipe.execute()
 
-    def _select(self, info: _TableInfo, pks: list[list[Any]]) -> dict[str, tuple[dict[str, Any], dict[str, int] | None]]:
+    def _select(self, info: _TableInfo,
+                pks: list[list[Any]]) -> dict[str, tuple[dict[str, Any], dict[str, int] | None]]:
         """Rows by primary key, each with its clock, read in one statement (one read view)."""
         source = f"{quote_name(info.db)}.{quote_name(info.table)}"
         columns = ", ".join(quote_name(c) for c in info.key_columns)
@@ -349,15 +351,9 @@ class CacheReader:
         result = {}
         for raw in rows:
             row = info.encoder.encode_row(raw[:width])
-            counters = orjson_loads(raw[width]) if info.clock_expression is not None and raw[width] else None
+            counters = orjson.loads(raw[width]) if info.clock_expression is not None and raw[width] else None
             result[key_text([row[c] for c in info.key_columns])] = (row, counters or None)
         return result
-
-
-def orjson_loads(text: str | bytes) -> Any:
-    import orjson
-
-    return orjson.loads(text)
 
 
 def _cached_row(fields: dict[bytes, bytes]) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ LAYERS = ("cache_hit", "filter_rejected", "negative_cache_hit", "db_hit", "db_mi
 class LookupMetrics:
     def __init__(self, region: str, registry: CollectorRegistry = REGISTRY) -> None:
         self.region = region
-        self.lookups = Counter("cdcsync_lookup_total", "Lookups by the layer that answered", ["region", "table", "layer"],
+        self.lookups = Counter("cdcsync_lookup_total", "Lookups by the layer that answered",
+                               ["region", "table", "layer"],
                                registry=registry)
         self.unproven = Counter("cdcsync_lookup_unproven_total",
                                 "Absent answers the filter could not prove in time (the database answered)",

@@ -126,9 +126,12 @@ class TableConfig(_Frozen):
 class LookupConfig(_Frozen):
     """`CacheReader` and the per-table Bloom filters its region's `cdcsync bloom` maintains (docs/lookup.md)."""
 
-    fp_rate: float = Field(0.01, gt=0, lt=0.5, description="False-positive rate each table's Bloom filter is sized for.")
+    fp_rate: float = Field(
+        0.01, gt=0, lt=0.5, description="False-positive rate each table's Bloom filter is sized for."
+    )
     headroom: float = Field(
-        2.0, ge=1.0, description="A filter is sized for the table's row count times this, so it can grow before a rebuild."
+        2.0, ge=1.0, description="A filter is sized for the table's row count times this, so it can grow "
+                                 "before a rebuild.",
     )
     min_capacity: int = Field(1000, ge=1, description="Smallest number of keys a filter is sized for.")
     rebuild_stale_ratio: float = Field(
@@ -143,10 +146,12 @@ class LookupConfig(_Frozen):
     negative_ttl_s: int = Field(30, ge=1, description="TTL of the negative cache entry of a key the database lacks.")
     freshness_wait_ms: int = Field(
         3000, ge=0, description="How long an absent answer waits for the filter to prove it covers the lookup's "
-                                "start before the database answers instead (keep it above 250 ms, the idle proof period).",
+                                "start before the database answers instead (keep it above 250 ms, the idle "
+                                "proof period).",
     )
     check_interval_s: float = Field(
-        5.0, gt=0, description="How often `cdcsync bloom` checks growth, stale ratio and observed rate of each filter.",
+        5.0, gt=0, description="How often `cdcsync bloom` checks growth, stale ratio and observed rate of each "
+                               "filter.",
     )
 
 

@@ -33,7 +33,8 @@ REGION = "eu"
 def lookup_config(base: PipelineConfig, unique: str, tmp: Path, **lookup: object) -> tuple[PipelineConfig, str]:
     db = f"lk_{unique}"
     config = config_for_test(base, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp, regions=[REGION],
-                             checkpoint_interval_ms=20, heartbeat_s=0.1, top={"lookup": {"freshness_wait_ms": 5000, **lookup}})
+                             checkpoint_interval_ms=20, heartbeat_s=0.1,
+                             top={"lookup": {"freshness_wait_ms": 5000, **lookup}})
     return config, db
 
 
