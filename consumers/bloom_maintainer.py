@@ -112,7 +112,13 @@ class BloomMaintainer:
                 raise RuntimeError(f"another `cdcsync bloom` holds region {self.region}'s lease")
             time.sleep(0.5)
         self._discover()
-        for table in self._selected_tables():
+        selected = self._selected_tables()
+        for table in self.store.tables():
+            if table not in selected:
+                # No longer captured: its changes stop coming, so its filter would miss new keys.
+                log.warning("bloom %s: %s is no longer captured; dropping its filter", self.region, table)
+                self.store.drop(table)
+        for table in selected:
             self._ensure_filter(table)
         threading.Thread(target=self._build_loop, name="bloom-build", daemon=True).start()
 
@@ -247,7 +253,12 @@ class BloomMaintainer:
             return True
         deadline = time.monotonic() + self.proof_timeout_s
         while not self._producer_covers(head):
-            if self._stop.is_set() or time.monotonic() > deadline:
+            if self._stop.is_set():
+                return False
+            if time.monotonic() > deadline:
+                log.warning("bloom %s: no freshness proof: the producer's checkpoint (%s) has not reached the "
+                            "binlog head %s:%d in %.0f s; readers ask the database for absent keys meanwhile",
+                            self.region, self._checkpoints.path, head[0], head[1], self.proof_timeout_s)
                 return False
             self.poll_once(0.02)
         self._discover()

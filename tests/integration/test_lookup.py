@@ -223,6 +223,15 @@ def test_no_false_negatives_across_churn_restarts_and_rebuild(sandbox_config, un
         assert running.maintainer.last_error is None
         assert {"filter_rejected", "cache_hit"} <= seen_layers, seen_layers
 
+        # The table is no longer captured: its changes stop, so a restarted maintainer drops its filter.
+        running.stop()
+        narrowed = config_for_test(config, prefix=config.prefix, include=[f"{db}.other"], tmp=tmp_path,
+                                   regions=[REGION])
+        maintainer = BloomMaintainer(narrowed, REGION, metrics=FilterMetrics(REGION, CollectorRegistry()))
+        maintainer.start()
+        maintainer.close()
+        assert store.current(table) is None and table not in store.tables()
+
 
 @pytest.mark.parametrize("clocks", [True, False], ids=["with-clocks", "without-clocks"])
 def test_read_through_never_overwrites_a_newer_sink_value(sandbox_config, unique, tmp_path, clocks) -> None:
