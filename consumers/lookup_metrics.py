@@ -8,15 +8,24 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 LAYERS = ("cache_hit", "filter_rejected", "negative_cache_hit", "db_hit", "db_miss")
 
 
+_LOOKUP_COUNTERS: dict[int, tuple[Counter, Counter]] = {}
+
+
 class LookupMetrics:
+    """Every reader of a process shares the counters of its registry (an application may create a
+    reader per thread; a metric can be registered only once)."""
+
     def __init__(self, region: str, registry: CollectorRegistry = REGISTRY) -> None:
         self.region = region
-        self.lookups = Counter("cdcsync_lookup_total", "Lookups by the layer that answered",
-                               ["region", "table", "layer"],
-                               registry=registry)
-        self.unproven = Counter("cdcsync_lookup_unproven_total",
-                                "Absent answers the filter could not prove in time (the database answered)",
-                                ["region", "table"], registry=registry)
+        counters = _LOOKUP_COUNTERS.get(id(registry))
+        if counters is None:
+            counters = _LOOKUP_COUNTERS[id(registry)] = (
+                Counter("cdcsync_lookup_total", "Lookups by the layer that answered", ["region", "table", "layer"],
+                        registry=registry),
+                Counter("cdcsync_lookup_unproven_total",
+                        "Absent answers the filter could not prove in time (the database answered)",
+                        ["region", "table"], registry=registry))
+        self.lookups, self.unproven = counters
 
     def answered(self, table: str, layer: str, count: int = 1) -> None:
         self.lookups.labels(self.region, table, layer).inc(count)

@@ -94,3 +94,15 @@ def test_key_of_an_undecodable_message_comes_from_its_topic_and_key() -> None:
     assert key_of("per_table", "cdcsync.eu.shop.users", b'[42,"x"]') == ("shop.users", '[42,"x"]')
     assert key_of("per_region", "cdcsync.eu.changes", b'shop.users:[42]') == ("shop.users", "[42]")
     assert key_of("per_region", "cdcsync.eu.changes", b'[42]') is None
+
+
+def test_readers_of_one_process_share_the_default_metrics() -> None:
+    from consumers.cache_reader import CacheReader
+    from schemas.config import parse_config
+
+    config = parse_config({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}}})
+    readers = [CacheReader(config, "eu"), CacheReader(config, "eu"), CacheReader(config, "us")]
+    assert readers[0].metrics.lookups is readers[2].metrics.lookups
+    readers[0].metrics.answered("d.t", "cache_hit")
+    readers[1].metrics.answered("d.t", "cache_hit")
+    assert readers[0].metrics.lookups.labels("eu", "d.t", "cache_hit")._value.get() == 2
