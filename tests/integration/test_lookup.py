@@ -23,7 +23,7 @@ from consumers.cache_sink import redis_client
 from consumers.lookup_metrics import FilterMetrics, LookupMetrics
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
-from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -75,8 +75,9 @@ class RunningMaintainer:
 
 
 @contextmanager
-def pipeline(config: PipelineConfig, tmp: Path, *, cache_sink: bool = False) -> Iterator[RunningMaintainer]:
-    """The region's producer (and cache sink) as subprocesses, the maintainer in-process."""
+def pipeline(config: PipelineConfig, tmp: Path, *, cache_sink: bool = False,
+             maintainer: bool = True) -> Iterator[RunningMaintainer]:
+    """The region's producer (and cache sink) as subprocesses, the maintainer in-process (unless not)."""
     path = write_config(config, tmp / "c.toml")
     procs = [ProducerProcess(path, REGION, tmp / "producer.log").start()]
     if cache_sink:
@@ -84,7 +85,8 @@ def pipeline(config: PipelineConfig, tmp: Path, *, cache_sink: bool = False) -> 
     running = RunningMaintainer(config)
     try:
         wait_until((tmp / "checkpoints" / REGION / f"{REGION}.json").exists, timeout=60, what="producer checkpoint")
-        running.start()
+        if maintainer:
+            running.start()
         yield running
     finally:
         running.stop()
@@ -151,15 +153,20 @@ def test_lookup_right_after_insert_commits_finds_the_row(sandbox_config, unique,
 
 
 def test_absent_keys_rarely_reach_the_database(sandbox_config, unique, tmp_path) -> None:
-    """100k lookups of keys that never existed: at most fp_rate * 100k * 1.5 SELECTs on the server."""
+    """100k lookups of keys that never existed: at most fp_rate * 100k * 1.5 SELECTs on the server.
+    The maintainer runs as `cdcsync bloom`, as in production, and exits 0 on SIGTERM."""
     fp_rate = 0.01
     config, db = lookup_config(sandbox_config, unique, tmp_path, fp_rate=fp_rate, headroom=1.0)
     create_database(config, [REGION], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
     with connect(config, REGION, db) as conn, conn.cursor() as cur:
         cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(5000)])
     table = f"{db}.t"
-    with pipeline(config, tmp_path) as running, reader(config) as r:
-        store = wait_ready(running, table)
+    with pipeline(config, tmp_path, maintainer=False) as _, reader(config) as r, \
+            CdcsyncProcess(["bloom"], tmp_path / "c.toml", REGION, tmp_path / "bloom.log") as bloom:
+        store = r.store
+        wait_until(lambda: store.current(table) is not None and store.fresh_us() > 0 or not bloom.alive(),
+                   timeout=60, what="the filter and a proof from `cdcsync bloom`")
+        assert bloom.alive(), bloom.output()
         assert r.get(table, 10) == {"id": 10, "v": 10}        # table metadata loaded before counting
         before = com_select(config)
         absent = 0
@@ -173,6 +180,7 @@ def test_absent_keys_rarely_reach_the_database(sandbox_config, unique, tmp_path)
         stats = store.stats(table)
         assert stats is not None and stats.rejected >= 100_000 - queries * 2
         assert stats.observed_fp_rate is not None and stats.observed_fp_rate <= fp_rate * 1.5
+        assert bloom.terminate() == 0, bloom.output()
 
 
 def test_no_false_negatives_across_churn_restarts_and_rebuild(sandbox_config, unique, tmp_path) -> None:
