@@ -24,8 +24,10 @@ def _parse_key(text: str) -> object:
 
 def lookup(config: Path = ConfigOption, region: str = RegionOption,
            table: str = typer.Option(..., "--table", "-t", help="`db.table`."),
-           key: list[str] = typer.Option(..., "--key", "-k", help="Primary key: a value, or a JSON list for a "
-                                                                  "composite key. Repeat for several."),
+           key: list[str] = typer.Option(..., "--key", "-k", help="Primary key as JSON: 42, '\"abc\"' (a string "
+                                                                  "that looks like a number needs the quotes), "
+                                                                  "'[1,\"x\"]' for a composite key; text that is not "
+                                                                  "JSON is taken as a string. Repeat for several."),
            explain: bool = typer.Option(False, "--explain", help="Also show which layer answered, and why.")) -> None:
     """Look rows up through the region's cache, Bloom filter and database; one JSON line per key.
 
