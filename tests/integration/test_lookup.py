@@ -276,6 +276,10 @@ def test_read_through_never_overwrites_a_newer_sink_value(sandbox_config, unique
         written = client.hgetall(key2)                             # an absent key is written back
         assert decode_row({k: v for k, v in written.items() if k != b"_c"}) == {"id": 2, "v": 1}
         assert (b"_c" in written) == clocks and (not clocks or orjson.loads(written[b"_c"]) == {REGION: 1})
+        # ... and the sink's next change of that row replaces the read-through entry.
+        with connect(config, REGION, db) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE t SET v = 3 WHERE id = 2")
+        wait_until(lambda: r.get(table, 2) == {"id": 2, "v": 3}, timeout=30, what="the sink to replace the entry")
         r.close()
 
 
