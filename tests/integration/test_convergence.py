@@ -2,7 +2,8 @@
 (inserts, updates, deletes, re-inserts), so conflicts are frequent. After the writes stop and the
 pipeline is quiescent, `cdcsync verify` passes, and every acknowledged write is accounted for: it is
 the final value, or a later write was made on top of it (its clock dominates), or it is a losing
-version in some region's conflict log. Run for several seeds, in mesh and star topologies."""
+version in some region's conflict log. Run for several seeds (each on a table with another conflict
+strategy: lww, region-priority, custom), in mesh and star topologies."""
 
 from __future__ import annotations
 
@@ -28,7 +29,11 @@ pytestmark = pytest.mark.integration
 
 KEYS = 5
 OPS_PER_REGION = 60
-SEEDS = (11, 22, 33)
+# One table per seed, each with another conflict strategy.
+STRATEGIES = {11: {"conflict_strategy": "lww"},
+              22: {"conflict_strategy": "region-priority", "region_priority": ["us", "ap", "eu"]},
+              33: {"conflict_strategy": "custom", "custom_resolver": "tests.support.resolvers:greatest_value"}}
+SEEDS = tuple(STRATEGIES)
 RETRYABLE = {1205, 1213}   # lock wait timeout, deadlock: the write was not acknowledged
 
 
@@ -154,7 +159,8 @@ def run_seed(config, db: str, seed: int) -> int:
 def test_concurrent_writers_in_three_regions_converge_and_lose_nothing_silently(
         sandbox_config, unique: str, tmp_path: Path, topology: str) -> None:
     db = f"conv_{unique}"
-    top = {"topology": {"mode": topology, "hub": "eu" if topology == "star" else None}}
+    top = {"topology": {"mode": topology, "hub": "eu" if topology == "star" else None},
+           "tables": {f"{db}.kv{seed}": strategy for seed, strategy in STRATEGIES.items()}}
     config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, top=top,
                              sink={"batch_max_ms": 50})
     path = write_config(config, tmp_path / "cdcsync.toml")

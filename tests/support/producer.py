@@ -13,13 +13,12 @@ from pathlib import Path
 import tomli_w
 
 from schemas.config import PipelineConfig
+from schemas.config_secrets import plain_data
 
 
 def write_config(config: PipelineConfig, path: Path) -> Path:
-    data = config.model_dump(mode="json", exclude_none=True)
-    for name, region in config.regions.items():
-        data["regions"][name]["mysql"]["password"] = region.mysql.password.get_secret_value()
-    path.write_text(tomli_w.dumps(data))
+    """The config as a TOML file, every secret in it (the file is what an operator writes)."""
+    path.write_text(tomli_w.dumps(plain_data(config)))
     return path
 
 
