@@ -6,7 +6,8 @@
 
 A lookup goes, per key: the cache (the cache sink's hash; a tombstone counts as a miss) -> the
 table's Bloom filter and the negative cache -> the region's database by primary key. A row found
-in the database is written back with `read_through`'s compare-and-set; a row not found gets a
+in the database is written back with the cache sink's read-through fill (`CacheWriter.
+queue_read_through`), a compare-and-set that never replaces a newer value; a row not found gets a
 short-TTL `absent` negative entry (`lookup.negative_ttl_s`), which absorbs repeated false positives.
 
 No false negatives: an `absent` answer from the filter or the negative cache is given only once
@@ -31,9 +32,8 @@ import pymysql
 
 from consumers.bloom_format import FORMAT, key_text, offsets
 from consumers.bloom_store import BloomStore, Generation
-from consumers.cache_sink import DELETED_FIELD, cache_key, decode_row, redis_client
+from consumers.cache_sink import CacheWriter, cache_key, decode_row
 from consumers.lookup_metrics import LookupMetrics
-from consumers.read_through import CLOCK_FIELD, ReadThroughWriter
 from producers import binlog_stream
 from producers.snapshot_encoding import SnapshotEncoder
 from producers.table_catalog import snapshot_columns
@@ -119,11 +119,11 @@ class CacheReader:
         self.config = config
         self.region = region
         self.settings = config.region(region)
-        self.redis = redis_client(self.settings.redis)
+        self._writer = CacheWriter(config, region)      # the cache sink's writer: its read-through fill
+        self.redis = self._writer.client
         self.store = BloomStore(self.redis, config.prefix, region)
         self.metrics = metrics or LookupMetrics(region)
         self._lookup = self.redis.register_script(LOOKUP_SCRIPT)
-        self._write_back = ReadThroughWriter(self.redis)
         self._views: dict[str, Generation | None] = {}
         self._tables: dict[str, _TableInfo] = {}
         self._conn: pymysql.Connection | None = None
@@ -136,7 +136,7 @@ class CacheReader:
         if table.count(".") == 1:
             # The cache-hit path in one round trip, without the batch machinery.
             db, name = table.split(".")
-            row = _cached_row(self.redis.hgetall(cache_key(self.config.prefix, db, name, _pk_list(pk))))
+            row = decode_row(self.redis.hgetall(cache_key(self.config.prefix, db, name, _pk_list(pk))))
             if row is not None:
                 hits = self._hit_counters.get(table)
                 if hits is None:
@@ -163,7 +163,7 @@ class CacheReader:
             for key in keys:
                 pipe.hgetall(key)
             for i, fields in enumerate(pipe.execute()):
-                row = _cached_row(fields)
+                row = decode_row(fields)
                 if row is not None:
                     answers[i] = Lookup(row, "cache_hit")
                 else:
@@ -195,7 +195,7 @@ class CacheReader:
                     continue
                 for i, answer in zip(indexes, result[3:]):
                     if isinstance(answer, list):
-                        answers[i] = Lookup(_cached_row(dict(zip(answer[::2], answer[1::2]))), "cache_hit")
+                        answers[i] = Lookup(decode_row(dict(zip(answer[::2], answer[1::2]))), "cache_hit")
                     elif isinstance(answer, int):
                         start = started.setdefault(i, now)
                         if proof >= start:
@@ -315,7 +315,7 @@ class CacheReader:
             hit = found.get(text)
             if hit is not None:
                 row, clock = hit
-                self._write_back.queue(pipe, keys[indexes[0]], row, clock, settings)
+                self._writer.queue_read_through(pipe, keys[indexes[0]], clock, row, settings)
             else:
                 if negative_safe:
                     # NX: an `inserted` entry the maintainer wrote meanwhile must win.
@@ -351,19 +351,8 @@ class CacheReader:
         result = {}
         for raw in rows:
             row = info.encoder.encode_row(raw[:width])
-            counters = orjson.loads(raw[width]) if info.clock_expression is not None and raw[width] else None
-            result[key_text([row[c] for c in info.key_columns])] = (row, counters or None)
+            # {} for a row without a clock row yet, None when the table has no clocks at all.
+            counters = None if info.clock_expression is None else orjson.loads(raw[width] or "{}")
+            result[key_text([row[c] for c in info.key_columns])] = (row, counters)
         return result
 
-
-def _cached_row(fields: dict[bytes, bytes]) -> dict[str, Any] | None:
-    """A cache entry as a row; None for a miss or a tombstone (a tombstone proves nothing: the
-    cache sink may be behind a re-insert)."""
-    if not fields or fields.get(_DELETED) == b"1":
-        return None
-    if _CLOCK in fields:
-        fields = {k: v for k, v in fields.items() if k != _CLOCK}
-    return decode_row(fields)
-
-
-_DELETED, _CLOCK = DELETED_FIELD.encode(), CLOCK_FIELD.encode()
