@@ -35,6 +35,7 @@ demo: deps
 bench: deps
 	$(PY) bench/capture.py
 	$(PY) bench/apply.py
+	$(PY) bench/lookup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cdcsync.commands import (cache, config, conflicts, consumer, demo, dlq, init, producer, run, sandbox, schema,
-                              status, tombstones, verify)
+from cdcsync.commands import (cache, config, conflicts, consumer, demo, dlq, init, lookup, producer, run, sandbox,
+                              schema, status, tombstones, verify)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
@@ -23,6 +23,8 @@ app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("verify")(verify.verify)
 app.command("init")(init.init)
+app.command("lookup")(lookup.lookup)
+app.command("bloom")(lookup.bloom)
 
 
 def main() -> None:

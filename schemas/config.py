@@ -227,6 +227,38 @@ class TableConfig(_Frozen):
         return self
 
 
+class LookupConfig(_Frozen):
+    """`CacheReader` and the per-table Bloom filters its region's `cdcsync bloom` maintains (docs/lookup.md)."""
+
+    fp_rate: float = Field(
+        0.01, gt=0, lt=0.5, description="False-positive rate each table's Bloom filter is sized for."
+    )
+    headroom: float = Field(
+        2.0, ge=1.0, description="A filter is sized for the table's row count times this, so it can grow "
+                                 "before a rebuild.",
+    )
+    min_capacity: int = Field(1000, ge=1, description="Smallest number of keys a filter is sized for.")
+    rebuild_stale_ratio: float = Field(
+        0.25, gt=0, description="Rebuild a filter when its deleted keys pass this fraction of the keys it holds."
+    )
+    rebuild_fp_factor: float = Field(
+        2.0, gt=1, description="Rebuild a filter when its observed false-positive rate passes `fp_rate` times this."
+    )
+    rebuild_min_samples: int = Field(
+        2000, ge=1, description="Absent-key lookups a filter must have answered before its observed rate counts."
+    )
+    negative_ttl_s: int = Field(30, ge=1, description="TTL of the negative cache entry of a key the database lacks.")
+    freshness_wait_ms: int = Field(
+        3000, ge=0, description="How long an absent answer waits for the filter to prove it covers the lookup's "
+                                "start before the database answers instead (keep it above 250 ms, the idle "
+                                "proof period).",
+    )
+    check_interval_s: float = Field(
+        5.0, gt=0, description="How often `cdcsync bloom` checks growth, stale ratio and observed rate of each "
+                               "filter.",
+    )
+
+
 class TopologyConfig(_Frozen):
     mode: Literal["mesh", "star"] = Field(
         "mesh", description="`mesh`: every region applies every other region's writes; `star`: spokes go through `hub`."
@@ -278,6 +310,7 @@ class PipelineConfig(_Frozen):
         604800, ge=0, description="Default `--min-age` of `cdcsync tombstones purge`: a row-clock tombstone is purged "
         "only when older than this in every region; longer than the longest replication outage to survive."
     )
+    lookup: LookupConfig = Field(default_factory=LookupConfig)
     tables: dict[str, TableConfig] = Field(
         default_factory=dict, description="Per-table settings, keyed by `db.table`; unlisted tables use defaults."
     )
