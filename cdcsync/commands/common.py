@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from schemas.config import ConfigError, PipelineConfig, load_config
 
@@ -52,5 +53,6 @@ def serve_health(port: int | None):
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # Escaped: a message may quote config keys like `[regions.x]`, which rich would take as markup.
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
