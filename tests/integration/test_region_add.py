@@ -19,12 +19,14 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from consumers.cache_rebuild import rebuild_cache
 from consumers.region_add import RegionAddError, add_region, check_preconditions
-from consumers.region_offsets import record_start_offsets
+from consumers.region_offsets import committed, record_start_offsets
+from consumers.status import watermarks
 from producers.checkpoint import FileCheckpointStore
 from producers.topics import TopicCreator, TopicNames, client_settings
 from schemas.clock_init import init_region
 from schemas.metadata_tables import ROW_CLOCKS
 from tests.conftest import REGIONS, config_for_test, connect
+from tests.support.kafka import read_all
 from tests.support.producer import pipeline, write_config
 from tests.support.quiescence import wait_quiescent
 from tests.support.verify import assert_verified
@@ -161,7 +163,17 @@ def test_region_add_seeds_ap_from_eu_while_eu_writes_and_the_three_regions_conve
             assert store.load() is not None
             offsets = {(o.topic, o.partition): o for c in report.offsets for o in c.offsets}
             assert {o.source for o in offsets.values()} == {"eu", "us"}
+            assert {o.why for o in offsets.values() if o.source == "us"} <= {"seed sink committed", "empty partition"}
             assert report.committed == len(offsets)
+            group = f"{three.prefix}.ap.db"
+            names = TopicNames.of(three)
+            now = {**committed(three.kafka, group, names.change_subscription("eu")),
+                   **committed(three.kafka, group, names.change_subscription("us"))}
+            assert now == {tp: o.offset for tp, o in offsets.items()}
+            # eu's writes after the recording are past the start offsets: ap replays them (clocks skip the copied ones)
+            eu_topic = names.changes("eu", db, "kv")
+            ends = watermarks(client_settings(three.kafka), [KafkaTP(eu_topic, p) for p in range(3)], 10)
+            assert sum(ends[(eu_topic, p)][1] - offsets[(eu_topic, p)].offset for p in range(3)) >= len(HOOK) + during
 
         with pipeline(three, three_path, tmp_path):
             run(three, "ap", db, "UPDATE kv SET v = 'ap-upd' WHERE id >= 300 AND id < 400")
@@ -179,6 +191,10 @@ def test_region_add_seeds_ap_from_eu_while_eu_writes_and_the_three_regions_conve
             with connect(three, "ap", db) as conn, conn.cursor() as cur:
                 cur.execute("SELECT v FROM kv WHERE id IN (350, 420, 470, 60050, 70050)")
                 assert sorted(v for (v,) in cur.fetchall()) == ["ap-upd", "ap70050", "eu-late", "us-late", "us60050"]
+        # ap's producer started after the copy: it published ap's own writes, never the copied rows as ap's.
+        own = [r.message.pk["id"] for r in read_all(three.kafka.bootstrap, [TopicNames.of(three).changes("ap", db, "kv")])
+               if r.message.origin == "ap"]
+        assert sorted(own) == [*range(300, 400), *range(70_000, 70_100)]
     finally:
         drop(three, db)
 
