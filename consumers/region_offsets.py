@@ -64,7 +64,8 @@ def _partitions(consumer: Consumer, pattern: str, timeout_s: float) -> list[Kafk
     return [KafkaTP(t, p) for t in topics for p in sorted(metadata.topics[t].partitions)]
 
 
-def committed(kafka: KafkaConfig, group: str, pattern: str, *, timeout_s: float = 10.0) -> dict[tuple[str, int], int | None]:
+def committed(kafka: KafkaConfig, group: str, pattern: str, *,
+              timeout_s: float = 10.0) -> dict[tuple[str, int], int | None]:
     """The group's committed offset on every partition of the topics matching `pattern` (None: none)."""
     consumer = _consumer(kafka, group)
     try:

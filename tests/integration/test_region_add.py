@@ -139,7 +139,8 @@ def test_region_add_seeds_ap_from_eu_while_eu_writes_and_the_three_regions_conve
 
             def between() -> None:   # after the offsets are recorded, before the snapshot opens
                 run(two, "eu", db, f"UPDATE kv SET v = 'hook' WHERE id >= {HOOK.start} AND id < {HOOK.stop}")
-                run(two, "us", db, "INSERT INTO kv (id, v) VALUES (%s, %s)", [(i, f"us{i}") for i in range(60_000, 60_100)])
+                run(two, "us", db, "INSERT INTO kv (id, v) VALUES (%s, %s)",
+                    [(i, f"us{i}") for i in range(60_000, 60_100)])
                 time.sleep(1.0)      # let eu's producer publish them past the recorded end offsets
             before = writer.commits
             report = add_region(three, "ap", "eu", after_offsets=between)
@@ -177,7 +178,8 @@ def test_region_add_seeds_ap_from_eu_while_eu_writes_and_the_three_regions_conve
 
         with pipeline(three, three_path, tmp_path):
             run(three, "ap", db, "UPDATE kv SET v = 'ap-upd' WHERE id >= 300 AND id < 400")
-            run(three, "ap", db, "INSERT INTO kv (id, v) VALUES (%s, %s)", [(i, f"ap{i}") for i in range(70_000, 70_100)])
+            run(three, "ap", db, "INSERT INTO kv (id, v) VALUES (%s, %s)",
+                [(i, f"ap{i}") for i in range(70_000, 70_100)])
             run(three, "us", db, "UPDATE kv SET v = 'us-late' WHERE id >= 400 AND id < 450")
             run(three, "eu", db, "UPDATE kv SET v = 'eu-late' WHERE id >= 450 AND id < 500")
             run(three, "eu", db, "UPDATE typed SET n = 1.5 WHERE k = 'k1'")
@@ -192,8 +194,8 @@ def test_region_add_seeds_ap_from_eu_while_eu_writes_and_the_three_regions_conve
                 cur.execute("SELECT v FROM kv WHERE id IN (350, 420, 470, 60050, 70050)")
                 assert sorted(v for (v,) in cur.fetchall()) == ["ap-upd", "ap70050", "eu-late", "us-late", "us60050"]
         # ap's producer started after the copy: it published ap's own writes, never the copied rows as ap's.
-        own = [r.message.pk["id"] for r in read_all(three.kafka.bootstrap, [TopicNames.of(three).changes("ap", db, "kv")])
-               if r.message.origin == "ap"]
+        ap_topic = TopicNames.of(three).changes("ap", db, "kv")
+        own = [r.message.pk["id"] for r in read_all(three.kafka.bootstrap, [ap_topic]) if r.message.origin == "ap"]
         assert sorted(own) == [*range(300, 400), *range(70_000, 70_100)]
     finally:
         drop(three, db)
@@ -276,3 +278,22 @@ def test_refuses_when_the_seeds_sink_has_not_committed_on_another_sources_partit
         record_start_offsets(config, "ap", "eu")
     # The refusal came before anything was written: ap is still seedable.
     assert check_preconditions(config, "ap", "eu") == [(db, "kv")]
+
+
+def test_the_command_copies_prints_what_it_did_and_the_next_steps(seeded) -> None:
+    db, config, path = seeded
+    run(config, "eu", db, "INSERT INTO kv (id, v) VALUES (%s, %s)", [(i, f"eu{i}") for i in range(30)])
+    result = subprocess.run([sys.executable, "-m", "cdcsync", "region", "add", "ap", "--seed-from", "eu",
+                             "--config", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"copied {db}.kv: 30 rows, 30 clocks" in out
+    assert f"producer checkpoint {config.region('ap').producer.checkpoint_dir}/ap.json" in out
+    assert "init ap: triggers" in out and "init eu: triggers" in out and "init us: triggers" in out
+    assert f"committed 0 start offsets for {config.prefix}.ap.db" in out   # no source topic exists yet
+    assert "cdcsync cache rebuild --config CONFIG --region ap" in out
+    with connect(config, "ap", db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM kv")
+        assert cur.fetchone()[0] == 30
+    code, said = cli(path, "ap", "--seed-from", "eu")   # a second run finds ap filled
+    assert code == 1 and f"{db}.kv is not empty" in said
