@@ -4,7 +4,8 @@ The operator has added `[regions.NAME]` to the config and the application has cr
 in NAME's database. Then, in this order (docs/regions.md says why each step is where it is):
 
 1. Preconditions, each refused with a `RegionAddError` naming the problem: NAME is configured and is
-   not SEED; NAME's replicated tables exist and are empty; NAME's db group has no committed offsets.
+   not SEED; NAME's replicated tables exist and are empty (no rows, no clocks, no apply markers of this
+   pipeline); NAME's db group has no committed offsets.
 2. NAME's db group's start offsets are recorded (consumers/region_offsets.py), BEFORE the snapshot.
 3. The metadata tables are created in NAME, and a consistent snapshot of SEED, rows and row clocks,
    is copied into NAME (consumers/region_seed.py). Then `cdcsync init` runs in every region (the
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 
 from consumers.region_offsets import (ClusterOffsets, RegionAddError, commit_start_offsets, record_start_offsets,
                                       refuse_used_group)
-from consumers.region_seed import (CopyReport, Progress, applier_session, copy_snapshot, empty_target_problems,
-                                   replicated_tables)
+from consumers.region_seed import (CopyReport, Progress, applied_markers, applier_session, copy_snapshot,
+                                   empty_target_problems, replicated_tables)
 from producers import binlog_stream
 from producers.checkpoint import Checkpoint, FileCheckpointStore
 from producers.topics import TopicCreator, TopicNames
@@ -64,6 +65,10 @@ def check_preconditions(config: PipelineConfig, name: str, seed: str) -> list[tu
         raise RegionAddError(f"region {seed} has no replicated tables (producer include/exclude): nothing to copy")
     with binlog_stream.connect(config.region(name).mysql) as conn:
         problems = empty_target_problems(conn, config.meta_db, tables)
+        markers = applied_markers(conn, config.meta_db, config.prefix)
+    if markers:
+        problems.append(f"{config.meta_db}.apply_marker already records applied source offsets "
+                        f"({', '.join(markers[:5])}{', ...' if len(markers) > 5 else ''}): a database sink ran there")
     if problems:
         raise RegionAddError(f"region {name} cannot take the copy, which never overwrites data: "
                              + "; ".join(problems))

@@ -25,7 +25,7 @@ from producers.position import BinlogPosition
 from schemas.clock_init import SYSTEM_SCHEMAS
 from schemas.config import PipelineConfig, table_selected
 from schemas.identifiers import quote_name
-from schemas.metadata_tables import ROW_CLOCKS
+from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
 
 Progress = Callable[[str, int, int], None]   # (label, done, estimated total)
 
@@ -71,6 +71,20 @@ def empty_target_problems(conn: pymysql.Connection, meta_db: str, tables: list[t
                 if cur.fetchone() is not None:
                     problems.append(f"{meta_db}.{ROW_CLOCKS} already holds clocks of {db}.{table}")
     return problems
+
+
+def applied_markers(conn: pymysql.Connection, meta_db: str, prefix: str) -> list[str]:
+    """Source partitions the region's database sink already recorded as applied, for topics of
+    this pipeline: left over from an earlier sink, they would make the new sink skip events."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                    (meta_db, APPLY_MARKER))
+        if cur.fetchone() is None:
+            return []
+        cur.execute(f"SELECT source_topic, source_partition, applied_offset FROM {quote_name(meta_db)}."
+                    f"{quote_name(APPLY_MARKER)} WHERE source_topic LIKE %s ORDER BY source_topic, source_partition",
+                    (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%",))
+        return [f"{topic}[{partition}]@{offset}" for topic, partition, offset in cur.fetchall()]
 
 
 def applier_session(config: PipelineConfig, region: str) -> pymysql.Connection:

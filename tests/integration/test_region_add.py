@@ -24,7 +24,7 @@ from consumers.status import watermarks
 from producers.checkpoint import FileCheckpointStore
 from producers.topics import TopicCreator, TopicNames, client_settings
 from schemas.clock_init import init_region
-from schemas.metadata_tables import ROW_CLOCKS
+from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.kafka import read_all
 from tests.support.producer import pipeline, write_config
@@ -244,6 +244,19 @@ def test_refuses_missing_and_non_empty_tables_and_existing_clocks(seeded) -> Non
     run(config, "ap", db, "DELETE FROM kv")   # leaves a tombstone clock (the trigger)
     with pytest.raises(RegionAddError, match=f"row_clocks already holds clocks of {db}.kv"):
         check_preconditions(config, "ap", "eu")
+    topic = TopicNames.of(config).changes("eu", db, "kv")
+    with connect(config, "ap") as conn, conn.cursor() as cur:
+        cur.execute(f"DELETE FROM {config.meta_db}.{ROW_CLOCKS} WHERE db = %s", (db,))
+        cur.execute(f"INSERT INTO {config.meta_db}.{APPLY_MARKER} (source_topic, source_partition, origin, "
+                    f"applied_offset) VALUES (%s, 2, 'eu', 41)", (topic,))
+    try:
+        with pytest.raises(RegionAddError, match=rf"apply_marker already records applied source offsets "
+                                                 rf"\({topic.replace('.', '[.]')}\[2\]@41\)"):
+            check_preconditions(config, "ap", "eu")
+    finally:
+        with connect(config, "ap") as conn, conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {config.meta_db}.{APPLY_MARKER} WHERE source_topic = %s", (topic,))
+    assert check_preconditions(config, "ap", "eu") == [(db, "kv")]
     with connect(config, "ap", db) as conn, conn.cursor() as cur:   # nothing was copied by the refusals
         cur.execute("SELECT COUNT(*) FROM kv")
         assert cur.fetchone()[0] == 0
