@@ -55,7 +55,8 @@ def install(spec: MariaDBSpec) -> None:
     if (data / "mysql").is_dir():
         return
     data.mkdir(parents=True, exist_ok=True)
-    argv = [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
+    (spec.home / "tmp").mkdir(exist_ok=True)
+    argv = [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}", f"--tmpdir={spec.home / 'tmp'}",
             "--auth-root-authentication-method=socket", "--skip-test-db"]
     if os.geteuid() == 0:
         argv.append("--user=root")
@@ -67,7 +68,7 @@ def install(spec: MariaDBSpec) -> None:
 def start(spec: MariaDBSpec, timeout: float = 60.0) -> int:
     """Start mariadbd and wait until it accepts TCP connections. Returns its PID."""
     spec.home.mkdir(parents=True, exist_ok=True)
-    (spec.home / "tmp").mkdir(exist_ok=True)
+    (spec.home / "tmp").mkdir(exist_ok=True)   # tmpdir, see mariadb.cnf.tmpl
     spec.cnf.write_text(render_cnf(spec))
     install(spec)
     proc = processes.spawn([_binary("mariadbd"), f"--defaults-file={spec.cnf}"], spec.log)
