@@ -248,9 +248,13 @@ def _summary(run: DemoRun, config: PipelineConfig, report: VerifyReport, started
     console.print(summary.conflicts_table(conflicts, REGIONS))
     if examples:
         console.print(summary.examples(examples))
+    focus = None
     if report.row_details:
         console.print(summary.differing_rows(report, records))
-    console.print(summary.explore_commands(run.root, examples, mode))
+        focus = (report.row_details[0].table, report.row_details[0].key)
+    # A failed run keeps its directory (main), so its databases can be brought back and explored.
+    console.print(summary.explore_commands(run.root, examples, "stopped" if mode == "removed" and not report.ok
+                                           else mode, focus=focus))
     console.rule("cdcsync verify")
     print_report(report)
     console.print("timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in run.timings.items()))

@@ -121,9 +121,11 @@ def examples(records: list[ConflictRecord]) -> Group:
     return Group(*lines)
 
 
-def explore_commands(root: Path, examples: list[ConflictRecord], mode: str) -> Group:
+def explore_commands(root: Path, examples: list[ConflictRecord], mode: str,
+                     focus: tuple[str, dict[str, Any]] | None = None) -> Group:
     """The commands to explore this run's conflict log. `mode`: `running` (servers left up, --keep),
-    `stopped` (--dir: data kept, servers stopped) or `removed` (the default temporary sandbox)."""
+    `stopped` (--dir: data kept, servers stopped) or `removed` (the default temporary sandbox).
+    `focus`: (db.table, key) of the row to list the log of; default the first example's row."""
     base = Path("DIR") if mode == "removed" else root
     cfg = base / ("demo.toml" if mode == "running" else "cdcsync.toml")
     first = examples[0] if examples else None
@@ -131,9 +133,11 @@ def explore_commands(root: Path, examples: list[ConflictRecord], mode: str) -> G
              f"cdcsync conflicts show  {first.id if first else 'ID'} --config {cfg} --region "
              f"{first.region if first else 'REGION'}",
              f"cdcsync conflicts stats --config {cfg} --bucket 1m"]
-    if first is not None:
-        key = ",".join(f"{c}={v}" for c, v in first.pk.items())
-        lines.append(f"cdcsync conflicts list  --config {cfg} --table {first.db}.{first.table} --key {key}")
+    if focus is None and first is not None:
+        focus = (f"{first.db}.{first.table}", first.pk)
+    if focus is not None:
+        key = ",".join(f"{c}={v}" for c, v in focus[1].items())
+        lines.append(f"cdcsync conflicts list  --config {cfg} --table {focus[0]} --key {key}")
     lines.append(f"cdcsync verify --config {cfg}")
     if mode == "running":
         intro = "explore (the sandbox's servers are still running, the pipeline is stopped):"

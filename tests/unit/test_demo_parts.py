@@ -96,3 +96,31 @@ def test_explore_commands_match_what_is_left(tmp_path: Path) -> None:
     assert "--config DIR/cdcsync.toml" in text["removed"] and str(tmp_path) not in text["removed"]
     for mode in text.values():
         assert "conflicts list" in mode and "conflicts stats" in mode
+
+
+def test_explore_commands_list_the_log_of_a_differing_row(tmp_path: Path) -> None:
+    group = explore_commands(tmp_path, [record("us", "products", 42)], "stopped", focus=("shop.customers", {"id": 3}))
+    text = "\n".join(str(line) for line in group.renderables)
+    assert f"conflicts list  --config {tmp_path}/cdcsync.toml --table shop.customers --key id=3" in text
+
+
+def test_exit_code_and_teardown_whatever_happens(monkeypatch, tmp_path: Path) -> None:
+    from cdcsync.demo import run
+
+    torn_down = []
+    monkeypatch.setattr(run.DemoRun, "teardown", lambda self, keep_servers: torn_down.append(keep_servers))
+
+    def outcome(result):
+        def fake(demo_run, options, mode):
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        return fake
+
+    for result, code in ((True, 0), (False, 1), (run.DemoFailed("no producer"), 1), (RuntimeError("boom"), 1),
+                         (KeyboardInterrupt(), 130)):
+        monkeypatch.setattr(run, "_demo", outcome(result))
+        assert run.main(run.DemoOptions(dir=tmp_path / "box")) == code, result
+    assert torn_down == [False] * 5
+    monkeypatch.setattr(run, "_demo", outcome(True))
+    assert run.main(run.DemoOptions(dir=tmp_path / "box", keep=True)) == 0 and torn_down[-1] is True
