@@ -33,7 +33,7 @@ def rows_table(report: VerifyReport) -> Table:
 
 
 def activity_table(counts: dict[str, RegionCounts], events: dict[str, int]) -> Table:
-    table = Table("region", "inserts", "updates", "deletes", "unchanged", "lock retries", "errors",
+    table = Table("region", "inserts", "updates", "deletes", "no-ops", "lock retries", "errors",
                   "change events published", title="writes acknowledged in each region, and events",
                   title_justify="left")
     for region, c in counts.items():

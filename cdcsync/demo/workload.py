@@ -51,7 +51,7 @@ class WorkloadSpec:
 class RegionCounts:
     """What a region's writers did; guarded by the workload's lock."""
 
-    ops: Counter = field(default_factory=Counter)   # insert, update, delete, unchanged
+    ops: Counter = field(default_factory=Counter)   # insert, update, delete, unchanged (no row, same values)
     retries: int = 0
     errors: int = 0
     last_error: str | None = None
