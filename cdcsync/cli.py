@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cdcsync.commands import (cache, config, conflicts, consumer, demo, dlq, init, producer, run, sandbox, schema,
-                              status, verify)
+                              status, tombstones, verify)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
@@ -15,6 +15,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(cache.app, name="cache")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(conflicts.app, name="conflicts")
+app.add_typer(tombstones.app, name="tombstones")
 app.command("producer")(producer.producer)
 app.command("consumer")(consumer.consumer)
 app.command("demo")(demo.demo)

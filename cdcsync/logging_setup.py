@@ -1,4 +1,7 @@
-"""Logging for every command: readable text by default, one JSON object per line with --log-format json."""
+"""Logging for every command: readable text by default, one JSON object per line with --log-format json.
+
+Every line carries the process's region, component and position (cdcsync/log_context.py).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,30 @@ import sys
 
 import orjson
 
+from cdcsync import log_context
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(region)s/%(component)s @ %(position)s] %(name)s: %(message)s"
+
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name,
-                 "message": record.getMessage()}
+                 "region": getattr(record, "region", "-"), "component": getattr(record, "component", "-"),
+                 "position": getattr(record, "position", "-"), "message": record.getMessage()}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 
-def setup(level: str = "info", fmt: str = "text") -> None:
+def setup(level: str = "info", fmt: str = "text", *, region: str | None = None,
+          component: str | None = None) -> None:
+    if fmt not in ("text", "json"):
+        raise ValueError(f"--log-format must be text or json, not {fmt!r}")
+    if region is not None or component is not None:
+        log_context.set_component(region or "-", component or "-")
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(log_context.ContextFilter())
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

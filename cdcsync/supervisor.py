@@ -30,15 +30,22 @@ class Component:
     exits: list[int] = field(default_factory=list)
 
 
-def components(config_path: Path, regions: list[str], log_dir: Path) -> list[Component]:
+def components(config_path: Path, regions: list[str], log_dir: Path, *, log_args: list[str] | None = None,
+               first_metrics_port: int | None = None) -> list[Component]:
+    """Per region: producer, database sink, cache sink. With `first_metrics_port`, the components
+    serve /metrics, /healthz, /readyz on consecutive ports from it, in this order (one host runs
+    them all, so the config's per-region ports would collide between the two sinks)."""
     base = [sys.executable, "-m", "cdcsync"]
     result = []
     for region in regions:
-        common = ["--config", str(config_path), "--region", region]
+        common = ["--config", str(config_path), "--region", region, *(log_args or [])]
         result.append(Component(f"{region}/producer", [*base, "producer", *common], log_dir / f"{region}-producer.log"))
         for sink in ("db", "cache"):
             result.append(Component(f"{region}/{sink}", [*base, "consumer", *common, "--sink", sink],
                                     log_dir / f"{region}-{sink}.log"))
+    if first_metrics_port is not None:
+        for offset, part in enumerate(result):
+            part.argv += ["--metrics-port", str(first_metrics_port + offset)]
     return result
 
 

@@ -1,19 +1,29 @@
 """`cdcsync cache rebuild`: repopulate a region's cache from its database (after a Redis flush).
 
 Rows are read inside one consistent snapshot and written with the snapshot's binlog position as
-their version, through the cache sink's compare-and-set. A value the running cache sink wrote from
-a later change is therefore kept, and a later change the sink applies after the rebuild wins over
-the rebuilt value. It is safe to run while the cache sink runs.
+their version `_v`, through the cache sink's compare-and-set. Each row's clock is read from
+`<meta_db>.row_clocks` inside the same snapshot and written as `_c`: a row without a clock row has
+the empty clock `{}` (as the database sink sees it); a table whose keys have no canonical form
+(keyless, or an unsupported key type), or a region without `row_clocks` (no `cdcsync init`),
+gets no `_c`. So a value the running cache sink wrote from a later change is kept (its clock is
+after the snapshot's, or without clocks its `_v` is greater), and a later change the sink applies
+after the rebuild wins over the rebuilt value. It is safe to run while the cache sink runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import orjson
 
 from consumers.cache_sink import CacheWriter, cache_key
 from consumers.versions import binlog_version
-from producers.snapshot_reader import ConsistentSnapshot
+from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from schemas.config import PipelineConfig
+from schemas.identifiers import quote_name
+from schemas.metadata_tables import ROW_CLOCKS
+from schemas.row_clock_key import UnsupportedKey, key_hash, row_clock_key
 
 
 def rebuild_cache(config: PipelineConfig, region: str, *, table: str | None = None,
@@ -25,21 +35,25 @@ def rebuild_cache(config: PipelineConfig, region: str, *, table: str | None = No
     cfg = config.region(region)
     writer = CacheWriter(config, region)
     written: dict[str, int] = {}
-    with ConsistentSnapshot(cfg.mysql, config.meta_db, cfg.producer.snapshot_chunk_rows) as snap:
+    with ConsistentSnapshot(cfg.mysql.reader(), config.meta_db, cfg.producer.snapshot_chunk_rows) as snap:
         assert snap.position is not None
         version = binlog_version(snap.position.file, snap.position.pos)
         tables = snap.tables(cfg.producer, only=table)
         if table is not None and not tables:
             raise ValueError(f"table {table!r} is not a base table in region {region}")
+        clocked = _has_row_clocks(snap, config.meta_db)
         for t in tables:
             name = f"{t.db}.{t.table}"
             settings = config.table(t.db, t.table)
             done = 0
             for rows in snap.chunks(t):
+                keys = _clock_keys(t, rows) if clocked else None
+                counters = _clocks(snap, config.meta_db, t, keys) if keys else {}
                 pipe = writer.pipeline()
-                for row in rows:
+                for i, row in enumerate(rows):
                     key = cache_key(config.prefix, t.db, t.table, [row[c] for c in t.key_columns])
-                    writer.queue_set(pipe, key, version, row, settings)
+                    clock = counters.get(keys[i], {}) if keys else None
+                    writer.queue_set(pipe, key, version, row, settings, clock)
                 pipe.execute()
                 done += len(rows)
                 if progress is not None:
@@ -47,3 +61,31 @@ def rebuild_cache(config: PipelineConfig, region: str, *, table: str | None = No
             written[name] = done
     writer.client.close()
     return written
+
+
+def _has_row_clocks(snap: ConsistentSnapshot, meta_db: str) -> bool:
+    return bool(snap.query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                           (meta_db, ROW_CLOCKS)))
+
+
+def _clock_keys(t: SnapshotTable, rows: list[dict[str, Any]]) -> list[str] | None:
+    """The canonical key text of every row, or None when the table's rows have no clocks."""
+    if not t.has_primary_key:
+        return None
+    try:
+        return [row_clock_key({c: row[c] for c in t.key_columns}, t.encoder.types) for row in rows]
+    except UnsupportedKey:
+        return None
+
+
+def _clocks(snap: ConsistentSnapshot, meta_db: str, t: SnapshotTable, keys: list[str]) -> dict[str, dict[str, int]]:
+    """Key text -> clock counters of the chunk's rows that have a `row_clocks` row (read in the snapshot)."""
+    hashes = [key_hash(k) for k in keys]
+    found = snap.query(f"SELECT pk, counters FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
+                       f"WHERE db = %s AND tbl = %s AND pk_hash IN ({', '.join(['%s'] * len(hashes))})",
+                       (t.db, t.table, *hashes))
+    return {_text(pk): orjson.loads(_text(counters)) for pk, counters in found}
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)

@@ -22,10 +22,10 @@ from typing import Any, Literal
 import orjson
 import pymysql
 
-from consumers import conflict_log
+from consumers import conflict_log, db_dialect
 from consumers.value_decoding import SESSION_SETUP, param_converter
 from producers.snapshot_encoding import SnapshotEncoder
-from producers.table_catalog import snapshot_columns
+from producers.table_catalog import is_mariadb, snapshot_columns
 from schemas.clock_triggers import SUFFIXES, trigger_name
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.identifiers import quote_name
@@ -145,7 +145,7 @@ def resolve(conn: pymysql.Connection, meta_db: str, region: str, record_id: int,
             after = encoder.encode_row(row) if row is not None else None
             result = _version(after, _clock_row(cur, meta_db, record.db, record.table, key), region)
             _check_dominates(result, record)
-            cur.execute("SELECT @@gtid_binlog_pos")
+            cur.execute(db_dialect.gtid_state("mariadb" if is_mariadb(conn) else "mysql"))
             (gtid,) = cur.fetchone()
             override = ConflictRecord(
                 kind="override", logged_at_us=time.time_ns() // 1000, region=region, db=record.db,

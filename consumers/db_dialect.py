@@ -59,3 +59,8 @@ def update_by_key(db: str, table: str, columns: Sequence[str], key_columns: Sequ
     sets = ", ".join(f"{quote_name(c)} = %s" for c in columns)
     where = " AND ".join(f"{quote_name(c)} = %s" for c in key_columns)
     return f"UPDATE {quote_name(db)}.{quote_name(table)} SET {sets} WHERE {where}"
+
+
+def gtid_state(flavor: str) -> str:
+    """The statement reading the server's executed GTID set (for the conflict log's `local_gtid`)."""
+    return "SELECT @@gtid_binlog_pos" if flavor == "mariadb" else "SELECT @@GLOBAL.gtid_executed"

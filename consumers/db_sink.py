@@ -152,7 +152,8 @@ class DatabaseSink:
         self._unique = _SecondaryUniqueKeys()
         self.conflicts = conflicts
         self._strategies: dict[tuple[str, str], Any] = {}
-        self._planner = ClockedPlanner(region=self.region.name, meta_db=config.meta_db, strategy=self._strategy,
+        self._planner = ClockedPlanner(region=self.region.name, flavor=self.region.mysql.flavor,
+                                       meta_db=config.meta_db, strategy=self._strategy,
                                        decide=decide, converted=_converted)
 
     def _strategy(self, db: str, table: str) -> Any:
@@ -165,9 +166,7 @@ class DatabaseSink:
     def _connection(self) -> pymysql.Connection:
         if self._conn is None or not self._conn.open:
             m = self.region.mysql
-            self._conn = pymysql.connect(host=m.host, port=m.port, user=m.user,
-                                         password=m.password.get_secret_value(), autocommit=False,
-                                         connect_timeout=m.connect_timeout)
+            self._conn = pymysql.connect(**m.connect_settings(), autocommit=False)
             with self._conn.cursor() as cur:
                 cur.execute(SESSION_SETUP)
                 # Locking reads of an absent key must lock its gap (local_versions.py): not READ COMMITTED.

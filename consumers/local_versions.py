@@ -20,6 +20,7 @@ from typing import Any, Callable
 import orjson
 import pymysql
 
+from consumers import db_dialect
 from consumers.records import SourceRecord
 from consumers.resolution import Action, Decision, Strategy
 from producers.snapshot_encoding import SnapshotEncoder
@@ -43,6 +44,7 @@ class ClockRow:
     clock: VectorClock
     deleted: bool
     origin: str
+    heads: str | None = None       # JSON, see heads_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +106,21 @@ def conflict_record(decision: Decision, *, region: str, record: SourceRecord, gt
         source_gtid=event.gtid, local_gtid=gtid_state)
 
 
+def from_image(head: VersionImage) -> RowVersion:
+    return RowVersion(head.values, VectorClock(counters=head.counters, hlc_us=head.hlc_us), head.origin)
+
+
+def heads_json(version: RowVersion) -> str | None:
+    """row_clocks.heads of a version: its siblings as version images, or NULL for a plain write."""
+    if not version.siblings:
+        return None
+    return orjson.dumps([image(h).model_dump(mode="json") for h in version.siblings]).decode()  # type: ignore[union-attr]
+
+
 def remote_version(event: ChangeEvent) -> RowVersion:
     values = None if event.op is Op.DELETE else dict(event.after or {})
-    return RowVersion(values, event.vclock or VectorClock(), event.origin)
+    siblings = tuple(from_image(h) for h in event.heads or ())
+    return RowVersion(values, event.vclock or VectorClock(), event.origin, siblings=siblings)
 
 
 def _rewrite(record: SourceRecord, values: dict[str, Any] | None) -> SourceRecord:
@@ -139,36 +153,39 @@ def lock_local_rows(cur: pymysql.cursors.Cursor, encoder: SnapshotEncoder, db: s
 
 
 def lock_clocks(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str,
-                keys: list[str]) -> dict[bytes, tuple[VectorClock, bool, str]]:
-    """pk_hash -> (clock, deleted, origin) of the keys' row_clocks rows, row-locked."""
-    cur.execute(f"SELECT pk_hash, counters, hlc_us, deleted, origin FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
+                keys: list[str]) -> dict[bytes, tuple[VectorClock, bool, str, tuple[RowVersion, ...]]]:
+    """pk_hash -> (clock, deleted, origin, heads) of the keys' row_clocks rows, row-locked."""
+    cur.execute(f"SELECT pk_hash, counters, hlc_us, deleted, origin, heads "
+                f"FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
                 f"WHERE db = %s AND tbl = %s AND pk_hash IN ({', '.join(['%s'] * len(keys))}) FOR UPDATE",
                 [db, table, *(key_hash(k) for k in keys)])
-    return {bytes(h): (VectorClock(counters=orjson.loads(c), hlc_us=int(t)), bool(d), o)
-            for h, c, t, d, o in cur.fetchall()}
+    return {bytes(h): (VectorClock(counters=orjson.loads(c), hlc_us=int(t)), bool(d), o,
+                       tuple(from_image(VersionImage.model_validate(v)) for v in orjson.loads(heads or "[]")))
+            for h, c, t, d, o, heads in cur.fetchall()}
 
 
 def write_clocks(cur: pymysql.cursors.Cursor, meta_db: str, rows: list[ClockRow]) -> None:
     if not rows:
         return
-    one = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+    one = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
     params: list[Any] = []
     for r in rows:
         params += [r.db, r.table, key_hash(r.key), r.key, orjson.dumps(r.clock.counters).decode(), r.clock.hlc_us,
-                   1 if r.deleted else 0, r.origin]
+                   1 if r.deleted else 0, r.origin, r.heads]
     cur.execute(f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-                f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin) VALUES {', '.join([one] * len(rows))} "
+                f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin, heads) "
+                f"VALUES {', '.join([one] * len(rows))} "
                 f"ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), "
-                f"deleted = VALUES(deleted), origin = VALUES(origin)", params)
+                f"deleted = VALUES(deleted), origin = VALUES(origin), heads = VALUES(heads)", params)
 
 
 class ClockedPlanner:
     """Decides clocked changes for one region's sink. Owned by the sink's thread."""
 
-    def __init__(self, *, region: str, meta_db: str, strategy: Callable[[str, str], Strategy],
+    def __init__(self, *, region: str, flavor: str, meta_db: str, strategy: Callable[[str, str], Strategy],
                  decide: Callable[[RowVersion | None, RowVersion, Strategy], Decision],
                  converted: Converted) -> None:
-        self.region, self.meta_db = region, meta_db
+        self.region, self.flavor, self.meta_db = region, flavor, meta_db
         self._strategy, self._decide, self._converted = strategy, decide, converted
         self._encoders = TableEncoders()
 
@@ -186,7 +203,7 @@ class ClockedPlanner:
             by_table.setdefault((event.db, event.table), []).append(i)
         gtid_state: str | None = None
         if by_table:
-            cur.execute("SELECT @@gtid_binlog_pos")
+            cur.execute(db_dialect.gtid_state(self.flavor))
             gtid_state = cur.fetchone()[0]
         for (db, table), indexes in by_table.items():
             encoder, key_cols = self._encoders.get(conn, db, table)
@@ -222,8 +239,8 @@ class ClockedPlanner:
             stored = clocks.get(key_hash(key))
             local = None
             if values is not None or stored is not None:
-                clock, _, origin = stored if stored is not None else (VectorClock(), False, self.region)
-                local = RowVersion(values, clock, origin)
+                clock, _, origin, heads = stored if stored is not None else (VectorClock(), False, self.region, ())
+                local = RowVersion(values, clock, origin, siblings=heads)
             remote = remote_version(record.event)  # type: ignore[arg-type]
             decision = self._decide(local, remote, strategy)
             planned[i] = self._planned(record, key, decision, gtid_state)
@@ -233,7 +250,7 @@ class ClockedPlanner:
         if decision.action is Action.SKIP:
             return Planned(record, None, action=Action.SKIP)
         result = decision.result
-        clock = ClockRow(event.db, event.table, key, result.clock, result.deleted, result.origin)
+        clock = ClockRow(event.db, event.table, key, result.clock, result.deleted, result.origin, heads_json(result))
         if decision.action is Action.APPLY:
             return Planned(record, record, clock, action=Action.APPLY)
         local_values = decision.local.values if decision.local is not None else None

@@ -8,9 +8,9 @@ what the database and cache sinks call for each incoming row change (docs/confli
 - RESOLVED  the two are concurrent: the strategy makes one version whose clock is the merge of
             both, and names the versions that lost (the conflict record).
 
-Every offered strategy is a join: resolving is commutative and associative on concurrent versions,
-so every region that has seen the same set of versions holds the same result, whatever the
-delivery order. The property tests in tests/unit/test_resolution.py check that.
+Every offered strategy (`lww`, `region-priority`, `custom`) gives every region that has seen the same
+set of versions the same result, whatever the delivery order; the property tests in
+tests/unit/test_resolution.py check that. `column-merge` is not offered (docs/conflicts.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol
 
 
 from schemas.config import ConfigError, TableConfig
-from schemas.row_version import Cell, RowVersion, Values, value_hash
+from schemas.row_version import RowVersion, Values
 from schemas.vclock import Order
 
 
@@ -80,7 +80,7 @@ def lww_key(version: RowVersion) -> tuple[int, int, str, str]:
 def _winner_takes_all(local: RowVersion, remote: RowVersion, key: Callable[[RowVersion], Any]
                       ) -> tuple[RowVersion, tuple[RowVersion, ...]]:
     winner, loser = (remote, local) if key(remote) > key(local) else (local, remote)
-    resolved = RowVersion(winner.values, local.clock.merge(remote.clock), winner.origin, winner.cells, winner.tomb)
+    resolved = RowVersion(winner.values, local.clock.merge(remote.clock), winner.origin)
     return resolved, (loser,)
 
 
@@ -131,36 +131,6 @@ class RegionPriority:
         resolved = RowVersion(winner.values, local.clock.merge(remote.clock), winner.origin, siblings=heads)
         already_lost = local.siblings[1:]
         return resolved, tuple(h for h in heads[1:] if h not in already_lost)
-
-
-def _cell_key(cell: Cell) -> tuple[int, str, str]:
-    return (cell.hlc_us, cell.origin, value_hash({"v": cell.value}))
-
-
-class ColumnMerge:
-    """Per-column last writer wins: each column takes its newest cell, the tombstone its newest delete.
-
-    The row is deleted when the newest delete is at or after (same µs) the newest column write:
-    a delete wins a tie, as in `lww`. Taking maxima column by column is a join, so any delivery order
-    of any number of concurrent versions gives the same cells, tombstone and so the same row.
-    """
-
-    name = "column-merge"
-
-    def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
-        cells = dict(local.cells_or_whole_row())
-        for column, cell in remote.cells_or_whole_row().items():
-            if column not in cells or _cell_key(cell) > _cell_key(cells[column]):
-                cells[column] = cell
-        tombs = [t for t in (local.tomb_or_whole_row(), remote.tomb_or_whole_row()) if t is not None]
-        tomb = max(tombs) if tombs else None
-        newest = max((c.hlc_us for c in cells.values()), default=-1)
-        alive = newest >= 0 and (tomb is None or newest > tomb[0])
-        values = {c: cell.value for c, cell in sorted(cells.items())} if alive else None
-        stamps = [(c.hlc_us, c.origin) for c in cells.values()] + ([tomb] if tomb else [])
-        origin = max(stamps)[1]
-        resolved = RowVersion(values, local.clock.merge(remote.clock), origin, cells, tomb)
-        return resolved, tuple(v for v in (local, remote) if v.values != values)
 
 
 Resolver = Callable[[RowVersion, RowVersion], Values | None]
@@ -219,8 +189,6 @@ def strategy_for(table: TableConfig, name: str = "<db>.<table>") -> Strategy:
         return LWW
     if table.conflict_strategy == "region-priority":
         return RegionPriority(table.region_priority)
-    if table.conflict_strategy == "column-merge":
-        return ColumnMerge()
     key = f'tables."{name}".custom_resolver'
     if not table.custom_resolver:
         raise ConfigError(f"{key}: required when conflict_strategy is 'custom'")
@@ -240,5 +208,5 @@ def decide(local: RowVersion | None, remote: RowVersion, strategy: Strategy = LW
     return Decision(Action.RESOLVED, resolved, local, remote, strategy.name, losers)
 
 
-__all__ = ["Action", "ColumnMerge", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "Strategy",
+__all__ = ["Action", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "Strategy",
            "decide", "load_resolver", "lww_key", "strategy_for"]

@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Protocol
 
+from cdcsync import log_context
+from cdcsync.health_server import HealthState
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition
@@ -41,6 +43,7 @@ class SinkRunner:
         self._pending: list[SourceRecord] = []
         self._stop = False
         self.batches = 0
+        self.health: HealthState | None = None   # set by the command that serves /healthz
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -59,6 +62,8 @@ class SinkRunner:
         try:
             while not self._stop:
                 self.step()
+                if self.health is not None:
+                    self.health.beat()
                 if time.monotonic() >= next_lag:
                     self._report_lag()
                     next_lag = time.monotonic() + 5.0
@@ -93,6 +98,8 @@ class SinkRunner:
             self.metrics.dead_lettered(self.sink.name, len(poison))
         self.sink.write_batch([r for r in records if r.event is not None])
         self.source.commit(records)
+        last = records[-1]
+        log_context.set_position(f"{last.topic}[{last.partition}]@{last.offset}")
         self.metrics.batch(self.sink.name, len(records))
         self.batches += 1
         return len(records)

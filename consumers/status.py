@@ -169,30 +169,36 @@ def _producer_position(config: PipelineConfig, region: str, status: RegionStatus
     except (CheckpointError, OSError) as err:
         status.errors.append(f"checkpoint: {err}")
     try:
-        with connect(settings.mysql) as conn:
+        with connect(settings.mysql.reader()) as conn:
             status.server = current_position(conn, settings.mysql.flavor)
     except Exception as err:  # any failure of one region's server is reported in its row
         status.errors.append(f"mysql {settings.mysql.host}:{settings.mysql.port}: {err}")
 
 
 def _group_lags(config: PipelineConfig, region: str, status: RegionStatus, timeout_s: float) -> None:
+    for sink in SINKS:
+        lag = sink_group_lag(config, region, sink, timeout_s=timeout_s)
+        status.groups.append(lag)
+        if lag.error is not None:  # reported, never raised: the other regions still get their rows
+            status.errors.append(lag.error)
+
+
+def sink_group_lag(config: PipelineConfig, region: str, sink: str, *, timeout_s: float = 10.0) -> GroupLag:
+    """The lag of one sink group (`db` or `cache`) of a region; a failure is the result's `error`."""
     from consumers.service import group_id, subscriptions
 
-    for sink in SINKS:
-        group = group_id(config, region, sink)  # type: ignore[arg-type]
-        # A sink may read several clusters (one per source region): its group exists on each.
-        partitions: list[PartitionLag] = []
-        try:
-            for kafka, patterns in subscriptions(config, region, sink):  # type: ignore[arg-type]
-                try:
-                    partitions.extend(_partitions(client_settings(kafka), group, patterns, timeout_s))
-                except Exception as err:
-                    raise RuntimeError(f"kafka {kafka.bootstrap} ({group}): {err}") from None
-            status.groups.append(GroupLag(group, sink, tuple(partitions)))
-        except Exception as err:  # reported, never raised: the other regions still get their rows
-            message = str(err)
-            status.groups.append(GroupLag(group, sink, error=message))
-            status.errors.append(message)
+    group = group_id(config, region, sink)  # type: ignore[arg-type]
+    # A sink may read several clusters (one per source region): its group exists on each.
+    partitions: list[PartitionLag] = []
+    try:
+        for kafka, patterns in subscriptions(config, region, sink):  # type: ignore[arg-type]
+            try:
+                partitions.extend(_partitions(client_settings(kafka), group, patterns, timeout_s))
+            except Exception as err:
+                raise RuntimeError(f"kafka {kafka.bootstrap} ({group}): {err}") from None
+    except Exception as err:
+        return GroupLag(group, sink, error=str(err))
+    return GroupLag(group, sink, tuple(partitions))
 
 
 def _partitions(settings: dict[str, object], group: str, patterns: list[str],

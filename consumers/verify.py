@@ -19,9 +19,10 @@ are then compared on the columns every region has with the same type.
    the verdict: a range whose checksums differ while its wire values are equal (a JSON value stored
    with other spacing or key order, say) counts as a differing chunk with no row difference.
 3. **Caches** (unless `check_cache=False`): every row of a region's database must be in that
-   region's Redis under its `cache_key` with equal values (`decode_row`), and every live
-   (non-tombstone) cache key of the table must be a row of that database. A table with
-   `cache_ttl_s` is not checked for missing entries, since they expire.
+   region's Redis under its `cache_key` with equal values (`decode_row`; the version fields `_v`
+   and `_c` are not columns), and every live (non-tombstone) cache key of the table must be a row
+   of that database. A table with `cache_ttl_s` is not checked for missing entries, since they
+   expire.
 
 **Consistency.** Each region is read inside its own consistent snapshot (`ConsistentSnapshot`), all
 opened at the start, but not at the same instant in every region; the caches are read live while
@@ -352,7 +353,7 @@ class _Region:
 
 def _open(stack: contextlib.ExitStack, config: PipelineConfig, name: str, check_cache: bool) -> _Region:
     cfg = config.region(name)
-    mysql, cache = cfg.mysql, None
+    mysql, cache = cfg.mysql.reader(), None
     with _reading(name, f"MySQL {mysql.host}:{mysql.port}"):
         snapshot = stack.enter_context(ConsistentSnapshot(mysql, config.meta_db))
     if check_cache:

@@ -3,8 +3,11 @@
 `<file number:10>.<position:12>.<index in transaction:8>`, zero-padded, so byte order is binlog
 order and a Lua `<` compares them. A cache sink reads only its own region's topics, so all the
 versions it compares come from one binlog. Snapshot events carry the snapshot's position: after
-every change it saw and before every change it did not. (The conflict layer replaces this with
-vector clocks.)
+every change it saw and before every change it did not.
+
+The cache also stores a version's vector-clock counters (`_c`, consumers/cache_sink.py) when it has
+one, and compares those first; this binlog version decides only when either side has no clock or
+the clocks are concurrent. A read-through fill stores `_v = ""`, below every binlog version.
 """
 
 from __future__ import annotations

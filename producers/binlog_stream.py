@@ -27,15 +27,15 @@ POSITION_GONE_ERRORS = {1236}
 
 
 def connection_settings(mysql: MySQLConfig) -> dict[str, object]:
-    return {"host": mysql.host, "port": mysql.port, "user": mysql.user,
-            "passwd": mysql.password.get_secret_value(), "connect_timeout": mysql.connect_timeout}
+    """What the binlog library hands to `pymysql.connect` for its stream and its control
+    connection: credentials and TLS. Pass `mysql.reader()` for the reader's user."""
+    return mysql.connect_settings()
 
 
 def connect(mysql: MySQLConfig, **kwargs: object) -> pymysql.Connection:
+    """A connection as `mysql.user` (pass `mysql.reader()` for the reader), autocommit by default."""
     kwargs.setdefault("autocommit", True)
-    return pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
-                           password=mysql.password.get_secret_value(), connect_timeout=mysql.connect_timeout,
-                           **kwargs)
+    return pymysql.connect(**mysql.connect_settings(), **kwargs)
 
 
 def open_stream(mysql: MySQLConfig, position: BinlogPosition, *, reader_server_id: int,

@@ -30,7 +30,8 @@ class ClockRows:
     __slots__ = ("_by_key",)
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
+        # (db, table, key text) -> (clock, heads) of each clock row, in order
+        self._by_key: dict[tuple[str, str, str], deque[tuple[dict[str, Any], Any]]] = defaultdict(deque)
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -42,12 +43,14 @@ class ClockRows:
             counters = orjson.loads(_text(image["counters"]))
             clock = {"counters": {r: int(c) for r, c in sorted(counters.items()) if int(c) > 0},
                      "hlc_us": int(image["hlc_us"])}
-            self._by_key[(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]))].append(clock)
+            heads = image.get("heads")
+            version = (clock, orjson.loads(_text(heads)) if heads else None)
+            self._by_key[(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]))].append(version)
 
     def attach(self, messages: Iterable[dict[str, Any]]) -> None:
-        """Set `vclock` on the change messages whose key has clock rows."""
+        """Set `vclock` (and `heads`) on the change messages whose key has clock rows."""
         tables = {(db, tbl) for db, tbl, _ in self._by_key}
-        last: dict[tuple[str, str, str], dict[str, Any]] = {}
+        last: dict[tuple[str, str, str], tuple[dict[str, Any], Any]] = {}
         for message in messages:
             if message.get("kind") != "change" or (message["db"], message["table"]) not in tables:
                 continue
@@ -58,6 +61,6 @@ class ClockRows:
             queue = self._by_key.get(key)
             if queue:
                 last[key] = queue.popleft()
-            clock = last.get(key)
-            if clock is not None:
-                message["vclock"] = clock
+            version = last.get(key)
+            if version is not None:
+                message["vclock"], message["heads"] = version

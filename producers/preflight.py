@@ -76,11 +76,11 @@ def privilege_problems(grants: list[str], schemas: list[str]) -> list[str]:
     return problems
 
 
-def check_source(mysql: MySQLConfig, schemas: list[str]) -> None:
-    """Raise PreflightError naming every problem; return quietly when the server is fit for capture."""
+def source_problems(mysql: MySQLConfig, schemas: list[str]) -> list[str]:
+    """Every problem of the server's binlog settings and of `mysql.user`'s reader privileges
+    (pass `config.reader()`). Raises PreflightError when it cannot connect at all."""
     try:
-        conn = pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
-                               password=mysql.password.get_secret_value(), connect_timeout=mysql.connect_timeout)
+        conn = pymysql.connect(**mysql.connect_settings())
     except pymysql.err.OperationalError as err:
         raise PreflightError(f"cannot connect to MySQL at {mysql.host}:{mysql.port} as {mysql.user!r}: "
                              f"{err.args[-1]}") from None
@@ -90,6 +90,11 @@ def check_source(mysql: MySQLConfig, schemas: list[str]) -> None:
                                      "binlog_row_value_options"])
         cur.execute("SHOW GRANTS FOR CURRENT_USER()")
         grants = [row[0] for row in cur.fetchall()]
-    problems = binlog_problems(variables, mysql.flavor) + privilege_problems(grants, schemas)
+    return binlog_problems(variables, mysql.flavor) + privilege_problems(grants, schemas)
+
+
+def check_source(mysql: MySQLConfig, schemas: list[str]) -> None:
+    """Raise PreflightError naming every problem; return quietly when the server is fit for capture."""
+    problems = source_problems(mysql, schemas)
     if problems:
         raise PreflightError(f"{mysql.host}:{mysql.port} is not ready for capture:\n  - " + "\n  - ".join(problems))

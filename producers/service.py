@@ -18,6 +18,8 @@ from typing import Any
 import pymysql
 from pymysqlreplication.event import XidEvent
 
+from cdcsync import log_context
+from cdcsync.health_server import HealthState
 from producers import binlog_stream, preflight, snapshot
 from producers.capture import Capture, StreamInterrupted
 from producers.checkpoint import FileCheckpointStore
@@ -42,8 +44,9 @@ class ProducerService:
     """Runs one region's producer on the calling (main) thread until stopped."""
 
     def __init__(self, config: PipelineConfig, region: str, *, metrics: ProducerMetrics | None = None,
-                 resnapshot: bool = False) -> None:
+                 resnapshot: bool = False, health: HealthState | None = None) -> None:
         self.config = config
+        self.health = health or HealthState()
         self.region = config.region(region)
         self.metrics = metrics or ProducerMetrics()
         self.resnapshot = resnapshot
@@ -62,7 +65,7 @@ class ProducerService:
     # -------------------------------------------------------------------------------------
     def run(self) -> None:
         """Block until stopped; raise on any error that needs an operator."""
-        mysql = self.region.mysql
+        mysql = self.region.mysql.reader()
         settings = self.region.producer
         preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
         kafka = self.config.kafka_for(self.region.name)
@@ -89,12 +92,14 @@ class ProducerService:
         self._stream(start, publisher, topics)
 
     def _stream(self, start: BinlogPosition, publisher: Publisher, topics: TopicCreator) -> None:
-        mysql = self.region.mysql
+        mysql = self.region.mysql.reader()
         settings = self.region.producer
         catalog = JsonCatalog(mysql)
         checkpointer = Checkpointer(self.store, publisher, self.metrics, self.region.name, start,
-                                    settings.checkpoint_interval_ms / 1000)
+                                    settings.checkpoint_interval_ms / 1000, health=self.health)
         position = start
+        log_context.set_position(start.describe())
+        self.health.ready()
         attempt = 0
         while not self._stop:
             stream = binlog_stream.open_stream(mysql, position, reader_server_id=self.reader_server_id,
@@ -133,8 +138,9 @@ class Checkpointer:
     """Writes the acknowledged position to the store at most every `interval_s`."""
 
     def __init__(self, store: FileCheckpointStore, publisher: Publisher, metrics: ProducerMetrics, region: str,
-                 saved: BinlogPosition, interval_s: float) -> None:
+                 saved: BinlogPosition, interval_s: float, health: HealthState | None = None) -> None:
         self.store, self.publisher, self.metrics, self.region = store, publisher, metrics, region
+        self.health = health
         self.saved = saved
         self.interval_s = interval_s
         self._due = time.monotonic() + interval_s
@@ -145,6 +151,8 @@ class Checkpointer:
             return False
         self.publisher.poll(0)
         self.save()
+        if self.health is not None:
+            self.health.beat()   # the loop turns: heartbeats keep it turning on an idle binlog
         self._due = time.monotonic() + self.interval_s
         return True
 
@@ -154,6 +162,7 @@ class Checkpointer:
             self.store.save(acked)
             self.metrics.checkpointed(self.region, acked.pos)
             self.saved = acked
+            log_context.set_position(acked.describe())
         return self.saved
 
 

@@ -48,7 +48,7 @@ class Snapshotter:
 
     def run(self) -> BinlogPosition:
         settings = self.region.producer
-        with ConsistentSnapshot(self.region.mysql, self.config.meta_db, settings.snapshot_chunk_rows) as snap:
+        with ConsistentSnapshot(self.region.mysql.reader(), self.config.meta_db, settings.snapshot_chunk_rows) as snap:
             position = snap.position
             assert position is not None
             info = messages.TxnInfo(self.region.name, self.region.name, self.region.server_id, None,

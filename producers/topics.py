@@ -48,7 +48,7 @@ class TopicNames:
 
 def client_settings(kafka: KafkaConfig) -> dict[str, object]:
     """librdkafka settings common to every client: bootstrap plus the pass-through extras."""
-    return {"bootstrap.servers": kafka.bootstrap, **kafka.extra}
+    return kafka.client_settings()
 
 
 class TopicCreator:

@@ -1,7 +1,8 @@
 """`cdcsync init`: the metadata tables and the clock triggers (schemas/clock_triggers.py) in a region.
 
 Idempotent: a trigger whose definition is already the generated one is left alone, a changed one
-is replaced (`CREATE OR REPLACE TRIGGER`, one statement), a missing one is created, and a
+is replaced (MariaDB: `CREATE OR REPLACE TRIGGER`, one statement; MySQL: `DROP TRIGGER IF EXISTS`
+then `CREATE TRIGGER`), a missing one is created, and a
 `cdcsync_` trigger on a table that is no longer replicated (or lost its key) is dropped. The
 replicated tables are the region producer's include/exclude selection; `meta_db` and the system
 schemas never are. Tables without a primary key, or with a key type the canonical key does not
@@ -36,8 +37,7 @@ class InitReport:
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
     m = config.region(region).mysql
-    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                           autocommit=True, connect_timeout=m.connect_timeout)
+    return pymysql.connect(**m.connect_settings(), autocommit=True)
 
 
 def _primary_keys(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -82,6 +82,7 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
 def init_region(config: PipelineConfig, region: str) -> InitReport:
     """Ensure the metadata tables and (re)create the clock triggers in one region. Idempotent."""
     report = InitReport(region)
+    flavor = config.region(region).mysql.flavor
     with _connect(config, region) as conn:
         metadata_tables.ensure(conn, config.meta_db)
         wanted, report.warnings = wanted_triggers(config, region, conn)
@@ -98,7 +99,8 @@ def init_region(config: PipelineConfig, region: str) -> InitReport:
                     continue
                 if current is not None and current[0] != trigger.table:
                     cur.execute(f"DROP TRIGGER {quote_name(trigger.db)}.{quote_name(trigger.name)}")
-                cur.execute(trigger.create())
+                for statement in trigger.create(flavor):
+                    cur.execute(statement)
                 (report.replaced if current is not None else report.created).append(label)
             for (db, name) in sorted(existing):
                 cur.execute(f"DROP TRIGGER IF EXISTS {quote_name(db)}.{quote_name(name)}")

@@ -6,7 +6,8 @@ local write (the session variable `@cdcsync_applying` NULL or 0) each upserts th
 
 - counters: the old counters with this region's counter + 1 (`{region: 1}` when there is no row);
 - hlc_us: GREATEST(old hlc_us + 1, now in µs);
-- deleted: 1 after a DELETE (a tombstone), else 0; origin: this region.
+- deleted: 1 after a DELETE (a tombstone), else 0; origin: this region; heads: NULL (the write
+  dominates every concurrent version a resolution kept).
 
 An UPDATE that changes the key tombstones the old key (its clock + 1) and gives the new key the
 merge of the old key's clock and any clock the new key had (a tombstone), + 1. The database sink
@@ -37,9 +38,21 @@ class Trigger:
     table: str
     body: str           # what information_schema.TRIGGERS.ACTION_STATEMENT shows
 
-    def create(self) -> str:
-        return (f"CREATE OR REPLACE TRIGGER {quote_name(self.db)}.{quote_name(self.name)} AFTER {self.event} "
-                f"ON {quote_name(self.db)}.{quote_name(self.table)} FOR EACH ROW {self.body}")
+    def create(self, flavor: str = "mariadb") -> list[str]:
+        """The statements that create or replace this trigger on a `mariadb` or `mysql` server.
+
+        MariaDB: one `CREATE OR REPLACE TRIGGER`, so writes never run without the trigger. MySQL has
+        no `OR REPLACE` for triggers: `DROP TRIGGER IF EXISTS` then `CREATE TRIGGER`, two statements
+        (each DDL commits on its own), so a write committed in between runs without the trigger and
+        leaves no clock tick (docs/clocks.md, "MySQL 8")."""
+        target = f"{quote_name(self.db)}.{quote_name(self.name)}"
+        on = f"{quote_name(self.db)}.{quote_name(self.table)}"
+        rest = f"TRIGGER {target} AFTER {self.event} ON {on} FOR EACH ROW {self.body}"
+        if flavor == "mariadb":
+            return [f"CREATE OR REPLACE {rest}"]
+        if flavor == "mysql":
+            return [f"DROP TRIGGER IF EXISTS {target}", f"CREATE {rest}"]
+        raise ValueError(f"unknown mysql.flavor {flavor!r} (mariadb or mysql)")
 
 
 def literal(text: str) -> str:
@@ -66,7 +79,7 @@ def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: i
             f"({literal(db)}, {literal(table)}, UNHEX(SHA2({key}, 256)), {key}, JSON_OBJECT({r}, 1), {NOW_US}, "
             f"{deleted}, {r}) ON DUPLICATE KEY UPDATE "
             f"counters = JSON_SET(counters, {path}, CAST(COALESCE(JSON_VALUE(counters, {path}), 0) AS SIGNED) + 1), "
-            f"hlc_us = GREATEST(hlc_us + 1, VALUES(hlc_us)), deleted = {deleted}, origin = VALUES(origin)")
+            f"hlc_us = GREATEST(hlc_us + 1, VALUES(hlc_us)), deleted = {deleted}, origin = VALUES(origin), heads = NULL")
 
 
 def _merge(a: str, b: str, into: str, regions: Sequence[str]) -> str:
@@ -115,7 +128,7 @@ def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]]
         VALUES ({literal(db)}, {literal(table)}, UNHEX(SHA2(new_key, 256)), new_key, merged,
                 GREATEST(COALESCE(GREATEST(old_hlc, new_hlc), old_hlc, new_hlc, 0) + 1, {NOW_US}), 0, {literal(region)})
         ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), deleted = 0,
-                                origin = VALUES(origin);
+                                origin = VALUES(origin), heads = NULL;
     END IF;
   END IF;
 END"""

@@ -7,12 +7,18 @@ configuration reference is generated from these descriptions (`cdcsync config re
 from __future__ import annotations
 
 import fnmatch
+import logging
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from schemas.config_env import apply_env
+from schemas.config_secrets import is_secret_extra_key, read_secret_file, secrets_from_files
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -28,10 +34,54 @@ class _Frozen(BaseModel):
 class MySQLConfig(_Frozen):
     host: str = Field("127.0.0.1", description="MySQL/MariaDB host of the region's primary.")
     port: int = Field(3306, ge=1, le=65535, description="MySQL/MariaDB port.")
-    user: str = Field("cdcsync", description="User for the binlog reader and the applier.")
+    user: str = Field("cdcsync", description="User of the applier (database sink, DLQ replay); also the "
+                                              "binlog reader's unless `reader_user` is set.")
     password: SecretStr = Field(SecretStr(""), description="Password of `user`.")
+    password_file: Path | None = Field(None, description="File holding the password of `user`; wins over `password`.")
+    reader_user: str | None = Field(None, description="User of the binlog reader (producer, cache rebuild, verify, "
+                                                      "status); default `user`.")
+    reader_password: SecretStr | None = Field(None, description="Password of `reader_user`; default `password`.")
+    reader_password_file: Path | None = Field(None, description="File holding the password of `reader_user`.")
     flavor: Literal["mariadb", "mysql"] = Field("mariadb", description="Server dialect: `mariadb` or `mysql`.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+    ssl_ca: Path | None = Field(None, description="CA certificate (PEM) to verify the server with; turns TLS on.")
+    ssl_cert: Path | None = Field(None, description="Client certificate (PEM), for servers that require one.")
+    ssl_key: Path | None = Field(None, description="Private key (PEM) of `ssl_cert`.")
+    ssl_verify_identity: bool = Field(True, description="With TLS, check that the server certificate names `host`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        return secrets_from_files(data, {"password_file": "password", "reader_password_file": "reader_password"})
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> "MySQLConfig":
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            raise ValueError("ssl_cert and ssl_key go together: set both or neither")
+        return self
+
+    def reader(self) -> "MySQLConfig":
+        """These settings with the binlog reader's credentials as `user` and `password`."""
+        if self.reader_user is None and self.reader_password is None:
+            return self
+        return self.model_copy(update={"user": self.reader_user or self.user,
+                                       "password": self.reader_password or self.password})
+
+    def tls_settings(self) -> dict[str, Any]:
+        """PyMySQL keyword arguments for TLS (empty without `ssl_ca`)."""
+        if self.ssl_ca is None:
+            return {}
+        settings: dict[str, Any] = {"ssl_ca": str(self.ssl_ca), "ssl_verify_cert": True,
+                                    "ssl_verify_identity": self.ssl_verify_identity}
+        if self.ssl_cert is not None:
+            settings.update(ssl_cert=str(self.ssl_cert), ssl_key=str(self.ssl_key))
+        return settings
+
+    def connect_settings(self) -> dict[str, Any]:
+        """Keyword arguments of `pymysql.connect` for `user` (call `reader()` first for the reader)."""
+        return {"host": self.host, "port": self.port, "user": self.user,
+                "password": self.password.get_secret_value(), "connect_timeout": self.connect_timeout,
+                **self.tls_settings()}
 
 
 class RedisConfig(_Frozen):
@@ -40,16 +90,59 @@ class RedisConfig(_Frozen):
     db: int = Field(0, ge=0, description="Redis logical database.")
     username: str | None = Field(None, description="Redis ACL user (AUTH username).")
     password: SecretStr | None = Field(None, description="Redis password.")
+    password_file: Path | None = Field(None, description="File holding the Redis password; wins over `password`.")
+    ssl: bool = Field(False, description="Connect with TLS.")
+    ssl_ca: Path | None = Field(None, description="CA certificate (PEM) to verify the server with (TLS).")
+    ssl_cert: Path | None = Field(None, description="Client certificate (PEM), for servers that require one (TLS).")
+    ssl_key: Path | None = Field(None, description="Private key (PEM) of `ssl_cert`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        return secrets_from_files(data, {"password_file": "password"})
 
 
 class KafkaConfig(_Frozen):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, `host:port[,host:port]`.")
     partitions: int = Field(3, ge=1, description="Partitions of each topic cdcsync creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of each topic cdcsync creates.")
-    extra: dict[str, str | int | float | bool] = Field(
+    extra: dict[str, str | int | float | bool | SecretStr] = Field(
         default_factory=dict,
-        description="Extra librdkafka settings passed through as they are (TLS, SASL, ...).",
+        description="Extra librdkafka settings passed through as they are (TLS, SASL, ...); credentials "
+                    "(`sasl.password`, `*.secret`, `ssl.key.password`, ...) are redacted everywhere.",
     )
+    extra_files: dict[str, Path] = Field(
+        default_factory=dict,
+        description="librdkafka settings read from files, e.g. `\"sasl.password\" = \"/run/secrets/kafka\"`.",
+    )
+
+    @field_validator("extra", mode="before")
+    @classmethod
+    def _hide_credentials(cls, extra: Any) -> Any:
+        if not isinstance(extra, dict):
+            return extra
+        for key, value in extra.items():
+            if not isinstance(value, (str, int, float, bool, SecretStr)):
+                raise ValueError(f"{key}: a librdkafka setting is a string, number or boolean")
+        return {k: SecretStr(str(v)) if is_secret_extra_key(k) and not isinstance(v, SecretStr) else v
+                for k, v in extra.items()}
+
+    @model_validator(mode="after")
+    def _extra_from_files(self) -> "KafkaConfig":
+        if not self.extra_files:
+            return self
+        loaded = {k: SecretStr(read_secret_file(path, f"extra_files.{k}")) for k, path in self.extra_files.items()}
+        # Frozen model: set the validated field once, here, before anyone can see the object.
+        object.__setattr__(self, "extra", {**self.extra, **loaded})
+        return self
+
+    def client_settings(self) -> dict[str, Any]:
+        """librdkafka settings of every client: bootstrap plus the extras, secrets revealed. librdkafka's
+        own log lines go through the `librdkafka` logger, so they carry the log format and context."""
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "logger": logging.getLogger("librdkafka")}
+        for key, value in self.extra.items():
+            settings[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return settings
 
 
 class ProducerConfig(_Frozen):
@@ -92,7 +185,8 @@ class SinkConfig(_Frozen):
     retry_max_attempts: int = Field(8, ge=1, description="Attempts for a transient database or Redis error.")
     retry_base_ms: int = Field(50, ge=1, description="First retry delay; doubles each attempt, with full jitter.")
     retry_max_ms: int = Field(5000, ge=1, description="Largest retry delay.")
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's sinks.")
+    metrics_port: int | None = Field(None, ge=0, le=65535,
+                                     description="Port of the sinks' /metrics, /healthz, /readyz (0: any free port).")
 
 
 class TableConfig(_Frozen):
@@ -100,8 +194,9 @@ class TableConfig(_Frozen):
         "hash", description="Cache value: a Redis hash of column -> JSON value, or one JSON document (`_json`)."
     )
     cache_ttl_s: int | None = Field(None, ge=1, description="TTL of cached rows; unset keeps them until deleted.")
-    conflict_strategy: Literal["lww", "region-priority", "column-merge", "custom"] = Field(
-        "lww", description="How concurrent versions of a row are resolved; see docs/conflicts.md."
+    conflict_strategy: Literal["lww", "region-priority", "custom"] = Field(
+        "lww", description="How concurrent versions of a row are resolved: `lww`, `region-priority` or `custom`; "
+                           "see docs/conflicts.md."
     )
     region_priority: tuple[str, ...] = Field(
         (), description="Regions, highest priority first, for `region-priority` (all regions, each once)."
@@ -109,6 +204,15 @@ class TableConfig(_Frozen):
     custom_resolver: str | None = Field(
         None, description="`module:function` returning the winning values, for `custom`."
     )
+
+    @field_validator("conflict_strategy", mode="before")
+    @classmethod
+    def _offered(cls, value: Any) -> Any:
+        # Refused by name, not as a typo: it was once planned, so a config may ask for it; say why not.
+        if value == "column-merge":
+            raise ValueError(f"{value!r} is not offered: it needs per-column write stamps that the clock triggers "
+                             "do not record (see docs/conflicts.md); use lww, region-priority or custom")
+        return value
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> "TableConfig":
@@ -137,7 +241,8 @@ class RegionConfig(_Frozen):
     redis: RedisConfig = Field(default_factory=RedisConfig)
     kafka: KafkaConfig | None = Field(None, description="Region's own Kafka cluster; default the top-level one.")
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port of this region's producer.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the producer's /metrics, /healthz, /readyz (0: any free port).")
     sink: SinkConfig = Field(default_factory=SinkConfig)
     sources: tuple[str, ...] | None = Field(
         None, description="Regions whose topics this region's database sink reads; default from the topology."
@@ -168,6 +273,10 @@ class PipelineConfig(_Frozen):
     )
     cache_tombstone_ttl_s: int = Field(
         86400, ge=1, description="How long a deleted row's cache tombstone (its version) is kept against replays."
+    )
+    tombstone_min_age_s: int = Field(
+        604800, ge=0, description="Default `--min-age` of `cdcsync tombstones purge`: a row-clock tombstone is purged "
+        "only when older than this in every region; longer than the longest replication outage to survive."
     )
     tables: dict[str, TableConfig] = Field(
         default_factory=dict, description="Per-table settings, keyed by `db.table`; unlisted tables use defaults."
@@ -210,7 +319,7 @@ class PipelineConfig(_Frozen):
             unknown = [r for r in table.region_priority if r not in self.regions]
             missing = [r for r in self.regions if table.region_priority and r not in table.region_priority]
             if unknown or missing:
-                raise ValueError(f"tables.{key}.region_priority: unknown regions {unknown}, "
+                raise ValueError(f'tables."{key}".region_priority: unknown regions {unknown}, '
                                  f"regions not listed {missing}; list every region once")
         return self
 
@@ -264,24 +373,34 @@ def table_selected(producer: ProducerConfig, db: str, table: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pat) for pat in producer.include)
 
 
-def _describe(err: ValidationError) -> str:
+def _key(loc: tuple[int | str, ...]) -> str:
+    """A config key as the README writes it: a `db.table` part quoted, `tables."shop.t".cache_ttl_s`."""
+    return ".".join(f'"{p}"' if "." in str(p) else str(p) for p in loc) or "(top level)"
+
+
+def _describe(err: ValidationError, sources: dict[str, str] | None = None) -> str:
     lines = []
     for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {key}: {item['msg']}")
+        path = ".".join(str(p) for p in item["loc"])
+        origin = next((f" (from {var})" for prefix, var in (sources or {}).items()
+                       if path == prefix or path.startswith(prefix + ".")), "")
+        message = item["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        lines.append(f"  {_key(item['loc'])}: {message}{origin}")
     return "invalid config:\n" + "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any]) -> PipelineConfig:
-    """Validate a config mapping; raise ConfigError naming every bad key."""
+def parse_config(data: dict[str, Any], *, sources: dict[str, str] | None = None) -> PipelineConfig:
+    """Validate a config mapping; raise ConfigError naming every bad key (and the environment
+    variable that set it, per `sources`)."""
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
+        raise ConfigError(_describe(err, sources)) from None
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    """Read and validate a TOML config file."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> PipelineConfig:
+    """Read a TOML config file, apply the CDCSYNC_* environment overrides (schemas/config_env.py;
+    `environ` defaults to the process environment) and validate the result."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -289,4 +408,5 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
-    return parse_config(data)
+    data, sources = apply_env(data, PipelineConfig, os.environ if environ is None else environ)
+    return parse_config(data, sources=sources)

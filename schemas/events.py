@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.conflict_record import VersionImage
 from schemas.vclock import VectorClock
 from schemas.version import SCHEMA_VERSION
 
@@ -51,6 +52,8 @@ class ChangeEvent(_Message):
     after: dict[str, Any] | None = Field(description="Row image after the change (insert, update, snapshot).")
     types: dict[str, str] = Field(description="Column -> SQL type, e.g. `int unsigned`, `decimal(10,2)`.")
     vclock: VectorClock | None = Field(None, description="Vector clock of this row version.")
+    heads: list[VersionImage] | None = Field(
+        None, description="For a resolved version (region-priority, custom): the concurrent versions it stands for.")
 
 
 class DdlEvent(_Message):

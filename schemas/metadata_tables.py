@@ -10,7 +10,9 @@ holds the last applied source offset, which makes replays recognisable.
 the SHA-256 of the canonical key text `pk` (schemas/row_clock_key.py; the hash keeps the primary
 key under InnoDB's 3072-byte limit). The clock triggers (schemas/clock_triggers.py) write it in the
 same transaction as every local write; the database sink writes it itself. `deleted = 1` is a
-tombstone. See docs/clocks.md.
+tombstone. `heads` (JSON, NULL for a plain write) holds the concurrent versions a resolved version
+stands for, for strategies whose order does not follow causality (region-priority, custom); a local
+write dominates them all and clears it. See docs/clocks.md.
 
 `conflict_log`: one row per conflict resolution (and per operator override), written by the
 database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
@@ -51,6 +53,7 @@ def ddl(meta_db: str) -> list[str]:
             hlc_us BIGINT NOT NULL,
             deleted TINYINT NOT NULL DEFAULT 0,
             origin VARCHAR(32) NOT NULL,
+            heads MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
             PRIMARY KEY (db, tbl, pk_hash)
         ) ENGINE=InnoDB""",
@@ -82,11 +85,27 @@ def ddl(meta_db: str) -> list[str]:
     ]
 
 
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG)
+
+
 def ensure(conn: pymysql.Connection, meta_db: str) -> None:
-    """Create the metadata database and tables; idempotent."""
+    """Create the metadata database and tables, and add columns newer versions need; idempotent.
+
+    Runs no DDL when every table and column exists: an applier with only DML privileges (least
+    privilege, tables created once by `cdcsync init` as an admin) never needs CREATE or ALTER."""
     with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (meta_db,))
+        tables = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND COLUMN_NAME = 'heads'", (meta_db, ROW_CLOCKS))
+        has_heads = cur.fetchone() is not None
+        if set(TABLES) <= tables and has_heads:
+            return
         for statement in ddl(meta_db):
             cur.execute(statement)
+        if ROW_CLOCKS in tables and not has_heads:   # row_clocks created before `heads` existed
+            cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN heads MEDIUMTEXT CHARACTER SET utf8mb4 "
+                        f"COLLATE utf8mb4_bin NULL AFTER origin")
 
 
 def write_marker(cur: pymysql.cursors.Cursor, meta_db: str, *, topic: str, partition: int, origin: str,

@@ -114,3 +114,23 @@ def sql_key_expression(columns: Sequence[tuple[str, str]], row: str) -> str:
         text = _sql_text(f"{row}.{quote_name(name)}", sql_type)
         parts.append(f"CHAR_LENGTH({text}), ':', {text}")
     return "CONCAT(" + ", ',', ".join(parts) + ")"
+
+
+def split_key(key: str) -> list[str]:
+    """The column texts of a canonical key text, in key order (the inverse of the joining above).
+    Raises ValueError on text that is not a canonical key."""
+    parts: list[str] = []
+    i = 0
+    while True:
+        colon = key.find(":", i)
+        if colon <= i or not key[i:colon].isdigit():
+            raise ValueError(f"not a canonical key: {key!r}")
+        end = colon + 1 + int(key[i:colon])
+        if end > len(key):
+            raise ValueError(f"not a canonical key: {key!r}")
+        parts.append(key[colon + 1:end])
+        if end == len(key):
+            return parts
+        if key[end] != ",":
+            raise ValueError(f"not a canonical key: {key!r}")
+        i = end + 1

@@ -27,6 +27,30 @@ def load(path: Path) -> PipelineConfig:
         raise typer.Exit(2) from None
 
 
+def start_logging(level: str, fmt: str, *, region: str | None = None, component: str | None = None) -> None:
+    """Configure logging, or exit 2 naming the bad option."""
+    from cdcsync import logging_setup
+
+    try:
+        logging_setup.setup(level, fmt, region=region, component=component)
+    except ValueError as err:
+        err_console.print(f"[red]error:[/red] {err}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def serve_health(port: int | None):
+    """Serve /metrics, /healthz and /readyz on `port` (nothing when unset); returns the state to report to."""
+    from cdcsync.health_server import HealthState, serve
+
+    state = HealthState()
+    if port is not None:
+        try:
+            serve(port, state)
+        except OSError as err:
+            fail(f"cannot serve metrics on port {port}: {err.strerror or err}", code=2)
+    return state
+
+
 def fail(message: str, code: int = 1) -> None:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)

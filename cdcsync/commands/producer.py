@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from prometheus_client import start_http_server
 
-from cdcsync import logging_setup
-from cdcsync.commands.common import ConfigOption, LogFormatOption, LogLevelOption, RegionOption, fail, load
+from cdcsync.commands.common import (ConfigOption, LogFormatOption, LogLevelOption, RegionOption, fail, load,
+                                     serve_health, start_logging)
 
 
 def producer(config: Path = ConfigOption, region: str = RegionOption,
              resnapshot: bool = typer.Option(False, "--resnapshot",
                                              help="Discard the checkpoint and take a new consistent snapshot."),
              metrics_port: int = typer.Option(None, "--metrics-port", envvar="CDCSYNC_METRICS_PORT",
-                                              help="Serve Prometheus metrics on this port."),
+                                              help="Serve /metrics, /healthz and /readyz on this port "
+                                                   "(default: the region's metrics_port)."),
              log_format: str = LogFormatOption, log_level: str = LogLevelOption) -> None:
     """Capture one region's committed row changes and publish them to its Kafka topics."""
     from producers.capture import CaptureError
@@ -24,12 +24,10 @@ def producer(config: Path = ConfigOption, region: str = RegionOption,
     from producers.publisher import PublishError
     from producers.service import PositionGone, ProducerService
 
-    logging_setup.setup(log_level, log_format)
+    start_logging(log_level, log_format, region=region, component="producer")
     cfg = load(config)
-    service = ProducerService(cfg, region, resnapshot=resnapshot)
     port = metrics_port if metrics_port is not None else cfg.region(region).metrics_port
-    if port:
-        start_http_server(port)
+    service = ProducerService(cfg, region, resnapshot=resnapshot, health=serve_health(port))
     service.install_signal_handlers()
     try:
         service.run()

@@ -68,7 +68,7 @@ def install(spec: MariaDBSpec) -> None:
 def start(spec: MariaDBSpec, timeout: float = 60.0) -> int:
     """Start mariadbd and wait until it accepts TCP connections. Returns its PID."""
     spec.home.mkdir(parents=True, exist_ok=True)
-    (spec.home / "tmp").mkdir(exist_ok=True)   # tmpdir, see mariadb.cnf.tmpl
+    (spec.home / "tmp").mkdir(exist_ok=True)
     spec.cnf.write_text(render_cnf(spec))
     install(spec)
     proc = processes.spawn([_binary("mariadbd"), f"--defaults-file={spec.cnf}"], spec.log)

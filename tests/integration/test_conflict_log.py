@@ -201,7 +201,7 @@ def test_stats_counts_per_bucket_table_and_strategy(env) -> None:
         ("eu", "t", {"id": 1}, "2020-01-01 10:00:10", "lww"),
         ("eu", "t", {"id": 2}, "2020-01-01 10:00:50", "lww"),
         ("eu", "t", {"id": 3}, "2020-01-01 10:01:20", "lww"),
-        ("eu", "c", {"k": "x", "n": 1}, "2020-01-01 10:01:30", "column-merge"),
+        ("eu", "c", {"k": "x", "n": 1}, "2020-01-01 10:01:30", "custom"),
         ("eu", "t", {"id": 4}, "2020-01-01 10:01:40", "region-priority"),
         ("us", "t", {"id": 1}, "2020-01-01 10:00:20", "lww"),
         ("eu", "t", {"id": 5}, "2020-01-01 12:00:00", "lww"),
@@ -217,12 +217,12 @@ def test_stats_counts_per_bucket_table_and_strategy(env) -> None:
 
     assert counted("--bucket", "1m", "--until", "2020-01-01T11:00:00") == [
         ("10:00", "eu", "t", "lww", 2), ("10:00", "us", "t", "lww", 1),
-        ("10:01", "eu", "c", "column-merge", 1), ("10:01", "eu", "t", "lww", 1),
+        ("10:01", "eu", "c", "custom", 1), ("10:01", "eu", "t", "lww", 1),
         ("10:01", "eu", "t", "region-priority", 1)]
     assert counted("--bucket", "1h", "--region", "eu", "--table", f"{db}.t") == [
         ("10:00", "eu", "t", "lww", 3), ("10:00", "eu", "t", "region-priority", 1), ("12:00", "eu", "t", "lww", 1)]
     assert counted("--bucket", "1d", "--since", "2020-01-01T10:01:00", "--region", "eu") == [
-        ("00:00", "eu", "c", "column-merge", 1), ("00:00", "eu", "t", "lww", 2),
+        ("00:00", "eu", "c", "custom", 1), ("00:00", "eu", "t", "lww", 2),
         ("00:00", "eu", "t", "region-priority", 1)]
     table = cli("stats", "--config", str(path), "--bucket", "1h")
     assert table.exit_code == 0 and "2020-01-01 10:00:00.000" in table.stdout and "7 records" in table.stderr

@@ -13,13 +13,12 @@ from pathlib import Path
 import tomli_w
 
 from schemas.config import PipelineConfig
+from schemas.config_secrets import plain_data
 
 
 def write_config(config: PipelineConfig, path: Path) -> Path:
-    data = config.model_dump(mode="json", exclude_none=True)
-    for name, region in config.regions.items():
-        data["regions"][name]["mysql"]["password"] = region.mysql.password.get_secret_value()
-    path.write_text(tomli_w.dumps(data))
+    """The config as a TOML file, every secret in it (the file is what an operator writes)."""
+    path.write_text(tomli_w.dumps(plain_data(config)))
     return path
 
 
@@ -107,7 +106,8 @@ def pipeline(config: PipelineConfig, path: Path, tmp_path: Path, sinks: tuple[st
             for sink in sinks:
                 procs.append(SinkProcess(path, region, sink, tmp_path / f"{sink}-{region}.log").start())
         for region in config.regions:
-            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, what=f"{region} checkpoint")
+            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, timeout=90,
+                       what=f"{region} checkpoint")
         yield procs
         for proc in procs:
             assert proc.terminate() == 0, proc.output()

@@ -26,18 +26,28 @@ def test_defaults_and_region_names_from_keys() -> None:
     ({"regions": {"eu": {"server_id": 1, "mysql": {"port": "x"}}}}, "regions.eu.mysql.port", "valid integer"),
     ({"regions": {"eu": {"server_id": 1, "typo": 1}}}, "regions.eu.typo", "Extra inputs are not permitted"),
     ({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 1}}}, "(top level)", "server_id must be unique"),
-    (minimal(tables={"d.t": {"conflict_strategy": "custom"}}), "tables.d.t", "needs custom_resolver"),
-    (minimal(tables={"d.t": {"conflict_strategy": "custom", "custom_resolver": "nocolon"}}), "tables.d.t",
+    (minimal(tables={"d.t": {"conflict_strategy": "custom"}}), 'tables."d.t"', "needs custom_resolver"),
+    (minimal(tables={"d.t": {"conflict_strategy": "custom", "custom_resolver": "nocolon"}}), 'tables."d.t"',
      "must be `module:function`"),
-    (minimal(tables={"d.t": {"conflict_strategy": "region-priority"}}), "tables.d.t", "needs region_priority"),
+    (minimal(tables={"d.t": {"conflict_strategy": "region-priority"}}), 'tables."d.t"', "needs region_priority"),
     (minimal(tables={"d.t": {"conflict_strategy": "region-priority", "region_priority": ["eu", "mars"]}}),
-     "(top level)", "tables.d.t.region_priority: unknown regions ['mars'], regions not listed ['us']"),
-    (minimal(tables={"d.t": {"conflict_strategy": "bogus"}}), "tables.d.t.conflict_strategy", "Input should be"),
+     "(top level)", "tables.\"d.t\".region_priority: unknown regions ['mars'], regions not listed ['us']"),
+    (minimal(tables={"d.t": {"conflict_strategy": "bogus"}}), 'tables."d.t".conflict_strategy', "Input should be"),
 ])
 def test_invalid_config_names_key_and_problem(data, key, problem) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(data)
     assert f"{key}:" in str(err.value) and problem in str(err.value)
+
+
+def test_column_merge_is_refused_with_the_key_and_the_reason() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(minimal(tables={"shop.t": {"conflict_strategy": "column-merge"}}))
+    heading, line = str(err.value).splitlines()         # one line, after "invalid config:"
+    assert heading == "invalid config:"
+    assert line == ('  tables."shop.t".conflict_strategy: \'column-merge\' is not offered: it needs per-column '
+                    "write stamps that the clock triggers do not record (see docs/conflicts.md); "
+                    "use lww, region-priority or custom")
 
 
 def test_conflict_strategy_defaults_and_settings() -> None:

@@ -38,3 +38,19 @@ def test_privileges() -> None:
     problems = privilege_problems([f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* {user}",
                                    f"GRANT SELECT ON `app`.* {user}"], ["app", "shop"])
     assert problems == ["missing SELECT on shop: GRANT SELECT ON <schema>.* TO <reader>"]
+
+
+def test_applier_needs_dml_on_replicated_schemas_and_metadata_tables() -> None:
+    from consumers.applier_grants import applier_problems
+
+    least = ["GRANT USAGE ON *.* TO `a`@`%`",
+             "GRANT SELECT, INSERT, UPDATE, DELETE ON `shop`.* TO `a`@`%`",
+             *(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `cdcsync`.`{t}` TO `a`@`%`"
+               for t in ("apply_marker", "row_clocks", "conflict_log"))]
+    assert applier_problems(least, ["shop"], "cdcsync") == []
+    assert applier_problems(["GRANT ALL PRIVILEGES ON *.* TO `a`@`%`"], ["shop"], "cdcsync") == []
+    problems = applier_problems(least[:2] + least[3:], ["shop", "crm"], "cdcsync")
+    assert problems == [
+        "missing SELECT, INSERT, UPDATE, DELETE on crm.*: GRANT SELECT, INSERT, UPDATE, DELETE ON crm.* TO <applier>",
+        "missing SELECT, INSERT, UPDATE, DELETE on cdcsync.apply_marker: "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON cdcsync.apply_marker TO <applier>"]

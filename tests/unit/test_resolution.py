@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.resolution import (
-    LWW, Action, ColumnMerge, Custom, RegionPriority, Strategy, decide, load_resolver, lww_key, strategy_for,
+    LWW, Action, Custom, RegionPriority, Strategy, decide, load_resolver, lww_key, strategy_for,
 )
 from schemas.config import ConfigError, TableConfig
 from schemas.row_version import RowVersion, value_hash
@@ -33,7 +33,6 @@ NOT_CALLABLE = 42
 STRATEGIES: dict[str, Strategy] = {
     "lww": LWW,
     "region-priority": RegionPriority(("us", "eu", "sa", "ap")),
-    "column-merge": ColumnMerge(),
     "custom": Custom(column_max, "tests.unit.test_resolution:column_max"),
 }
 
@@ -53,7 +52,7 @@ def scenarios(draw: st.DrawFn) -> tuple[RowVersion, list[RowVersion]]:
     base_values = draw(st.none() | row_values)
     base_clock = VectorClock(counters=draw(st.dictionaries(st.sampled_from(REGIONS), st.integers(1, 3))),
                              hlc_us=draw(st.integers(0, 5)))
-    base = RowVersion.write(None, base_values, base_clock, draw(st.sampled_from(REGIONS)))
+    base = RowVersion(base_values, base_clock, draw(st.sampled_from(REGIONS)))
     regions = draw(st.lists(st.sampled_from(REGIONS), min_size=2, max_size=4, unique=True))
     versions = []
     for region in regions:
@@ -68,7 +67,7 @@ def scenarios(draw: st.DrawFn) -> tuple[RowVersion, list[RowVersion]]:
             changed = draw(st.lists(st.sampled_from(COLUMNS), min_size=1, unique=True))
             values = {**base.values, **{c: draw(st.integers(0, 3)) for c in changed}}
         now = base_clock.hlc_us + draw(st.integers(1, 2))   # small range: equal timestamps are common
-        versions.append(RowVersion.write(base, values, base_clock.increment(region, now), region))
+        versions.append(RowVersion(values, base_clock.increment(region, now), region))
     return base, versions
 
 
@@ -200,26 +199,6 @@ def test_region_priority_beats_timestamps_and_ties_by_lww() -> None:
     assert decide(other, us, strategy).result.values == {"a": 2}
 
 
-def test_column_merge_keeps_different_columns_and_lww_on_the_same() -> None:
-    base = RowVersion.write(None, {"a": 0, "b": 0, "c": 0}, clock(1, eu=1), "eu")
-    eu = RowVersion.write(base, {"a": 1, "b": 0, "c": 5}, base.clock.increment("eu", 10), "eu")
-    us = RowVersion.write(base, {"a": 0, "b": 2, "c": 6}, base.clock.increment("us", 11), "us")
-    for local, remote in ((eu, us), (us, eu)):
-        decision = decide(local, remote, ColumnMerge())
-        assert decision.result.values == {"a": 1, "b": 2, "c": 6}
-        assert decision.result.clock == clock(11, eu=2, us=1)
-        assert sorted(v.origin for v in decision.losers) == ["eu", "us"]
-
-
-def test_column_merge_newer_write_revives_a_deleted_row_with_every_column() -> None:
-    base = RowVersion.write(None, {"a": 0, "b": 0}, clock(1, eu=1), "eu")
-    delete = RowVersion.write(base, None, base.clock.increment("eu", 10), "eu")
-    update = RowVersion.write(base, {"a": 7, "b": 0}, base.clock.increment("us", 11), "us")
-    assert decide(delete, update, ColumnMerge()).result.values == {"a": 7, "b": 0}
-    tied = RowVersion.write(base, {"a": 7, "b": 0}, base.clock.increment("us", 10), "us")
-    assert decide(tied, delete, ColumnMerge()).result.values is None    # a delete wins a tie
-
-
 def test_custom_resolver_result_clock_and_record() -> None:
     strategy = strategy_for(TableConfig(conflict_strategy="custom",
                                         custom_resolver="tests.unit.test_resolution:column_max"), "d.t")
@@ -254,7 +233,6 @@ def test_custom_resolver_must_return_values() -> None:
 
 def test_strategy_for_each_config() -> None:
     assert strategy_for(TableConfig()) is LWW
-    assert strategy_for(TableConfig(conflict_strategy="column-merge")).name == "column-merge"
     ranked = strategy_for(TableConfig(conflict_strategy="region-priority", region_priority=("us", "eu")))
     assert isinstance(ranked, RegionPriority) and ranked.name == "region-priority"
 
@@ -265,11 +243,11 @@ def test_strategy_for_each_config() -> None:
 def test_causal_histories_converge(name: str, data) -> None:
     """Beyond one round of concurrent writes: regions write on top of whatever they hold (chains,
     writes on resolved versions), exchange some versions, and finally receive everything. The
-    strategies converge: lww and column-merge because a later write always has a greater timestamp,
+    strategies converge: lww because a later write always has a greater timestamp,
     region-priority and custom because a resolved version keeps its concurrent heads."""
     strategy = STRATEGIES[name]
     regions = data.draw(st.lists(st.sampled_from(REGIONS), min_size=2, max_size=3, unique=True))
-    state = {r: RowVersion.write(None, {c: 0 for c in COLUMNS}, clock(1, eu=1), "eu") for r in regions}
+    state = {r: RowVersion({c: 0 for c in COLUMNS}, clock(1, eu=1), "eu") for r in regions}
     written: list[RowVersion] = []
     now = 1
     for _ in range(data.draw(st.integers(2, 10))):
@@ -282,7 +260,7 @@ def test_causal_histories_converge(name: str, data) -> None:
         values = data.draw(st.none() | st.builds(lambda changes: {**(current.values or {c: 0 for c in COLUMNS}),
                                                                     **changes},
                                                   st.dictionaries(st.sampled_from(COLUMNS), st.integers(0, 3))))
-        version = RowVersion.write(current, values, current.clock.increment(region, now), region)
+        version = RowVersion(values, current.clock.increment(region, now), region)  # a write: no siblings
         state[region] = version
         written.append(version)
     finals = []

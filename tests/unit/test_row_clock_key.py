@@ -71,7 +71,7 @@ def test_triggers_are_guarded_and_deterministic() -> None:
     assert [t.name for t in made] == ["cdcsync_o'rders_ai", "cdcsync_o'rders_au", "cdcsync_o'rders_ad"]
     assert all("IF COALESCE(@cdcsync_applying, 0) = 0 THEN" in t.body for t in made)
     assert "'o''rders'" in made[0].body and "deleted = 1" in made[2].body
-    assert made[0].create().startswith("CREATE OR REPLACE TRIGGER `shop`.`cdcsync_o'rders_ai` AFTER INSERT ON "
+    assert made[0].create()[0].startswith("CREATE OR REPLACE TRIGGER `shop`.`cdcsync_o'rders_ai` AFTER INSERT ON "
                                        "`shop`.`o'rders` FOR EACH ROW BEGIN")
     assert triggers(**kw) == made
     assert '$."us"' in made[1].body   # the key-change merge covers every configured region

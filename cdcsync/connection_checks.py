@@ -1,0 +1,142 @@
+"""`cdcsync config check`: test every connection the config describes, one result per check.
+
+Per region: the binlog reader's MySQL user (binlog settings, REPLICATION SLAVE/CLIENT, SELECT;
+the producer's own preflight), the applier's MySQL user (DML on the replicated schemas and on the
+metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
+under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
+(reachable; the region's `_schema` and `dlq` topics present). Nothing raises: a failure becomes a
+result. Messages carry the server's error text, never a configured secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import pymysql
+import redis
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from consumers.applier_grants import applier_problems, may_create
+from consumers.cache_sink import redis_client
+from producers import preflight
+from producers.service import _fixed_schemas
+from producers.topics import TopicNames
+from schemas import metadata_tables
+from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
+
+Outcome = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    region: str
+    check: str
+    outcome: Outcome
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def replicated_schemas(config: PipelineConfig) -> list[str]:
+    """Schemas any region's include patterns name without wildcards."""
+    return sorted({s for r in config.regions.values() for s in _fixed_schemas(r.producer.include)})
+
+
+def check_reader(config: PipelineConfig, region: str) -> CheckResult:
+    mysql = config.region(region).mysql.reader()
+    where = f"{mysql.host}:{mysql.port} as {mysql.user!r}"
+    schemas = _fixed_schemas(config.region(region).producer.include)
+    try:
+        problems = preflight.source_problems(mysql, schemas)
+    except (preflight.PreflightError, pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "mysql reader", "fail", str(err))
+    if problems:
+        return CheckResult(region, "mysql reader", "fail", f"{where}: " + "; ".join(problems))
+    return CheckResult(region, "mysql reader", "ok", f"{where}: binlog settings and privileges fit for capture")
+
+
+def check_applier(config: PipelineConfig, region: str) -> CheckResult:
+    mysql: MySQLConfig = config.region(region).mysql
+    where = f"{mysql.host}:{mysql.port} as {mysql.user!r}"
+    try:
+        with pymysql.connect(**mysql.connect_settings()) as conn, conn.cursor() as cur:
+            cur.execute("SHOW GRANTS FOR CURRENT_USER()")
+            grants = [row[0] for row in cur.fetchall()]
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                        (config.meta_db,))
+            present = {row[0] for row in cur.fetchall()}
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "mysql applier", "fail", f"cannot connect to {where}: {err.args[-1]}")
+    problems = applier_problems(grants, replicated_schemas(config), config.meta_db)
+    missing = [t for t in metadata_tables.TABLES if t not in present]
+    if missing and not may_create(grants, config.meta_db):
+        problems.append(f"metadata tables {', '.join(missing)} missing in {config.meta_db} and the user may not "
+                        f"create them: run `cdcsync init` as an admin user")
+    if problems:
+        return CheckResult(region, "mysql applier", "fail", f"{where}: " + "; ".join(problems))
+    note = "" if replicated_schemas(config) else " (include patterns name no schema; schema grants not checked)"
+    return CheckResult(region, "mysql applier", "ok", f"{where}: DML privileges present{note}")
+
+
+def check_redis(config: PipelineConfig, region: str) -> CheckResult:
+    cfg = config.region(region).redis
+    where = f"{cfg.host}:{cfg.port}" + (f" as {cfg.username!r}" if cfg.username else "")
+    key = f"{config.prefix}:_config_check:{uuid.uuid4().hex}"
+    try:
+        client = redis_client(cfg)
+        try:
+            client.ping()
+            client.set(key, "1", ex=60)
+            client.delete(key)
+            client.eval("return 1", 1, key)   # the cache sink writes through Lua scripts
+        finally:
+            client.close()
+    except (redis.RedisError, OSError) as err:
+        return CheckResult(region, "redis", "fail", f"{where}: {err}")
+    return CheckResult(region, "redis", "ok", f"{where}: AUTH, writes and scripts under {config.prefix}:*")
+
+
+def _clusters(config: PipelineConfig, region: str) -> list[tuple[str, KafkaConfig]]:
+    clusters: dict[str, tuple[str, KafkaConfig]] = {}
+    own = config.kafka_for(region)
+    clusters[own.bootstrap] = ("kafka", own)
+    for source in config.sources_of(region):
+        cluster = config.source_kafka_for(region, source)
+        clusters.setdefault(cluster.bootstrap, (f"kafka (source {source})", cluster))
+    return list(clusters.values())
+
+
+def check_kafka(config: PipelineConfig, region: str, timeout_s: float) -> list[CheckResult]:
+    results = []
+    names = TopicNames.of(config)
+    for label, cluster in _clusters(config, region):
+        try:
+            metadata = AdminClient(cluster.client_settings()).list_topics(timeout=timeout_s)
+        except KafkaException as err:
+            results.append(CheckResult(region, label, "fail", f"{cluster.bootstrap}: {err.args[0].str()}"))
+            continue
+        detail = f"{cluster.bootstrap}: {len(metadata.brokers)} broker(s)"
+        if label != "kafka":
+            results.append(CheckResult(region, label, "ok", detail))
+            continue
+        missing = [t for t in (names.schema(region), names.dlq(region)) if t not in metadata.topics]
+        if missing:
+            results.append(CheckResult(region, label, "warn", f"{detail}; topics {', '.join(missing)} do not exist "
+                                                              f"yet (the producer and sinks create them at start)"))
+        else:
+            results.append(CheckResult(region, label, "ok", f"{detail}; topics present"))
+    return results
+
+
+def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
+    results = []
+    for region in config.regions:
+        results.append(check_reader(config, region))
+        results.append(check_applier(config, region))
+        results.append(check_redis(config, region))
+        results.extend(check_kafka(config, region, timeout_s))
+    return results
