@@ -58,7 +58,8 @@ TABLES: tuple[DemoTable, ...] = (
     DemoTable("products", "sku", "VARCHAR(8)",
               {"name": "VARCHAR(32)", "price": "DECIMAL(8,2)", "stock": "INT"}, "lww"),
     DemoTable("inventory", "sku", "VARCHAR(8)",
-              {"on_hand": "INT", "reserved": "INT", "bin": "VARCHAR(32)"}, "column-merge"),
+              {"on_hand": "INT", "reserved": "INT", "bin": "VARCHAR(32)"}, "custom",
+              {"custom_resolver": "cdcsync.demo.resolvers:most_on_hand"}),
     DemoTable("customers", "id", "INT",
               {"email": "VARCHAR(32)", "tier": "VARCHAR(32)", "credit": "DECIMAL(8,2)"}, "region-priority"),
 )

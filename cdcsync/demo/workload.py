@@ -7,8 +7,8 @@ change, with a short random pause:
 
 - `upsert` (45%): `INSERT ... ON DUPLICATE KEY UPDATE` of some value columns: an insert when the
   key is absent (a first insert, or a re-insert after a delete anywhere), otherwise an update;
-- `update` (35%): `UPDATE` of a random non-empty subset of value columns (column-merge then has
-  concurrent changes of different columns to keep);
+- `update` (35%): `UPDATE` of a random non-empty subset of value columns (concurrent versions then
+  mix columns of several writers);
 - `delete` (20%).
 
 With a few dozen keys and writers in three regions, versions of one row cross in flight all the

@@ -54,7 +54,7 @@ def test_demo_converges_with_conflicts_and_leaves_nothing_running(tmp_path: Path
     assert converged, out[-4000:]
     assert int(converged.group(1)) > 100 and int(converged.group(2)) > 0
     assert "OK: 3 tables match in eu, us, ap" in out
-    for strategy in ("lww", "column-merge", "region-priority"):
+    for strategy in ("lww", "custom", "region-priority"):
         assert strategy in out
     assert re.search(r"(eu|us|ap) #\d+ +shop\.\w+ \w+=\w+ +[\w-]+, winner: (local|remote|merged)", out), out
     for command in ("conflicts list ", r"conflicts show  \d+", "conflicts stats"):

@@ -1,12 +1,11 @@
 """A region-priority row must end the same whatever order its concurrent versions reach a region.
 
-Found by `make demo` (shop.customers, region-priority eu > us > ap; one row differed after
-quiescence). The sink stores a resolved version in `row_clocks` as (merged counters, max hlc_us,
-winner's origin) and drops its concurrent heads (`RowVersion.siblings`). The next decision reads
-that back as one write by the winner's region at the *loser's* later timestamp, so a newer write
-of the winner's region (which dominates the old winner but not the loser) loses the lww tie-break
-between two versions of one region. docs/conflicts.md, `region-priority`, explains why the heads
-must be kept; here they are lost between two decisions.
+Found by `make demo` (shop.customers, region-priority eu > us > ap; rows differed after
+quiescence): a sink that stored a resolved version as (merged counters, max hlc_us, winner's
+origin) and dropped its concurrent heads (`RowVersion.siblings`) read it back, at the next
+decision, as one write by the winner's region at the *loser's* later timestamp, so a newer write of
+the winner's region (dominating the old winner, not the loser) lost the lww tie-break between two
+versions of one region. docs/conflicts.md, `region-priority`, explains why the heads must be kept.
 
 Versions of row 1 (priority eu > us > ap):
   E1 eu {eu:1} hlc 1000 -> E2 eu {eu:2} hlc 2000 (eu's write on top of E1);
@@ -95,8 +94,6 @@ def deliver(config: PipelineConfig, db: str, conn: pymysql.Connection, order: tu
     return found[0] if found else None
 
 
-@pytest.mark.xfail(strict=True, reason="bug found by make demo: a resolved region-priority version is stored "
-                                       "without its concurrent heads (row_clocks has no siblings)")
 def test_region_priority_result_is_the_same_in_every_delivery_order(us_sink) -> None:
     config, db, conn = us_sink
     results = {order: deliver(config, db, conn, order)
