@@ -94,7 +94,9 @@ def main(options: DemoOptions) -> int:
     root = options.dir.resolve() if options.dir else Path(tempfile.mkdtemp(prefix="cdcsync-demo-"))
     mode: Mode = "running" if options.keep else "stopped" if options.dir else "removed"
     run = DemoRun(root, Sandbox(root))
+    # Both stop the demo the same way, also when SIGINT came in ignored (a background job of a shell).
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
         code = 0 if _demo(run, options, mode) else 1
     except KeyboardInterrupt:
@@ -114,7 +116,7 @@ def main(options: DemoOptions) -> int:
             with console.status("stopping the pipeline and the sandbox"):
                 run.teardown(keep_servers=options.keep)
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, previous)
     if options.keep:
         console.print(f"the sandbox's servers are left running in {root}: cdcsync sandbox down --dir {root}")

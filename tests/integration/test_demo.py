@@ -40,8 +40,12 @@ def leftovers(root: Path) -> list[str]:
 def test_demo_converges_with_conflicts_and_leaves_nothing_running(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "cdcsync", "demo", "--dir", str(root), "--duration", "12",
-                             "--writes", "80"], capture_output=True, text=True, timeout=240, env=ENV)
+    try:
+        result = subprocess.run([sys.executable, "-m", "cdcsync", "demo", "--dir", str(root), "--duration", "12",
+                                 "--writes", "80"], capture_output=True, text=True, timeout=240, env=ENV)
+    finally:
+        left = [s.name for s in Sandbox(root).status() if s.running]
+        Sandbox(root).down()    # only if the demo failed to: it must have stopped them (asserted below)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     assert time.monotonic() - started < 180
@@ -60,14 +64,21 @@ def test_demo_converges_with_conflicts_and_leaves_nothing_running(tmp_path: Path
     for command in ("conflicts list ", r"conflicts show  \d+", "conflicts stats"):
         assert re.search(rf"cdcsync {command} --config {re.escape(str(root))}/cdcsync.toml", out), command
     # Nothing runs any more; the files stay (--dir), the servers are stopped.
-    assert not any(s.running for s in Sandbox(root).status())
+    assert left == []
     assert leftovers(root) == []
 
 
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # as in a background job of a non-interactive shell
+
+
 def test_interrupted_demo_stops_everything(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal: SIGINT to the whole process group (the demo and its supervised
+    components), here even with SIGINT inherited as ignored."""
     root = tmp_path / "demo"
     proc = subprocess.Popen([sys.executable, "-m", "cdcsync", "demo", "--dir", str(root), "--duration", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                            start_new_session=True, preexec_fn=ignore_sigint)
     seen = []
     try:
         assert proc.stdout is not None
@@ -76,14 +87,16 @@ def test_interrupted_demo_stops_everything(tmp_path: Path) -> None:
             if line.startswith("pipeline running"):
                 break
         time.sleep(3)   # the writers are at work now
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
+        left = [s.name for s in Sandbox(root).status() if s.running]
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        Sandbox(root).down()    # only if the demo failed to: it must have stopped them (asserted below)
     out = "".join(seen) + rest
     assert proc.returncode == 130, out[-4000:]
     assert "interrupted" in out
-    assert not any(s.running for s in Sandbox(root).status())
+    assert left == []
     assert leftovers(root) == []
