@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 test: deps
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
+# DEMO_ARGS: e.g. `make demo DEMO_ARGS="--keep --dir demo-sandbox"` (see `cdcsync demo --help`).
 demo: deps
-	$(VENV)/bin/cdcsync demo
+	$(VENV)/bin/cdcsync demo $(DEMO_ARGS)
 
 bench: deps
 	$(PY) bench/capture.py

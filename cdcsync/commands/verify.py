@@ -48,7 +48,7 @@ def verify(config: Path = ConfigOption,
     if as_json:
         typer.echo(orjson.dumps(report.to_json()).decode())
     else:
-        _print(report)
+        print_report(report)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -68,7 +68,8 @@ def _rows(rows: dict[str, int]) -> str:
     return "\n".join(f"{region} {n}" for region, n in rows.items())
 
 
-def _print(report: VerifyReport) -> None:
+def print_report(report: VerifyReport) -> None:
+    """The verify report as tables and detail lines (what `cdcsync verify` prints; the demo too)."""
     console = Console(highlight=False)
     summary = Table("table", "regions", "rows", "chunks", "differing chunks", "row diffs", "cache diffs", "problems",
                     title="cdcsync verify", show_lines=True)

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.conflict_record import ConflictRecord
 
 from schemas.clock_init import init_region
 from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
@@ -155,6 +162,58 @@ def run_seed(config, db: str, seed: int) -> int:
     return len(lost)
 
 
+def conflicts_topic(config, idle_s: float = 3.0) -> list[ConflictRecord]:
+    """Every record on `<prefix>.conflicts`."""
+    topic = f"{config.prefix}.conflicts"
+    consumer = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records, last = [], time.monotonic()
+        while time.monotonic() - last < idle_s:
+            for msg in consumer.consume(500, 0.2):
+                assert not msg.error(), msg.error()
+                records.append(ConflictRecord.model_validate_json(msg.value()))
+                last = time.monotonic()
+        return records
+    finally:
+        consumer.close()
+
+
+def logged(config, db: str) -> set[tuple]:
+    """(region, source topic, partition, offset) of every resolution in every region's conflict log."""
+    found = set()
+    for region in config.regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT region, source_topic, source_partition, source_offset FROM "
+                        f"{config.meta_db}.{CONFLICT_LOG} WHERE db = %s AND kind = 'resolution'", (db,))
+            found |= set(cur.fetchall())
+    return found
+
+
+def override_replicates(config, path: Path, db: str) -> None:
+    """An operator's override in one region becomes the value everywhere."""
+    with connect(config, "us") as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id, pk FROM {config.meta_db}.{CONFLICT_LOG} WHERE db = %s AND tbl = 'kv11' "
+                    f"ORDER BY id DESC LIMIT 1", (db,))
+        record_id, pk = cur.fetchone()
+    key = json.loads(pk)["id"]
+    done = subprocess.run([sys.executable, "-m", "cdcsync", "conflicts", "resolve", str(record_id), "--config",
+                           str(path), "--region", "us", "--take", "json", "--value", '{"v": "by-operator"}'],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_quiescent(config)
+    assert_verified(config, timeout=30)
+    for region in config.regions:
+        with connect(config, region, db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT v FROM kv11 WHERE id = %s", (key,))
+            assert cur.fetchone() == ("by-operator",), region
+    with connect(config, "us") as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {config.meta_db}.{CONFLICT_LOG} WHERE overrides = %s", (record_id,))
+        assert cur.fetchone() == (1,)
+
+
 @pytest.mark.parametrize("topology", ["mesh", "star"])
 def test_concurrent_writers_in_three_regions_converge_and_lose_nothing_silently(
         sandbox_config, unique: str, tmp_path: Path, topology: str) -> None:
@@ -173,7 +232,11 @@ def test_concurrent_writers_in_three_regions_converge_and_lose_nothing_silently(
     try:
         with pipeline(config, path, tmp_path):
             conflicts = [run_seed(config, db, seed) for seed in SEEDS]
-        assert sum(conflicts) > 0, "the workload made no conflict: it proves nothing"
+            assert sum(conflicts) > 0, "the workload made no conflict: it proves nothing"
+            published = {(r.region, r.source_topic, r.source_partition, r.source_offset)
+                         for r in conflicts_topic(config)}
+            assert published == logged(config, db)       # every resolution also reached the topic
+            override_replicates(config, path, db)
     finally:
         for region in REGIONS:
             with connect(config, region) as conn, conn.cursor() as cur:

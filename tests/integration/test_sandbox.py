@@ -58,3 +58,13 @@ def test_cli_up_status_down_cycle(tmp_path) -> None:
     # Down again, and status: nothing running is reported as a failure, not a crash.
     subprocess.run(cli + ["down", "--dir", d], check=True, capture_output=True)
     assert subprocess.run(cli + ["status", "--dir", d], capture_output=True).returncode == 1
+
+
+def test_mariadb_temporary_files_stay_in_the_sandbox(sandbox: Sandbox, sandbox_config) -> None:
+    # /tmp is shared with other servers and cleaners: a temporary table deleted under mariadbd fails queries.
+    for name, region in sandbox_config.regions.items():
+        m = region.mysql
+        with pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value()) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@tmpdir")
+                assert cur.fetchone()[0] == str(sandbox.root / name / "mysql" / "tmp")
