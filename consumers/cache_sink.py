@@ -193,6 +193,7 @@ class CacheSink:
     def __init__(self, config: PipelineConfig, region: str, metrics: SinkMetrics,
                  retry: RetryPolicy | None = None) -> None:
         self.config = config
+        self.region = region
         self.writer = CacheWriter(config, region)
         self.metrics = metrics
         sink = config.region(region).sink
@@ -206,6 +207,9 @@ class CacheSink:
             event = record.event
             if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
                 self.metrics.skipped(self.name, "not_a_row_change")
+                continue
+            if event.region != self.region:   # a star hub's forwarded version, not its database's state
+                self.metrics.skipped(self.name, "forwarded")
                 continue
             key = cache_key(self.config.prefix, event.db, event.table, list(event.pk.values()))
             latest.pop(key, None)

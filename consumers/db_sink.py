@@ -42,6 +42,7 @@ from consumers import db_dialect
 from consumers import conflict_log
 from consumers.conflict_publisher import ConflictPublisher
 from consumers.dlq import DeadLetter, DeadLetterPublisher
+from consumers.forwarder import Forwarder
 from consumers.local_versions import ClockedPlanner, Planned, write_clocks
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, source_region
@@ -92,13 +93,20 @@ def _gtid_order(gtid: str | None, index: int | None) -> tuple[str, int, int] | N
     return domain, int(seq.rpartition("-")[2]), index
 
 
-def already_applied(event: ChangeEvent, offset: int, marker: tuple[int, str | None, int | None] | None) -> bool:
-    """Whether the marker of this partition shows the event as applied (a replay or a re-delivery)."""
+def already_applied(event: ChangeEvent, offset: int, marker: tuple[int, str | None, int | None] | None,
+                    source: str | None = None) -> bool:
+    """Whether the marker of this partition shows the event as applied (a replay or a re-delivery).
+
+    The GTID rule (a producer's re-delivery) holds only for events read from their own region's
+    binlog (`event.region == source`): a star hub's forwarded versions interleave other domains.
+    """
     if marker is None:
         return False
     applied_offset, gtid, index = marker
     if offset <= applied_offset:
         return True
+    if source is not None and event.region != source:
+        return False
     mine, last = _gtid_order(event.gtid, event.txn_index), _gtid_order(gtid, index)
     return mine is not None and last is not None and mine[0] == last[0] and mine[1:] <= last[1:]
 
@@ -140,7 +148,7 @@ class DatabaseSink:
 
     def __init__(self, config: PipelineConfig, region: str, dead_letters: DeadLetterPublisher,
                  metrics: SinkMetrics, retry: RetryPolicy | None = None,
-                 conflicts: ConflictPublisher | None = None) -> None:
+                 conflicts: ConflictPublisher | None = None, forwarder: Forwarder | None = None) -> None:
         self.config = config
         self.region = config.region(region)
         self.dead_letters = dead_letters
@@ -151,6 +159,7 @@ class DatabaseSink:
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
         self.conflicts = conflicts
+        self.forwarder = forwarder
         self._strategies: dict[tuple[str, str], Any] = {}
         self._planner = ClockedPlanner(region=self.region.name, flavor=self.region.mysql.flavor,
                                        meta_db=config.meta_db, strategy=self._strategy,
@@ -219,11 +228,21 @@ class DatabaseSink:
                 if not self.config.accepts(self.region.name, source, event.origin):
                     self.metrics.skipped(self.name, "echo")
                     continue
+                if self._relayed_state(source, event):
+                    self.metrics.skipped(self.name, "relayed_state")
+                    continue
                 if current is None or current.origin != event.origin:
                     current = _Run(topic, partition, event.origin)
                     runs.append(current)
                 current.records.append(record)
         return runs
+
+    def _relayed_state(self, source: str, event: ChangeEvent) -> bool:
+        """A star hub's published applied change that carries a clock: the spoke takes the
+        forwarded versions instead (consumers/forwarder.py)."""
+        hub = self.config.topology.hub
+        return (self.config.topology.mode == "star" and source == hub and event.region == hub
+                and event.origin != hub and event.vclock is not None)
 
     def replay(self, records: list[SourceRecord]) -> list[DeadLetter]:
         """Apply dead-lettered records again, in source order per partition, one savepoint each and
@@ -306,7 +325,9 @@ class DatabaseSink:
             new_markers = []
             for run in group:
                 marker = markers.get((run.topic, run.partition))
-                kept = [r for r in run.records if not already_applied(r.event, r.offset, marker)]  # type: ignore[arg-type]
+                source = source_region(run.topic, self.config.prefix)
+                kept = [r for r in run.records
+                        if not already_applied(r.event, r.offset, marker, source)]  # type: ignore[arg-type]
                 if len(kept) < len(run.records):
                     self.metrics.skipped(self.name, "already_applied", len(run.records) - len(kept))
                 if kept:
@@ -318,6 +339,8 @@ class DatabaseSink:
                 conn.rollback()
                 return 0, []
             metadata_tables.write_markers(cur, meta, new_markers)   # first: loop prevention needs it
+            if self.forwarder is not None:   # a star hub: every version reaches the spokes, acknowledged first
+                self.forwarder.forward([r for r in fresh if r.event.vclock is not None])  # type: ignore[union-attr]
             plans = self._planner.plan(conn, cur, _last_per_key(fresh))
             skipped = sum(1 for p in plans if p.action is Action.SKIP)
             letters = self._apply_isolated(cur, plans) if isolate else self._apply_batched(cur, plans)

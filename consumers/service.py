@@ -47,8 +47,13 @@ def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: Sin
         local = config.kafka_for(region)
         topic = TopicNames.of(config).conflicts()
         TopicCreator(local).ensure(topic)
+        forwarder = None
+        if config.topology.mode == "star" and config.topology.hub == region:
+            from consumers.forwarder import Forwarder
+
+            forwarder = Forwarder(config, region, local, client_settings(local))
         return DatabaseSink(config, region, dead_letters, metrics,
-                            conflicts=ConflictPublisher(client_settings(local), topic))
+                            conflicts=ConflictPublisher(client_settings(local), topic), forwarder=forwarder)
     from consumers.cache_sink import CacheSink
 
     return CacheSink(config, region, metrics)
