@@ -7,27 +7,18 @@ feed of it (a crash between the commit and the publish loses a topic message, ne
 from __future__ import annotations
 
 import orjson
-from confluent_kafka import Producer
 
+from consumers.acked_producer import AckedProducer, Outgoing
 from schemas.conflict_record import ConflictRecord
 
 
 class ConflictPublisher:
     def __init__(self, producer_settings: dict[str, object], topic: str) -> None:
-        self._producer = Producer({**producer_settings, "enable.idempotence": True, "acks": "all"})
+        self._producer = AckedProducer(producer_settings, f"conflicts topic {topic}")
         self.topic = topic
 
     def publish(self, records: list[ConflictRecord], timeout: float = 30.0) -> None:
         """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged."""
-        failures: list[str] = []
-
-        def on_delivery(err: object, msg: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for record in records:
-            key = f"{record.db}.{record.table}:".encode() + orjson.dumps(list(record.pk.values()))
-            self._producer.produce(self.topic, record.model_dump_json().encode(), key, on_delivery=on_delivery)
-        remaining = self._producer.flush(timeout)
-        if remaining or failures:
-            raise RuntimeError(f"conflicts topic {self.topic}: {remaining} unacknowledged, errors {failures[:3]}")
+        self._producer.send((Outgoing(self.topic, record.model_dump_json().encode(),
+                                      f"{record.db}.{record.table}:".encode() + orjson.dumps(list(record.pk.values())))
+                             for record in records), timeout)

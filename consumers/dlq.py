@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
-
+from consumers.acked_producer import AckedProducer, Outgoing
 from consumers.records import SourceRecord
 
 
@@ -37,22 +36,12 @@ def to_json(letter: DeadLetter, *, region: str, sink: str) -> dict[str, Any]:
 
 class DeadLetterPublisher:
     def __init__(self, producer_settings: dict[str, object], topic: str, *, region: str, sink: str) -> None:
-        self._producer = Producer({**producer_settings, "enable.idempotence": True, "acks": "all"})
+        self._producer = AckedProducer(producer_settings, f"dead-letter topic {topic}")
         self.topic, self.region, self.sink = topic, region, sink
 
     def publish(self, letters: list[DeadLetter], timeout: float = 30.0) -> None:
         """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged."""
         if not letters:
             return
-        failures: list[str] = []
-
-        def on_delivery(err: object, msg: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for letter in letters:
-            self._producer.produce(self.topic, orjson.dumps(to_json(letter, region=self.region, sink=self.sink)),
-                                   letter.record.key, on_delivery=on_delivery)
-        remaining = self._producer.flush(timeout)
-        if remaining or failures:
-            raise RuntimeError(f"dead-letter topic {self.topic}: {remaining} unacknowledged, errors {failures[:3]}")
+        self._producer.send((Outgoing(self.topic, orjson.dumps(to_json(letter, region=self.region, sink=self.sink)),
+                                      letter.record.key) for letter in letters), timeout)

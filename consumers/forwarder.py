@@ -16,8 +16,7 @@ read from, so a source partition's order (and its GTID order) holds on the hub's
 
 from __future__ import annotations
 
-from confluent_kafka import Producer
-
+from consumers.acked_producer import AckedProducer, Outgoing
 from consumers.records import SourceRecord
 from producers import messages
 from producers.topics import TopicCreator, TopicNames
@@ -27,7 +26,7 @@ from schemas.events import ChangeEvent
 
 class Forwarder:
     def __init__(self, config: PipelineConfig, hub: str, kafka: KafkaConfig, producer_settings: dict[str, object]) -> None:
-        self._producer = Producer({**producer_settings, "enable.idempotence": True, "acks": "all"})
+        self._producer = AckedProducer(producer_settings, f"forwarding to {hub}'s topics")
         self._names = TopicNames.of(config)
         self._topics = TopicCreator(kafka)
         self._partitions = kafka.partitions
@@ -35,19 +34,11 @@ class Forwarder:
 
     def forward(self, records: list[SourceRecord], timeout: float = 30.0) -> None:
         """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged."""
-        failures: list[str] = []
-
-        def on_delivery(err: object, msg: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
+        outgoing = []
         for record in records:
             event: ChangeEvent = record.event  # type: ignore[assignment]
             topic = self._names.changes(self.hub, event.db, event.table)
             self._topics.ensure(topic)
-            kwargs = {"partition": record.partition} if record.partition < self._partitions else {}
-            self._producer.produce(topic, record.payload, record.key, headers=messages.headers("change", event.origin),
-                                   on_delivery=on_delivery, **kwargs)
-        remaining = self._producer.flush(timeout)
-        if remaining or failures:
-            raise RuntimeError(f"forwarding to {self.hub}'s topics: {remaining} unacknowledged, errors {failures[:3]}")
+            outgoing.append(Outgoing(topic, record.payload, record.key, messages.headers("change", event.origin),
+                                     record.partition if record.partition < self._partitions else None))
+        self._producer.send(outgoing, timeout)

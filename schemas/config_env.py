@@ -30,11 +30,12 @@ SEPARATOR = "__"
 _LIBRDKAFKA_MAPS = {"extra", "extra_files"}
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field's annotation (`X`, `X | None`, `dict[str, X]`), if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
-        found = _model_of(arg)
+        found = model_of(arg)
         if found is not None:
             return found
     return None
@@ -78,7 +79,7 @@ def apply_env(data: dict[str, Any], model: type[BaseModel],
             continue
         if len(segments) == 1:
             field = model.model_fields.get(segments[0].lower())
-            if field is None or _model_of(field.annotation) or _is_mapping(field.annotation):
+            if field is None or model_of(field.annotation) or _is_mapping(field.annotation):
                 continue  # a command-line option's variable, not a setting
         path = _set(result, model, segments, _value(environ[name]))
         sources[".".join(path)] = name
@@ -104,6 +105,6 @@ def _set(node: dict[str, Any], model: type[BaseModel] | None, segments: list[str
         inner = child.get(entry)
         if not isinstance(inner, dict):
             inner = child[entry] = {}
-        return [key, entry, *_set(inner, _model_of(annotation), segments[2:], value)]
+        return [key, entry, *_set(inner, model_of(annotation), segments[2:], value)]
     # A nested model, or an unknown key: the model's `extra="forbid"` names the latter.
-    return [key, *_set(child, _model_of(annotation) if annotation is not None else None, segments[1:], value)]
+    return [key, *_set(child, model_of(annotation) if annotation is not None else None, segments[1:], value)]
