@@ -1,8 +1,8 @@
 """The database sink: other regions' change events -> this region's database, exactly once in effect.
 
 Contract of `write_batch`: when it returns, every record is committed, dead-lettered (and
-acknowledged by the broker), or deliberately skipped (an echo, or already applied). Only then may
-the caller commit the Kafka offsets.
+acknowledged by the broker), or deliberately skipped (an echo, a star hub's relayed applied state,
+already applied, or dominated by the local clock). Only then may the caller commit the Kafka offsets.
 
 - One database transaction per batch and origin (a star hub's topics mix origins; a partition's
   runs of one origin then commit in order, see `transactions`). Its first statement upserts the
@@ -19,6 +19,9 @@ the caller commit the Kafka offsets.
   applied (newer), or resolved with the table's strategy (concurrent). The clock row, and for a
   resolution its conflict-log row, are written in the same transaction; resolutions are published
   to `<prefix>.conflicts` after the commit. A change without a clock is applied as it comes.
+- On a star hub, every clocked change not applied before is forwarded, unchanged, to the hub's own topics and
+  acknowledged by the broker before the commit (consumers/forwarder.py); spokes skip the hub's
+  clocked applied state and take those versions instead.
 - Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
   column, constraint) re-runs the transaction statement by statement under savepoints, so only the
   poison events go to the dead-letter topic and the rest commit.
