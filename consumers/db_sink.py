@@ -19,9 +19,9 @@ already applied, or dominated by the local clock). Only then may the caller comm
   applied (newer), or resolved with the table's strategy (concurrent). The clock row, and for a
   resolution its conflict-log row, are written in the same transaction; resolutions are published
   to `<prefix>.conflicts` after the commit. A change without a clock is applied as it comes.
-- On a star hub, every clocked change not applied before is forwarded, unchanged, to the hub's own topics and
-  acknowledged by the broker before the commit (consumers/forwarder.py); spokes skip the hub's
-  clocked applied state and take those versions instead.
+- On a star hub, every clocked change not applied before is forwarded, unchanged, to the hub's
+  own topics and acknowledged by the broker before the commit (consumers/forwarder.py); spokes
+  skip the hub's clocked applied state and take those versions instead.
 - Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
   column, constraint) re-runs the transaction statement by statement under savepoints, so only the
   poison events go to the dead-letter topic and the rest commit.
