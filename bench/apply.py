@@ -10,13 +10,16 @@ six-column row) are published once to `<prefix>.eu.bench.orders`. Then, in the s
   values (converting them to query parameters is timed, as the sink must do it too);
 - db, sink: the database sink's real loop (`SinkRunner.step`: consume from Kafka, decode, fold,
   marker-first transaction, commit offsets) applying the N events into the emptied table;
+- db_clocked, sink: the same with every event carrying a vector clock, so the sink also locks and
+  reads each row and its `row_clocks` row, decides, and writes the clock (the conflict path's cost);
 - cache, bare: a redis-py pipeline of one SET per row (the row serialized to JSON, timed),
   executed per batch;
 - cache, sink: the cache sink's real loop writing the same rows (Lua compare-and-set).
 
 Each sink run uses a fresh consumer group; its clock starts when the first records arrive, so the
 group join (a broker property) is not measured. Best of K runs after a warm-up. Prints one JSON
-line per sink: {"sink", "bare_rows_per_s", "sink_rows_per_s", "ratio"}.
+line per sink: {"sink", "bare_rows_per_s", "sink_rows_per_s", "ratio"} (db and db_clocked against the
+same bare upsert).
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ def make_rows(n: int) -> list[dict]:
             for i in range(1, n + 1)]
 
 
-def publish_events(config: PipelineConfig, rows: list[dict]) -> str:
-    topic = f"{config.prefix}.{SOURCE}.{DB}.{TABLE}"
+def publish_events(config: PipelineConfig, rows: list[dict], clocked: bool = False) -> str:
+    topic = f"{config.prefix}.{SOURCE}.{DB}.{TABLE}" + ("_clocked" if clocked else "")
     kafka = config.kafka_for(SOURCE)
     TopicCreator(kafka).ensure(topic)
     producer = Producer({**client_settings(kafka), "enable.idempotence": True, "linger.ms": 20})
@@ -78,7 +81,8 @@ def publish_events(config: PipelineConfig, rows: list[dict]) -> str:
                  "server_id": 1, "gtid": f"1-1-{i + 10}", "binlog_file": "binlog.000001", "binlog_pos": 1000 + i,
                  "txn_id": f"1-1-{i + 10}", "ts_us": 1_795_000_000_000_000, "db": DB, "table": TABLE,
                  "txn_index": 0, "txn_last": True, "op": "insert", "pk": {"id": row["id"]}, "before": None,
-                 "after": row, "types": TYPES, "vclock": None}
+                 "after": row, "types": TYPES,
+                 "vclock": {"counters": {SOURCE: 1}, "hlc_us": 1_795_000_000_000_000 + i} if clocked else None}
         producer.produce(topic, orjson.dumps(event), orjson.dumps([row["id"]]))
         if i % 5000 == 0:
             producer.poll(0)
@@ -96,6 +100,7 @@ def reset_target(config: PipelineConfig, topic: str) -> None:
         cur.execute(f"TRUNCATE TABLE {DB}.{TABLE}")
         metadata_tables.ensure(conn, config.meta_db)
         cur.execute(f"DELETE FROM {config.meta_db}.apply_marker WHERE source_topic = %s", (topic,))
+        cur.execute(f"DELETE FROM {config.meta_db}.row_clocks WHERE db = %s AND tbl = %s", (DB, TABLE))
 
 
 def bare_db(config: PipelineConfig, rows: list[dict], batch: int, topic: str):
@@ -188,6 +193,7 @@ def run_all(running: Running, n: int, runs: int) -> None:
     batch = config.region(TARGET).sink.batch_max_events
     progress(f"publishing {n} change events")
     topic = publish_events(config, rows)
+    clocked_topic = publish_events(config, rows, clocked=True)
     others = {k: v for k, v in running.server_pids().items() if k.startswith(TARGET) or k == "broker"}
     from consumers.cache_sink import redis_client
 
@@ -199,12 +205,18 @@ def run_all(running: Running, n: int, runs: int) -> None:
     results.append({"sink": "db", "bare_rows_per_s": round(db_bare.best_rate, 1),
                     "sink_rows_per_s": round(db_sink.best_rate, 1),
                     "ratio": round(db_sink.best_rate / db_bare.best_rate, 3)})
+    db_clocked = repeat("db sink, clocked events", sink_run(config, "db", n, clocked_topic,
+                                                             lambda: reset_target(config, clocked_topic)),
+                        runs=runs, others=others)
+    results.append({"sink": "db_clocked", "bare_rows_per_s": round(db_bare.best_rate, 1),
+                    "sink_rows_per_s": round(db_clocked.best_rate, 1),
+                    "ratio": round(db_clocked.best_rate / db_bare.best_rate, 3)})
     cache_bare = repeat("cache bare SET pipeline", bare_cache(config, rows, batch), runs=runs, others=others)
     cache_sink = repeat("cache sink", sink_run(config, "cache", n, topic, flush_cache), runs=runs, others=others)
     results.append({"sink": "cache", "bare_rows_per_s": round(cache_bare.best_rate, 1),
                     "sink_rows_per_s": round(cache_sink.best_rate, 1),
                     "ratio": round(cache_sink.best_rate / cache_bare.best_rate, 3)})
-    for timing in (db_bare, db_sink, cache_bare, cache_sink):
+    for timing in (db_bare, db_sink, db_clocked, cache_bare, cache_sink):
         progress(timing.describe())
     emit(results)
 
