@@ -30,7 +30,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from producers.checkpoint import Checkpoint, CheckpointError, FileCheckpointStore
 from producers.position import BinlogPosition, MariaGtidState
 from producers.topics import client_settings
-from schemas.config import PipelineConfig
+from schemas.config import KafkaConfig, PipelineConfig
 
 SINKS = ("db", "cache")
 
@@ -199,6 +199,16 @@ def sink_group_lag(config: PipelineConfig, region: str, sink: str, *, timeout_s:
     except Exception as err:
         return GroupLag(group, sink, error=str(err))
     return GroupLag(group, sink, tuple(partitions))
+
+
+def topic_group_lag(kafka: KafkaConfig, group: str, sink: str, patterns: list[str], *,
+                    timeout_s: float = 10.0) -> GroupLag:
+    """The lag of `group` on the topics `patterns` match on one cluster (`region remove` asks about
+    a region no longer in the config); a failure is the result's `error`."""
+    try:
+        return GroupLag(group, sink, _partitions(client_settings(kafka), group, patterns, timeout_s))
+    except Exception as err:
+        return GroupLag(group, sink, error=f"kafka {kafka.bootstrap} ({group}): {err}")
 
 
 def _partitions(settings: dict[str, object], group: str, patterns: list[str],

@@ -58,3 +58,33 @@ def add(name: str = typer.Argument(..., help="The new region, already configured
   2. restart every other region's sinks with this config, so they read {name}'s topics
   3. cdcsync cache rebuild --config CONFIG --region {name}
   4. cdcsync verify --config CONFIG""")
+
+
+@app.command("remove")
+def remove(name: str = typer.Argument(..., help="The removed region, no longer in the config."),
+           config: Path = ConfigOption,
+           dry_run: bool = typer.Option(False, "--dry-run", help="Only check the preconditions and print the lags."),
+           ignore_lag: bool = typer.Option(False, "--ignore-lag",
+                                           help="Go on when the sinks' lag on NAME's topics cannot be read.")) -> None:
+    """Drop NAME's entry from every remaining region's row clocks and re-run init there; see README
+    "Removing a region". Run it with the config WITHOUT [regions.NAME], after NAME's producer and
+    sinks are stopped and the other regions' database sinks, restarted with this config, drained NAME's topics."""
+    from consumers.region_remove import RegionRemoveError, remove_region
+
+    cfg = load(config)
+    try:
+        report = remove_region(cfg, name, ignore_lag=ignore_lag, dry_run=dry_run,
+                               step=lambda text: err_console.print(f"[bold]{text}[/bold]", highlight=False))
+    except RegionRemoveError as err:
+        fail(str(err))
+    for lag in report.lags:
+        typer.echo(f"lag {lag.group}: {lag.error if lag.error is not None else lag.lag}")
+    if dry_run:
+        typer.echo("dry run: the preconditions hold; nothing was written")
+        return
+    for region in cfg.regions:
+        typer.echo(f"{region}: {report.counters[region]} clocks and {report.heads[region]} heads rewritten")
+    for init in report.init:
+        typer.echo(f"init {init.region}: triggers {len(init.created)} created, {len(init.replaced)} replaced, "
+                   f"{len(init.unchanged)} unchanged, {len(init.dropped)} dropped")
+    typer.echo(f"region {name} is removed from the clocks of {', '.join(cfg.regions)}. Next: cdcsync verify --config CONFIG")
