@@ -1,13 +1,13 @@
 """`cdcsync region remove NAME`: drop a removed region's entry from every remaining region's clocks.
 
 Run with the config WITHOUT `[regions.NAME]`, after the operator stopped NAME's producer and sinks,
-let the other regions' database sinks drain NAME's topics and restarted them with that config
-(docs/regions.md, "Removing a region", says why only then). In this order:
+restarted the other regions' sinks with that config, paused the application's writes and let the
+pipeline drain (docs/regions.md, "Removing a region", says why only then). In this order:
 
 1. Preconditions, each refused with a `RegionRemoveError`: NAME is not in the config; every
-   remaining region whose database sink read NAME's change topics (every region in a mesh, the hub
-   in a star; the spokes of a star must have drained the hub's topics) has no lag there. Lag that
-   cannot be read is refused unless `ignore_lag`.
+   remaining region's database sink group has no lag, on its own sources' topics and on NAME's
+   change topics (a star spoke: on the hub's topics only). Lag that cannot be read is refused
+   unless `ignore_lag`; lag that is read and not zero always is.
 2. In every remaining region, `<meta_db>.row_clocks`: NAME's entry is removed from `counters` (in
    SQL, chunked) and from the clocks of the version images in `heads` (in Python, chunked).
 3. `cdcsync init` in every remaining region: the clock triggers bake in the region list.
@@ -46,13 +46,14 @@ class RegionRemoveReport:
 
 
 def drain_lags(config: PipelineConfig, name: str, *, timeout_s: float = 10.0) -> list[GroupLag]:
-    """Per remaining region whose database sink read NAME's events: its lag on them. A star spoke
-    got them through the hub's topics, so its whole database group must be drained."""
+    """Per remaining region: its database group's lag on the remaining regions' topics (an event in
+    flight there may carry NAME's counter) and, unless it is a star spoke (which got NAME's events
+    through the hub's topics), on NAME's change topics."""
     subscription = TopicNames.of(config).change_subscription(name)
     lags = []
     for region in config.regions:
+        lags.append(sink_group_lag(config, region, "db", timeout_s=timeout_s))
         if config.topology.mode == "star" and region != config.topology.hub:
-            lags.append(sink_group_lag(config, region, "db", timeout_s=timeout_s))
             continue
         # NAME's cluster is gone from the config: its topics are on the region's own cluster when
         # sinks read there (local_cluster), else on the shared default cluster.

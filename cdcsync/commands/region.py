@@ -87,4 +87,5 @@ def remove(name: str = typer.Argument(..., help="The removed region, no longer i
     for init in report.init:
         typer.echo(f"init {init.region}: triggers {len(init.created)} created, {len(init.replaced)} replaced, "
                    f"{len(init.unchanged)} unchanged, {len(init.dropped)} dropped")
-    typer.echo(f"region {name} is removed from the clocks of {', '.join(cfg.regions)}. Next: cdcsync verify --config CONFIG")
+    typer.echo(f"region {name} is removed from the clocks of {', '.join(cfg.regions)}. Next: "
+               f"cdcsync verify --config CONFIG, then resume the application's writes")
