@@ -58,7 +58,10 @@ def drain_lags(config: PipelineConfig, name: str, *, timeout_s: float = 10.0) ->
         # NAME's cluster is gone from the config: its topics are on the region's own cluster when
         # sinks read there (local_cluster), else on the shared default cluster.
         kafka = config.kafka_for(region) if config.cross_region_reads == "local_cluster" else config.kafka
-        lags.append(topic_group_lag(kafka, f"{config.prefix}.{region}.db", "db", [subscription], timeout_s=timeout_s))
+        lag = topic_group_lag(kafka, f"{config.prefix}.{region}.db", "db", [subscription], timeout_s=timeout_s)
+        if lag.error is None and not lag.partitions:   # wrong cluster, or NAME never published: unknown
+            lag = GroupLag(lag.group, "db", error=f"no change topic of {name} on {kafka.bootstrap}")
+        lags.append(lag)
     return lags
 
 

@@ -123,3 +123,10 @@ def test_region_remove_refuses_a_region_still_in_the_config_and_unapplied_events
     assert producer.flush(10) == 0
     with pytest.raises(RegionRemoveError, match="not applied everywhere"):
         remove_region(two, "ap", ignore_lag=True)
+
+
+def test_region_remove_refuses_when_the_removed_regions_topics_are_not_found(
+        sandbox_config, unique: str, tmp_path: Path) -> None:
+    _, _, two = configs(sandbox_config, unique, tmp_path)
+    with pytest.raises(RegionRemoveError, match="no change topic of ap"):
+        check_preconditions(two, "ap")
