@@ -12,11 +12,13 @@ its false-positive rate. Then, in the same run:
 - absent keys, without the filter: the same for M other keys through a plain read-through cache
   (`CacheReader(use_filter=False)`): every lookup is a database statement;
 - cache hits: H `get` calls of cached rows against H bare redis-py `GET`s of the same rows stored
-  as JSON strings (K rounds after a warm-up round, the two alternating; best of each);
+  as JSON strings under keys of the same shape (K rounds after a warm-up round; within a round the
+  two sides alternate every 500 keys; best round of each, and each round's ratio);
 - the measured false-positive rate: absent keys the filter let through / M.
 
 Prints one JSON line: db_queries_with_filter, db_queries_without_filter, query_reduction,
-hit_ratio_vs_get, fp_measured, fp_configured, and the rates behind them.
+hit_ratio_vs_get, fp_measured, fp_configured, and the rates behind them (with
+hit_ratio_per_round).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import tomli_w
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Running, Stopwatch, connect, emit, progress, sandbox  # noqa: E402
+from bench._common import Running, connect, emit, progress, sandbox  # noqa: E402
 from consumers.bloom_store import BloomStore  # noqa: E402
 from consumers.cache_reader import CacheReader  # noqa: E402
 from consumers.cache_sink import redis_client  # noqa: E402
@@ -45,6 +48,7 @@ from schemas.config import PipelineConfig, parse_config  # noqa: E402
 REGION, DB, TABLE = "eu", "bench", "items"
 NAME = f"{DB}.{TABLE}"
 BATCH = 1000
+HIT_BLOCK = 500     # keys per alternation of the cache-hit comparison
 
 
 def bench_config(base: PipelineConfig, root: Path, fp: float) -> PipelineConfig:
@@ -97,47 +101,57 @@ def absent_run(config: PipelineConfig, keys: list[int], *, use_filter: bool) -> 
     return seconds, queries, db_answered
 
 
-def hit_runs(config: PipelineConfig, n: int, hits: int, runs: int) -> tuple[float, float]:
-    """(best cache-hit lookups/s, best bare GETs/s) over the same random keys."""
+def hit_runs(config: PipelineConfig, n: int, hits: int, runs: int) -> tuple[float, float, list[float]]:
+    """(best cache-hit lookups/s, best bare GETs/s, each round's ratio) over the same random keys.
+
+    Like with like: one round trip per lookup on each side, through the same redis-py client
+    settings, the same keys in the same order, bare keys of the cache keys' shape and length, and
+    values the same JSON bytes. The two sides alternate in blocks of `HIT_BLOCK` keys (which one goes
+    first flips every block), so a busy moment of the shared machine falls on both alike."""
     reader = CacheReader(config, REGION, metrics=LookupMetrics(REGION, CollectorRegistry()))
     client = redis_client(config.region(REGION).redis)
     keys = random.Random(7).sample(range(n), hits)
+    bare_keys = {key: f"{config.prefix}:{DB}.plain:[{key}]" for key in keys}   # `items` -> `plain`: same length
     for i in range(0, len(keys), BATCH):                    # read-through fills the cache
         rows = reader.get_many(NAME, keys[i:i + BATCH])
         pipe = client.pipeline(transaction=False)
         for key, row in zip(keys[i:i + BATCH], rows):
-            pipe.set(f"bare:{key}", __import__("orjson").dumps(row))
+            pipe.set(bare_keys[key], orjson.dumps(row))
         pipe.execute()
 
-    def through_reader(watch: Stopwatch) -> int:
-        watch.start()
-        for key in keys:
+    def through_reader(block: list[int]) -> float:
+        started = time.perf_counter()
+        for key in block:
             if reader.get(NAME, key) is None:
                 raise AssertionError(f"cached key {key} not found")
-        watch.stop()
-        return len(keys)
+        return time.perf_counter() - started
 
-    def bare_get(watch: Stopwatch) -> int:
-        watch.start()
-        for key in keys:
-            if client.get(f"bare:{key}") is None:
+    def bare_get(block: list[int]) -> float:
+        started = time.perf_counter()
+        for key in block:
+            if client.get(bare_keys[key]) is None:
                 raise AssertionError(f"bare key {key} not found")
-        watch.stop()
-        return len(keys)
+        return time.perf_counter() - started
 
-    # Alternated, one run of each at a time, so a busy moment of the machine hits both sides alike.
     best = {"ours": 0.0, "bare": 0.0}
+    ratios: list[float] = []
     for attempt in range(runs + 1):                         # the first round is a warm-up
-        for side, run in (("ours", through_reader), ("bare", bare_get)):
-            watch = Stopwatch({})
-            units = run(watch)
-            progress(f"  {'cache-hit get' if side == 'ours' else 'bare GET'} round {attempt}: "
-                     f"{units / watch.seconds:,.0f}/s")
-            if attempt:
-                best[side] = max(best[side], units / watch.seconds)
-    ours, bare = best["ours"], best["bare"]
+        seconds = {"ours": 0.0, "bare": 0.0}
+        for b, i in enumerate(range(0, len(keys), HIT_BLOCK)):
+            block = keys[i:i + HIT_BLOCK]
+            sides = [("ours", through_reader), ("bare", bare_get)]
+            for side, run in (sides if b % 2 == 0 else sides[::-1]):
+                seconds[side] += run(block)
+        rates = {side: len(keys) / seconds[side] for side in seconds}
+        progress(f"  round {attempt}: cache-hit get {rates['ours']:,.0f}/s, bare GET {rates['bare']:,.0f}/s, "
+                 f"ratio {rates['ours'] / rates['bare']:.3f}")
+        if attempt:
+            ratios.append(round(rates["ours"] / rates["bare"], 3))
+            for side in best:
+                best[side] = max(best[side], rates[side])
     reader.close()
-    return ours, bare
+    client.close()
+    return best["ours"], best["bare"], ratios
 
 
 def run_all(running: Running, args: argparse.Namespace) -> None:
@@ -171,7 +185,7 @@ def run_all(running: Running, args: argparse.Namespace) -> None:
         progress(f"absent, with filter: {args.absent} in {with_s:.2f}s, {with_q} statements on the server")
         without_s, without_q, _ = absent_run(config, absent_without, use_filter=False)
         progress(f"absent, without filter: {args.absent} in {without_s:.2f}s, {without_q} statements on the server")
-        hit_rate, get_rate = hit_runs(config, args.rows, args.hits, args.runs)
+        hit_rate, get_rate, round_ratios = hit_runs(config, args.rows, args.hits, args.runs)
     finally:
         for proc in (maintainer, producer):
             if proc is not None and proc.poll() is None:
@@ -183,6 +197,7 @@ def run_all(running: Running, args: argparse.Namespace) -> None:
         "db_queries_without_filter": without_q,
         "query_reduction": round(without_q / max(1, with_q), 1),
         "hit_ratio_vs_get": round(hit_rate / get_rate, 3),
+        "hit_ratio_per_round": round_ratios,
         "fp_measured": round(fp_measured, 5),
         "fp_configured": args.fp,
         "absent_lookups": args.absent,

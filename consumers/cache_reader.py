@@ -32,7 +32,7 @@ import pymysql
 
 from consumers.bloom_format import FORMAT, key_text, offsets
 from consumers.bloom_store import BloomStore, Generation
-from consumers.cache_sink import CacheWriter, cache_key, decode_row
+from consumers.cache_sink import JSON_FIELD, CacheWriter, cache_key, decode_row
 from consumers.lookup_metrics import LookupMetrics
 from producers import binlog_stream
 from producers.snapshot_encoding import SnapshotEncoder
@@ -111,6 +111,34 @@ def _pk_list(pk: Any) -> list[Any]:
     return list(pk) if isinstance(pk, (list, tuple)) else [pk]
 
 
+@dataclass(frozen=True, slots=True)
+class _HitPath:
+    """What a cache hit of one table needs, resolved once: the cache-key prefix, how to read the
+    row in one command, and the `cache_hit` counter child (no label lookup per call).
+
+    A `json` table's row is the one `_json` field: HGET replies with just that value, as a GET would.
+    A tombstone never has it (the cache sink's CAS script deletes the hash before each write), so
+    HGET's nil is every kind of miss. A `hash` table needs HGETALL, and `decode_row` drops tombstones.
+    A nil or empty reply is only "not a plain hit": `lookup_many` then decides, so a hash left in
+    the other format (after a `cache_format` change) is still found there."""
+
+    prefix: bytes
+    hash_format: bool
+    counter: Any
+
+    def key(self, pk: Any) -> bytes:
+        return self.prefix + orjson.dumps(_pk_list(pk))
+
+    def read(self, client: Any, key: bytes) -> Any:
+        return client.hgetall(key) if self.hash_format else client.hget(key, JSON_FIELD)
+
+    def row(self, reply: Any) -> dict[str, Any] | None:
+        """`read`'s reply as a row; None when it is not a plain hit."""
+        if self.hash_format:
+            return decode_row(reply)
+        return None if reply is None else orjson.loads(reply)
+
+
 class CacheReader:
     def __init__(self, config: PipelineConfig, region: str, *, metrics: LookupMetrics | None = None,
                  use_filter: bool = True) -> None:
@@ -128,25 +156,38 @@ class CacheReader:
         self._tables: dict[str, _TableInfo] = {}
         self._conn: pymysql.Connection | None = None
         self.use_filter = use_filter
-        self._hit_counters: dict[str, Any] = {}
+        self._hit_paths: dict[str, _HitPath] = {}
         self.db_queries = 0           # statements this reader sent to the database
 
     # -- public -----------------------------------------------------------------------------------
     def get(self, table: str, pk: Any) -> dict[str, Any] | None:
-        if table.count(".") == 1:
-            # The cache-hit path in one round trip, without the batch machinery.
-            db, name = table.split(".")
-            row = decode_row(self.redis.hgetall(cache_key(self.config.prefix, db, name, _pk_list(pk))))
-            if row is not None:
-                hits = self._hit_counters.get(table)
-                if hits is None:
-                    hits = self._hit_counters[table] = self.metrics.lookups.labels(self.region, table, "cache_hit")
-                hits.inc()
-                return row
+        hit = self._hit_path(table)
+        row = hit.row(hit.read(self.redis, hit.key(pk)))
+        if row is not None:
+            hit.counter.inc()
+            return row
         return self.lookup_many(table, [pk])[0].row
 
     def get_many(self, table: str, pks: Sequence[Any]) -> list[dict[str, Any] | None]:
-        return [answer.row for answer in self.lookup_many(table, pks)]
+        hit = self._hit_path(table)
+        rows: list[dict[str, Any] | None] = [None] * len(pks)
+        misses: list[int] = []
+        for chunk in range(0, len(pks), BATCH):
+            pipe = self.redis.pipeline(transaction=False)
+            for pk in pks[chunk:chunk + BATCH]:
+                hit.read(pipe, hit.key(pk))
+            for i, reply in enumerate(pipe.execute(), chunk):
+                row = hit.row(reply)
+                if row is None:
+                    misses.append(i)
+                else:
+                    rows[i] = row
+        if len(misses) < len(pks):
+            hit.counter.inc(len(pks) - len(misses))
+        if misses:
+            for i, answer in zip(misses, self.lookup_many(table, [pks[i] for i in misses])):
+                rows[i] = answer.row
+        return rows
 
     def lookup_many(self, table: str, pks: Sequence[Any]) -> list[Lookup]:
         """`get_many` with the layer that answered each key (what `cdcsync lookup --explain` shows)."""
@@ -238,6 +279,18 @@ class CacheReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _hit_path(self, table: str) -> _HitPath:
+        hit = self._hit_paths.get(table)
+        if hit is None:
+            if table.count(".") != 1:
+                raise ValueError(f"table {table!r} must be `db.table`")
+            db, name = table.split(".")
+            hit = self._hit_paths[table] = _HitPath(
+                cache_key(self.config.prefix, db, name, []).removesuffix("[]").encode(),
+                self.config.table(db, name).cache_format != "json",
+                self.metrics.lookups.labels(self.region, table, "cache_hit"))
+        return hit
 
     # -- filter and proof -------------------------------------------------------------------------
     def _view(self, table: str) -> Generation | None:

@@ -311,3 +311,50 @@ def test_write_back_compare_and_set(sandbox_config, unique) -> None:
     assert not attempt({"_c": '{"eu": 1}', "_deleted": "1"}, {"eu": 1})           # the delete's tombstone: kept
     assert not attempt({"_v": "0000000001.000000000004.00000000"}, {"eu": 9})     # no clock to compare: kept
     assert not attempt({"_c": '{"eu": 1}'}, None)                                 # we have no clock: kept
+
+
+def _calls(client, *commands: str) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {c: stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in commands}
+
+
+def test_a_cache_hit_is_one_command_in_either_format_and_a_tombstone_is_a_miss(sandbox_config, unique,
+                                                                              tmp_path) -> None:
+    """`get` answers a cached row with one command (HGET of `_json`, or HGETALL of a `hash` table)
+    and `get_many` with one pipeline, no lookup script; both count cache hits. A tombstone, and a
+    row cached in the other format, still go through the full lookup."""
+    from consumers.cache_sink import CacheWriter, cache_key
+    from schemas.config import TableConfig
+
+    db = f"lk_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=[REGION], top={"tables": {f"{db}.j": {"cache_format": "json"}}})
+    create_database(config, [REGION], db, "CREATE TABLE {db}.j (id INT PRIMARY KEY, v VARCHAR(8))",
+                    "CREATE TABLE {db}.h (id INT PRIMARY KEY, v VARCHAR(8))",
+                    "INSERT INTO {db}.j VALUES (1, 'db'), (3, 'db')", "INSERT INTO {db}.h VALUES (1, 'db')")
+    writer = CacheWriter(config, REGION)
+    pipe = writer.client.pipeline(transaction=False)
+    for name in ("j", "h"):
+        table = config.table(db, name)
+        writer.queue_set(pipe, cache_key(config.prefix, db, name, [1]), "1", {"id": 1, "v": "cached"}, table)
+        writer.queue_delete(pipe, cache_key(config.prefix, db, name, [2]), "1")
+    # Row 3 of the json table cached in the hash format (as before a cache_format change).
+    writer.queue_set(pipe, cache_key(config.prefix, db, "j", [3]), "1", {"id": 3, "v": "old"}, TableConfig())
+    pipe.execute()
+
+    with reader(config) as r:
+        for name, command in (("j", "hget"), ("h", "hgetall")):
+            table = f"{db}.{name}"
+            before = _calls(r.redis, command, "evalsha")
+            assert r.get(table, 1) == {"id": 1, "v": "cached"}
+            assert r.get_many(table, [1, 1]) == [{"id": 1, "v": "cached"}] * 2
+            after = _calls(r.redis, command, "evalsha")
+            assert after == {command: before[command] + 3, "evalsha": before["evalsha"]}
+            assert r.metrics.lookups.labels(REGION, table, "cache_hit")._value.get() == 3
+            queries = r.db_queries
+            assert r.get(table, 2) is None and r.get_many(table, [2, 1]) == [None, {"id": 1, "v": "cached"}]
+            assert r.db_queries == queries + 2                      # the tombstone was a miss both times
+            assert r.metrics.lookups.labels(REGION, table, "cache_hit")._value.get() == 4
+        assert r.get(f"{db}.j", 3) == {"id": 3, "v": "old"}
+        assert r.get_many(f"{db}.j", [3]) == [{"id": 3, "v": "old"}]
+        assert r.metrics.lookups.labels(REGION, f"{db}.j", "cache_hit")._value.get() == 6
