@@ -201,23 +201,24 @@ class ClockedPlanner:
                 continue
             planned.append(None)
             by_table.setdefault((event.db, event.table), []).append(i)
-        gtid_state: str | None = None
-        if by_table:
-            cur.execute(db_dialect.gtid_state(self.flavor))
-            gtid_state = cur.fetchone()[0]
         for (db, table), indexes in by_table.items():
             encoder, key_cols = self._encoders.get(conn, db, table)
             if encoder is None:   # no such table here: the write fails and becomes a dead letter
                 for i in indexes:
                     planned[i] = Planned(records[i], records[i])
                 continue
-            self._plan_table(cur, db, table, encoder, key_cols, [records[i] for i in indexes], planned, indexes,
-                             gtid_state)
+            self._plan_table(cur, db, table, encoder, key_cols, [records[i] for i in indexes], planned, indexes)
+        if any(p is not None and p.conflict is not None for p in planned):
+            # Only a conflict record needs the GTID state: no extra round trip for batches without one.
+            cur.execute(db_dialect.gtid_state(self.flavor))
+            gtid_state = cur.fetchone()[0]
+            planned = [p if p is None or p.conflict is None else
+                       replace(p, conflict=p.conflict.model_copy(update={"local_gtid": gtid_state})) for p in planned]
         return planned  # type: ignore[return-value]
 
     def _plan_table(self, cur: pymysql.cursors.Cursor, db: str, table: str, encoder: SnapshotEncoder,
                     key_cols: tuple[str, ...], records: list[SourceRecord], planned: list[Planned | None],
-                    indexes: list[int], gtid_state: str | None) -> None:
+                    indexes: list[int]) -> None:
         keys: list[str | None] = []
         for record in records:
             event: ChangeEvent = record.event  # type: ignore[assignment]
@@ -243,9 +244,9 @@ class ClockedPlanner:
                 local = RowVersion(values, clock, origin, siblings=heads)
             remote = remote_version(record.event)  # type: ignore[arg-type]
             decision = self._decide(local, remote, strategy)
-            planned[i] = self._planned(record, key, decision, gtid_state)
+            planned[i] = self._planned(record, key, decision)
 
-    def _planned(self, record: SourceRecord, key: str, decision: Decision, gtid_state: str | None) -> Planned:
+    def _planned(self, record: SourceRecord, key: str, decision: Decision) -> Planned:
         event: ChangeEvent = record.event  # type: ignore[assignment]
         if decision.action is Action.SKIP:
             return Planned(record, None, action=Action.SKIP)
@@ -260,5 +261,5 @@ class ClockedPlanner:
             write = None
         else:
             write = _rewrite(record, dict(result.values))
-        conflict = conflict_record(decision, region=self.region, record=record, gtid_state=gtid_state)
+        conflict = conflict_record(decision, region=self.region, record=record, gtid_state=None)
         return Planned(record, write, clock, conflict, Action.RESOLVED)

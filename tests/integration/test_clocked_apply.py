@@ -136,6 +136,7 @@ def test_newer_applies_older_skips_concurrent_resolves_and_is_logged(setup) -> N
     assert json.loads(logged["remote_version"])["counters"] == {"eu": 1, "us": 2}
     assert json.loads(logged["result_version"])["counters"] == {"eu": 2, "us": 2}
     assert [v["values"]["v"] for v in json.loads(logged["losers"])] == ["us-loses"]
+    assert logged["local_gtid"]                              # the region's GTID state when it decided
     assert s.metrics.conflicts.labels("eu", f"{db}.t", "lww")._value.get() == 1
 
 
