@@ -119,6 +119,20 @@ def stale_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection
     return stale
 
 
+def stale_trigger_problem(config: PipelineConfig, region: str) -> str | None:
+    """One line naming the region's stale clock triggers and the fix, or None when there are none.
+    Raises pymysql.MySQLError when the region's database cannot be read (as the config's user, who
+    sees the triggers `init` created)."""
+    with _connect(config, region) as conn:
+        stale = stale_triggers(config, region, conn)
+    if not stale:
+        return None
+    shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    return (f"stale clock triggers {shown}: their tables' columns (or key, or the regions) changed since "
+            f"`cdcsync init`, so an UPDATE may tick a clock without a row event or change a column unseen; "
+            f"run `cdcsync init --region {region}`")
+
+
 def init_region(config: PipelineConfig, region: str) -> InitReport:
     """Ensure the metadata tables and (re)create the clock triggers in one region. Idempotent."""
     report = InitReport(region)
