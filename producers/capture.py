@@ -213,7 +213,7 @@ class Capture:
             if txn not in self._accept_unpaired:
                 self._metrics.error(self._region.name, "clock_pairing")
                 raise CaptureError(
-                    f"transaction {txn} (binlog {self.file}): {err}. Stopped: no change is published with a wrong "
+                    f"transaction {txn} (binlog file {self.file}): {err}. Stopped: no change is published with a wrong "
                     f"or missing clock. Fix the cause, then restart the producer with `--accept-unpaired {txn}` to "
                     f"publish this transaction's unpaired changes without a clock, and run `cdcsync verify`"
                     ) from None

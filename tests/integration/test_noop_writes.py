@@ -298,3 +298,40 @@ def test_no_op_writes_converge_and_conflict_logs_agree(sandbox_config, unique: s
             assert all(p.alive() for p in procs), "a producer or sink stopped"
     finally:
         _drop(config, db)
+
+
+def test_a_transaction_whose_clocks_do_not_pair_stops_the_producer(sandbox_config, unique, tmp_path) -> None:
+    """Stale triggers (a column added after init, so the UPDATE trigger does not see it change): a
+    transaction with one row change the trigger missed and one it clocked stops the producer, naming
+    db, table, key, GTID and the fix; `--accept-unpaired GTID` lets that one transaction through."""
+    from consumers.status import region_status
+    from tests.support.producer import ProducerProcess, wait_until
+
+    db = f"noop_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["eu"])
+    path = write_config(config, tmp_path / "c.toml")
+    with connect(config, "eu") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
+        cur.execute(f"INSERT INTO {db}.t VALUES (1, 0), (2, 0)")
+    init_region(config, "eu")
+    checkpoint = tmp_path / "checkpoints" / "eu" / "eu.json"
+    try:
+        with ProducerProcess(path, "eu", tmp_path / "producer.log") as producer:
+            wait_until(checkpoint.exists, timeout=90, what="eu checkpoint")
+            with connect(config, "eu") as conn, conn.cursor() as cur:
+                cur.execute(f"ALTER TABLE {db}.t ADD COLUMN extra INT")
+            _run(config, "eu", db, ("UPDATE t SET extra = 1 WHERE id = 1", ()), ("UPDATE t SET v = 1 WHERE id = 2", ()))
+            assert producer.wait(60) != 0
+            out = " ".join(producer.output().split())   # the error line is wrapped to the terminal
+        assert f"{db}.t key '1:1': a row change (update) with no clock row" in out, out
+        assert "run `cdcsync init`" in out and "--accept-unpaired" in out
+        gtid = out.split("transaction ", 1)[1].split(" ", 1)[0]
+        with ProducerProcess(path, "eu", tmp_path / "producer2.log", "--accept-unpaired", gtid) as producer:
+            wait_until(lambda: region_status(config, "eu", timeout_s=3).behind_transactions == 0, timeout=60,
+                       what="the producer past the accepted transaction")
+            assert producer.alive(), producer.output()
+            assert f"transaction {gtid}" in producer.output() and "accepted by --accept-unpaired" in producer.output()
+    finally:
+        _drop(config, db)
