@@ -200,9 +200,13 @@ def resolve_anywhere(config: PipelineConfig, region: str, record_id: int, take: 
         kind="override", logged_at_us=time.time_ns() // 1000, region=region, db=record.db, table=record.table,
         pk=record.pk, strategy="override", winner=_WINNER[take], local=record.local, remote=record.remote,
         result=result, losers=[previous], local_gtid=gtid, overrides=record.id)
-    with _connect(config, region) as conn, conn.cursor() as cur:
-        key = row_clock_key(record.pk, _encoder(conn, record, region).types)
-        new_id = conflict_log.insert(cur, config.meta_db, override, key=key)
+    try:
+        with _connect(config, region) as conn, conn.cursor() as cur:
+            key = row_clock_key(record.pk, _encoder(conn, record, region).types)
+            new_id = conflict_log.insert(cur, config.meta_db, override, key=key)
+    except (pymysql.MySQLError, OverrideError) as err:
+        raise OverrideError(f"the chosen values were written in {target} (they replicate from there), but the "
+                            f"override record could not be logged in {region}: {err}") from None
     return Override(record, override.model_copy(update={"id": new_id}), previous, written_in=target)
 
 
