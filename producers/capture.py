@@ -183,9 +183,9 @@ class Capture:
 
     def _seal(self, stream: Any) -> None:
         pending = self._pending
+        if self._clock_rows:   # also without messages: clock rows alone must pair with nothing to be let through
+            self._attach_clocks([message for _, _, message, _ in pending])
         if pending:
-            if self._clock_rows:
-                self._attach_clocks([message for _, _, message, _ in pending])
             pending[-1][2]["txn_last"] = True
             send = self._send
             for item in pending:
@@ -350,6 +350,7 @@ class Capture:
             return
         if route.clock:
             if not isinstance(event, DeleteRowsEvent):   # purged tombstones are nobody's version
+                self._ensure_txn(event, stream.log_pos)
                 self._clock_rows.add(event.rows, len(self._pending))
             return
         if not route.publish:

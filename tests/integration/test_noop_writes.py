@@ -333,5 +333,12 @@ def test_a_transaction_whose_clocks_do_not_pair_stops_the_producer(sandbox_confi
                        what="the producer past the accepted transaction")
             assert producer.alive(), producer.output()
             assert f"transaction {gtid}" in producer.output() and "accepted by --accept-unpaired" in producer.output()
+            with connect(config, "eu") as conn, conn.cursor() as cur:   # a clock tick alone, by hand
+                cur.execute(f"UPDATE {config.meta_db}.{ROW_CLOCKS} SET counters = JSON_SET(counters, '$.eu', 9), "
+                            f"hlc_us = hlc_us + 1 WHERE db = %s AND tbl = 't' AND pk = '1:2'", (db,))
+            assert producer.wait(60) != 0
+            out = " ".join(producer.output().split())
+        assert f"{db}.t key '1:2': a clock row with no row change" in out, out
+        assert "stale clock triggers that tick on a write that changes nothing" in out
     finally:
         _drop(config, db)
