@@ -103,28 +103,33 @@ def _installed(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], tuple[str, 
     return {(db, name): (table, body) for db, name, table, body in cur.fetchall()}
 
 
-def stale_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection) -> list[str]:
+def stale_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection) -> tuple[list[str], list[str]]:
     """`db.trigger` of every installed clock trigger whose body differs from what `init` would
     generate now (the table's columns or key changed since, or the regions): such an UPDATE trigger
-    misses changes of new columns, or ticks where the server writes no row event. Missing triggers
-    are not listed here."""
+    misses changes of new columns, or ticks where the server writes no row event. And, apart, the
+    ones whose body the connection's user cannot read (it lacks the TRIGGER privilege: the server
+    shows the body as NULL). Missing triggers are not listed."""
     wanted, _ = wanted_triggers(config, region, conn)
     with conn.cursor() as cur:
         installed = _installed(cur)
-    stale = []
+    stale, unreadable = [], []
     for trigger in wanted:
         current = installed.get((trigger.db, trigger.name))
-        if current is not None and current != (trigger.table, trigger.body):
+        if current is None:
+            continue
+        if current[1] is None:
+            unreadable.append(f"{trigger.db}.{trigger.name}")
+        elif current != (trigger.table, trigger.body):
             stale.append(f"{trigger.db}.{trigger.name}")
-    return stale
+    return stale, unreadable
 
 
 def stale_trigger_problem(config: PipelineConfig, region: str) -> str | None:
-    """One line naming the region's stale clock triggers and the fix, or None when there are none.
-    Raises pymysql.MySQLError when the region's database cannot be read (as the config's user, who
-    sees the triggers `init` created)."""
+    """One line naming the region's stale clock triggers and the fix, or None when there are none
+    (or none the config's user can read). Raises pymysql.MySQLError when the region's database
+    cannot be read."""
     with _connect(config, region) as conn:
-        stale = stale_triggers(config, region, conn)
+        stale, _ = stale_triggers(config, region, conn)
     if not stale:
         return None
     shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
