@@ -4,7 +4,8 @@ Per region: the binlog reader's MySQL user (binlog settings, REPLICATION SLAVE/C
 the producer's own preflight), the applier's MySQL user (DML on the replicated schemas and on the
 metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
-(reachable; the region's `_schema` and `dlq` topics present). Nothing raises: a failure becomes a
+(reachable; the region's `_schema` and `dlq` topics present), and that the installed clock triggers
+are not stale (schemas/clock_init.py `stale_triggers`). Nothing raises: a failure becomes a
 result. Messages carry the server's error text, never a configured secret.
 """
 
@@ -132,11 +133,33 @@ def check_kafka(config: PipelineConfig, region: str, timeout_s: float) -> list[C
     return results
 
 
+def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
+    """The installed clock triggers are the ones `cdcsync init` would generate now (not stale)."""
+    from schemas.clock_init import _connect, stale_trigger_problem, stale_triggers
+
+    try:
+        problem = stale_trigger_problem(config, region)
+        if problem is None:
+            with _connect(config, region) as conn:
+                _, unreadable = stale_triggers(config, region, conn)
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "clock triggers", "fail", f"cannot read the triggers: {err.args[-1]}")
+    if problem is not None:
+        return CheckResult(region, "clock triggers", "fail", problem)
+    if unreadable:
+        return CheckResult(region, "clock triggers", "warn", f"not checked: `user` lacks the TRIGGER privilege, so "
+                                                             f"the server hides the bodies of {len(unreadable)} "
+                                                             f"clock triggers; run `config check` as the user that "
+                                                             f"runs `cdcsync init`")
+    return CheckResult(region, "clock triggers", "ok", "installed clock triggers are current")
+
+
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
     results = []
     for region in config.regions:
         results.append(check_reader(config, region))
         results.append(check_applier(config, region))
+        results.append(check_clock_triggers(config, region))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
     return results

@@ -11,22 +11,38 @@ rolled back when the new clock does not dominate both versions' clocks.
 In the same transaction an override record (`kind = "override"`, `overrides = <id>`) is logged:
 `local` and `remote` copied from the settled record, `result` the row as written (read back) with
 its new clock, `losers` the version it replaced.
+
+When the record's region already holds the chosen values, a write there would change no byte: the
+server logs no row event, the trigger does not tick, and nothing would reach a region that differs
+(docs/clocks.md, "What counts as a write"). `resolve_anywhere` then reads the key in every region:
+- every region holds the chosen values: nothing to repair, nothing written ("identical everywhere");
+- otherwise the write goes to the first region (config order) whose row differs, as a local write
+  of that region whose clock is the join of every region's clock of the key (read under that
+  region's row lock) with that region's counter + 1, so it dominates every version any region
+  holds and replaces it everywhere, without a conflict. The session sets `@cdcsync_applying` so the
+  trigger stays out, and writes the row and then its clock row itself (exactly one change and one
+  clock row: producers/clock_matching.py pairs them like a trigger's). The override record is
+  logged in the record's region after that write commits (`overrides` is an id of that region's
+  log); its `result.origin` names the region written. A write in another region between the read
+  and the commit is concurrent with the override and resolved like any conflict.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
 import pymysql
 
 from consumers import conflict_log, db_dialect
+from consumers.local_versions import ClockRow, write_clocks
 from consumers.value_decoding import SESSION_SETUP, param_converter
 from producers.snapshot_encoding import SnapshotEncoder
 from producers.table_catalog import is_mariadb, snapshot_columns
-from schemas.clock_triggers import SUFFIXES, trigger_name
+from schemas.clock_triggers import APPLYING, SUFFIXES, trigger_name
+from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
@@ -50,6 +66,7 @@ class Override:
     settled: ConflictRecord
     record: ConflictRecord | None
     previous: VersionImage | None
+    written_in: str | None = None    # the region whose row was written (None: nothing written)
 
 
 def missing_clock_triggers(conn: pymysql.Connection, db: str, table: str) -> list[str]:
@@ -82,9 +99,10 @@ def chosen_values(record: ConflictRecord, take: Take, value: Any = None) -> dict
     return {**record.pk, **value}
 
 
-def _clock_row(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str, key: str) -> tuple | None:
+def _clock_row(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str, key: str,
+               lock: str = " FOR UPDATE") -> tuple | None:
     cur.execute(f"SELECT counters, hlc_us, deleted, origin FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-                "WHERE db = %s AND tbl = %s AND pk_hash = %s FOR UPDATE", (db, table, key_hash(key)))
+                f"WHERE db = %s AND tbl = %s AND pk_hash = %s{lock}", (db, table, key_hash(key)))
     return cur.fetchone()
 
 
@@ -158,6 +176,116 @@ def resolve(conn: pymysql.Connection, meta_db: str, region: str, record_id: int,
             conn.rollback()
             raise
     return Override(record, override.model_copy(update={"id": new_id}), previous)
+
+
+def resolve_anywhere(config: PipelineConfig, region: str, record_id: int, take: Take,
+                     value: Any = None) -> Override:
+    """`resolve` in `region`; when that region already holds the chosen values, write them in the
+    first region whose row differs instead, with a clock that dominates every region's (module
+    docstring). `written_in` is None when every region already holds them."""
+    with _connect(config, region) as conn:
+        done = resolve(conn, config.meta_db, region, record_id, take, value)
+    if done.record is not None:
+        return replace(done, written_in=region)
+    record = done.settled
+    values = chosen_values(record, take, value)
+    differing = [other for other in config.regions
+                 if other != region and not _region_holds(config, other, record, values)]
+    if not differing:
+        return done
+    target = differing[0]
+    with _connect(config, target) as conn:
+        result, previous, gtid = _write_dominating(config, conn, target, record, values)
+    override = ConflictRecord(
+        kind="override", logged_at_us=time.time_ns() // 1000, region=region, db=record.db, table=record.table,
+        pk=record.pk, strategy="override", winner=_WINNER[take], local=record.local, remote=record.remote,
+        result=result, losers=[previous], local_gtid=gtid, overrides=record.id)
+    try:
+        with _connect(config, region) as conn, conn.cursor() as cur:
+            key = row_clock_key(record.pk, _encoder(conn, record, region).types)
+            new_id = conflict_log.insert(cur, config.meta_db, override, key=key)
+    except (pymysql.MySQLError, OverrideError) as err:
+        raise OverrideError(f"the chosen values were written in {target} (they replicate from there), but the "
+                            f"override record could not be logged in {region}: {err}") from None
+    return Override(record, override.model_copy(update={"id": new_id}), previous, written_in=target)
+
+
+def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
+    return pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=True)
+
+
+def _encoder(conn: pymysql.Connection, record: ConflictRecord, region: str) -> SnapshotEncoder:
+    try:
+        return SnapshotEncoder(snapshot_columns(conn, record.db, record.table))
+    except LookupError as err:
+        raise OverrideError(f"{err} in region {region}") from None
+
+
+def _read(cur: pymysql.cursors.Cursor, encoder: SnapshotEncoder, record: ConflictRecord,
+          lock: str = "") -> dict[str, Any] | None:
+    types = encoder.types
+    where = " AND ".join(f"{quote_name(c)} = %s" for c in record.pk)
+    cur.execute(f"SELECT {encoder.select_list} FROM {quote_name(record.db)}.{quote_name(record.table)} "
+                f"WHERE {where}{lock}", [_param(v, types[c]) for c, v in record.pk.items()])
+    row = cur.fetchone()
+    return encoder.encode_row(row) if row is not None else None
+
+
+def _region_holds(config: PipelineConfig, region: str, record: ConflictRecord,
+                  values: dict[str, Any] | None) -> bool:
+    with _connect(config, region) as conn, conn.cursor() as cur:
+        encoder = _encoder(conn, record, region)
+        cur.execute(SESSION_SETUP)
+        return _holds(_read(cur, encoder, record), values)
+
+
+def _region_clock(config: PipelineConfig, region: str, record: ConflictRecord, key: str) -> VectorClock:
+    with _connect(config, region) as conn, conn.cursor() as cur:
+        return _clock(_clock_row(cur, config.meta_db, record.db, record.table, key, lock=""))
+
+
+def _write_dominating(config: PipelineConfig, conn: pymysql.Connection, target: str, record: ConflictRecord,
+                      values: dict[str, Any] | None) -> tuple[VersionImage, VersionImage, str | None]:
+    """Write `values` in `target` with the join of every region's clock + 1 for `target`, in one
+    transaction of `target`. Returns (the version written, the one it replaced, target's GTID state)."""
+    encoder = _encoder(conn, record, target)
+    types = encoder.types
+    unknown = [c for c in (values or {}) if c not in types]
+    if unknown:
+        raise OverrideError(f"{record.db}.{record.table} has no column {', '.join(map(repr, unknown))} "
+                            f"in region {target}")
+    key = row_clock_key(record.pk, types)
+    name = f"{quote_name(record.db)}.{quote_name(record.table)}"
+    where = " AND ".join(f"{quote_name(c)} = %s" for c in record.pk)
+    key_params = [_param(v, types[c]) for c, v in record.pk.items()]
+    with conn.cursor() as cur:
+        cur.execute(SESSION_SETUP)
+        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+        cur.execute(f"SET {APPLYING} = 1")   # the clock row below is this write's, not a trigger's
+        conn.begin()
+        try:
+            before = _read(cur, encoder, record, " FOR UPDATE")
+            stored = _clock_row(cur, config.meta_db, record.db, record.table, key)
+            previous = _version(before, stored, target)
+            joined = _clock(stored)
+            for other in config.regions:
+                if other != target:
+                    joined = joined.merge(_region_clock(config, other, record, key))
+            clock = joined.increment(target, time.time_ns() // 1000)
+            _write(cur, name, where, key_params, record.pk, values, types, exists=before is not None)
+            write_clocks(cur, config.meta_db, [ClockRow(record.db, record.table, key, clock, values is None, target)])
+            after = _read(cur, encoder, record)
+            result = _version(after, _clock_row(cur, config.meta_db, record.db, record.table, key), target)
+            _check_dominates(result, record)
+            cur.execute(db_dialect.gtid_state("mariadb" if is_mariadb(conn) else "mysql"))
+            (gtid,) = cur.fetchone()
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            cur.execute(f"SET {APPLYING} = NULL")
+    return result, previous, gtid or None
 
 
 def _param(value: Any, sql_type: str) -> Any:

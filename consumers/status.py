@@ -151,8 +151,21 @@ def pipeline_status(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[
 def region_status(config: PipelineConfig, region: str, *, timeout_s: float = 10.0) -> RegionStatus:
     status = RegionStatus(region, now_us=time.time_ns() // 1000)
     _producer_position(config, region, status)
+    _clock_triggers(config, region, status)
     _group_lags(config, region, status, timeout_s)
     return status
+
+
+def _clock_triggers(config: PipelineConfig, region: str, status: RegionStatus) -> None:
+    """Stale clock triggers are an error: their region's writes may pair with no clock row."""
+    from schemas.clock_init import stale_trigger_problem
+
+    try:
+        problem = stale_trigger_problem(config, region)
+    except Exception as err:  # any failure of one region's server is reported in its row
+        problem = f"clock triggers: cannot check: {err}"
+    if problem is not None:
+        status.errors.append(problem)
 
 
 def _producer_position(config: PipelineConfig, region: str, status: RegionStatus) -> None:

@@ -8,8 +8,11 @@ restart never begins inside a transaction.
 Loop prevention: a transaction whose first row event writes `<meta_db>.apply_marker` was applied by
 cdcsync's database sink; its changes are published with `origin` taken from that marker row.
 Clocks: the `<meta_db>.row_clocks` rows a transaction writes (clock triggers, or the database sink)
-are matched to its row changes by (db, table, canonical key) and published as their `vclock`
-(producers/clock_matching.py). A transaction's messages are therefore held until its commit.
+are paired with its row changes by (db, table, canonical key), exactly, and published as their
+`vclock` (producers/clock_matching.py). A transaction's messages are therefore held until its commit.
+A local transaction whose changes and clock rows do not pair up stops the producer (CaptureError,
+metric `cdcsync_producer_errors_total{kind="clock_pairing"}`), unless the operator named its GTID
+in `accept_unpaired` after looking at it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEven
                                           UpdateRowsEvent, WriteRowsEvent)
 
 from producers import messages, table_map_cache
-from producers.clock_matching import ClockRows
+from producers.clock_matching import ClockPairingError, ClockRows
 from producers.binlog_stream import COMPRESSED_EVENT_TYPES
 from producers.fast_rows import RowImages
 from producers.metrics import ProducerMetrics
@@ -118,7 +121,7 @@ class Capture:
 
     def __init__(self, *, config: PipelineConfig, region: str, publisher: Publisher, topics: TopicCreator,
                  catalog: "JsonCatalog", start: BinlogPosition,
-                 metrics: ProducerMetrics) -> None:
+                 metrics: ProducerMetrics, accept_unpaired: frozenset[str] = frozenset()) -> None:
         self._config = config
         self._region = config.region(region)
         self._names = TopicNames.of(config)
@@ -132,6 +135,7 @@ class Capture:
         self._table_maps: dict[int, TableMapEvent] = {}  # the last map per table id; read when a route is built
         self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
+        self._accept_unpaired = accept_unpaired   # transaction ids whose clock rows may not pair up
         self.sealed = start
         self.file = start.file
         self._reset_txn()
@@ -145,6 +149,7 @@ class Capture:
         # The transaction's messages, sent at its commit once its clock rows are known.
         self._pending: list[tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]]] = []
         self._clock_rows = ClockRows()
+        self._applied = False   # the transaction was written by cdcsync's database sink (apply_marker)
 
     @property
     def in_transaction(self) -> bool:
@@ -178,9 +183,9 @@ class Capture:
 
     def _seal(self, stream: Any) -> None:
         pending = self._pending
+        if self._clock_rows:   # also without messages: clock rows alone must pair with nothing to be let through
+            self._attach_clocks([message for _, _, message, _ in pending])
         if pending:
-            if self._clock_rows:
-                self._clock_rows.attach(message for _, _, message, _ in pending)
             pending[-1][2]["txn_last"] = True
             send = self._send
             for item in pending:
@@ -196,6 +201,29 @@ class Capture:
             stream.auto_position = gtid_state  # the library's own reconnects resume here
         self.sealed = position
         self._reset_txn()
+
+    def _attach_clocks(self, messages_: list[dict[str, Any]]) -> None:
+        producer = self._region.producer
+        published = lambda db, table: table_selected(producer, db, table)  # noqa: E731
+        try:
+            self._clock_rows.attach(messages_, applied=self._applied, published=published)
+            return
+        except ClockPairingError as err:
+            txn = self._info.txn_id if self._info is not None else "?"
+            if txn not in self._accept_unpaired:
+                self._metrics.error(self._region.name, "clock_pairing")
+                raise CaptureError(
+                    f"transaction {txn} (binlog file {self.file}): {err}. Stopped: no change is published with a wrong "
+                    f"or missing clock. Fix the cause, then restart the producer with `--accept-unpaired {txn}` to "
+                    f"publish this transaction's unpaired changes without a clock, and run `cdcsync verify`"
+                    ) from None
+            log.warning("transaction %s: %s; accepted by --accept-unpaired: its unpaired changes are published "
+                        "without a clock", txn, err)
+        try:
+            self._clock_rows.attach(messages_, applied=True, published=published)
+        except ClockPairingError:   # a tombstone flag that does not match: no clock for the transaction
+            for message in messages_:
+                message["vclock"] = message["heads"] = None
 
     # -- events ------------------------------------------------------------------------------
     def handle(self, event: Any, stream: Any) -> None:
@@ -322,7 +350,8 @@ class Capture:
             return
         if route.clock:
             if not isinstance(event, DeleteRowsEvent):   # purged tombstones are nobody's version
-                self._clock_rows.add(event.rows)
+                self._ensure_txn(event, stream.log_pos)
+                self._clock_rows.add(event.rows, len(self._pending))
             return
         if not route.publish:
             return
@@ -398,3 +427,4 @@ class Capture:
         if not origin or origin not in self._config.regions:
             raise CaptureError(f"apply marker in transaction {info.txn_id} names unknown origin {origin!r}")
         info.origin = origin
+        self._applied = True

@@ -1,66 +1,204 @@
-"""Attaching `<meta_db>.row_clocks` rows to the row changes of the same transaction.
+"""Pairing the `<meta_db>.row_clocks` rows of a transaction with its row changes, exactly.
 
 Every local write to a table with clock triggers upserts the row's clock in the writer's own
-transaction, after the row itself (AFTER triggers); the database sink writes the clock of every
-version it applies in its transaction too. So a transaction's clock rows name, by (db, table,
-canonical key), the clock of each of its row changes. They are paired per key in order: the k-th
-change of a key gets the k-th clock row of that key. A change left without one (the sink wrote the
-data but not the clock, or more changes than clock rows) takes the last clock of its key; a key
-with no clock row at all keeps `vclock = None` (a table without triggers).
+transaction, right after the row (AFTER triggers; MariaDB logs the row event, then the trigger's
+clock row event, row by row). The UPDATE trigger ticks only when the row's stored bytes change,
+which is exactly when the server logs a row event (schemas/clock_triggers.py). So in a local
+transaction, per (db, table, canonical key) and in binlog order, changes and clock rows alternate:
+each change is followed by its own clock row, whose `deleted` flag says the same as the change (a
+delete is followed by a tombstone). A key change (an Update_rows row whose key differs) is
+published as a delete of the old key and an insert of the new key; the trigger writes the old key's
+tombstone and the new key's clock, so each of the two pairs on its own key.
+
+`pair` enforces that, and `unpaired_allowed` is the one rule for what may stand alone. In a local
+transaction nothing may: a clock row without its change (a trigger that ticks where the server
+logs nothing: stale triggers from before this rule, or a write to row_clocks by hand) or a change
+without its clock (a trigger that does not compare a column added since `cdcsync init`) raises
+`ClockPairingError`, and the producer stops: a change is never published with a wrong or missing
+clock. Tables that have no clock row in the transaction are not clocked there (no triggers) and
+publish without `vclock`.
+
+The database sink's own transactions (origin from `apply_marker`) legitimately hold:
+- clock rows without a change: a resolution that keeps the local values, or an applied version
+  whose values the row already holds, writes only the clock (the data write changes no byte, so no
+  row event). The clock row pairs with nothing and is not published. Safe in a mesh because every
+  region consumes the same versions and resolves them deterministically to the same result and
+  clock; safe in a star because the hub forwards every version it consumes, unchanged, to the
+  spokes (consumers/forwarder.py), and the spokes ignore the hub's clocked applied state and
+  resolve those versions themselves. Only this region's cache keeps the older clock for the same
+  value, until the next write of the key (docs/clocks.md, "The cache");
+- changes without a clock row: versions that carried no clock (snapshot events, tables without
+  triggers in their origin, schema drift), applied as they came; they publish without `vclock`.
+A change followed by a clock row of its key pairs with it there too.
+
+An update of a row_clocks row that keeps `hlc_us` and `deleted` and only drops counter entries or
+rewrites `heads` (`cdcsync region remove`) is maintenance, not a version: it pairs with nothing.
+Deleted clock rows (a tombstone purge) are not versions either; capture drops them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from schemas.row_clock_key import UnsupportedKey, row_clock_key
 
+ROW_OPS = ("insert", "update", "delete")
+
+
+class ClockPairingError(RuntimeError):
+    """A transaction's clock rows and row changes do not pair up. `db`, `table`, `key` name the row."""
+
+    def __init__(self, db: str, table: str, key: str, problem: str, cause: str) -> None:
+        super().__init__(f"{db}.{table} key {key!r}: {problem}; likely cause: {cause}")
+        self.db, self.table, self.key, self.problem, self.cause = db, table, key, problem, cause
+
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
-class ClockRows:
-    """The clock rows of one transaction, in binlog order."""
+@dataclass(frozen=True, slots=True)
+class ClockRow:
+    """One clock row of the transaction: the version's clock, heads and tombstone flag."""
 
-    __slots__ = ("_by_key",)
+    db: str
+    table: str
+    key: str
+    clock: dict[str, Any]
+    heads: Any
+    deleted: bool
+    after: int          # how many of the transaction's messages came before it in the binlog
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One published row change (an index into the transaction's messages)."""
+
+    index: int
+    op: str             # insert, update or delete
+
+
+def unpaired_allowed(item: Change | ClockRow, *, applied: bool) -> bool:
+    """Whether a row change or clock row that pairs with nothing may pass (the change then
+    publishes without a clock; the clock row is not published).
+
+    Only in the database sink's own transactions (`applied`): clock-only rows (a kept local value,
+    or a version the row already held) and clockless applies. See the module docstring for why
+    that is safe in a mesh and in a star. Never in a local transaction."""
+    return applied
+
+
+def pair(items: list[Change | ClockRow], *, applied: bool) -> list[tuple[Change, ClockRow]]:
+    """Pair one key's changes and clock rows, given in binlog order: a change pairs with the clock
+    row that comes right after it (for this key) and says the same about deletion. Raises
+    `ClockPairingError` (with the key's text empty: the caller fills it in) for anything left
+    unpaired that `unpaired_allowed` refuses, and for a mismatched tombstone flag."""
+    pairs: list[tuple[Change, ClockRow]] = []
+    pending: Change | None = None
+    for item in items:
+        if isinstance(item, Change):
+            if pending is not None:
+                _unpaired(pending, applied)
+            pending = item
+            continue
+        if pending is None:
+            _unpaired(item, applied)
+            continue
+        if item.deleted != (pending.op == "delete"):
+            raise ClockPairingError("", "", "", f"its {pending.op} is followed by a clock row with deleted = "
+                                    f"{int(item.deleted)}", "a write to row_clocks by hand")
+        pairs.append((pending, item))
+        pending = None
+    if pending is not None:
+        _unpaired(pending, applied)
+    return pairs
+
+
+def _unpaired(item: Change | ClockRow, applied: bool) -> None:
+    if unpaired_allowed(item, applied=applied):
+        return
+    if isinstance(item, ClockRow):
+        raise ClockPairingError("", "", "", "a clock row with no row change (the clock ticked, nothing would be "
+                                "published)", "stale clock triggers that tick on a write that changes nothing "
+                                "(run `cdcsync init`), or a write to row_clocks by hand")
+    raise ClockPairingError("", "", "", f"a row change ({item.op}) with no clock row", "stale clock triggers that "
+                            "do not compare a column added since `cdcsync init` (run `cdcsync init`), or a write "
+                            "to row_clocks by hand")
+
+
+def _rewrite(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """An update of a clock row that is maintenance, not a version (`cdcsync region remove`): the
+    same hlc_us and tombstone flag, counters only dropped, never raised or added."""
+    if int(before["hlc_us"]) != int(after["hlc_us"]) or int(before["deleted"]) != int(after["deleted"]):
+        return False
+    old, new = orjson.loads(_text(before["counters"])), orjson.loads(_text(after["counters"]))
+    return all(region in old and int(old[region]) == int(count) for region, count in new.items())
+
+
+class ClockRows:
+    """The clock rows of one transaction, in binlog order, with where they fell among its messages."""
+
+    __slots__ = ("_rows",)
 
     def __init__(self) -> None:
-        # (db, table, key text) -> (clock, heads) of each clock row, in order
-        self._by_key: dict[tuple[str, str, str], deque[tuple[dict[str, Any], Any]]] = defaultdict(deque)
+        self._rows: list[ClockRow] = []
 
     def __bool__(self) -> bool:
-        return bool(self._by_key)
+        return bool(self._rows)
 
-    def add(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Rows of a row_clocks Rows event, as the library decodes them (`values` or `after_values`)."""
+    def add(self, rows: Iterable[dict[str, Any]], after: int) -> None:
+        """Rows of a row_clocks Rows event, as the library decodes them (`values` or `after_values`),
+        written after the transaction's first `after` messages."""
         for row in rows:
             image = row.get("after_values") or row.get("values") or {}
+            before = row.get("before_values")
+            if before is not None and _rewrite(before, image):
+                continue
             counters = orjson.loads(_text(image["counters"]))
             clock = {"counters": {r: int(c) for r, c in sorted(counters.items()) if int(c) > 0},
                      "hlc_us": int(image["hlc_us"])}
             heads = image.get("heads")
-            version = (clock, orjson.loads(_text(heads)) if heads else None)
-            self._by_key[(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]))].append(version)
+            self._rows.append(ClockRow(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]), clock,
+                                       orjson.loads(_text(heads)) if heads else None, bool(int(image["deleted"])),
+                                       after))
 
-    def attach(self, messages: Iterable[dict[str, Any]]) -> None:
-        """Set `vclock` (and `heads`) on the change messages whose key has clock rows."""
-        tables = {(db, tbl) for db, tbl, _ in self._by_key}
-        last: dict[tuple[str, str, str], tuple[dict[str, Any], Any]] = {}
-        for message in messages:
-            if message.get("kind") != "change" or (message["db"], message["table"]) not in tables:
+    def attach(self, messages: list[dict[str, Any]], *, applied: bool,
+               published: Callable[[str, str], bool]) -> None:
+        """Set `vclock` and `heads` on the change messages from their paired clock rows. Tables with
+        no clock row here (and clock rows of tables this producer does not publish) are left out.
+        Raises `ClockPairingError` naming the first key that does not pair up."""
+        rows = [r for r in self._rows if published(r.db, r.table)]
+        tables = {(r.db, r.table) for r in rows}
+        by_key: dict[tuple[str, str, str], list[Change | ClockRow]] = defaultdict(list)
+        clocks = iter(rows)
+        clock = next(clocks, None)
+        for index, message in enumerate(messages):
+            while clock is not None and clock.after <= index:
+                by_key[(clock.db, clock.table, clock.key)].append(clock)
+                clock = next(clocks, None)
+            if message.get("kind") != "change" or message.get("op") not in ROW_OPS:
+                continue
+            if (message["db"], message["table"]) not in tables:
                 continue
             try:
-                key = (message["db"], message["table"], row_clock_key(message["pk"], message["types"]))
+                key = row_clock_key(message["pk"], message["types"])
             except UnsupportedKey:
-                continue
-            queue = self._by_key.get(key)
-            if queue:
-                last[key] = queue.popleft()
-            version = last.get(key)
-            if version is not None:
-                message["vclock"], message["heads"] = version
+                continue   # no triggers on such a table (init skips it)
+            by_key[(message["db"], message["table"], key)].append(Change(index, message["op"]))
+        while clock is not None:
+            by_key[(clock.db, clock.table, clock.key)].append(clock)
+            clock = next(clocks, None)
+        pairs: list[tuple[Change, ClockRow]] = []
+        for (db, table, key), items in by_key.items():
+            try:
+                pairs += pair(items, applied=applied)
+            except ClockPairingError as err:
+                raise ClockPairingError(db, table, key, err.problem, err.cause) from None
+        for change, row in pairs:   # only once every key paired: a refused transaction gets no clock at all
+            message = messages[change.index]
+            message["vclock"], message["heads"] = row.clock, row.heads

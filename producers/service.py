@@ -44,12 +44,14 @@ class ProducerService:
     """Runs one region's producer on the calling (main) thread until stopped."""
 
     def __init__(self, config: PipelineConfig, region: str, *, metrics: ProducerMetrics | None = None,
-                 resnapshot: bool = False, health: HealthState | None = None) -> None:
+                 resnapshot: bool = False, health: HealthState | None = None,
+                 accept_unpaired: frozenset[str] = frozenset()) -> None:
         self.config = config
         self.health = health or HealthState()
         self.region = config.region(region)
         self.metrics = metrics or ProducerMetrics()
         self.resnapshot = resnapshot
+        self.accept_unpaired = accept_unpaired   # producers/clock_matching.py: transactions let through
         self._stop = False
         settings = self.region.producer
         self.store = FileCheckpointStore(settings.checkpoint_dir, self.region.name, self.region.server_id)
@@ -105,7 +107,8 @@ class ProducerService:
             stream = binlog_stream.open_stream(mysql, position, reader_server_id=self.reader_server_id,
                                                heartbeat_s=settings.heartbeat_s)
             capture = Capture(config=self.config, region=self.region.name, publisher=publisher, topics=topics,
-                              catalog=catalog, start=position, metrics=self.metrics)
+                              catalog=catalog, start=position, metrics=self.metrics,
+                              accept_unpaired=self.accept_unpaired)
             try:
                 pump(stream, capture, checkpointer, self.metrics, self.region.name, lambda: self._stop)
                 attempt = 0

@@ -7,6 +7,11 @@ then `CREATE TRIGGER`), a missing one is created, and a
 replicated tables are the region producer's include/exclude selection; `meta_db` and the system
 schemas never are. Tables without a primary key, or with a key type the canonical key does not
 cover, are skipped with a warning. The triggers run as their definer (the config's user).
+
+The UPDATE trigger names every column of its table (it ticks only when one changes), so a trigger
+goes stale when the table's columns change (`ALTER TABLE ... ADD COLUMN`): `stale_triggers` lists
+the installed triggers whose body differs from what `init` would generate now, for `cdcsync config
+check` and `cdcsync status`; `init` replaces them.
 """
 
 from __future__ import annotations
@@ -51,6 +56,16 @@ def _primary_keys(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], list[tup
     return keys
 
 
+def _columns(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(db, table) -> every column as (name, DATA_TYPE), in table order."""
+    cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+                "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION")
+    columns: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for db, table, column, data_type in cur.fetchall():
+        columns[(db, table)].append((column, data_type))
+    return columns
+
+
 def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection) -> tuple[list[Trigger], list[str]]:
     """The triggers the region's replicated tables should have, and warnings for skipped tables."""
     producer = config.region(region).producer
@@ -61,6 +76,7 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
                     "ORDER BY TABLE_SCHEMA, TABLE_NAME", excluded)
         tables = [(db, t) for db, t in cur.fetchall() if table_selected(producer, db, t)]
         keys = _primary_keys(cur)
+        columns = _columns(cur)
     wanted: list[Trigger] = []
     warnings: list[str] = []
     for db, table in tables:
@@ -75,8 +91,51 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
             warnings.append(f"{db}.{table}: {err}, no clock triggers")
             continue
         wanted.extend(triggers(meta_db=config.meta_db, db=db, table=table, pk=pk, region=region,
-                               regions=list(config.regions)))
+                               regions=list(config.regions), columns=columns[(db, table)]))
     return wanted, warnings
+
+
+def _installed(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], tuple[str, str]]:
+    """(db, trigger name) -> (table, body) of every installed `cdcsync_` trigger."""
+    cur.execute("SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "
+                "FROM information_schema.TRIGGERS WHERE TRIGGER_NAME LIKE %s",
+                (PREFIX.replace("_", "\\_") + "%",))
+    return {(db, name): (table, body) for db, name, table, body in cur.fetchall()}
+
+
+def stale_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection) -> tuple[list[str], list[str]]:
+    """`db.trigger` of every installed clock trigger whose body differs from what `init` would
+    generate now (the table's columns or key changed since, or the regions): such an UPDATE trigger
+    misses changes of new columns, or ticks where the server writes no row event. And, apart, the
+    ones whose body the connection's user cannot read (it lacks the TRIGGER privilege: the server
+    shows the body as NULL). Missing triggers are not listed."""
+    wanted, _ = wanted_triggers(config, region, conn)
+    with conn.cursor() as cur:
+        installed = _installed(cur)
+    stale, unreadable = [], []
+    for trigger in wanted:
+        current = installed.get((trigger.db, trigger.name))
+        if current is None:
+            continue
+        if current[1] is None:
+            unreadable.append(f"{trigger.db}.{trigger.name}")
+        elif current != (trigger.table, trigger.body):
+            stale.append(f"{trigger.db}.{trigger.name}")
+    return stale, unreadable
+
+
+def stale_trigger_problem(config: PipelineConfig, region: str) -> str | None:
+    """One line naming the region's stale clock triggers and the fix, or None when there are none
+    (or none the config's user can read). Raises pymysql.MySQLError when the region's database
+    cannot be read."""
+    with _connect(config, region) as conn:
+        stale, _ = stale_triggers(config, region, conn)
+    if not stale:
+        return None
+    shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    return (f"stale clock triggers {shown}: their tables' columns (or key, or the regions) changed since "
+            f"`cdcsync init`, so an UPDATE may tick a clock without a row event or change a column unseen; "
+            f"run `cdcsync init --region {region}`")
 
 
 def init_region(config: PipelineConfig, region: str) -> InitReport:
@@ -87,10 +146,7 @@ def init_region(config: PipelineConfig, region: str) -> InitReport:
         metadata_tables.ensure(conn, config.meta_db)
         wanted, report.warnings = wanted_triggers(config, region, conn)
         with conn.cursor() as cur:
-            cur.execute("SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT "
-                        "FROM information_schema.TRIGGERS WHERE TRIGGER_NAME LIKE %s",
-                        (PREFIX.replace("_", "\\_") + "%",))
-            existing = {(db, name): (table, body) for db, name, table, body in cur.fetchall()}
+            existing = _installed(cur)
             for trigger in wanted:
                 label = f"{trigger.db}.{trigger.name}"
                 current = existing.pop((trigger.db, trigger.name), None)

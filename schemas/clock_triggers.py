@@ -11,6 +11,14 @@ local write (the session variable `@cdcsync_applying` NULL or 0) each upserts th
 - deleted: 1 after a DELETE (a tombstone), else 0; origin: this region; heads: NULL (the write
   dominates every concurrent version a resolution kept).
 
+An UPDATE ticks only when some column's stored value really changes (`changed_condition`): MariaDB
+writes no row event for a matched row whose bytes stay the same (`UPDATE t SET v = v`, an idempotent
+`INSERT ... ON DUPLICATE KEY UPDATE`), so a tick there would be a clock row with no change to pair
+with (producers/clock_matching.py). The comparison is byte-wise, like the server's: a case-only or
+trailing-space-only change under a `_ci` collation IS a change. Because it names every column, the
+trigger must be regenerated (`cdcsync init`) when the table's columns change; `stale_triggers` in
+schemas/clock_init.py reports the ones that were not.
+
 An UPDATE that changes the key tombstones the old key (its clock + 1) and gives the new key the
 merge of the old key's clock and any clock the new key had (a tombstone), + 1. The database sink
 sets `@cdcsync_applying = 1`, so its writes skip the triggers; it writes the clock row itself.
@@ -103,10 +111,34 @@ def _merge(a: str, b: str, into: str, regions: Sequence[str]) -> str:
     return "\n      ".join(statements)
 
 
+def _same(column: str, data_type: str) -> str:
+    """SQL true when OLD and NEW hold the same stored value of `column` (DATA_TYPE `data_type`), as
+    the server decides whether a row changed: bytes, not collation (a case-only change is a change).
+    FLOAT and DOUBLE compare by value: their text cast rounds (two FLOATs print alike), and the
+    server stores -0.0 as 0. TIMESTAMP compares the instant, not its text in the session time zone
+    (two instants print alike in a DST fall-back hour)."""
+    old, new = f"OLD.{quote_name(column)}", f"NEW.{quote_name(column)}"
+    kind = data_type.lower()
+    if kind in ("float", "double", "real"):
+        return f"{old} <=> {new}"
+    if kind == "timestamp":
+        return f"UNIX_TIMESTAMP({old}) <=> UNIX_TIMESTAMP({new})"
+    return f"CAST({old} AS BINARY) <=> CAST({new} AS BINARY)"
+
+
+def changed_condition(columns: Sequence[tuple[str, str]]) -> str:
+    """SQL true when an UPDATE changed some column of `columns` ((name, DATA_TYPE), every column of
+    the table): exactly when the server writes a row event for it."""
+    if not columns:
+        raise ValueError("a table without columns has no clock triggers")
+    return "NOT (" + "\n        AND ".join(_same(c, t) for c, t in columns) + ")"
+
+
 def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]], region: str,
-             regions: Sequence[str]) -> list[Trigger]:
+             regions: Sequence[str], columns: Sequence[tuple[str, str]]) -> list[Trigger]:
     """The three triggers of `db.table`, whose primary key is `pk` ((column, COLUMN_TYPE) in key
-    order), for `region`; `regions` are all configured regions (for the key-change merge)."""
+    order), for `region`; `regions` are all configured regions (for the key-change merge); `columns`
+    are all the table's columns, (name, DATA_TYPE) (the UPDATE trigger ticks only when one changes)."""
     new, old = sql_key_expression(pk, "NEW"), sql_key_expression(pk, "OLD")
     guard = f"IF COALESCE({APPLYING}, 0) = 0 THEN"
     clocks = f"{quote_name(meta_db)}.{quote_name(ROW_CLOCKS)}"
@@ -125,7 +157,7 @@ def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]]
   DECLARE old_hlc, new_hlc BIGINT;
   {CLOCK_DECLARE}
   DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
-  {guard}
+  IF COALESCE({APPLYING}, 0) = 0 AND {changed_condition(columns)} THEN
     {CLOCK_READING}
     SET old_key = {old}, new_key = {new};
     IF old_key = new_key THEN

@@ -392,8 +392,10 @@ def resolve(record_id: int = typer.Argument(..., metavar="ID", help="The record 
                                                             "columns may be left out), or null to delete the row.")
             ) -> None:
     """Override a resolution: write the chosen values in REGION as a new local write whose clock dominates
-    both versions, so it replicates everywhere, and log an override record. Needs the clock triggers."""
-    from consumers.conflict_override import OverrideError, resolve as override
+    both versions, so it replicates everywhere, and log an override record. Needs the clock triggers.
+    When REGION already holds the chosen values, they are written in the first region that does not,
+    with a clock that dominates every region's; when every region holds them, nothing is written."""
+    from consumers.conflict_override import OverrideError, resolve_anywhere
 
     if take not in ("local", "remote", "json"):
         fail(f"--take {take!r}: expected local, remote or json", 2)
@@ -408,21 +410,24 @@ def resolve(record_id: int = typer.Argument(..., metavar="ID", help="The record 
     cfg = load(config)
     _regions(cfg, [region])
     try:
-        with _connect(cfg, region) as conn:
-            done = override(conn, cfg.meta_db, region, record_id, take, parsed)  # type: ignore[arg-type]
+        done = resolve_anywhere(cfg, region, record_id, take, parsed)  # type: ignore[arg-type]
     except OverrideError as err:
         fail(str(err))
         return
     except pymysql.MySQLError as err:
-        fail(f"region {region}: {err}; nothing written")
+        fail(f"{err}; nothing written, or (if the error came after the write) see `conflicts list`")
         return
     target = f"{done.settled.db}.{done.settled.table} {_key(done.settled.pk)}"
     if done.record is None:
-        typer.echo(f"conflict {record_id}: {target} in {region} already holds the chosen values; nothing written")
+        typer.echo(f"conflict {record_id}: {target} already holds the chosen values in every region (identical "
+                   f"everywhere); nothing written")
         return
     result = done.record.result
     what = "deleted" if result.values is None else f"wrote {orjson.dumps(result.values).decode()}"
-    typer.echo(f"conflict {record_id}: took {take}; {target} in {region}: {what}")
+    if done.written_in != region:
+        typer.echo(f"conflict {record_id}: {target} in {region} already holds the chosen values; {done.written_in} "
+                   f"does not, so the override is written there")
+    typer.echo(f"conflict {record_id}: took {take}; {target} in {done.written_in}: {what}")
     typer.echo(f"new clock {_clock(result.counters)} (dominates local {_side(done.settled.local)} and remote "
                f"{_side(done.settled.remote)}); replaces {_side(done.previous)}")
     typer.echo(f"override logged as record {done.record.id} in {region}")

@@ -377,10 +377,17 @@ def test_resolve_writes_a_dominating_local_write_and_logs_the_override(env) -> N
     assert row(config, db, 1) == (1, "remote", Decimal("2.25"), None, None)
     assert assert_dominates_both(config, db, 1).counters == {"eu": 4, "us": 1}
 
-    again = resolve(path, first, "--take", "remote")               # the row already holds it: nothing ticks
-    assert again.exit_code == 0 and "already holds the chosen values; nothing written" in again.stdout
+    # eu already holds it (a write there would change nothing, publish nothing): written in us, which
+    # differs (no pipeline runs here), with a clock above every region's; eu's row and clock stay.
+    again = resolve(path, first, "--take", "remote")
+    assert again.exit_code == 0 and "us does not, so the override is written there" in again.stdout, again.output
     assert assert_dominates_both(config, db, 1).counters == {"eu": 4, "us": 1}
-    assert len(overrides(config, first)) == 3
+    with connect(config, "us") as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT v FROM {db}.t WHERE id = 1")
+        assert cur.fetchone() == ("remote",)
+    assert overrides(config, first)[-1].result.origin == "us"
+    assert overrides(config, first)[-1].result.counters == {"eu": 4, "us": 2}
+    assert len(overrides(config, first)) == 4
 
     gone = resolve(path, first, "--take", "json", "--value", "null")
     assert gone.exit_code == 0 and "deleted" in gone.stdout, gone.output
@@ -389,7 +396,7 @@ def test_resolve_writes_a_dominating_local_write_and_logs_the_override(env) -> N
     assert overrides(config, first)[-1].result.values is None
     with connect(config, "eu") as conn:   # stats counts overrides under their own strategy
         assert [(r.strategy, r.count) for r in conflict_log.stats(conn, config.meta_db, bucket_s=10**9)] == \
-            [("lww", 1), ("override", 4)]
+            [("lww", 1), ("override", 5)]
 
 
 def test_resolve_refuses_without_triggers_record_or_a_dominating_clock(env) -> None:

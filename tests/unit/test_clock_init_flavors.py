@@ -12,14 +12,15 @@ from schemas import clock_init
 from schemas.clock_triggers import triggers
 from schemas.config import parse_config
 
+COLUMNS = [("id", "int"), ("code", "varchar"), ("price", "double"), ("at", "timestamp")]
 KW = dict(meta_db="cdcsync", db="shop", table="orders", pk=[("id", "int(11)"), ("code", "varchar(8)")],
-          region="eu", regions=["eu", "us"])
+          region="eu", regions=["eu", "us"], columns=COLUMNS)
 
 # Functions the bodies may call: each exists in MariaDB 10.11 and in MySQL >= 8.0.21 (JSON_VALUE).
 PORTABLE = {"CONCAT", "CHAR_LENGTH", "CONVERT", "CAST", "LOWER", "HEX", "UNHEX", "SHA2", "JSON_OBJECT", "JSON_SET",
             "JSON_VALUE", "JSON_MERGE_PATCH", "COALESCE", "GREATEST", "IF", "UNIX_TIMESTAMP", "NOW", "VALUES",
             "SYSDATE", "TIMESTAMPDIFF"}
-KEYWORDS = {"IN", "INTO", "AND", "OR", "ON", "THEN", "ELSE", "SIGNED", "CHAR", "BIGINT", "TEXT", "VARCHAR"}
+KEYWORDS = {"IN", "INTO", "AND", "OR", "ON", "THEN", "ELSE", "SIGNED", "CHAR", "BIGINT", "TEXT", "VARCHAR", "NOT"}
 
 
 def test_mariadb_replaces_in_one_statement() -> None:
@@ -69,6 +70,8 @@ class FakeCursor:
             self.rows = [("shop", "orders")]
         elif "information_schema.STATISTICS" in sql:
             self.rows = [("shop", "orders", "id", "int(11)"), ("shop", "orders", "code", "varchar(8)")]
+        elif "information_schema.COLUMNS" in sql:
+            self.rows = [("shop", "orders", c, t) for c, t in COLUMNS]
         elif "information_schema.TRIGGERS" in sql:
             self.rows = self.existing
         else:
@@ -119,3 +122,19 @@ def test_init_region_uses_the_flavors_statements(monkeypatch, flavor: str) -> No
         assert [s.split(" `")[0] for s in ddl] == ["DROP TRIGGER IF EXISTS", "CREATE TRIGGER"] * 2
     else:
         assert all(s.startswith("CREATE OR REPLACE TRIGGER") for s in ddl)
+
+
+def test_update_trigger_ticks_only_when_a_column_changes_byte_wise() -> None:
+    """Bytes, as the server decides whether to log a row event: a case-only change under a _ci
+    collation is a change; FLOAT/DOUBLE by value (their text rounds), TIMESTAMP by instant."""
+    from schemas.clock_triggers import changed_condition
+
+    assert changed_condition([("v", "varchar"), ("f", "float"), ("d", "double"), ("t", "timestamp"),
+                              ("b`x", "blob")]) == (
+        "NOT (CAST(OLD.`v` AS BINARY) <=> CAST(NEW.`v` AS BINARY)\n        AND OLD.`f` <=> NEW.`f`"
+        "\n        AND OLD.`d` <=> NEW.`d`\n        AND UNIX_TIMESTAMP(OLD.`t`) <=> UNIX_TIMESTAMP(NEW.`t`)"
+        "\n        AND CAST(OLD.`b``x` AS BINARY) <=> CAST(NEW.`b``x` AS BINARY))")
+    update = triggers(**KW)[1].body
+    assert all(f"OLD.`{c}`" in update for c, _ in COLUMNS)   # every column is compared
+    with pytest.raises(ValueError):
+        changed_condition([])

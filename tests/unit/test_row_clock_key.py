@@ -65,11 +65,13 @@ def test_trigger_names_fit_and_stay_unique() -> None:
 
 def test_triggers_are_guarded_and_deterministic() -> None:
     kw = dict(meta_db="cdcsync", db="shop", table="o'rders", pk=[("id", "int")], region="eu",
-              regions=["eu", "us"])
+              regions=["eu", "us"], columns=[("id", "int")])
     made = triggers(**kw)
     assert [t.event for t in made] == ["INSERT", "UPDATE", "DELETE"]
     assert [t.name for t in made] == ["cdcsync_o'rders_ai", "cdcsync_o'rders_au", "cdcsync_o'rders_ad"]
-    assert all("IF COALESCE(@cdcsync_applying, 0) = 0 THEN" in t.body for t in made)
+    assert all("IF COALESCE(@cdcsync_applying, 0) = 0 " in t.body for t in made)
+    assert "IF COALESCE(@cdcsync_applying, 0) = 0 AND NOT (CAST(OLD.`id` AS BINARY) <=> CAST(NEW.`id` AS BINARY)) THEN" \
+        in made[1].body   # the update ticks only when a column changed
     assert "'o''rders'" in made[0].body and "deleted = 1" in made[2].body
     assert made[0].create()[0].startswith("CREATE OR REPLACE TRIGGER `shop`.`cdcsync_o'rders_ai` AFTER INSERT ON "
                                        "`shop`.`o'rders` FOR EACH ROW BEGIN")
