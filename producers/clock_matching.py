@@ -17,11 +17,16 @@ from typing import Any
 
 import orjson
 
-from schemas.row_clock_key import UnsupportedKey, row_clock_key
+from schemas.row_clock_key import UnsupportedKey, key_hash, key_identity
 
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _hash(value: Any) -> bytes:
+    # BINARY(32): the binlog drops trailing 0x00 bytes, the stored value always has 32.
+    return (value if isinstance(value, (bytes, bytearray)) else str(value).encode("latin-1")).ljust(32, b"\0")
 
 
 class ClockRows:
@@ -30,8 +35,9 @@ class ClockRows:
     __slots__ = ("_by_key",)
 
     def __init__(self) -> None:
-        # (db, table, key text) -> (clock, heads) of each clock row, in order
-        self._by_key: dict[tuple[str, str, str], deque[tuple[dict[str, Any], Any]]] = defaultdict(deque)
+        # (db, table, pk_hash) -> (clock, heads) of each clock row, in order. By the hash of the key's
+        # identity (text folded by collation): the trigger's `pk` shows one spelling, the change another.
+        self._by_key: dict[tuple[str, str, bytes], deque[tuple[dict[str, Any], Any]]] = defaultdict(deque)
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -45,17 +51,18 @@ class ClockRows:
                      "hlc_us": int(image["hlc_us"])}
             heads = image.get("heads")
             version = (clock, orjson.loads(_text(heads)) if heads else None)
-            self._by_key[(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]))].append(version)
+            self._by_key[(_text(image["db"]), _text(image["tbl"]), _hash(image["pk_hash"]))].append(version)
 
     def attach(self, messages: Iterable[dict[str, Any]]) -> None:
         """Set `vclock` (and `heads`) on the change messages whose key has clock rows."""
         tables = {(db, tbl) for db, tbl, _ in self._by_key}
-        last: dict[tuple[str, str, str], tuple[dict[str, Any], Any]] = {}
+        last: dict[tuple[str, str, bytes], tuple[dict[str, Any], Any]] = {}
         for message in messages:
             if message.get("kind") != "change" or (message["db"], message["table"]) not in tables:
                 continue
             try:
-                key = (message["db"], message["table"], row_clock_key(message["pk"], message["types"]))
+                key = (message["db"], message["table"],
+                       key_hash(key_identity(message["pk"], message["types"], message.get("pk_fold"))))
             except UnsupportedKey:
                 continue
             queue = self._by_key.get(key)
