@@ -291,6 +291,7 @@ class Capture:
         elif table_selected(self._region.producer, event.schema, event.table):
             table_map = self._table_maps.get(event.table_id)
             pk_cols = key_columns(table_map) if table_map is not None else ()
+            keyed = bool(pk_cols)   # a real primary key (not all columns of a keyless table)
             if not pk_cols:
                 pk_cols = self._no_pk_policy(event)
             if pk_cols:
@@ -298,7 +299,7 @@ class Capture:
                 route.pk_cols = pk_cols
                 route.images = RowImages(columns, self._catalog.lookup(event.schema, event.table))
                 route.types = route.images.encoder.types
-                route.fold = self._key_fold(route, columns) if table_map is not None else {}
+                route.fold = self._key_fold(route, columns) if keyed else {}
                 if route.images.decode is None:
                     log.info("table %s.%s: rows decoded by the library (%s)", event.schema, event.table,
                              route.images.reason)
