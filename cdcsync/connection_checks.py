@@ -83,6 +83,21 @@ def check_applier(config: PipelineConfig, region: str) -> CheckResult:
     return CheckResult(region, "mysql applier", "ok", f"{where}: DML privileges present{note}")
 
 
+def check_key_collations(config: PipelineConfig, region: str) -> CheckResult:
+    """Every replicated table's text key columns are in a collation the key fold covers."""
+    from schemas.clock_init import unsupported_key_collations
+
+    mysql: MySQLConfig = config.region(region).mysql
+    try:
+        with pymysql.connect(**mysql.connect_settings()) as conn:
+            refused = unsupported_key_collations(config, region, conn)
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "key collations", "fail", f"{mysql.host}:{mysql.port}: {err}")
+    if refused:
+        return CheckResult(region, "key collations", "fail", "; ".join(refused))
+    return CheckResult(region, "key collations", "ok", "every text primary-key column has a supported collation")
+
+
 def check_redis(config: PipelineConfig, region: str) -> CheckResult:
     cfg = config.region(region).redis
     where = f"{cfg.host}:{cfg.port}" + (f" as {cfg.username!r}" if cfg.username else "")
@@ -160,6 +175,7 @@ def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckR
         results.append(check_reader(config, region))
         results.append(check_applier(config, region))
         results.append(check_clock_triggers(config, region))
+        results.append(check_key_collations(config, region))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
     return results

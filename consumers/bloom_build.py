@@ -17,7 +17,7 @@ from consumers.bloom_format import Sizing, key_text, offsets
 from consumers.bloom_policy import capacity_for
 from consumers.bloom_store import BloomStore, Generation
 from producers import binlog_stream
-from producers.snapshot_reader import ConsistentSnapshot
+from producers.snapshot_reader import ConsistentSnapshot, snapshot_key_values
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 
@@ -69,7 +69,8 @@ def _scan(config: PipelineConfig, region: str, store: BloomStore, table: str, ge
         for rows in snap.chunks(t):
             if not rows:
                 continue
-            offs = [o for row in rows for o in offsets(generation.sizing, key_text([row[c] for c in t.key_columns]))]
+            offs = [o for row in rows
+                    for o in offsets(generation.sizing, key_text(snapshot_key_values(t, row)))]
             store.add_scanned(table, generation, offs)
             scanned += len(rows)
     return scanned

@@ -8,7 +8,8 @@ Hashing is pybloom-live's salted hashlib/xxhash digest of the key's UTF-8 bytes:
 every process and on every host (never Python's randomised `hash()`).
 
 The key text is the canonical primary-key text of the cache keys: the JSON list of the key's wire
-values (`[42]`, `["k",7]`), exactly the suffix of `<prefix>:<db>.<table>:<pk json>`.
+values (`[42]`, `["k",7]`; text folded by collation, schemas/key_fold.py), exactly the suffix of
+`<prefix>:<db>.<table>:<pk json>`.
 """
 
 from __future__ import annotations

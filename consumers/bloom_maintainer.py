@@ -33,7 +33,7 @@ from consumers.bloom_build import build_table
 from consumers.bloom_format import key_text
 from consumers.bloom_policy import rebuild_reason
 from consumers.bloom_store import BloomStore, Generation
-from consumers.cache_sink import redis_client
+from consumers.cache_sink import event_key_values, redis_client
 from consumers.lookup_metrics import FilterMetrics
 from consumers.records import SourceRecord
 from consumers.status import watermarks
@@ -59,7 +59,11 @@ def binlog_order(file: str, pos: int) -> tuple[int, int]:
 def added_keys(event: ChangeEvent) -> list[str]:
     """Keys a change makes exist: inserts, snapshot rows, and the new key of a key-changing update."""
     if event.op in (Op.INSERT, Op.SNAPSHOT):
-        return [key_text(list(event.pk.values()))]
+        return [key_text(event_key_values(event))]
+    if event.op is Op.UPDATE and event.pk_fold:
+        # A text key its collation folds: the producer publishes a change of the key (by its fold)
+        # as a delete and an insert, so an update keeps its key (a new spelling is the same key).
+        return []
     if event.op is Op.UPDATE:
         columns, after, before = list(event.pk), event.after or {}, event.before or {}
         if all(c in after for c in columns) and all(c in before for c in columns):

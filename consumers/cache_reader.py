@@ -40,7 +40,8 @@ from producers.table_catalog import snapshot_columns
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
-from schemas.row_clock_key import UnsupportedKey, sql_key_expression
+from schemas import key_fold
+from schemas.row_clock_key import UnsupportedKey, sql_key_identity
 
 # One call per batch of keys. KEYS: table head, generation meta, bitmap, proof. ARGV: the generation the
 # caller hashed for ('' = none), the format, then per key: cache key, negative key, its bit offsets
@@ -104,7 +105,17 @@ class _TableInfo:
     table: str
     encoder: SnapshotEncoder
     key_columns: tuple[str, ...]
-    clock_expression: str | None     # SQL of the row's canonical clock key, None without clocks
+    clock_expression: str | None     # SQL of the row's key identity (row_clocks.pk_hash), None without clocks
+    fold: dict[str, str]             # key column -> collation, for text key columns that fold
+
+    def key_values(self, pk: Any) -> list[Any]:
+        """An application's key (one value or a list in key order) as the cache names it: text
+        folded by its collation, so every spelling the database matches finds the same entry."""
+        values = _pk_list(pk)
+        if not self.fold:
+            return values
+        named = dict(zip(self.key_columns, values))
+        return key_fold.key_values(named, key_fold.fold_pk(named, self.fold))
 
 
 def _pk_list(pk: Any) -> list[Any]:
@@ -125,9 +136,10 @@ class _HitPath:
     prefix: bytes
     hash_format: bool
     counter: Any
+    info: _TableInfo
 
     def key(self, pk: Any) -> bytes:
-        return self.prefix + orjson.dumps(_pk_list(pk))
+        return self.prefix + orjson.dumps(self.info.key_values(pk))
 
     def read(self, client: Any, key: bytes) -> Any:
         return client.hgetall(key) if self.hash_format else client.hget(key, JSON_FIELD)
@@ -194,8 +206,10 @@ class CacheReader:
         if table.count(".") != 1:
             raise ValueError(f"table {table!r} must be `db.table`")
         db, name = table.split(".")
-        texts = [key_text(_pk_list(pk)) for pk in pks]
-        keys = [cache_key(self.config.prefix, db, name, _pk_list(pk)) for pk in pks]
+        info = self._table_info(table)
+        named = [info.key_values(pk) for pk in pks]
+        texts = [key_text(values) for values in named]
+        keys = [cache_key(self.config.prefix, db, name, values) for values in named]
         answers: list[Lookup | None] = [None] * len(pks)
         to_db: dict[int, str] = {}
         misses = list(range(len(pks)))
@@ -259,7 +273,7 @@ class CacheReader:
         for i in misses:
             to_db[i] = "filter_changing"
         if to_db:
-            self._from_db(table, texts, keys, to_db, answers)
+            self._from_db(table, texts, keys, to_db, answers, [_pk_list(pk) for pk in pks])
         counts: dict[str, int] = {}
         for answer in answers:
             assert answer is not None
@@ -289,7 +303,7 @@ class CacheReader:
             hit = self._hit_paths[table] = _HitPath(
                 cache_key(self.config.prefix, db, name, []).removesuffix("[]").encode(),
                 self.config.table(db, name).cache_format != "json",
-                self.metrics.lookups.labels(self.region, table, "cache_hit"))
+                self.metrics.lookups.labels(self.region, table, "cache_hit"), self._table_info(table))
         return hit
 
     # -- filter and proof -------------------------------------------------------------------------
@@ -337,18 +351,22 @@ class CacheReader:
                             "AND TABLE_NAME = %s", (self.config.meta_db, ROW_CLOCKS))
                 has_clocks = bool(cur.fetchone()[0])
             types = {c.name: c.column_type for c in meta.columns}
+            collations = meta.key_collations()
+            fold = key_fold.folding(collations, table)
+            with conn.cursor() as cur:
+                key_fold.ensure(cur, fold)
             expression = None
             if has_clocks:
                 try:
-                    expression = sql_key_expression([(c, types[c]) for c in meta.primary_key], "t")
+                    expression = sql_key_identity([(c, types[c], collations.get(c)) for c in meta.primary_key], "t")
                 except UnsupportedKey:
                     expression = None
             info = self._tables[table] = _TableInfo(db, name, SnapshotEncoder(meta), tuple(meta.primary_key),
-                                                    expression)
+                                                    expression, fold)
         return info
 
     def _from_db(self, table: str, texts: list[str], keys: list[str], to_db: dict[int, str],
-                 answers: list[Lookup | None]) -> None:
+                 answers: list[Lookup | None], pks: list[list[Any]]) -> None:
         info = self._table_info(table)
         wanted: dict[str, list[int]] = {}
         for i in to_db:
@@ -357,8 +375,8 @@ class CacheReader:
         # One primary-key point query per key: a key that reaches the database costs exactly one
         # statement, which is what the penetration bound counts.
         found = {}
-        for text in wanted:
-            found.update(self._select(info, [orjson.loads(text)]))
+        for indexes in wanted.values():
+            found.update(self._select(info, [pks[indexes[0]]]))
         settings = self.config.table(info.db, info.table)
         view = self._views.get(table)
         pipe = self.redis.pipeline(transaction=False)
@@ -406,6 +424,6 @@ class CacheReader:
             row = info.encoder.encode_row(raw[:width])
             # {} for a row without a clock row yet, None when the table has no clocks at all.
             counters = None if info.clock_expression is None else orjson.loads(raw[width] or "{}")
-            result[key_text([row[c] for c in info.key_columns])] = (row, counters)
+            result[key_text(info.key_values([row[c] for c in info.key_columns]))] = (row, counters)
         return result
 

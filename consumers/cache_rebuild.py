@@ -19,11 +19,11 @@ import orjson
 
 from consumers.cache_sink import CacheWriter, cache_key
 from consumers.versions import binlog_version
-from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
+from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
-from schemas.row_clock_key import UnsupportedKey, key_hash, row_clock_key
+from schemas.row_clock_key import UnsupportedKey, key_hash, row_identity
 
 
 def rebuild_cache(config: PipelineConfig, region: str, *, table: str | None = None,
@@ -51,8 +51,8 @@ def rebuild_cache(config: PipelineConfig, region: str, *, table: str | None = No
                 counters = _clocks(snap, config.meta_db, t, keys) if keys else {}
                 pipe = writer.pipeline()
                 for i, row in enumerate(rows):
-                    key = cache_key(config.prefix, t.db, t.table, [row[c] for c in t.key_columns])
-                    clock = counters.get(keys[i], {}) if keys else None
+                    key = cache_key(config.prefix, t.db, t.table, snapshot_key_values(t, row))
+                    clock = counters.get(key_hash(keys[i]), {}) if keys else None
                     writer.queue_set(pipe, key, version, row, settings, clock)
                 pipe.execute()
                 done += len(rows)
@@ -69,22 +69,22 @@ def _has_row_clocks(snap: ConsistentSnapshot, meta_db: str) -> bool:
 
 
 def _clock_keys(t: SnapshotTable, rows: list[dict[str, Any]]) -> list[str] | None:
-    """The canonical key text of every row, or None when the table's rows have no clocks."""
+    """The key identity of every row (text folded by collation), or None when the table's rows have no clocks."""
     if not t.has_primary_key:
         return None
     try:
-        return [row_clock_key({c: row[c] for c in t.key_columns}, t.encoder.types) for row in rows]
+        return [row_identity({c: row[c] for c in t.key_columns}, t.encoder.types, t.fold) for row in rows]
     except UnsupportedKey:
         return None
 
 
-def _clocks(snap: ConsistentSnapshot, meta_db: str, t: SnapshotTable, keys: list[str]) -> dict[str, dict[str, int]]:
-    """Key text -> clock counters of the chunk's rows that have a `row_clocks` row (read in the snapshot)."""
+def _clocks(snap: ConsistentSnapshot, meta_db: str, t: SnapshotTable, keys: list[str]) -> dict[bytes, dict[str, int]]:
+    """pk_hash -> clock counters of the chunk's rows that have a `row_clocks` row (read in the snapshot)."""
     hashes = [key_hash(k) for k in keys]
-    found = snap.query(f"SELECT pk, counters FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
+    found = snap.query(f"SELECT pk_hash, counters FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
                        f"WHERE db = %s AND tbl = %s AND pk_hash IN ({', '.join(['%s'] * len(hashes))})",
                        (t.db, t.table, *hashes))
-    return {_text(pk): orjson.loads(_text(counters)) for pk, counters in found}
+    return {bytes(pk_hash): orjson.loads(_text(counters)) for pk_hash, counters in found}
 
 
 def _text(value: Any) -> str:

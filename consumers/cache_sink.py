@@ -1,6 +1,6 @@
 """The cache sink: a region's own change events -> its Redis, never moving a key backwards.
 
-Key: `<prefix>:<db>.<table>:<canonical pk>`, a Redis hash holding the row and its versions:
+Key: `<prefix>:<db>.<table>:<canonical pk>` (text folded by collation: `event_key_values`), a Redis hash holding the row and its versions:
 - `cache_format = "hash"`: one field per column, each value JSON-encoded (`"42"`, `"\\"text\\""`);
 - `cache_format = "json"`: one field `_json` with the whole row as a JSON object;
 - `_v`: the binlog-position version (consumers/versions.py), always written;
@@ -34,6 +34,7 @@ from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from consumers.retry import RetryPolicy
 from consumers.versions import event_version
+from schemas import key_fold
 from schemas.config import PipelineConfig, RedisConfig, TableConfig
 from schemas.events import ChangeEvent, Op
 
@@ -113,7 +114,14 @@ def redis_client(cfg: RedisConfig) -> redis.Redis:
 
 
 def cache_key(prefix: str, db: str, table: str, pk_values: list[Any]) -> str:
+    """`pk_values`: the key's values with text folded by collation (`key_fold.key_values`), so every
+    spelling of one key has one cache entry."""
     return f"{prefix}:{db}.{table}:{orjson.dumps(pk_values).decode()}"
+
+
+def event_key_values(event: ChangeEvent) -> list[Any]:
+    """The values naming an event's row: its key, with the producer's folds of text key columns."""
+    return key_fold.key_values(event.pk, event.pk_fold)
 
 
 def row_fields(row: dict[str, Any], table: TableConfig) -> list[Any]:
@@ -211,7 +219,7 @@ class CacheSink:
             if event.region != self.region:   # a star hub's forwarded version, not its database's state
                 self.metrics.skipped(self.name, "forwarded")
                 continue
-            key = cache_key(self.config.prefix, event.db, event.table, list(event.pk.values()))
+            key = cache_key(self.config.prefix, event.db, event.table, event_key_values(event))
             latest.pop(key, None)
             latest[key] = event
         if not latest:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from schemas.row_clock_key import UnsupportedKey, key_kind, row_clock_key
+from schemas.row_clock_key import UnsupportedKey, key_kind, row_identity
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -131,10 +131,11 @@ def parse_key(text: str, key_columns: Sequence[tuple[str, str]]) -> dict[str, An
         raise FilterError(str(err)) from None
 
 
-def canonical_key(text: str, key_columns: Sequence[tuple[str, str]]) -> str:
-    """`--key` -> the canonical key text the conflict log's `pk_hash` is computed from."""
+def canonical_key(text: str, key_columns: Sequence[tuple[str, str]], fold: dict[str, str] | None = None) -> str:
+    """`--key` -> the key identity the conflict log's `pk_hash` is computed from (`fold`: the key's
+    text columns that fold, column -> collation, weights loaded: any spelling finds the row)."""
     pk = parse_key(text, key_columns)
     try:
-        return row_clock_key(pk, dict(key_columns))
+        return row_identity(pk, dict(key_columns), fold)
     except (ValueError, TypeError) as err:   # e.g. a binary value that is not base64
         raise FilterError(f"key {text!r}: {err}") from None

@@ -46,7 +46,8 @@ from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
-from schemas.row_clock_key import key_hash, row_clock_key
+from schemas import key_fold
+from schemas.row_clock_key import key_hash, row_identity
 from schemas.row_version import value_hash
 from schemas.vclock import Order, VectorClock
 
@@ -139,7 +140,13 @@ def resolve(conn: pymysql.Connection, meta_db: str, region: str, record_id: int,
     unknown = [c for c in (values or {}) if c not in types]
     if unknown:
         raise OverrideError(f"{target} has no column {', '.join(map(repr, unknown))} in region {region}")
-    key = row_clock_key(record.pk, types)
+    try:
+        fold = key_fold.folding(snapshot_columns(conn, record.db, record.table).key_collations(), target)
+    except key_fold.UnsupportedCollation as err:
+        raise OverrideError(str(err)) from None
+    with conn.cursor() as cur:
+        key_fold.ensure(cur, fold)
+    key = row_identity(record.pk, types, fold)
     name = f"{quote_name(record.db)}.{quote_name(record.table)}"
     where = " AND ".join(f"{quote_name(c)} = %s" for c in record.pk)
     key_params = [_param(v, types[c]) for c, v in record.pk.items()]

@@ -30,7 +30,8 @@ from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.events import ChangeEvent, Op
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
-from schemas.row_clock_key import UnsupportedKey, key_hash, row_clock_key
+from schemas import key_fold
+from schemas.row_clock_key import UnsupportedKey, key_hash, row_clock_key, row_identity
 from schemas.row_version import RowVersion
 from schemas.vclock import VectorClock
 
@@ -41,11 +42,12 @@ Converted = Callable[[ChangeEvent, dict[str, Any], tuple[str, ...]], list[Any]]
 class ClockRow:
     db: str
     table: str
-    key: str
+    key: str                       # the key's identity (`row_identity`): what pk_hash hashes
     clock: VectorClock
     deleted: bool
     origin: str
     heads: str | None = None       # JSON, see heads_json
+    text: str | None = None        # row_clocks.pk: the key text of the version written (None: `key`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +62,28 @@ class Planned:
 
 
 class TableEncoders:
-    """`SnapshotEncoder` per target table (wire values of local rows), re-read every `ttl_s`."""
+    """`SnapshotEncoder` per target table (wire values of local rows), its key and the key's text
+    columns that fold (column -> collation, schemas/key_fold.py), re-read every `ttl_s`."""
 
     def __init__(self, ttl_s: float = 60.0) -> None:
         self._ttl_s = ttl_s
-        self._known: dict[tuple[str, str], tuple[SnapshotEncoder | None, tuple[str, ...], float]] = {}
+        self._known: dict[tuple[str, str], tuple[SnapshotEncoder | None, tuple[str, ...], dict[str, str], float]] = {}
 
-    def get(self, conn: pymysql.Connection, db: str, table: str) -> tuple[SnapshotEncoder | None, tuple[str, ...]]:
+    def get(self, conn: pymysql.Connection, db: str,
+            table: str) -> tuple[SnapshotEncoder | None, tuple[str, ...], dict[str, str]]:
         known = self._known.get((db, table))
         now = time.monotonic()
-        if known is not None and now - known[2] < self._ttl_s:
-            return known[0], known[1]
+        if known is not None and now - known[3] < self._ttl_s:
+            return known[0], known[1], known[2]
         try:
             meta = snapshot_columns(conn, db, table)
-            found: tuple[SnapshotEncoder | None, tuple[str, ...]] = (SnapshotEncoder(meta), meta.primary_key)
+            fold = key_fold.folding(meta.key_collations(), f"{db}.{table}")
+            with conn.cursor() as cur:
+                key_fold.ensure(cur, fold)
+            found: tuple[SnapshotEncoder | None, tuple[str, ...], dict[str, str]] = (
+                SnapshotEncoder(meta), meta.primary_key, fold)
         except LookupError:
-            found = (None, ())
+            found = (None, (), {})
         self._known[(db, table)] = (*found, now)
         return found
 
@@ -134,6 +142,17 @@ def _rewrite(record: SourceRecord, values: dict[str, Any] | None) -> SourceRecor
     return replace(record, event=new)
 
 
+def _key_text(event: ChangeEvent, values: Any) -> str | None:
+    """row_clocks.pk of the version written: the key text of its values (the winner's spelling of a
+    key its collation folds), else of the event's key."""
+    try:
+        if values is not None and all(c in values for c in event.pk):
+            return row_clock_key({c: values[c] for c in event.pk}, event.types)
+        return row_clock_key(event.pk, event.types)
+    except (UnsupportedKey, KeyError):
+        return None
+
+
 def _in_list(columns: tuple[str, ...], count: int) -> str:
     if len(columns) == 1:
         return f"{quote_name(columns[0])} IN ({', '.join(['%s'] * count)})"
@@ -142,14 +161,16 @@ def _in_list(columns: tuple[str, ...], count: int) -> str:
 
 
 def lock_local_rows(cur: pymysql.cursors.Cursor, encoder: SnapshotEncoder, db: str, table: str,
-                    key_cols: tuple[str, ...], params: list[list[Any]]) -> dict[str, dict[str, Any]]:
-    """Key text -> wire values of the present rows among `params` (key values), row-locked."""
+                    key_cols: tuple[str, ...], params: list[list[Any]],
+                    fold: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Key identity -> wire values of the present rows among `params` (key values), row-locked. The
+    server matches keys by their collation, so the identity folds text the same way (`fold`)."""
     cur.execute(f"SELECT {encoder.select_list} FROM {quote_name(db)}.{quote_name(table)} "
                 f"WHERE {_in_list(key_cols, len(params))} FOR UPDATE", [v for row in params for v in row])
     found = {}
     for row in cur.fetchall():
         values = encoder.encode_row(row)
-        found[row_clock_key({c: values[c] for c in key_cols}, encoder.types)] = values
+        found[row_identity({c: values[c] for c in key_cols}, encoder.types, fold)] = values
     return found
 
 
@@ -171,13 +192,13 @@ def write_clocks(cur: pymysql.cursors.Cursor, meta_db: str, rows: list[ClockRow]
     one = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
     params: list[Any] = []
     for r in rows:
-        params += [r.db, r.table, key_hash(r.key), r.key, orjson.dumps(r.clock.counters).decode(), r.clock.hlc_us,
+        params += [r.db, r.table, key_hash(r.key), r.text or r.key, orjson.dumps(r.clock.counters).decode(), r.clock.hlc_us,
                    1 if r.deleted else 0, r.origin, r.heads]
     cur.execute(f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
                 f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin, heads) "
                 f"VALUES {', '.join([one] * len(rows))} "
                 f"ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), "
-                f"deleted = VALUES(deleted), origin = VALUES(origin), heads = VALUES(heads)", params)
+                f"deleted = VALUES(deleted), origin = VALUES(origin), heads = VALUES(heads), pk = VALUES(pk)", params)
 
 
 class ClockedPlanner:
@@ -206,12 +227,13 @@ class ClockedPlanner:
             planned.append(None)
             by_table.setdefault((event.db, event.table), []).append(i)
         for (db, table), indexes in by_table.items():
-            encoder, key_cols = self._encoders.get(conn, db, table)
+            encoder, key_cols, fold = self._encoders.get(conn, db, table)
             if encoder is None:   # no such table here: the write fails and becomes a dead letter
                 for i in indexes:
                     planned[i] = Planned(records[i], records[i])
                 continue
-            self._plan_table(cur, db, table, encoder, key_cols, [records[i] for i in indexes], planned, indexes)
+            self._plan_table(cur, db, table, encoder, key_cols, [records[i] for i in indexes], planned, indexes,
+                             fold)
         if any(p is not None and p.conflict is not None for p in planned):
             # Only a conflict record needs the GTID state: no extra round trip for batches without one.
             cur.execute(db_dialect.gtid_state(self.flavor))
@@ -222,18 +244,20 @@ class ClockedPlanner:
 
     def _plan_table(self, cur: pymysql.cursors.Cursor, db: str, table: str, encoder: SnapshotEncoder,
                     key_cols: tuple[str, ...], records: list[SourceRecord], planned: list[Planned | None],
-                    indexes: list[int]) -> None:
+                    indexes: list[int], fold: dict[str, str] | None = None) -> None:
+        # Keys by identity: folded by this server's collation, as its triggers hash them (not the
+        # producer's `pk_fold`, which names the key for Kafka and the caches).
         keys: list[str | None] = []
         for record in records:
             event: ChangeEvent = record.event  # type: ignore[assignment]
             try:
-                keys.append(row_clock_key(event.pk, event.types) if tuple(event.pk) == key_cols else None)
+                keys.append(row_identity(event.pk, event.types, fold) if tuple(event.pk) == key_cols else None)
             except (UnsupportedKey, KeyError):
                 keys.append(None)
         known = [(r, k) for r, k in zip(records, keys) if k is not None]
         local_rows = lock_local_rows(cur, encoder, db, table, key_cols,
-                                     [self._converted(r.event, r.event.pk, key_cols) for r, _ in known]  # type: ignore[union-attr]
-                                     ) if known else {}
+                                     [self._converted(r.event, r.event.pk, key_cols) for r, _ in known],  # type: ignore[union-attr]
+                                     fold) if known else {}
         clocks = lock_clocks(cur, self.meta_db, db, table, [k for _, k in known]) if known else {}
         strategy = self._strategy(db, table)
         for i, record, key in zip(indexes, records, keys):
@@ -255,7 +279,8 @@ class ClockedPlanner:
         if decision.action is Action.SKIP:
             return Planned(record, None, action=Action.SKIP)
         result = decision.result
-        clock = ClockRow(event.db, event.table, key, result.clock, result.deleted, result.origin, heads_json(result))
+        clock = ClockRow(event.db, event.table, key, result.clock, result.deleted, result.origin, heads_json(result),
+                         _key_text(event, result.values))
         if decision.action is Action.APPLY:
             return Planned(record, record, clock, action=Action.APPLY)
         local_values = decision.local.values if decision.local is not None else None

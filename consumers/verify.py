@@ -47,7 +47,8 @@ import redis
 
 from consumers.cache_sink import cache_key, decode_row, redis_client
 from producers.snapshot_encoding import describe
-from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
+from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
+from schemas import key_fold
 from producers.table_catalog import ColumnInfo
 from schemas.identifiers import quote_name
 from schemas.config import PipelineConfig, table_selected
@@ -251,9 +252,12 @@ def chunk_ranges(boundaries: Sequence[Key]) -> list[tuple[Key | None, Key | None
     return list(zip(starts, ends))
 
 
-def row_key(row: dict[str, Any], key_columns: Sequence[str]) -> str:
-    """The canonical primary key of a wire row (as the topic key and the cache key write it)."""
-    return orjson.dumps([row[c] for c in key_columns]).decode()
+def row_key(row: dict[str, Any], key_columns: Sequence[str], fold: dict[str, str] | None = None) -> str:
+    """The canonical primary key of a wire row (as the topic key and the cache key write it): text
+    key columns whose collation folds (`fold`: column -> collation) by their fold, so the regions'
+    rows pair up as the server compares keys (`'bob'` with `'BOB'`, whose values then differ)."""
+    pk = {c: row[c] for c in key_columns}
+    return orjson.dumps(key_fold.key_values(pk, key_fold.fold_pk(pk, fold) if fold else None)).decode()
 
 
 ChunkRows = dict[str, tuple[dict[str, Any], int]]   # canonical key -> (wire row, how many such rows)
@@ -288,7 +292,8 @@ def diff_rows(table: str, rows: dict[str, ChunkRows], regions: Sequence[str], co
         if len(set(counts.values())) > 1:
             differing[OCCURRENCES] = counts
         if absent or differing:
-            key_values = dict(zip(key_columns, orjson.loads(key)))
+            first = rows[present[0]][key][0]
+            key_values = {c: first.get(c) for c in key_columns}
             result.append(RowDifference(table, key_values, row_kind(present, absent, regions), present, absent,
                                         differing))
     return result
@@ -419,7 +424,7 @@ def _fetch(snapshot: ConsistentSnapshot, t: SnapshotTable, condition: str, param
     rows: ChunkRows = {}
     for raw in snapshot.query(sql, params):
         row = t.encoder.encode_row(raw)
-        key = row_key(row, t.key_columns)
+        key = row_key(row, t.key_columns, t.fold)
         seen = rows.get(key)
         rows[key] = (row, seen[1] + 1 if seen else 1)
     return rows
@@ -447,7 +452,7 @@ class _CacheCheck:
 
     def chunk(self, rows: ChunkRows) -> None:
         t = self.table
-        keys = [cache_key(self.prefix, t.db, t.table, [row[c] for c in t.key_columns]) for row, _ in rows.values()]
+        keys = [cache_key(self.prefix, t.db, t.table, snapshot_key_values(t, row)) for row, _ in rows.values()]
         self.seen.update(k.encode() for k in keys)
         with _reading(self.region, "reading the cache"):
             pipe = self.client.pipeline(transaction=False)

@@ -34,6 +34,7 @@ from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import Publisher, _Txn
 from producers.topics import TopicCreator, TopicNames
+from schemas import key_fold
 from schemas.codec import encode
 from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
 from schemas.config import PipelineConfig, table_selected
@@ -94,13 +95,15 @@ class JsonCatalog(Protocol):
 
     def invalidate(self) -> None: ...
 
+    def load_weights(self, collations: dict[str, str]) -> None: ...
+
 
 class _Route:
     """What to do with the rows of one table map: cached per table id until the next DDL, and
     rebuilt when a table map with other columns arrives under the same id."""
 
     __slots__ = ("db", "table", "columns", "topic", "key_prefix", "images", "types", "pk_cols", "publish", "marker",
-                 "clock", "counter")
+                 "clock", "counter", "fold")
 
     def __init__(self, db: str, table: str, columns: list[Any]) -> None:
         self.db, self.table = db, table
@@ -114,6 +117,7 @@ class _Route:
         self.marker = False
         self.clock = False
         self.counter: Any = None
+        self.fold: dict[str, str] = {}  # key column -> collation, for text key columns whose collation folds
 
 
 class Capture:
@@ -315,6 +319,7 @@ class Capture:
         elif table_selected(self._region.producer, event.schema, event.table):
             table_map = self._table_maps.get(event.table_id)
             pk_cols = key_columns(table_map) if table_map is not None else ()
+            keyed = bool(pk_cols)   # a real primary key (not all columns of a keyless table)
             if not pk_cols:
                 pk_cols = self._no_pk_policy(event)
             if pk_cols:
@@ -322,6 +327,7 @@ class Capture:
                 route.pk_cols = pk_cols
                 route.images = RowImages(columns, self._catalog.lookup(event.schema, event.table))
                 route.types = route.images.encoder.types
+                route.fold = self._key_fold(route, columns) if keyed else {}
                 if route.images.decode is None:
                     log.info("table %s.%s: rows decoded by the library (%s)", event.schema, event.table,
                              route.images.reason)
@@ -332,6 +338,21 @@ class Capture:
                 self._topics.ensure(route.topic)
         self._routes[event.table_id] = route
         return route
+
+    def _key_fold(self, route: _Route, columns: list[Any]) -> dict[str, str]:
+        """The text key columns whose collation folds (schemas/key_fold.py): their changes are keyed
+        by the fold, so two spellings of one key share one Kafka key and partition."""
+        collations = {}
+        for column in columns:
+            if column.name in route.pk_cols and route.types.get(column.name, "").startswith(("char", "varchar")):
+                collations[column.name] = getattr(column, "collation_name", None)
+        try:
+            fold = key_fold.folding(collations, f"{route.db}.{route.table}")
+        except key_fold.UnsupportedCollation as err:
+            raise CaptureError(str(err)) from None
+        if fold:
+            self._catalog.load_weights(fold)
+        return fold
 
     def _no_pk_policy(self, event: RowsEvent) -> tuple[str, ...]:
         name = (event.schema, event.table)
@@ -385,12 +406,13 @@ class Capture:
         hdrs = self._headers_for("change", info.origin)
         change, row_key = messages.change, messages.row_key
         emit = self._pending.append
+        fold = route.fold
         for image in images:
             if op == "update":
                 before, after = image
                 old_pk = [before[c] for c in pk_cols]
                 new_pk = [after[c] for c in pk_cols]
-                if old_pk != new_pk:
+                if old_pk != new_pk and not (fold and _same_key(fold, pk_cols, old_pk, new_pk)):
                     # A key change is a delete of the old key and an insert of the new one, each on its
                     # own key's partition, so per-key order holds for both keys.
                     message = change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)), before,
@@ -410,6 +432,9 @@ class Capture:
                 else:
                     message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), image, None, types)
                 key = row_key(pk_values, prefix)
+            if fold:   # named by the fold: one key whatever its spelling (an update keeps its new spelling)
+                message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], fold)
+                key = row_key(key_fold.key_values(message["pk"], folded), prefix)
             emit((topic, key, message, hdrs))
 
     def _marker(self, event: RowsEvent, stream: Any) -> None:
@@ -428,3 +453,9 @@ class Capture:
             raise CaptureError(f"apply marker in transaction {info.txn_id} names unknown origin {origin!r}")
         info.origin = origin
         self._applied = True
+
+
+def _same_key(fold: dict[str, str], pk_cols: tuple[str, ...], old: list[Any], new: list[Any]) -> bool:
+    """Whether two key values are one key for the server (text compared by its collation)."""
+    a, b = dict(zip(pk_cols, old)), dict(zip(pk_cols, new))
+    return key_fold.key_values(a, key_fold.fold_pk(a, fold)) == key_fold.key_values(b, key_fold.fold_pk(b, fold))

@@ -45,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from schemas.row_clock_key import UnsupportedKey, row_clock_key
+from schemas.row_clock_key import UnsupportedKey, key_hash, key_identity
 
 ROW_OPS = ("insert", "update", "delete")
 
@@ -62,13 +62,19 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
+def _hash(value: Any) -> bytes:
+    # BINARY(32): the binlog drops trailing 0x00 bytes, the stored value always has 32.
+    return (value if isinstance(value, (bytes, bytearray)) else str(value).encode("latin-1")).ljust(32, b"\0")
+
+
 @dataclass(frozen=True, slots=True)
 class ClockRow:
     """One clock row of the transaction: the version's clock, heads and tombstone flag."""
 
     db: str
     table: str
-    key: str
+    key: str            # the readable key text the trigger wrote (`pk`)
+    pk_hash: bytes      # the key's identity
     clock: dict[str, Any]
     heads: Any
     deleted: bool
@@ -163,7 +169,8 @@ class ClockRows:
             clock = {"counters": {r: int(c) for r, c in sorted(counters.items()) if int(c) > 0},
                      "hlc_us": int(image["hlc_us"])}
             heads = image.get("heads")
-            self._rows.append(ClockRow(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]), clock,
+            self._rows.append(ClockRow(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]),
+                                       _hash(image["pk_hash"]), clock,
                                        orjson.loads(_text(heads)) if heads else None, bool(int(image["deleted"])),
                                        after))
 
@@ -174,31 +181,37 @@ class ClockRows:
         Raises `ClockPairingError` naming the first key that does not pair up."""
         rows = [r for r in self._rows if published(r.db, r.table)]
         tables = {(r.db, r.table) for r in rows}
-        by_key: dict[tuple[str, str, str], list[Change | ClockRow]] = defaultdict(list)
+        by_key: dict[tuple[str, str, bytes], list[Change | ClockRow]] = defaultdict(list)
+        texts: dict[bytes, str] = {}
         clocks = iter(rows)
         clock = next(clocks, None)
         for index, message in enumerate(messages):
             while clock is not None and clock.after <= index:
-                by_key[(clock.db, clock.table, clock.key)].append(clock)
+                by_key[(clock.db, clock.table, clock.pk_hash)].append(clock)
                 clock = next(clocks, None)
             if message.get("kind") != "change" or message.get("op") not in ROW_OPS:
                 continue
             if (message["db"], message["table"]) not in tables:
                 continue
             try:
-                key = row_clock_key(message["pk"], message["types"])
+                # By the hash of the key's identity (text folded by collation): the trigger's `pk`
+                # shows one spelling, the change may carry another.
+                identity = key_identity(message["pk"], message["types"], message.get("pk_fold"))
+                key = key_hash(identity)
+                texts[key] = identity
             except UnsupportedKey:
                 continue   # no triggers on such a table (init skips it)
             by_key[(message["db"], message["table"], key)].append(Change(index, message["op"]))
         while clock is not None:
-            by_key[(clock.db, clock.table, clock.key)].append(clock)
+            by_key[(clock.db, clock.table, clock.pk_hash)].append(clock)
             clock = next(clocks, None)
         pairs: list[tuple[Change, ClockRow]] = []
         for (db, table, key), items in by_key.items():
             try:
                 pairs += pair(items, applied=applied)
             except ClockPairingError as err:
-                raise ClockPairingError(db, table, key, err.problem, err.cause) from None
+                shown = texts.get(key) or next((i.key for i in items if isinstance(i, ClockRow)), key.hex())
+                raise ClockPairingError(db, table, shown, err.problem, err.cause) from None
         for change, row in pairs:   # only once every key paired: a refused transaction gets no clock at all
             message = messages[change.index]
             message["vclock"], message["heads"] = row.clock, row.heads

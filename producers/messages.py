@@ -1,7 +1,8 @@
 """Building the wire messages of schemas/events.py as plain dicts (the producer's hot path).
 
-Kafka key: the canonical PK (`schemas.codec.canonical_pk`), so every change of a row lands on one
-partition, in commit order. With `topic_mode = "per_region"` the key is prefixed by `db.table:`.
+Kafka key: the canonical PK (its values as a JSON list; a text column whose collation folds by its
+fold, schemas/key_fold.py), so every change of a row, in any spelling, lands on one partition, in
+commit order. With `topic_mode = "per_region"` the key is prefixed by `db.table:`.
 Headers: `cdcsync-kind` (change|ddl), `cdcsync-schema-version`, `cdcsync-origin`.
 """
 

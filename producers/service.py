@@ -27,6 +27,7 @@ from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition
 from producers.publisher import Publisher
 from producers.table_catalog import json_columns
+from schemas import key_fold
 from producers.topics import TopicCreator, TopicNames
 from schemas.config import MySQLConfig, PipelineConfig
 
@@ -212,6 +213,13 @@ class JsonCatalog:
 
     def invalidate(self) -> None:
         self._cache.clear()
+
+    def load_weights(self, collations: dict[str, str]) -> None:
+        """Read the weights of the key collations from the server (once per process: schemas/key_fold.py)."""
+        if all(key_fold.loaded(c) for c in collations.values()):
+            return
+        with binlog_stream.connect(self._mysql) as conn, conn.cursor() as cur:
+            key_fold.ensure(cur, collations)
 
 
 def _fixed_schemas(include: tuple[str, ...]) -> list[str]:

@@ -21,6 +21,7 @@ from producers.position import BinlogPosition
 from producers.publisher import Publisher
 from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.topics import TopicCreator, TopicNames
+from schemas import key_fold
 from schemas.codec import encode
 from schemas.config import PipelineConfig
 
@@ -87,6 +88,9 @@ class Snapshotter:
             pk_values = [after[c] for c in keys]
             message = messages.change(info, position.file, position.pos, table.db, table.table, "snapshot",
                                       dict(zip(keys, pk_values)), None, after, table.encoder.types)
+            if table.fold:   # a text key that its collation folds: named by its fold (schemas/key_fold.py)
+                message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], table.fold)
+                pk_values = key_fold.key_values(message["pk"], folded)
             if self._held is not None:  # hold one back: the last snapshot event carries txn_last
                 held_topic, held_key, held = self._held
                 self.publisher.produce(ack, held_topic, held_key, encode(held), headers)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
@@ -19,6 +19,7 @@ from producers import binlog_stream
 from producers.position import BinlogPosition
 from producers.snapshot_encoding import SnapshotEncoder
 from producers.table_catalog import TableColumns, snapshot_columns
+from schemas import key_fold
 from schemas.config import MySQLConfig, ProducerConfig, table_selected
 from schemas.identifiers import quote_name
 
@@ -52,6 +53,14 @@ class SnapshotTable:
     has_primary_key: bool
     encoder: SnapshotEncoder
     columns: TableColumns | None = None   # information_schema's view (`cdcsync verify` builds checksums from it)
+    fold: dict[str, str] = field(default_factory=dict)  # key column -> collation, where it folds (schemas/key_fold.py)
+
+
+def snapshot_key_values(table: SnapshotTable, row: dict[str, Any]) -> list[Any]:
+    """The values naming a row of `table` (its key, text folded by collation): as cache, Bloom and
+    Kafka keys name it."""
+    pk = {c: row[c] for c in table.key_columns}
+    return key_fold.key_values(pk, key_fold.fold_pk(pk, table.fold) if table.fold else None)
 
 
 class ConsistentSnapshot:
@@ -109,7 +118,10 @@ class ConsistentSnapshot:
             meta = snapshot_columns(self._conn, db, table)
             pk = tuple(meta.primary_key)
             keys = pk or tuple(c.name for c in meta.columns)
-            result.append(SnapshotTable(db, table, estimate, keys, bool(pk), SnapshotEncoder(meta), meta))
+            fold = key_fold.folding(meta.key_collations(), f"{db}.{table}") if pk else {}
+            with self._conn.cursor() as cur:
+                key_fold.ensure(cur, fold)
+            result.append(SnapshotTable(db, table, estimate, keys, bool(pk), SnapshotEncoder(meta), meta, fold))
         return result
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -17,6 +17,7 @@ class ColumnInfo:
     data_type: str    # information_schema.COLUMNS.DATA_TYPE, e.g. `int`, `longtext`
     column_type: str  # COLUMN_TYPE, e.g. `int(10) unsigned`, `enum('a','b')`
     ordinal: int      # 1-based, the order of the columns in the binlog
+    collation: str | None = None  # COLLATION_NAME (text columns), how the server compares the values
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,11 @@ class TableColumns:
     columns: tuple[ColumnInfo, ...]
     primary_key: tuple[str, ...]  # in key order; empty when the table has none
     json_columns: frozenset[str] = frozenset()  # see json_columns()
+
+    def key_collations(self) -> dict[str, str]:
+        """Primary-key column -> collation, for the key's text columns (schemas/key_fold.py)."""
+        return {c.name: c.collation for c in self.columns
+                if c.name in self.primary_key and c.collation is not None and c.data_type in ("char", "varchar")}
 
 
 def is_mariadb(conn: pymysql.Connection) -> bool:
@@ -50,10 +56,11 @@ def json_columns(conn: pymysql.Connection, db: str, table: str) -> frozenset[str
 def snapshot_columns(conn: pymysql.Connection, db: str, table: str) -> TableColumns:
     """The columns in binlog order, the primary key and the JSON columns, for `SnapshotEncoder`."""
     with conn.cursor() as cur:
-        cur.execute("SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, ORDINAL_POSITION FROM information_schema.COLUMNS"
+        cur.execute("SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, ORDINAL_POSITION, COLLATION_NAME"
+                    " FROM information_schema.COLUMNS"
                     " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, table))
-        columns = tuple(ColumnInfo(name, data_type.lower(), column_type, int(ordinal))
-                        for name, data_type, column_type, ordinal in cur.fetchall())
+        columns = tuple(ColumnInfo(name, data_type.lower(), column_type, int(ordinal), collation)
+                        for name, data_type, column_type, ordinal, collation in cur.fetchall())
         cur.execute("SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s"
                     " AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX", (db, table))
         primary_key = tuple(name for (name,) in cur.fetchall())

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from schemas.metadata_tables import ROW_CLOCKS
 from schemas.identifiers import quote_name
-from schemas.row_clock_key import sql_key_expression
+from schemas.row_clock_key import sql_key_expression, sql_key_identity
 
 APPLYING = "@cdcsync_applying"
 PREFIX = "cdcsync_"
@@ -86,16 +86,19 @@ def trigger_name(table: str, event: str) -> str:
     return f"{PREFIX}{table[:44]}_{digest}_{suffix}"
 
 
-def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: int) -> str:
-    """Upsert of one key's clock: its counters with `region` + 1, hlc after both old and now."""
+def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: int, ident: str | None = None) -> str:
+    """Upsert of one key's clock: its counters with `region` + 1, hlc after both old and now.
+    `ident` is the key's identity (hashed), `key` its text (shown in `pk`, the latest spelling)."""
+    ident = ident or key
     path = literal(f'$."{region}"')
     r = literal(region)
     return (f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
             f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin) VALUES "
-            f"({literal(db)}, {literal(table)}, UNHEX(SHA2({key}, 256)), {key}, JSON_OBJECT({r}, 1), {NOW_US}, "
+            f"({literal(db)}, {literal(table)}, UNHEX(SHA2({ident}, 256)), {key}, JSON_OBJECT({r}, 1), {NOW_US}, "
             f"{deleted}, {r}) ON DUPLICATE KEY UPDATE "
             f"counters = JSON_SET(counters, {path}, CAST(COALESCE(JSON_VALUE(counters, {path}), 0) AS SIGNED) + 1), "
-            f"hlc_us = GREATEST(hlc_us + 1, VALUES(hlc_us)), deleted = {deleted}, origin = VALUES(origin), heads = NULL")
+            f"hlc_us = GREATEST(hlc_us + 1, VALUES(hlc_us)), deleted = {deleted}, origin = VALUES(origin), heads = NULL, "
+            f"pk = VALUES(pk)")
 
 
 def _merge(a: str, b: str, into: str, regions: Sequence[str]) -> str:
@@ -134,12 +137,15 @@ def changed_condition(columns: Sequence[tuple[str, str]]) -> str:
     return "NOT (" + "\n        AND ".join(_same(c, t) for c, t in columns) + ")"
 
 
-def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]], region: str,
+def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, ...]], region: str,
              regions: Sequence[str], columns: Sequence[tuple[str, str]]) -> list[Trigger]:
-    """The three triggers of `db.table`, whose primary key is `pk` ((column, COLUMN_TYPE) in key
-    order), for `region`; `regions` are all configured regions (for the key-change merge); `columns`
-    are all the table's columns, (name, DATA_TYPE) (the UPDATE trigger ticks only when one changes)."""
-    new, old = sql_key_expression(pk, "NEW"), sql_key_expression(pk, "OLD")
+    """The three triggers of `db.table`, whose primary key is `pk` ((column, COLUMN_TYPE[, COLLATION_NAME])
+    in key order), for `region`; `regions` are all configured regions (for the key-change merge);
+    `columns` are all the table's columns, (name, DATA_TYPE) (the UPDATE trigger ticks only when one
+    changes). Keys are hashed by their identity (text folded by collation, schemas/key_fold.py)."""
+    keys = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in pk]
+    new, old = sql_key_expression([c[:2] for c in keys], "NEW"), sql_key_expression([c[:2] for c in keys], "OLD")
+    new_id, old_id = sql_key_identity(keys, "NEW"), sql_key_identity(keys, "OLD")
     guard = f"IF COALESCE({APPLYING}, 0) = 0 THEN"
     clocks = f"{quote_name(meta_db)}.{quote_name(ROW_CLOCKS)}"
 
@@ -148,9 +154,9 @@ def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]]
 
     path = literal(f'$."{region}"')
     insert = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
-              f"    {_upsert(meta_db, db, table, new, region, 0)};\n  END IF;\nEND")
+              f"    {_upsert(meta_db, db, table, new, region, 0, new_id)};\n  END IF;\nEND")
     delete = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
-              f"    {_upsert(meta_db, db, table, old, region, 1)};\n  END IF;\nEND")
+              f"    {_upsert(meta_db, db, table, old, region, 1, old_id)};\n  END IF;\nEND")
     update = f"""BEGIN
   DECLARE old_key, new_key TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
   DECLARE old_counters, new_counters, merged TEXT CHARACTER SET utf8mb4;
@@ -159,20 +165,20 @@ def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]]
   DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
   IF COALESCE({APPLYING}, 0) = 0 AND {changed_condition(columns)} THEN
     {CLOCK_READING}
-    SET old_key = {old}, new_key = {new};
+    SET old_key = {old_id}, new_key = {new_id};
     IF old_key = new_key THEN
-      {_upsert(meta_db, db, table, new, region, 0)};
+      {_upsert(meta_db, db, table, new, region, 0, new_id)};
     ELSE
       SELECT counters, hlc_us INTO old_counters, old_hlc FROM {clocks} WHERE {where('old_key')} FOR UPDATE;
       SELECT counters, hlc_us INTO new_counters, new_hlc FROM {clocks} WHERE {where('new_key')} FOR UPDATE;
-      {_upsert(meta_db, db, table, old, region, 1)};
+      {_upsert(meta_db, db, table, old, region, 1, old_id)};
       {_merge('old_counters', 'new_counters', 'merged', regions)}
       SET merged = JSON_SET(merged, {path}, CAST(COALESCE(JSON_VALUE(merged, {path}), 0) AS SIGNED) + 1);
       INSERT INTO {clocks} (db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin)
-        VALUES ({literal(db)}, {literal(table)}, UNHEX(SHA2(new_key, 256)), new_key, merged,
+        VALUES ({literal(db)}, {literal(table)}, UNHEX(SHA2(new_key, 256)), {new}, merged,
                 GREATEST(COALESCE(GREATEST(old_hlc, new_hlc), old_hlc, new_hlc, 0) + 1, {NOW_US}), 0, {literal(region)})
         ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), deleted = 0,
-                                origin = VALUES(origin), heads = NULL;
+                                origin = VALUES(origin), heads = NULL, pk = VALUES(pk);
     END IF;
   END IF;
 END"""

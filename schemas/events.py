@@ -51,6 +51,11 @@ class ChangeEvent(_Message):
     before: dict[str, Any] | None = Field(description="Row image before the change (update, delete).")
     after: dict[str, Any] | None = Field(description="Row image after the change (insert, update, snapshot).")
     types: dict[str, str] = Field(description="Column -> SQL type, e.g. `int unsigned`, `decimal(10,2)`.")
+    pk_fold: dict[str, str] | None = Field(
+        None, description="For the key's text columns whose collation compares other spellings equal "
+                          "(`utf8mb4_unicode_ci`: `bob` = `BOB ` = `bób`): column -> the value's fold "
+                          "(schemas/key_fold.py), which names the row in Kafka, cache and Bloom keys. "
+                          "Absent when no key column folds (and from producers before it existed).")
     vclock: VectorClock | None = Field(None, description="Vector clock of this row version.")
     heads: list[VersionImage] | None = Field(
         None, description="For a resolved version (region-priority, custom): the concurrent versions it stands for.")

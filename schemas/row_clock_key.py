@@ -21,8 +21,13 @@ Canonical text per type (`types` strings as the wire's `types` map names them):
 Other PK types (TIMESTAMP, TIME, FLOAT, ENUM, ...) are not supported: `key_kind` raises
 `UnsupportedKey`, and `cdcsync init` skips such tables with a warning.
 
-The row_clocks table is keyed by `(db, tbl, pk_hash)`, `pk_hash = SHA-256(utf8 bytes of the key)`
-(`key_hash`; SQL `UNHEX(SHA2(key, 256))`), since a key text may exceed InnoDB's 3072-byte index limit.
+The row_clocks table is keyed by `(db, tbl, pk_hash)`, `pk_hash = SHA-256(utf8 bytes of the key's
+identity)` (`key_hash`; SQL `UNHEX(SHA2(identity, 256))`), since a key text may exceed InnoDB's
+3072-byte index limit. The identity (`key_identity`, SQL `sql_key_identity`) is the key text with
+each text column's value replaced by its fold in the column's collation (schemas/key_fold.py), so
+that `'bob'` and `'BOB'` name one row where the server says they are one; the key text itself
+(`row_clock_key`) is what `row_clocks.pk` shows. For keys without a folding text column the two
+are the same text.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas import key_fold
 from schemas.identifiers import quote_name
 from schemas.values import ZERO_DATE, is_zero_date
 
@@ -92,6 +98,24 @@ def row_clock_key(pk: Mapping[str, Any], types: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
+def key_identity(pk: Mapping[str, Any], types: Mapping[str, str], folded: Mapping[str, str] | None) -> str:
+    """The key text with the folded text columns' folds (`key_fold.fold_pk`) in place of their
+    values: the text `pk_hash` is computed from."""
+    if not folded:
+        return row_clock_key(pk, types)
+    parts = []
+    for column, value in pk.items():
+        text = folded[column] if column in folded else _text(value, types[column])
+        parts.append(f"{len(text)}:{text}")
+    return ",".join(parts)
+
+
+def row_identity(pk: Mapping[str, Any], types: Mapping[str, str], fold: Mapping[str, str] | None) -> str:
+    """`key_identity` of a key whose text columns that fold are `fold` (column -> collation; the
+    collations' weights loaded, schemas/key_fold.py)."""
+    return key_identity(pk, types, key_fold.fold_pk(pk, fold) if fold else None)
+
+
 def key_hash(key: str) -> bytes:
     """The 32-byte `pk_hash` of a key text (what the triggers compute with `UNHEX(SHA2(key, 256))`)."""
     return hashlib.sha256(key.encode("utf-8")).digest()
@@ -112,6 +136,18 @@ def sql_key_expression(columns: Sequence[tuple[str, str]], row: str) -> str:
     parts = []
     for name, sql_type in columns:
         text = _sql_text(f"{row}.{quote_name(name)}", sql_type)
+        parts.append(f"CHAR_LENGTH({text}), ':', {text}")
+    return "CONCAT(" + ", ',', ".join(parts) + ")"
+
+
+def sql_key_identity(columns: Sequence[tuple[str, str, str | None]], row: str) -> str:
+    """The SQL expression of the identity of `row`'s key (see `key_identity`); `columns` are the
+    PK's (name, COLUMN_TYPE, COLLATION_NAME) in key order."""
+    parts = []
+    for name, sql_type, collation in columns:
+        ref = f"{row}.{quote_name(name)}"
+        kind, _ = key_kind(sql_type)
+        text = key_fold.sql_fold(ref, collation) if kind == "text" else _sql_text(ref, sql_type)
         parts.append(f"CHAR_LENGTH({text}), ':', {text}")
     return "CONCAT(" + ", ',', ".join(parts) + ")"
 

@@ -88,9 +88,16 @@ def _region_key(conn: pymysql.Connection, region: str, table: str, key: str | No
 
     if key is None:
         return None
+    from producers.table_catalog import snapshot_columns
+    from schemas import key_fold
+
     try:
-        return canonical_key(key, _key_columns(conn, table))
-    except FilterError as err:
+        db, _, name = table.partition(".")
+        fold = key_fold.folding(snapshot_columns(conn, db, name).key_collations(), table)
+        with conn.cursor() as cur:
+            key_fold.ensure(cur, fold)
+        return canonical_key(key, _key_columns(conn, table), fold)
+    except (FilterError, key_fold.UnsupportedCollation) as err:
         fail(f"--key: {err}", 2)
     except LookupError as err:
         raise RegionError(f"cannot read the key of {table}: {err}") from None

@@ -15,17 +15,24 @@ def init(config: Path = ConfigOption,
 
     Idempotent: unchanged triggers are left alone, changed ones replaced, stale ones dropped.
     """
-    from schemas.clock_init import init as run_init
+    from schemas.clock_init import init_region
+    from schemas.key_fold import UnsupportedCollation
 
     cfg = load(config)
     if region is not None and region not in cfg.regions:
         fail(f"unknown region {region!r} (config has {', '.join(cfg.regions)})", code=2)
-    for report in run_init(cfg, [region] if region else None):
+    for name in ([region] if region else list(cfg.regions)):
+        try:
+            report = init_region(cfg, name)
+        except UnsupportedCollation as err:
+            fail(f"{name}: {err}")
         typer.echo(f"{report.region}: metadata tables ensured in {cfg.meta_db}; triggers: "
                    f"{len(report.created)} created, {len(report.replaced)} replaced, "
                    f"{len(report.unchanged)} unchanged, {len(report.dropped)} dropped")
         for verb, names in (("created", report.created), ("replaced", report.replaced), ("dropped", report.dropped)):
             for name in names:
                 typer.echo(f"  {verb} {name}")
+        for line in report.rekeyed:
+            typer.echo(f"  re-keyed row_clocks of {line} rows (key identity: docs/clocks.md, \"How keys compare\")")
         for warning in report.warnings:
             err_console.print(f"[yellow]warning:[/yellow] {report.region}: {warning}", highlight=False)

@@ -29,7 +29,8 @@ from schemas.clock_init import init_region
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.config import PipelineConfig
 from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
-from schemas.row_clock_key import key_hash, row_clock_key
+from schemas import key_fold
+from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from schemas.row_version import value_hash
 from schemas.vclock import Order, VectorClock
 from tests.conftest import config_for_test, connect
@@ -86,7 +87,10 @@ def record(region: str, db: str, table: str, pk: dict[str, Any], *, logged: int,
 def store(config: PipelineConfig, rec: ConflictRecord, types: dict[str, str]) -> int:
     with connect(config, rec.region) as conn, conn.cursor() as cur:
         conn.begin()
-        new_id = conflict_log.insert(cur, config.meta_db, rec, key=row_clock_key(rec.pk, types))
+        # the sink's key: the identity, text folded by the column's collation (the sandbox default)
+        fold = {c: "utf8mb4_unicode_ci" for c, t in types.items() if t.startswith("varchar")}
+        key_fold.ensure(cur, fold)
+        new_id = conflict_log.insert(cur, config.meta_db, rec, key=row_identity(rec.pk, types, fold))
         conn.commit()
         return new_id
 

@@ -69,7 +69,7 @@ class FakeCursor:
         if "information_schema.TABLES" in sql:
             self.rows = [("shop", "orders")]
         elif "information_schema.STATISTICS" in sql:
-            self.rows = [("shop", "orders", "id", "int(11)"), ("shop", "orders", "code", "varchar(8)")]
+            self.rows = [("shop", "orders", "id", "int(11)", None), ("shop", "orders", "code", "varchar(8)", "utf8mb4_nopad_bin")]
         elif "information_schema.COLUMNS" in sql:
             self.rows = [("shop", "orders", c, t) for c, t in COLUMNS]
         elif "information_schema.TRIGGERS" in sql:

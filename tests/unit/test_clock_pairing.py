@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from producers.clock_matching import ClockPairingError, ClockRows
+from schemas.row_clock_key import key_hash
 
 TYPES = {"id": "int", "v": "varchar"}
 
@@ -19,7 +20,8 @@ def change(op: str, key: int, db: str = "shop", table: str = "t") -> dict[str, A
 
 def clock(key: int, eu: int, *, deleted: int = 0, db: str = "shop", table: str = "t",
           before: dict[str, Any] | None = None) -> dict[str, Any]:
-    image = {"db": db, "tbl": table, "pk": f"{len(str(key))}:{key}", "counters": f'{{"eu": {eu}}}',
+    text = f"{len(str(key))}:{key}"
+    image = {"db": db, "tbl": table, "pk": text, "pk_hash": key_hash(text), "counters": f'{{"eu": {eu}}}',
              "hlc_us": 1000 + eu, "deleted": deleted, "heads": None}
     return {"values": image} if before is None else {"before_values": before, "after_values": image}
 
