@@ -106,7 +106,8 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
         has_heads = cur.fetchone() is not None
         cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                     "AND COLUMN_NAME IN ('source_epoch', 'source_topic_id')", (meta_db, APPLY_MARKER))
-        missing = [c for c in _MARKER_INCARNATION if c not in {row[0] for row in cur.fetchall()}]
+        present = {row[0] for row in cur.fetchall()}
+        missing = [c for c in _MARKER_INCARNATION if c not in present]
         if set(TABLES) <= tables and has_heads and not missing:
             return
         for statement in ddl(meta_db):
