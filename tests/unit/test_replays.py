@@ -86,3 +86,22 @@ def test_an_offset_nothing_can_prove_stops() -> None:
         judge(change("0-1-4", 0, epoch="e0"), 90, topic_id=None)
     with pytest.raises(SourceHistoryError):
         judge(change(None, 0, epoch=None), 90, Marker(100), topic_id="T1")   # a marker written before topic ids
+
+
+def test_the_cache_sink_reports_a_new_producer_epoch(caplog) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from consumers.cache_sink import CacheSink
+    from consumers.metrics import SinkMetrics
+    from consumers.records import SourceRecord
+    from schemas.codec import encode
+    from schemas.config import parse_config
+
+    config = parse_config({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}}})
+    sink = CacheSink(config, "eu", SinkMetrics("eu", CollectorRegistry()))
+    for offset, epoch in enumerate(["e1", "e1", None, "e2"]):
+        record = SourceRecord("cdcsync.eu.app.t", 0, offset, b"[1]", b"", change(epoch=epoch), None)
+        sink._check_epoch(record, record.event)  # type: ignore[arg-type]
+    assert sink.metrics.source_resets.labels("eu", "cache", "epoch_changed")._value.get() == 1
+    assert "cdcsync cache rebuild" in caplog.text
+    sink.close()
