@@ -94,7 +94,6 @@ def test_the_cache_sink_reports_a_new_producer_epoch(caplog) -> None:
     from consumers.cache_sink import CacheSink
     from consumers.metrics import SinkMetrics
     from consumers.records import SourceRecord
-    from schemas.codec import encode
     from schemas.config import parse_config
 
     config = parse_config({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}}})
