@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymysql
@@ -56,6 +56,7 @@ from consumers.replays import SourceHistoryError, verdict
 from consumers.resolution import Action, decide, strategy_for
 from consumers.retry import RetryPolicy
 from consumers.topic_ids import TopicIds
+from consumers.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
 from consumers.value_decoding import param_converter
 from producers.topics import client_settings
 from schemas import metadata_tables
@@ -83,6 +84,17 @@ POISON_ERRORS = {
 
 class _Poison(Exception):
     pass
+
+
+class _LocalLosers(Exception):
+    """Local rows lost their unique values to the batch: remove them as local writes, then retry."""
+
+    def __init__(self, plans: list[Planned], collisions: list[Collision]) -> None:
+        super().__init__(f"{len(collisions)} local rows lost a unique value")
+        self.plans, self.collisions = plans, collisions
+
+
+UNIQUE_ROUNDS = 5   # batch attempts that may each remove local losers of unique values
 
 
 def poison_kind(err: BaseException) -> str | None:
@@ -139,6 +151,7 @@ class DatabaseSink:
                                           on_retry=lambda e, n, d: metrics.retried(self.name))
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
+        self._unique_indexes = UniqueIndexes()
         self.conflicts = conflicts
         self.forwarder = forwarder
         self.topic_ids = topic_ids or TopicIds(client_settings(config.kafka_for(region)))
@@ -284,10 +297,33 @@ class DatabaseSink:
                 self._rollback()
                 raise
 
-        try:
-            return self.retry.run(lambda: attempt(False))
-        except _Poison:
-            return self.retry.run(lambda: attempt(True))
+        isolate = False
+        for _ in range(UNIQUE_ROUNDS):
+            try:
+                return self.retry.run(lambda: attempt(isolate))
+            except _Poison:
+                isolate = True
+            except _LocalLosers as losers:
+                self._remove_local_losers(losers)
+        return self.retry.run(lambda: attempt(True))   # a unique value still contested: dead-lettered
+
+    def _remove_local_losers(self, losers: _LocalLosers) -> None:
+        """Delete, as local writes (published like any), the local rows that lost a unique value."""
+        def remove() -> list[ConflictRecord]:
+            try:
+                return remove_local_losers(self._connection(), self.config.meta_db, self.region.name, losers.plans,
+                                           losers.collisions, applying=APPLYING,
+                                           gtid_statement=db_dialect.gtid_state(self.region.mysql.flavor))
+            except BaseException:
+                self._rollback()
+                raise
+
+        records = self.retry.run(remove)
+        for record in records:
+            log.warning("unique key of %s.%s: local row %s lost its value to a version from %s (hlc %d); "
+                        "deleted here as a local write", record.db, record.table, record.pk, record.remote.origin,
+                        record.remote.hlc_us)
+        self._announce(records)
 
     def _rollback(self) -> None:
         if self._conn is None:
@@ -320,7 +356,7 @@ class DatabaseSink:
             metadata_tables.write_markers(cur, meta, new_markers)   # first: loop prevention needs it
             if self.forwarder is not None:   # a star hub: every version reaches the spokes, acknowledged first
                 self.forwarder.forward([r for r in fresh if r.event.vclock is not None])  # type: ignore[union-attr]
-            plans = self._planner.plan(conn, cur, _last_per_key(fresh))
+            plans = self._decide_unique(conn, cur, self._planner.plan(conn, cur, _last_per_key(fresh)))
             skipped = sum(1 for p in plans if p.action is Action.SKIP)
             letters = self._apply_isolated(cur, plans) if isolate else self._apply_batched(cur, plans)
             if letters:
@@ -330,6 +366,26 @@ class DatabaseSink:
         if skipped:
             self.metrics.skipped(self.name, "dominated", skipped)
         return len(fresh) - len(letters), _resolved(plans, letters)
+
+    def _decide_unique(self, conn: pymysql.Connection, cur: pymysql.cursors.Cursor,
+                       plans: list[Planned]) -> list[Planned]:
+        """Secondary UNIQUE values claimed by a local row of another key (consumers/unique_keys.py):
+        a losing remote version becomes a tombstone of its key; losing local rows raise `_LocalLosers`."""
+        collisions = find_collisions(conn, cur, self.config.meta_db, plans, self._unique_indexes,
+                                     self._planner._encoders, _converted)
+        local_losers = [c for c in collisions if c.remote_wins]
+        if local_losers:
+            raise _LocalLosers(plans, local_losers)
+        if not collisions:
+            return plans
+        plans = list(plans)
+        for collision in collisions:
+            if plans[collision.index].write is not None:
+                plans[collision.index] = losing_remote(plans[collision.index], collision, region=self.region.name)
+        cur.execute(db_dialect.gtid_state(self.region.mysql.flavor))
+        gtid_state = cur.fetchone()[0]
+        return [p if p.conflict is None or p.conflict.local_gtid else
+                replace(p, conflict=p.conflict.model_copy(update={"local_gtid": gtid_state})) for p in plans]
 
     def _unapplied(self, run: _Run, marker: metadata_tables.Marker | None) -> tuple[list[SourceRecord], str | None]:
         """The run's records not provably applied (consumers/replays.py), and the topic id to store
