@@ -56,9 +56,15 @@ def test_one_unique_value_claimed_by_two_regions_converges(sandbox_config, uniqu
                 cur.execute("INSERT INTO u VALUES (%s, 'same@example.com', %s)", (ids[region], f"from-{region}"))
                 cur.execute("INSERT INTO u VALUES (%s, %s, 'free')", (ids[region] + 10, f"{region}@example.com"))
             time.sleep(0.05)      # the second insert has the later hlc: it keeps the value
-        # ap gets both; start the sinks one region after the other so deliveries interleave differently.
-        for region in (second, "ap", first):
+        # The second writer's region sees the collision first (the other's insert is its first news of
+        # it); then ap, which gets both, and the first writer's region.
+        procs.append(SinkProcess(path, second, "db", tmp_path / f"db-{second}.log").start())
+        wait_until(lambda: unique_conflicts(config, db, second) or not procs[-1].alive(), timeout=90,
+                   what=f"{second} decides")
+        for region in ("ap", first):
             procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log").start())
+        for region in REGIONS:
+            procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
         wait_quiescent(config, timeout=120)
         time.sleep(1.0)
         wait_quiescent(config, timeout=60)
@@ -70,7 +76,10 @@ def test_one_unique_value_claimed_by_two_regions_converges(sandbox_config, uniqu
         assert winner in tables["eu"] and ids[first] not in [row[0] for row in tables["eu"]], tables
         assert {row[0] for row in tables["eu"]} == {ids[second], 11, 12}
         logged = {r: unique_conflicts(config, db, r) for r in REGIONS}
-        assert all(logged.values()), f"no unique conflict logged in some region: {logged}"
+        # Both writers' regions met the collision; ap may have received the loser already deleted.
+        assert logged[first] and logged[second], f"no unique conflict logged: {logged}"
+        assert [(e[1], e[2]) for e in logged[second]] == [("local", f'{{"id":{ids[first]}}}')], logged
+        assert [(e[1], e[2]) for e in logged[first]] == [("remote", f'{{"id":{ids[first]}}}')], logged
         assert all(f'"same@example.com"' in entry[3] for entries in logged.values() for entry in entries)
         dead = read_all(config.kafka.bootstrap, [f"{prefix}.{r}.dlq" for r in REGIONS], idle_s=2.0, timeout_s=30)
         assert dead == [], [(r.topic, r.headers) for r in dead]
