@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cdcsync.commands import (cache, config, conflicts, consumer, demo, dlq, init, lookup, producer, region, run,
-                              sandbox, schema, status, tombstones, verify)
+from cdcsync.commands import (cache, config, conflicts, consumer, demo, dlq, init, lookup, markers, producer, region,
+                              run, sandbox, schema, status, tombstones, verify)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases.")
@@ -17,6 +17,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(conflicts.app, name="conflicts")
 app.add_typer(tombstones.app, name="tombstones")
 app.add_typer(region.app, name="region")
+app.add_typer(markers.app, name="markers")
 app.command("producer")(producer.producer)
 app.command("consumer")(consumer.consumer)
 app.command("demo")(demo.demo)

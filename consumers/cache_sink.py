@@ -17,12 +17,19 @@ Every write goes through one Lua script (`CAS_SCRIPT`) that decides against the 
 2. the clocks are concurrent, or either side has none: write only if the new `_v` is greater. A
    region's own stream orders the versions of a key by commit, so for the sink's writes this only
    backs the clocks up.
-Writes of a batch are pipelined. `CacheWriter.queue_read_through` is the separate rule for a
+Writes of a batch are pipelined.
+
+`_v` orders one binlog history only. After RESET MASTER or a failover (a new producer epoch,
+producers/checkpoint.py) the positions restart lower, so a version without a clock would lose to
+the old history's entries: the sink logs the new epoch and counts it
+(`cdcsync_sink_source_resets_total{sink="cache"}`); flush the region's cache and run `cdcsync cache
+rebuild` (docs/apply.md, "Cache versions"). Versions with clocks are decided by the clocks and unaffected. `CacheWriter.queue_read_through` is the separate rule for a
 reader that fills the cache from the database (see its docstring).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +44,8 @@ from consumers.versions import event_version
 from schemas import key_fold
 from schemas.config import PipelineConfig, RedisConfig, TableConfig
 from schemas.events import ChangeEvent, Op
+
+log = logging.getLogger(__name__)
 
 VERSION_FIELD = "_v"
 CLOCK_FIELD = "_c"
@@ -208,6 +217,7 @@ class CacheSink:
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
                                           on_retry=lambda e, n, d: metrics.retried(self.name))
         self.last_written = 0  # how many CAS writes the last batch won (tests read it)
+        self._epochs: dict[tuple[str, int], str] = {}   # the producer epoch last seen per partition
 
     def write_batch(self, records: list[SourceRecord]) -> None:
         latest: dict[str, ChangeEvent] = {}
@@ -219,6 +229,7 @@ class CacheSink:
             if event.region != self.region:   # a star hub's forwarded version, not its database's state
                 self.metrics.skipped(self.name, "forwarded")
                 continue
+            self._check_epoch(record, event)
             key = cache_key(self.config.prefix, event.db, event.table, event_key_values(event))
             latest.pop(key, None)
             latest[key] = event
@@ -230,6 +241,19 @@ class CacheSink:
         self.metrics.applied(self.name, len(latest), time.perf_counter() - started)
         if len(latest) > self.last_written:
             self.metrics.skipped(self.name, "older_than_cache", len(latest) - self.last_written)
+
+    def _check_epoch(self, record: SourceRecord, event: ChangeEvent) -> None:
+        """A new producer epoch restarts binlog positions: say so (see the module docstring)."""
+        if event.epoch is None:
+            return
+        seen = self._epochs.get((record.topic, record.partition))
+        self._epochs[(record.topic, record.partition)] = event.epoch
+        if seen is not None and seen != event.epoch:
+            self.metrics.source_reset(self.name, "epoch_changed")
+            log.warning("%s[%d]@%d: the source's producer epoch changed (%s -> %s): its binlog positions restarted. "
+                        "Cached rows of tables without clocks keep their old versions until you flush the cache and "
+                        "run `cdcsync cache rebuild --region %s`", record.topic, record.partition, record.offset,
+                        seen, event.epoch, self.region)
 
     def _write(self, latest: dict[str, ChangeEvent]) -> list[Any]:
         pipe = self.writer.pipeline()

@@ -9,9 +9,12 @@ already applied, or dominated by the local clock). Only then may the caller comm
   `apply_marker` rows of its source partitions, which (a) tell this region's producer the origin
   of the transaction (loop prevention) and (b) store each partition's last applied offset and
   source GTID, in the same transaction as the data.
-- Replays are recognised under the marker's row lock: an offset at or below the applied one, or a
-  source (GTID, index) at or below the applied one (a producer's re-delivery after its restart),
-  is skipped.
+- Replays are recognised under the marker's row lock, and skipped only when provably applied
+  (consumers/replays.py): a source (GTID, index) at or below the applied one in the same producer
+  epoch and GTID domain and server (a producer's re-delivery after its restart), or an offset at or
+  below the applied one in the same topic incarnation (Kafka topic id). A changed history (RESET
+  MASTER, a failover, a recreated topic) is logged and counted, and its records applied; an offset
+  below the marker that nothing proves either way stops the sink with the re-base command to run.
 - Within a transaction the changes are reduced to the last one per key (the intermediate states
   are never visible anyway), then applied as batched deletes followed by multi-row upserts.
 - A change that carries a vector clock is decided first (consumers/local_versions.py): under the
@@ -36,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymysql
@@ -49,9 +52,13 @@ from consumers.forwarder import Forwarder
 from consumers.local_versions import ClockedPlanner, Planned, write_clocks
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, source_region
+from consumers.replays import SourceHistoryError, verdict
 from consumers.resolution import Action, decide, strategy_for
 from consumers.retry import RetryPolicy
+from consumers.topic_ids import TopicIds
+from consumers.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
 from consumers.value_decoding import param_converter
+from producers.topics import client_settings
 from schemas import metadata_tables
 from schemas.clock_triggers import APPLYING
 from schemas.config import PipelineConfig
@@ -79,39 +86,21 @@ class _Poison(Exception):
     pass
 
 
+class _LocalLosers(Exception):
+    """Local rows lost their unique values to the batch: remove them as local writes, then retry."""
+
+    def __init__(self, plans: list[Planned], collisions: list[Collision]) -> None:
+        super().__init__(f"{len(collisions)} local rows lost a unique value")
+        self.plans, self.collisions = plans, collisions
+
+
+UNIQUE_ROUNDS = 5   # batch attempts that may each remove local losers of unique values
+
+
 def poison_kind(err: BaseException) -> str | None:
     if isinstance(err, pymysql.err.MySQLError) and err.args:
         return POISON_ERRORS.get(err.args[0])
     return None
-
-
-def _gtid_order(gtid: str | None, index: int | None) -> tuple[str, int, int] | None:
-    """(domain or server uuid, sequence, index): comparable only within one domain."""
-    if not gtid or index is None:
-        return None
-    if ":" in gtid:                                   # MySQL uuid:n
-        uuid, _, seq = gtid.rpartition(":")
-        return uuid, int(seq), index
-    domain, _, seq = gtid.partition("-")              # MariaDB d-s-n
-    return domain, int(seq.rpartition("-")[2]), index
-
-
-def already_applied(event: ChangeEvent, offset: int, marker: tuple[int, str | None, int | None] | None,
-                    source: str | None = None) -> bool:
-    """Whether the marker of this partition shows the event as applied (a replay or a re-delivery).
-
-    The GTID rule (a producer's re-delivery) holds only for events read from their own region's
-    binlog (`event.region == source`): a star hub's forwarded versions interleave other domains.
-    """
-    if marker is None:
-        return False
-    applied_offset, gtid, index = marker
-    if offset <= applied_offset:
-        return True
-    if source is not None and event.region != source:
-        return False
-    mine, last = _gtid_order(event.gtid, event.txn_index), _gtid_order(gtid, index)
-    return mine is not None and last is not None and mine[0] == last[0] and mine[1:] <= last[1:]
 
 
 @dataclass(slots=True)
@@ -151,7 +140,8 @@ class DatabaseSink:
 
     def __init__(self, config: PipelineConfig, region: str, dead_letters: DeadLetterPublisher,
                  metrics: SinkMetrics, retry: RetryPolicy | None = None,
-                 conflicts: ConflictPublisher | None = None, forwarder: Forwarder | None = None) -> None:
+                 conflicts: ConflictPublisher | None = None, forwarder: Forwarder | None = None,
+                 topic_ids: TopicIds | None = None) -> None:
         self.config = config
         self.region = config.region(region)
         self.dead_letters = dead_letters
@@ -161,8 +151,10 @@ class DatabaseSink:
                                           on_retry=lambda e, n, d: metrics.retried(self.name))
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
+        self._unique_indexes = UniqueIndexes()
         self.conflicts = conflicts
         self.forwarder = forwarder
+        self.topic_ids = topic_ids or TopicIds(client_settings(config.kafka_for(region)))
         self._strategies: dict[tuple[str, str], Any] = {}
         self._planner = ClockedPlanner(region=self.region.name, flavor=self.region.mysql.flavor,
                                        meta_db=config.meta_db, strategy=self._strategy,
@@ -289,10 +281,10 @@ class DatabaseSink:
         meta = self.config.meta_db
         with conn.cursor() as cur:
             conn.begin()
-            marker = metadata_tables.read_marker(cur, meta, run.topic, run.partition)
-            offset, gtid, index = marker if marker is not None else (-1, None, None)
+            marker = metadata_tables.read_marker(cur, meta, run.topic, run.partition) or metadata_tables.Marker(-1)
             metadata_tables.write_marker(cur, meta, topic=run.topic, partition=run.partition, origin=run.origin,
-                                         offset=offset, gtid=gtid, txn_index=index)
+                                         offset=marker.offset, gtid=marker.gtid, txn_index=marker.txn_index,
+                                         epoch=marker.epoch, topic_id=marker.topic_id)
             plans = self._planner.plan(conn, cur, run.records)
             failed = self._apply_isolated(cur, plans)
             conn.commit()
@@ -306,10 +298,33 @@ class DatabaseSink:
                 self._rollback()
                 raise
 
-        try:
-            return self.retry.run(lambda: attempt(False))
-        except _Poison:
-            return self.retry.run(lambda: attempt(True))
+        isolate = False
+        for _ in range(UNIQUE_ROUNDS):
+            try:
+                return self.retry.run(lambda: attempt(isolate))
+            except _Poison:
+                isolate = True
+            except _LocalLosers as losers:
+                self._remove_local_losers(losers)
+        return self.retry.run(lambda: attempt(True))   # a unique value still contested: dead-lettered
+
+    def _remove_local_losers(self, losers: _LocalLosers) -> None:
+        """Delete, as local writes (published like any), the local rows that lost a unique value."""
+        def remove() -> list[ConflictRecord]:
+            try:
+                return remove_local_losers(self._connection(), self.config.meta_db, self.region.name, losers.plans,
+                                           losers.collisions, applying=APPLYING,
+                                           gtid_statement=db_dialect.gtid_state(self.region.mysql.flavor))
+            except BaseException:
+                self._rollback()
+                raise
+
+        records = self.retry.run(remove)
+        for record in records:
+            log.warning("unique key of %s.%s: local row %s lost its value to a version from %s (hlc %d); "
+                        "deleted here as a local write", record.db, record.table, record.pk, record.remote.origin,
+                        record.remote.hlc_us)
+        self._announce(records)
 
     def _rollback(self) -> None:
         if self._conn is None:
@@ -328,16 +343,13 @@ class DatabaseSink:
             fresh: list[SourceRecord] = []
             new_markers = []
             for run in group:
-                marker = markers.get((run.topic, run.partition))
-                source = source_region(run.topic, self.config.prefix)
-                kept = [r for r in run.records
-                        if not already_applied(r.event, r.offset, marker, source)]  # type: ignore[arg-type]
+                kept, topic_id = self._unapplied(run, markers.get((run.topic, run.partition)))
                 if len(kept) < len(run.records):
                     self.metrics.skipped(self.name, "already_applied", len(run.records) - len(kept))
                 if kept:
                     last: ChangeEvent = kept[-1].event  # type: ignore[assignment]
                     new_markers.append((run.topic, run.partition, run.origin, kept[-1].offset, last.gtid,
-                                        last.txn_index))
+                                        last.txn_index, last.epoch, topic_id))
                     fresh.extend(kept)
             if not fresh:
                 conn.rollback()
@@ -345,7 +357,7 @@ class DatabaseSink:
             metadata_tables.write_markers(cur, meta, new_markers)   # first: loop prevention needs it
             if self.forwarder is not None:   # a star hub: every version reaches the spokes, acknowledged first
                 self.forwarder.forward([r for r in fresh if r.event.vclock is not None])  # type: ignore[union-attr]
-            plans = self._planner.plan(conn, cur, _last_per_key(fresh))
+            plans = self._decide_unique(conn, cur, self._planner.plan(conn, cur, _last_per_key(fresh)))
             skipped = sum(1 for p in plans if p.action is Action.SKIP)
             letters = self._apply_isolated(cur, plans) if isolate else self._apply_batched(cur, plans)
             if letters:
@@ -355,6 +367,57 @@ class DatabaseSink:
         if skipped:
             self.metrics.skipped(self.name, "dominated", skipped)
         return len(fresh) - len(letters), _resolved(plans, letters)
+
+    def _decide_unique(self, conn: pymysql.Connection, cur: pymysql.cursors.Cursor,
+                       plans: list[Planned]) -> list[Planned]:
+        """Secondary UNIQUE values claimed by a local row of another key (consumers/unique_keys.py):
+        a losing remote version becomes a tombstone of its key; losing local rows raise `_LocalLosers`."""
+        collisions = find_collisions(conn, cur, self.config.meta_db, plans, self._unique_indexes,
+                                     self._planner._encoders, _converted)
+        local_losers = [c for c in collisions if c.remote_wins]
+        if local_losers:
+            raise _LocalLosers(plans, local_losers)
+        if not collisions:
+            return plans
+        plans = list(plans)
+        for collision in collisions:
+            if plans[collision.index].write is not None:
+                plans[collision.index] = losing_remote(plans[collision.index], collision, region=self.region.name)
+        cur.execute(db_dialect.gtid_state(self.region.mysql.flavor))
+        gtid_state = cur.fetchone()[0]
+        return [p if p.conflict is None or p.conflict.local_gtid else
+                replace(p, conflict=p.conflict.model_copy(update={"local_gtid": gtid_state})) for p in plans]
+
+    def _unapplied(self, run: _Run, marker: metadata_tables.Marker | None) -> tuple[list[SourceRecord], str | None]:
+        """The run's records not provably applied (consumers/replays.py), and the topic id to store
+        with the marker. A history or topic change is logged and counted once per run."""
+        fresh = marker is not None and run.records[0].offset <= marker.offset   # proving by offset: ask now
+        topic_id = self.topic_ids.get(run.topic, fresh=fresh)
+        source = source_region(run.topic, self.config.prefix)
+        kept: list[SourceRecord] = []
+        seen: dict[str, SourceRecord] = {}
+        for record in run.records:
+            event: ChangeEvent = record.event  # type: ignore[assignment]
+            try:
+                found = verdict(event, record.offset, marker, own_region=event.region == source, topic_id=topic_id)
+            except SourceHistoryError as err:
+                raise SourceHistoryError(
+                    f"{run.topic}[{run.partition}]: {err}. The topic was recreated or its source reset; re-base "
+                    f"this region's marker, then restart the sink: cdcsync markers rebase --config FILE --region "
+                    f"{self.region.name} --topic {run.topic} --partition {run.partition} (it then applies what it "
+                    f"reads; versions applied before are skipped by their clocks)") from None
+            if found.reset is not None and found.reset not in seen:
+                seen[found.reset] = record
+            if not found.applied:
+                kept.append(record)
+        for kind, record in seen.items():
+            event = record.event  # type: ignore[assignment]
+            self.metrics.source_reset(self.name, kind)
+            log.warning("%s[%d]@%d: %s (marker: offset %s, epoch %s, GTID %s, topic id %s; record: epoch %s, "
+                        "GTID %s, topic id %s): applying, since it is not provably applied", run.topic,
+                        run.partition, record.offset, kind, marker.offset, marker.epoch, marker.gtid,  # type: ignore[union-attr]
+                        marker.topic_id, event.epoch, event.gtid, topic_id)  # type: ignore[union-attr]
+        return kept, topic_id
 
     def _apply_batched(self, cur: pymysql.cursors.Cursor, final: list[Planned]) -> list[DeadLetter]:
         try:

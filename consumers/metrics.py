@@ -26,6 +26,13 @@ class SinkMetrics:
         self.conflicts = Counter("cdcsync_conflicts_total", "Concurrent versions resolved by the database sink",
                                  ["region", "table", "strategy"], registry=registry)
 
+        self.source_resets = Counter("cdcsync_sink_source_resets_total",
+                                     "Source history or topic changes seen by replay detection (docs/apply.md)",
+                                     ["region", "sink", "kind"], registry=registry)
+
+    def source_reset(self, sink: str, kind: str) -> None:
+        self.source_resets.labels(self.region, sink, kind).inc()
+
     def conflict(self, table: str, strategy: str) -> None:
         self.conflicts.labels(self.region, table, strategy).inc()
 

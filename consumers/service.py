@@ -38,9 +38,11 @@ def subscriptions(config: PipelineConfig, region: str, sink: SinkKind) -> list[t
 
 
 def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: SinkMetrics,
-               dead_letters: DeadLetterPublisher) -> Sink:
+               dead_letters: DeadLetterPublisher, cluster: KafkaConfig | None = None) -> Sink:
+    """`cluster`: the Kafka cluster the sink reads from (default: the region's own)."""
     if sink == "db":
         from consumers.db_sink import DatabaseSink
+        from consumers.topic_ids import TopicIds
 
         from consumers.conflict_publisher import ConflictPublisher
 
@@ -53,7 +55,8 @@ def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: Sin
 
             forwarder = Forwarder(config, region, local, client_settings(local))
         return DatabaseSink(config, region, dead_letters, metrics,
-                            conflicts=ConflictPublisher(client_settings(local), topic), forwarder=forwarder)
+                            conflicts=ConflictPublisher(client_settings(local), topic), forwarder=forwarder,
+                            topic_ids=TopicIds(client_settings(cluster or local)))
     from consumers.cache_sink import CacheSink
 
     return CacheSink(config, region, metrics)
@@ -76,7 +79,7 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
     runners = []
     for cluster, patterns in subscriptions(config, region, sink):
         dead_letters = DeadLetterPublisher(client_settings(local), dlq_topic, region=region, sink=sink)
-        target = build_sink(config, region, sink, metrics, dead_letters)
+        target = build_sink(config, region, sink, metrics, dead_letters, cluster)
         source = KafkaSource(client_settings(cluster), group_id(config, region, sink),
                              session_timeout_ms=settings.session_timeout_ms,
                              on_revoke=lambda partitions, i=len(runners): runners[i].on_revoke(partitions))

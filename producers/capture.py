@@ -125,8 +125,10 @@ class Capture:
 
     def __init__(self, *, config: PipelineConfig, region: str, publisher: Publisher, topics: TopicCreator,
                  catalog: "JsonCatalog", start: BinlogPosition,
-                 metrics: ProducerMetrics, accept_unpaired: frozenset[str] = frozenset()) -> None:
+                 metrics: ProducerMetrics, accept_unpaired: frozenset[str] = frozenset(),
+                 epoch: str | None = None) -> None:
         self._config = config
+        self._epoch = epoch
         self._region = config.region(region)
         self._names = TopicNames.of(config)
         self._publisher = publisher
@@ -164,7 +166,7 @@ class Capture:
         self._gtid = gtid
         txn_id = gtid or f"{self.file}:{pos}"
         self._info = messages.TxnInfo(self._region.name, self._region.name, event.packet.server_id, gtid, txn_id,
-                                      event.timestamp * 1_000_000)
+                                      event.timestamp * 1_000_000, self._epoch)
         self._ack = self._publisher.tracker.open()
 
     def _ensure_txn(self, event: Any, pos: int) -> None:

@@ -4,12 +4,19 @@ It lives in one JSON file per region, `<checkpoint_dir>/<region>.json`, written 
 file, fsync, rename, fsync of the directory). Keep it on a persistent volume: losing it means a new
 snapshot (or, with `snapshot = "never"`, a gap). The file carries the region's server_id so a
 checkpoint is never applied to another server by mistake.
+
+`epoch` names the binlog history this checkpoint follows: a random id made when a checkpoint is
+first written (a snapshot, or streaming from now) and kept by every later save. Every published
+message carries it, and the database sinks compare source GTIDs only within one epoch
+(docs/apply.md, "When a replay is provably a replay"): after RESET MASTER or a failover the
+producer needs a fresh checkpoint, hence a new epoch, so reused GTIDs never look like replays.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -34,6 +41,7 @@ class Checkpoint(BaseModel):
     binlog_file: str
     binlog_pos: int
     updated_at_us: int
+    epoch: str = ""          # "" in files written before epochs existed
 
     @property
     def position(self) -> BinlogPosition:
@@ -47,6 +55,7 @@ class FileCheckpointStore:
         self.path = Path(directory) / f"{region}.json"
         self.region = region
         self.server_id = server_id
+        self.epoch: str | None = None   # the loaded checkpoint's; a new one on the first save otherwise
 
     def load(self) -> Checkpoint | None:
         try:
@@ -62,12 +71,15 @@ class FileCheckpointStore:
             raise CheckpointError(
                 f"checkpoint {self.path} belongs to region {checkpoint.region!r} server_id "
                 f"{checkpoint.server_id}, not {self.region!r} server_id {self.server_id}")
+        self.epoch = checkpoint.epoch or None
         return checkpoint
 
     def save(self, position: BinlogPosition) -> Checkpoint:
+        if self.epoch is None:
+            self.epoch = uuid.uuid4().hex[:16]
         checkpoint = Checkpoint(region=self.region, server_id=self.server_id, gtid_state=position.gtid_state,
                                 binlog_file=position.file, binlog_pos=position.pos,
-                                updated_at_us=time.time_ns() // 1000)
+                                updated_at_us=time.time_ns() // 1000, epoch=self.epoch)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
@@ -84,3 +96,4 @@ class FileCheckpointStore:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.epoch = None

@@ -28,11 +28,12 @@ def row_key(pk_values: list[Any], key_prefix: bytes) -> bytes:
 class TxnInfo:
     """Per-transaction fields shared by every message of the transaction."""
 
-    __slots__ = ("region", "origin", "server_id", "gtid", "txn_id", "ts_us", "index")
+    __slots__ = ("region", "origin", "server_id", "gtid", "txn_id", "ts_us", "index", "epoch")
 
     def __init__(self, region: str, origin: str, server_id: int, gtid: str | None, txn_id: str,
-                 ts_us: int) -> None:
+                 ts_us: int, epoch: str | None = None) -> None:
         self.region = region
+        self.epoch = epoch
         self.origin = origin
         self.server_id = server_id
         self.gtid = gtid
@@ -50,7 +51,7 @@ def change(txn: TxnInfo, file: str, pos: int, db: str, table: str, op: str, pk: 
         "server_id": txn.server_id, "gtid": txn.gtid, "binlog_file": file, "binlog_pos": pos,
         "txn_id": txn.txn_id, "ts_us": txn.ts_us, "db": db, "table": table, "txn_index": index,
         "txn_last": False, "op": op, "pk": pk, "before": before, "after": after, "types": types,
-        "vclock": None, "heads": None,
+        "vclock": None, "heads": None, "epoch": txn.epoch,
     }
 
 
@@ -59,4 +60,5 @@ def ddl(txn: TxnInfo, file: str, pos: int, db: str, table: str | None, statement
         "schema_version": SCHEMA_VERSION, "kind": "ddl", "region": txn.region, "origin": txn.origin,
         "server_id": txn.server_id, "gtid": txn.gtid, "binlog_file": file, "binlog_pos": pos,
         "txn_id": txn.txn_id, "ts_us": txn.ts_us, "db": db, "table": table, "statement": statement,
+        "epoch": txn.epoch,
     }

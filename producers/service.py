@@ -81,7 +81,10 @@ class ProducerService:
         checkpoint = self.store.load()
         if checkpoint is not None:
             start = checkpoint.position
-            log.info("region %s: resuming from checkpoint %s", self.region.name, start.describe())
+            if not checkpoint.epoch:   # written before epochs existed: give this history one, durably
+                self.store.save(start)
+            log.info("region %s: resuming from checkpoint %s (epoch %s)", self.region.name, start.describe(),
+                     self.store.epoch)
         elif settings.snapshot == "initial":
             start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics).run()
             publisher.flush()
@@ -109,7 +112,7 @@ class ProducerService:
                                                heartbeat_s=settings.heartbeat_s)
             capture = Capture(config=self.config, region=self.region.name, publisher=publisher, topics=topics,
                               catalog=catalog, start=position, metrics=self.metrics,
-                              accept_unpaired=self.accept_unpaired)
+                              accept_unpaired=self.accept_unpaired, epoch=self.store.epoch)
             try:
                 pump(stream, capture, checkpointer, self.metrics, self.region.name, lambda: self._stop)
                 attempt = 0

@@ -32,7 +32,7 @@ class ConflictRecord(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     id: int | None = Field(None, description="conflict_log id; None until stored.")
-    kind: Literal["resolution", "override"] = "resolution"
+    kind: Literal["resolution", "override", "unique"] = "resolution"   # unique: two keys claimed one unique value
     logged_at_us: int = Field(description="When the sink decided, µs since the epoch (UTC).")
     region: str = Field(description="The region whose sink decided.")
     db: str

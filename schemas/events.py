@@ -39,6 +39,9 @@ class _Message(BaseModel):
     ts_us: int = Field(description="Commit timestamp, µs since the epoch (MariaDB binlogs carry whole seconds).")
     db: str
     table: str | None
+    epoch: str | None = Field(
+        None, description="The producer's history id (its checkpoint's epoch): GTIDs compare only within one. "
+                          "A fresh checkpoint (after RESET MASTER, a failover, --resnapshot) starts a new one.")
 
 
 class ChangeEvent(_Message):

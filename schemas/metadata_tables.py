@@ -22,6 +22,8 @@ the clocks it attaches to events).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import pymysql
 
 APPLY_MARKER = "apply_marker"
@@ -40,6 +42,8 @@ def ddl(meta_db: str) -> list[str]:
             applied_offset BIGINT NOT NULL,
             source_gtid VARCHAR(128) NULL,
             source_txn_index INT NULL,
+            source_epoch VARCHAR(64) NULL,
+            source_topic_id VARCHAR(64) NULL,
             applied_count BIGINT NOT NULL DEFAULT 0,
             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
             PRIMARY KEY (source_topic, source_partition)
@@ -86,6 +90,7 @@ def ddl(meta_db: str) -> list[str]:
 
 
 TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG)
+_MARKER_INCARNATION = {"source_epoch": "source_txn_index", "source_topic_id": "source_epoch"}   # column: after
 
 
 def ensure(conn: pymysql.Connection, meta_db: str) -> None:
@@ -99,58 +104,86 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
         cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                     "AND COLUMN_NAME = 'heads'", (meta_db, ROW_CLOCKS))
         has_heads = cur.fetchone() is not None
-        if set(TABLES) <= tables and has_heads:
+        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND COLUMN_NAME IN ('source_epoch', 'source_topic_id')", (meta_db, APPLY_MARKER))
+        present = {row[0] for row in cur.fetchall()}
+        missing = [c for c in _MARKER_INCARNATION if c not in present]
+        if set(TABLES) <= tables and has_heads and not missing:
             return
         for statement in ddl(meta_db):
             cur.execute(statement)
         if ROW_CLOCKS in tables and not has_heads:   # row_clocks created before `heads` existed
             cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN heads MEDIUMTEXT CHARACTER SET utf8mb4 "
                         f"COLLATE utf8mb4_bin NULL AFTER origin")
+        if APPLY_MARKER in tables:   # apply_marker created before epochs and topic ids
+            for column in missing:
+                cur.execute(f"ALTER TABLE `{meta_db}`.`{APPLY_MARKER}` ADD COLUMN {column} VARCHAR(64) NULL "
+                            f"AFTER {_MARKER_INCARNATION[column]}")
 
 
 def write_marker(cur: pymysql.cursors.Cursor, meta_db: str, *, topic: str, partition: int, origin: str,
-                 offset: int, gtid: str | None = None, txn_index: int | None = None) -> None:
+                 offset: int, gtid: str | None = None, txn_index: int | None = None, epoch: str | None = None,
+                 topic_id: str | None = None) -> None:
     """The first statement of every applied transaction. The count always changes, so the row is
     always logged, even when the same offset is written twice."""
-    cur.execute(
-        f"INSERT INTO `{meta_db}`.`{APPLY_MARKER}` (source_topic, source_partition, origin, applied_offset, "
-        f"source_gtid, source_txn_index, applied_count) VALUES (%s, %s, %s, %s, %s, %s, 1) "
-        f"ON DUPLICATE KEY UPDATE origin = VALUES(origin), applied_offset = VALUES(applied_offset), "
-        f"source_gtid = VALUES(source_gtid), source_txn_index = VALUES(source_txn_index), "
-        f"applied_count = applied_count + 1",
-        (topic, partition, origin, offset, gtid, txn_index))
+    write_markers(cur, meta_db, [(topic, partition, origin, offset, gtid, txn_index, epoch, topic_id)])
 
 
-def read_marker(cur: pymysql.cursors.Cursor, meta_db: str, topic: str,
-                partition: int) -> tuple[int, str | None, int | None] | None:
-    """(applied_offset, source_gtid, source_txn_index) of a source partition, row-locked until commit."""
-    cur.execute(f"SELECT applied_offset, source_gtid, source_txn_index FROM `{meta_db}`.`{APPLY_MARKER}` "
+class Marker(NamedTuple):
+    """A source partition's `apply_marker` row: what was applied last, and from which incarnation."""
+
+    offset: int
+    gtid: str | None = None
+    txn_index: int | None = None
+    epoch: str | None = None       # the source producer's history id (producers/checkpoint.py)
+    topic_id: str | None = None    # the Kafka topic id the offset belongs to (a recreated topic has another)
+
+
+_MARKER_COLUMNS = "applied_offset, source_gtid, source_txn_index, source_epoch, source_topic_id"
+
+
+def _marker(row: tuple[Any, ...]) -> Marker:
+    return Marker(int(row[0]), row[1], None if row[2] is None else int(row[2]), row[3], row[4])
+
+
+def read_marker(cur: pymysql.cursors.Cursor, meta_db: str, topic: str, partition: int) -> Marker | None:
+    """The marker of a source partition, row-locked until commit."""
+    cur.execute(f"SELECT {_MARKER_COLUMNS} FROM `{meta_db}`.`{APPLY_MARKER}` "
                 f"WHERE source_topic = %s AND source_partition = %s FOR UPDATE", (topic, partition))
     row = cur.fetchone()
-    return (int(row[0]), row[1], row[2]) if row else None
+    return _marker(row) if row else None
 
 
 def read_markers(cur: pymysql.cursors.Cursor, meta_db: str,
-                 partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str | None, int | None]]:
+                 partitions: list[tuple[str, int]]) -> dict[tuple[str, int], Marker]:
     """`read_marker` for several source partitions in one statement (row-locked until commit)."""
     if not partitions:
         return {}
     where = " OR ".join(["(source_topic = %s AND source_partition = %s)"] * len(partitions))
-    cur.execute(f"SELECT source_topic, source_partition, applied_offset, source_gtid, source_txn_index "
+    cur.execute(f"SELECT source_topic, source_partition, {_MARKER_COLUMNS} "
                 f"FROM `{meta_db}`.`{APPLY_MARKER}` WHERE {where} FOR UPDATE",
                 [v for tp in partitions for v in tp])
-    return {(row[0], int(row[1])): (int(row[2]), row[3], row[4]) for row in cur.fetchall()}
+    return {(row[0], int(row[1])): _marker(row[2:]) for row in cur.fetchall()}
 
 
-def write_markers(cur: pymysql.cursors.Cursor, meta_db: str,
-                  markers: list[tuple[str, int, str, int, str | None, int | None]]) -> None:
-    """`write_marker` for several source partitions in one statement:
-    rows of (topic, partition, origin, offset, gtid, txn_index), all of one origin."""
-    one = "(%s, %s, %s, %s, %s, %s, 1)"
+def write_markers(cur: pymysql.cursors.Cursor, meta_db: str, markers: list[tuple[Any, ...]]) -> None:
+    """`write_marker` for several source partitions in one statement: rows of
+    (topic, partition, origin, offset, gtid, txn_index, epoch, topic_id), all of one origin."""
+    one = "(%s, %s, %s, %s, %s, %s, %s, %s, 1)"
     cur.execute(
         f"INSERT INTO `{meta_db}`.`{APPLY_MARKER}` (source_topic, source_partition, origin, applied_offset, "
-        f"source_gtid, source_txn_index, applied_count) VALUES {', '.join([one] * len(markers))} "
+        f"source_gtid, source_txn_index, source_epoch, source_topic_id, applied_count) "
+        f"VALUES {', '.join([one] * len(markers))} "
         f"ON DUPLICATE KEY UPDATE origin = VALUES(origin), applied_offset = VALUES(applied_offset), "
         f"source_gtid = VALUES(source_gtid), source_txn_index = VALUES(source_txn_index), "
+        f"source_epoch = VALUES(source_epoch), source_topic_id = VALUES(source_topic_id), "
         f"applied_count = applied_count + 1",
         [v for marker in markers for v in marker])
+
+
+def delete_markers(cur: pymysql.cursors.Cursor, meta_db: str, topic: str, partition: int | None = None) -> int:
+    """Forget what was applied from a topic (or one partition of it): `cdcsync markers rebase`."""
+    if partition is None:
+        return cur.execute(f"DELETE FROM `{meta_db}`.`{APPLY_MARKER}` WHERE source_topic = %s", (topic,))
+    return cur.execute(f"DELETE FROM `{meta_db}`.`{APPLY_MARKER}` WHERE source_topic = %s AND source_partition = %s",
+                       (topic, partition))

@@ -14,7 +14,8 @@ def event(**over) -> dict:
             "gtid": "1-1-5", "binlog_file": "binlog.000001", "binlog_pos": 42, "txn_id": "1-1-5",
             "ts_us": 1_700_000_000_000_000, "db": "app", "table": "t", "txn_index": 0, "txn_last": True,
             "op": "update", "pk": {"id": 1}, "before": {"id": 1, "v": "a"}, "after": {"id": 1, "v": "b"},
-            "types": {"id": "int", "v": "text"}, "vclock": None, "heads": None, "pk_fold": None}
+            "types": {"id": "int", "v": "text"}, "vclock": None, "heads": None, "pk_fold": None,
+            "epoch": "5f0c1a2b3c4d5e6f"}
     base.update(over)
     return base
 

@@ -8,7 +8,7 @@ import pymysql
 import pytest
 
 from consumers import db_dialect
-from consumers.db_sink import _last_per_key, _plan, already_applied, poison_kind
+from consumers.db_sink import _last_per_key, _plan, poison_kind
 from consumers.records import SourceRecord, source_region
 from consumers.retry import RetryPolicy, is_transient
 from schemas.codec import encode
@@ -48,18 +48,6 @@ def test_batched_deletes() -> None:
     assert db_dialect.delete("app", "t", ["id"], 3) == "DELETE FROM `app`.`t` WHERE `id` IN (%s, %s, %s)"
     assert db_dialect.delete("a", "t`x", ["b", "a"], 2) == \
         "DELETE FROM `a`.`t``x` WHERE (`b`, `a`) IN ((%s, %s), (%s, %s))"
-
-
-def test_replays_are_recognised_by_offset_and_by_source_gtid() -> None:
-    event = record(5, gtid="1-1-10", index=2).event
-    assert not already_applied(event, 5, None)
-    assert already_applied(event, 5, (5, None, None))
-    assert already_applied(event, 5, (4, "1-1-10", 2))      # the producer re-delivered it at a new offset
-    assert already_applied(event, 5, (4, "1-1-11", 0))
-    assert not already_applied(event, 5, (4, "1-1-10", 1))
-    assert not already_applied(event, 5, (4, "2-2-99", 0))  # another domain: not comparable
-    snapshot = record(5, gtid=None).event
-    assert not already_applied(snapshot, 5, (4, "1-1-10", 0))
 
 
 def test_last_change_per_key_wins_in_order() -> None:
