@@ -14,7 +14,7 @@ def event(**over) -> dict:
             "gtid": "1-1-5", "binlog_file": "binlog.000001", "binlog_pos": 42, "txn_id": "1-1-5",
             "ts_us": 1_700_000_000_000_000, "db": "app", "table": "t", "txn_index": 0, "txn_last": True,
             "op": "update", "pk": {"id": 1}, "before": {"id": 1, "v": "a"}, "after": {"id": 1, "v": "b"},
-            "types": {"id": "int", "v": "text"}, "vclock": None, "heads": None}
+            "types": {"id": "int", "v": "text"}, "vclock": None, "heads": None, "version_origin": None}
     base.update(over)
     return base
 
@@ -27,7 +27,7 @@ def test_round_trip() -> None:
 
 def test_ddl_message() -> None:
     ddl = {k: v for k, v in event().items() if k not in
-           ("txn_index", "txn_last", "op", "pk", "before", "after", "types", "vclock", "heads")}
+           ("txn_index", "txn_last", "op", "pk", "before", "after", "types", "vclock", "heads", "version_origin")}
     message = decode(encode({**ddl, "kind": "ddl", "statement": "ALTER TABLE t ADD c INT"}))
     assert isinstance(message, DdlEvent) and message.statement.startswith("ALTER")
 
