@@ -308,7 +308,8 @@ class PipelineConfig(_Frozen):
     )
     tombstone_min_age_s: int = Field(
         604800, ge=0, description="Default `--min-age` of `cdcsync tombstones purge`: a row-clock tombstone is purged "
-        "only when older than this in every region; longer than the longest replication outage to survive."
+        "only when older than this in every region; longer than the longest replication outage to survive, and "
+        "at least `cache_tombstone_ttl_s` (the purge refuses a shorter `--min-age`)."
     )
     lookup: LookupConfig = Field(default_factory=LookupConfig)
     tables: dict[str, TableConfig] = Field(
@@ -345,6 +346,10 @@ class PipelineConfig(_Frozen):
             for source in region.sources or ():
                 if source not in self.regions or source == region.name:
                     raise ValueError(f"regions.{region.name}.sources: {source!r} is not another region")
+        if self.tombstone_min_age_s < self.cache_tombstone_ttl_s:
+            raise ValueError(f"tombstone_min_age_s ({self.tombstone_min_age_s}) must be at least "
+                             f"cache_tombstone_ttl_s ({self.cache_tombstone_ttl_s}): a purged clock would restart "
+                             f"below a cached tombstone that has not expired")
         for key in self.tables:
             if key.count(".") != 1:
                 raise ValueError(f"tables: key {key!r} must be `db.table`")
