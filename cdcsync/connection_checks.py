@@ -4,7 +4,8 @@ Per region: the binlog reader's MySQL user (binlog settings, REPLICATION SLAVE/C
 the producer's own preflight), the applier's MySQL user (DML on the replicated schemas and on the
 metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
-(reachable; the region's `_schema` and `dlq` topics present). Nothing raises: a failure becomes a
+(reachable; the region's `_schema` and `dlq` topics present), and the clock triggers of every
+replicated table (a table without them fails unless declared `single_writer`). Nothing raises: a failure becomes a
 result. Messages carry the server's error text, never a configured secret.
 """
 
@@ -25,6 +26,7 @@ from producers import preflight
 from producers.service import _fixed_schemas
 from producers.topics import TopicNames
 from schemas import metadata_tables
+from schemas.clock_coverage import unclocked_message, unclocked_tables
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
 
 Outcome = Literal["ok", "warn", "fail"]
@@ -132,11 +134,27 @@ def check_kafka(config: PipelineConfig, region: str, timeout_s: float) -> list[C
     return results
 
 
+def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
+    """Every replicated table has its clock triggers, or is declared single-writer: otherwise
+    concurrent writes to it diverge without a conflict (schemas/clock_coverage.py)."""
+    mysql: MySQLConfig = config.region(region).mysql
+    try:
+        with pymysql.connect(**mysql.connect_settings()) as conn:
+            tables = unclocked_tables(config, region, conn)
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "clock triggers", "fail", f"cannot check: {err.args[-1]}")
+    if tables:
+        return CheckResult(region, "clock triggers", "fail", unclocked_message(tables))
+    return CheckResult(region, "clock triggers", "ok",
+                       "every replicated table has its clock triggers or is declared single_writer")
+
+
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
     results = []
     for region in config.regions:
         results.append(check_reader(config, region))
         results.append(check_applier(config, region))
+        results.append(check_clock_triggers(config, region))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
     return results

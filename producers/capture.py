@@ -31,6 +31,7 @@ from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import Publisher, _Txn
 from producers.topics import TopicCreator, TopicNames
+from producers.unclocked import UnclockedWatch
 from schemas.codec import encode
 from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
 from schemas.config import PipelineConfig, table_selected
@@ -132,6 +133,7 @@ class Capture:
         self._table_maps: dict[int, TableMapEvent] = {}  # the last map per table id; read when a route is built
         self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
+        self._unclocked = UnclockedWatch(config, region, metrics)
         self.sealed = start
         self.file = start.file
         self._reset_txn()
@@ -181,6 +183,7 @@ class Capture:
         if pending:
             if self._clock_rows:
                 self._clock_rows.attach(message for _, _, message, _ in pending)
+            self._unclocked.check(message for _, _, message, _ in pending)
             pending[-1][2]["txn_last"] = True
             send = self._send
             for item in pending:
@@ -265,6 +268,14 @@ class Capture:
         if verb == "TRUNCATE" and table is not None:
             message = messages.change(info, stream.log_file, stream.log_pos, db, table, "truncate", {}, None, None, {})
             self._emit(topic, key, message, self._headers_for("change", info.origin))
+            # Published for the record, never applied: TRUNCATE writes no row events and fires no
+            # trigger, so the other regions keep the rows and this one keeps their live clocks.
+            self._metrics.error(self._region.name, "truncate")
+            log.error("region %s: TRUNCATE of %s.%s at %s:%d is not replicated: the other regions keep its rows, and "
+                      "this region keeps their clocks, so replayed or older versions stay skipped here. Use DELETE "
+                      "FROM %s.%s instead; to repair, run that DELETE in one region (its deletes reach every region) "
+                      "or write the rows again (docs/clocks.md, TRUNCATE)", self._region.name, db, table,
+                      stream.log_file, stream.log_pos, db, table)
         else:
             message = messages.ddl(info, stream.log_file, stream.log_pos, db, table, query)
             self._emit(topic, key, message, self._headers_for("ddl", info.origin))

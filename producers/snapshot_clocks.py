@@ -76,8 +76,9 @@ class SnapshotClocks:
         self._revived: set[tuple[str, str, bytes]] = set()
 
     def clocked(self, table: SnapshotTable) -> bool:
-        """Whether the table's rows have clocks: a primary key of a supported type, its three
-        clock triggers, and a `row_clocks` table."""
+        """Whether the table's rows have clocks: a `row_clocks` table, a primary key of a supported
+        type, and its three clock triggers, or (for a reader without the TRIGGER privilege, to whom
+        information_schema shows no triggers) at least one clock row."""
         if not (self._has_row_clocks and table.has_primary_key):
             return False
         try:
@@ -90,7 +91,10 @@ class SnapshotClocks:
             f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
             f"AND EVENT_OBJECT_TABLE = %s AND TRIGGER_NAME IN ({', '.join(['%s'] * len(names))})",
             (table.db, table.table, *names))
-        return int(found[0][0]) == len(names)
+        if int(found[0][0]) == len(names):
+            return True
+        return bool(self._snap.query(f"SELECT 1 FROM {self._source} WHERE db = %s AND tbl = %s LIMIT 1",
+                                     (table.db, table.table)))
 
     def for_rows(self, table: SnapshotTable, rows: list[dict[str, Any]]) -> list[SnapshotVersion]:
         """The version of each row, in order (the empty clock for a row without a clock row)."""

@@ -204,6 +204,11 @@ class TableConfig(_Frozen):
     custom_resolver: str | None = Field(
         None, description="`module:function` returning the winning values, for `custom`."
     )
+    single_writer: bool = Field(
+        False, description="The table is written in one region only, so it may run without clock triggers: "
+                           "`config check`, `status`, the producer and the sinks then do not report its changes "
+                           "as unclocked. Concurrent writes to it in two regions are not detected (docs/clocks.md)."
+    )
 
     @field_validator("conflict_strategy", mode="before")
     @classmethod
