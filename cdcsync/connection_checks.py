@@ -26,7 +26,7 @@ from producers import preflight
 from producers.service import _fixed_schemas
 from producers.topics import TopicNames
 from schemas import metadata_tables
-from schemas.clock_coverage import unclocked_message, unclocked_tables
+from schemas.clock_coverage import coverage, unclocked_message
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
 
 Outcome = Literal["ok", "warn", "fail"]
@@ -140,11 +140,16 @@ def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
     mysql: MySQLConfig = config.region(region).mysql
     try:
         with pymysql.connect(**mysql.connect_settings()) as conn:
-            tables = unclocked_tables(config, region, conn)
+            found = coverage(config, region, conn)
     except (pymysql.MySQLError, OSError) as err:
         return CheckResult(region, "clock triggers", "fail", f"cannot check: {err.args[-1]}")
-    if tables:
-        return CheckResult(region, "clock triggers", "fail", unclocked_message(tables))
+    if found.unclocked:
+        return CheckResult(region, "clock triggers", "fail", unclocked_message(found.unclocked))
+    if found.unseen:
+        return CheckResult(region, "clock triggers", "warn",
+                           f"{mysql.user!r} lacks the TRIGGER privilege on {', '.join(found.unseen)}, so it cannot "
+                           f"see their clock triggers: run `cdcsync config check` with the user that ran "
+                           f"`cdcsync init` to check them")
     return CheckResult(region, "clock triggers", "ok",
                        "every replicated table has its clock triggers or is declared single_writer")
 

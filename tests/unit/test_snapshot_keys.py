@@ -40,3 +40,11 @@ def test_key_values_inverts_the_key_text(pk, types) -> None:
 def test_key_values_refuses_a_key_of_another_shape(key, types, columns) -> None:
     with pytest.raises((ValueError, KeyError)):
         key_values(key, types, columns)
+
+
+def test_trigger_visibility_follows_the_trigger_privilege() -> None:
+    from schemas.clock_coverage import _trigger_scopes
+    grants = ["GRANT SELECT, INSERT ON `app`.* TO `a`@`h`", "GRANT SELECT, TRIGGER ON `shop`.* TO `a`@`h`",
+              "GRANT ALL PRIVILEGES ON `x`.`t` TO `a`@`h`", "GRANT USAGE ON *.* TO `a`@`h`"]
+    assert _trigger_scopes(grants) == {"shop.*", "x.t"}
+    assert _trigger_scopes(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]) == {"*.*"}
