@@ -35,7 +35,8 @@ class UnclockedWatch:
         self._metrics = metrics
         self._interval_s = interval_s
         self._clock = clock
-        self._exempt: dict[tuple[str, str], bool] = {}
+        # (db, table) -> its counter child, or None for a single-writer table (labels() is slow per event)
+        self._counters: dict[tuple[str, str], Any] = {}
         self._logged: dict[tuple[str, str], float] = {}
 
     def check(self, messages: Iterable[dict[str, Any]]) -> None:
@@ -45,12 +46,13 @@ class UnclockedWatch:
                     or message.get("op") not in _ROW_OPS:
                 continue
             table = (message["db"], message["table"])
-            exempt = self._exempt.get(table)
-            if exempt is None:
-                exempt = self._exempt[table] = self._config.table(*table).single_writer
-            if exempt:
+            if table not in self._counters:
+                self._counters[table] = (None if self._config.table(*table).single_writer
+                                         else self._metrics.unclocked_events.labels(self._region, *table))
+            counter = self._counters[table]
+            if counter is None:
                 continue
-            self._metrics.unclocked_events.labels(self._region, *table).inc()
+            counter.inc()
             now = self._clock()
             last = self._logged.get(table)
             if last is None or now - last >= self._interval_s:
