@@ -5,7 +5,8 @@ the producer's own preflight), the applier's MySQL user (DML on the replicated s
 metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
 (reachable; the region's `_schema` and `dlq` topics present), and that the installed clock triggers
-are not stale (schemas/clock_init.py `stale_triggers`). Nothing raises: a failure becomes a
+are not stale (schemas/clock_init.py `stale_triggers`), and that every
+replicated table has them (a table without them fails unless declared `single_writer`). Nothing raises: a failure becomes a
 result. Messages carry the server's error text, never a configured secret.
 """
 
@@ -26,6 +27,7 @@ from producers import preflight
 from producers.service import _fixed_schemas
 from producers.topics import TopicNames
 from schemas import metadata_tables
+from schemas.clock_coverage import coverage, unclocked_message
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
 
 Outcome = Literal["ok", "warn", "fail"]
@@ -149,7 +151,11 @@ def check_kafka(config: PipelineConfig, region: str, timeout_s: float) -> list[C
 
 
 def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
-    """The installed clock triggers are the ones `cdcsync init` would generate now (not stale)."""
+    """Every replicated table has clock triggers (or is declared single-writer), and the installed
+    ones are what `cdcsync init` would generate now (not stale)."""
+    missing = check_clock_coverage(config, region)
+    if missing.outcome != "ok":
+        return missing
     from schemas.clock_init import _connect, stale_trigger_problem, stale_triggers
 
     try:
@@ -166,7 +172,28 @@ def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
                                                              f"the server hides the bodies of {len(unreadable)} "
                                                              f"clock triggers; run `config check` as the user that "
                                                              f"runs `cdcsync init`")
-    return CheckResult(region, "clock triggers", "ok", "installed clock triggers are current")
+    return CheckResult(region, "clock triggers", "ok", "every replicated table has its clock triggers (or is "
+                                                       "declared single_writer), and they are current")
+
+
+def check_clock_coverage(config: PipelineConfig, region: str) -> CheckResult:
+    """Every replicated table has its clock triggers, or is declared single-writer: otherwise
+    concurrent writes to it diverge without a conflict (schemas/clock_coverage.py)."""
+    mysql: MySQLConfig = config.region(region).mysql
+    try:
+        with pymysql.connect(**mysql.connect_settings()) as conn:
+            found = coverage(config, region, conn)
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "clock triggers", "fail", f"cannot check: {err.args[-1]}")
+    if found.unclocked:
+        return CheckResult(region, "clock triggers", "fail", unclocked_message(found.unclocked))
+    if found.unseen:
+        return CheckResult(region, "clock triggers", "warn",
+                           f"{mysql.user!r} lacks the TRIGGER privilege on {', '.join(found.unseen)}, so it cannot "
+                           f"see their clock triggers: run `cdcsync config check` with the user that ran "
+                           f"`cdcsync init` to check them")
+    return CheckResult(region, "clock triggers", "ok",
+                       "every replicated table has its clock triggers or is declared single_writer")
 
 
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:

@@ -129,7 +129,8 @@ def heads_json(version: RowVersion) -> str | None:
 def remote_version(event: ChangeEvent) -> RowVersion:
     values = None if event.op is Op.DELETE else dict(event.after or {})
     siblings = tuple(from_image(h) for h in event.heads or ())
-    return RowVersion(values, event.vclock or VectorClock(), event.origin, siblings=siblings)
+    # A snapshot event names the version's writer apart from its own origin (the snapshotting region).
+    return RowVersion(values, event.vclock or VectorClock(), event.version_origin or event.origin, siblings=siblings)
 
 
 def _rewrite(record: SourceRecord, values: dict[str, Any] | None) -> SourceRecord:

@@ -23,6 +23,10 @@ class SinkMetrics:
                            ["region", "sink"], registry=registry)
         self.lag = Gauge("cdcsync_sink_consumer_lag_messages", "High watermark minus committed position",
                          ["region", "sink", "topic", "partition"], registry=registry)
+        self.unclocked_events = Counter("cdcsync_sink_unclocked_events_total",
+                                        "Row changes received without a clock (table without clock triggers in its "
+                                        "region, not declared single_writer)", ["region", "sink", "table"],
+                                        registry=registry)
         self.conflicts = Counter("cdcsync_conflicts_total", "Concurrent versions resolved by the database sink",
                                  ["region", "table", "strategy"], registry=registry)
 
@@ -35,6 +39,9 @@ class SinkMetrics:
 
     def conflict(self, table: str, strategy: str) -> None:
         self.conflicts.labels(self.region, table, strategy).inc()
+
+    def unclocked(self, sink: str, table: str) -> None:
+        self.unclocked_events.labels(self.region, sink, table).inc()
 
     def applied(self, sink: str, events: int, seconds: float) -> None:
         self.applied_events.labels(self.region, sink).inc(events)

@@ -136,6 +136,54 @@ class RegionPriority:
 Resolver = Callable[[RowVersion, RowVersion], Values | None]
 
 
+class ResolverError(TypeError):
+    """A custom resolver returned something that is not a whole row of its table (or None)."""
+
+
+def _compatible(value: Any, seen: set[type]) -> bool:
+    """Whether a returned value has a wire type the column's versions hold (an int for a float
+    column is fine; a bool is not an int here, the wire has none)."""
+    if value is None or not seen:
+        return True
+    kind = type(value)
+    return kind in seen or (kind is int and float in seen)
+
+
+def check_resolved(values: Any, inputs: tuple[RowVersion, ...], spec: str, table: str) -> Values | None:
+    """`values` if it is None (a delete) or a whole row: every column the input versions have, no
+    other, each None or of a wire type that column holds in the inputs. Otherwise a
+    `ResolverError` that names the resolver, the table and what is wrong: a partial row would be
+    written as it is in one region and leave the other columns different per region."""
+    if values is None:
+        return None
+    where = f"custom resolver {spec}" + (f" (table {table})" if table else "")
+    if not isinstance(values, dict):
+        raise ResolverError(f"{where} returned {type(values).__name__}, not a dict or None")
+    columns: dict[str, set[type]] = {}
+    for version in inputs:
+        for column, value in (version.values or {}).items():
+            seen = columns.setdefault(column, set())
+            if value is not None:
+                seen.add(type(value))
+    if not columns:
+        raise ResolverError(f"{where} returned a row although every version it was given is a delete; return None")
+    problems = []
+    missing = [c for c in columns if c not in values]
+    unknown = [c for c in values if c not in columns]
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    if unknown:
+        problems.append(f"unknown column(s) {unknown}")
+    for column, seen in columns.items():
+        if column in values and not _compatible(values[column], seen):
+            held = "/".join(sorted(t.__name__ for t in seen))
+            problems.append(f"column {column!r} is {type(values[column]).__name__}, the versions hold {held}")
+    if problems:
+        raise ResolverError(f"{where} must return every column of the row, typed as its inputs' values (or None "
+                            f"to delete): " + "; ".join(problems))
+    return values
+
+
 class Custom:
     """A user function `(a, b) -> values` (None deletes the row), run over the concurrent heads of both
     sides in a fixed order: greatest `lww_key` first, `a` being the result so far. The result's clock is
@@ -146,16 +194,14 @@ class Custom:
 
     name = "custom"
 
-    def __init__(self, function: Resolver, spec: str) -> None:
-        self.function, self.spec = function, spec
+    def __init__(self, function: Resolver, spec: str, table: str = "") -> None:
+        self.function, self.spec, self.table = function, spec, table
 
     def resolve(self, local: RowVersion, remote: RowVersion) -> tuple[RowVersion, tuple[RowVersion, ...]]:
         heads = _concurrent_heads(local, remote, lww_key)
         acc = heads[0]
         for head in heads[1:]:
-            values = self.function(acc, head)
-            if values is not None and not isinstance(values, dict):
-                raise TypeError(f"custom resolver {self.spec} returned {type(values).__name__}, not a dict or None")
+            values = check_resolved(self.function(acc, head), (acc, head), self.spec, self.table)
             latest = max((acc, head), key=lambda v: (v.clock.hlc_us, v.origin))
             acc = RowVersion(values, acc.clock.merge(head.clock), latest.origin)
         resolved = RowVersion(acc.values, local.clock.merge(remote.clock), acc.origin, siblings=heads)
@@ -192,7 +238,7 @@ def strategy_for(table: TableConfig, name: str = "<db>.<table>") -> Strategy:
     key = f'tables."{name}".custom_resolver'
     if not table.custom_resolver:
         raise ConfigError(f"{key}: required when conflict_strategy is 'custom'")
-    return Custom(load_resolver(table.custom_resolver, key), table.custom_resolver)
+    return Custom(load_resolver(table.custom_resolver, key), table.custom_resolver, name)
 
 
 def decide(local: RowVersion | None, remote: RowVersion, strategy: Strategy = LWW) -> Decision:
@@ -208,5 +254,5 @@ def decide(local: RowVersion | None, remote: RowVersion, strategy: Strategy = LW
     return Decision(Action.RESOLVED, resolved, local, remote, strategy.name, losers)
 
 
-__all__ = ["Action", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "Strategy",
-           "decide", "load_resolver", "lww_key", "strategy_for"]
+__all__ = ["Action", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "ResolverError", "Strategy",
+           "check_resolved", "decide", "load_resolver", "lww_key", "strategy_for"]

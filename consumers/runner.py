@@ -18,6 +18,7 @@ from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition
 from consumers.source import KafkaSource
+from consumers.unclocked_changes import UnclockedChanges
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class SinkRunner:
         self._stop = False
         self.batches = 0
         self.health: HealthState | None = None   # set by the command that serves /healthz
+        self.unclocked: UnclockedChanges | None = None   # reports changes without a clock (set by build_runners)
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -96,6 +98,8 @@ class SinkRunner:
             self.dead_letters.publish([DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable")
                                        for r in poison])
             self.metrics.dead_lettered(self.sink.name, len(poison))
+        if self.unclocked is not None:
+            self.unclocked.check(records)
         self.sink.write_batch([r for r in records if r.event is not None])
         self.source.commit(records)
         last = records[-1]

@@ -15,6 +15,7 @@ from consumers.dlq import DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.runner import Sink, SinkRunner
 from consumers.source import KafkaSource
+from consumers.unclocked_changes import UnclockedChanges
 from producers.topics import TopicCreator, TopicNames, client_settings
 from schemas import metadata_tables
 from schemas.config import KafkaConfig, PipelineConfig
@@ -85,6 +86,7 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
                              on_revoke=lambda partitions, i=len(runners): runners[i].on_revoke(partitions))
         runners.append(SinkRunner(source=source, sink=target, dead_letters=dead_letters, metrics=metrics,
                                   batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms))
+        runners[-1].unclocked = UnclockedChanges(config, sink, metrics)
         source.subscribe(patterns)
     return runners
 

@@ -11,6 +11,10 @@
   consumer that has the group's id but never subscribes, so it never joins or disturbs the group.
   High watermarks are checked with a one-record fetch (see `watermarks`).
 
+- Clock triggers: the replicated tables without their clock triggers and not declared
+  `single_writer` (`unclocked_tables`, schemas/clock_coverage.py): concurrent writes to them diverge
+  silently, so the command exits non-zero while there are any.
+
 Read-only and safe at any time. A failure (database, Kafka, checkpoint file) is recorded in the
 region's `errors` and the rest of the report is still filled in; nothing raises.
 """
@@ -30,6 +34,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from producers.checkpoint import Checkpoint, CheckpointError, FileCheckpointStore
 from producers.position import BinlogPosition, MariaGtidState
 from producers.topics import client_settings
+from schemas.clock_coverage import unclocked_tables
 from schemas.config import KafkaConfig, PipelineConfig
 
 SINKS = ("db", "cache")
@@ -73,6 +78,7 @@ class RegionStatus:
     server: BinlogPosition | None = None
     groups: list[GroupLag] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unclocked_tables: list[str] = field(default_factory=list)   # replicated, no clock triggers, not single-writer
     now_us: int = 0
 
     @property
@@ -103,6 +109,7 @@ class RegionStatus:
             "producer_behind": {"transactions": self.behind_transactions, "bytes": self.behind_bytes},
             "groups": [g.to_json() for g in self.groups],
             "errors": list(self.errors),
+            "unclocked_tables": list(self.unclocked_tables),
         }
 
 
@@ -186,6 +193,12 @@ def _producer_position(config: PipelineConfig, region: str, status: RegionStatus
             status.server = current_position(conn, settings.mysql.flavor)
     except Exception as err:  # any failure of one region's server is reported in its row
         status.errors.append(f"mysql {settings.mysql.host}:{settings.mysql.port}: {err}")
+        return
+    try:   # as the config's user: information_schema shows triggers only to who may manage them
+        with connect(settings.mysql) as conn:
+            status.unclocked_tables = unclocked_tables(config, region, conn)
+    except Exception as err:
+        status.errors.append(f"clock triggers: cannot check ({err})")
 
 
 def _group_lags(config: PipelineConfig, region: str, status: RegionStatus, timeout_s: float) -> None:

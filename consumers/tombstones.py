@@ -8,7 +8,7 @@ A tombstone `(db, tbl, pk_hash)` is purged only when, in EVERY region of the con
 - and its `updated_at` is older than the minimum age;
 
 and only when every region's database sink group has zero lag (unless the caller passes
-`ignore_lag`). The lag is measured AFTER the candidates are read, so every version a candidate's
+`ignore_lag`). The minimum age is never below `cache_tombstone_ttl_s` (refused otherwise). The lag is measured AFTER the candidates are read, so every version a candidate's
 clock counts was already in Kafka when the lag was found to be zero.
 
 The purge then works per chunk of keys: it opens a transaction in every region, locks the data row
@@ -43,7 +43,8 @@ Clock = tuple[tuple[tuple[str, int], ...], int]   # (sorted non-zero counters, h
 
 
 class PurgeRefused(RuntimeError):
-    """The purge cannot run safely now (a sink group lags or its lag cannot be read)."""
+    """The purge cannot run safely now (a sink group lags or its lag cannot be read), or the
+    minimum age is below `cache_tombstone_ttl_s`."""
 
 
 class PartialPurge(RuntimeError):
@@ -228,6 +229,13 @@ def purge(config: PipelineConfig, *, min_age_s: float, table: tuple[str, str] | 
           ignore_lag: bool = False, lag_timeout_s: float = 10.0) -> PurgeReport:
     """Purge the tombstones that every region has seen (module docstring). Raises `PurgeRefused`
     when a database sink group lags (unless `ignore_lag`)."""
+    ttl = config.cache_tombstone_ttl_s
+    if min_age_s < ttl:
+        # A key re-inserted after its clock is purged restarts at {region: 1}; a cache tombstone with a
+        # higher clock, still alive, would refuse that write until it expires (docs/clocks.md).
+        raise PurgeRefused(f"--min-age {min_age_s:g}s is shorter than cache_tombstone_ttl_s ({ttl}s): a row "
+                           f"re-inserted after its clock is purged would be refused by a cached tombstone that has "
+                           f"not expired; use --min-age {ttl}s or more (or lower cache_tombstone_ttl_s)")
     report = PurgeReport(dry_run=dry_run, min_age_s=min_age_s)
     per_region = []
     for region in config.regions:

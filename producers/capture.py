@@ -35,6 +35,7 @@ from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import Publisher, _Txn
 from producers.topics import TopicCreator, TopicNames
 from schemas import key_fold
+from producers.unclocked import UnclockedWatch
 from schemas.codec import encode
 from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
 from schemas.config import PipelineConfig, table_selected
@@ -142,6 +143,7 @@ class Capture:
         self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
         self._accept_unpaired = accept_unpaired   # transaction ids whose clock rows may not pair up
+        self._unclocked = UnclockedWatch(config, region, metrics)
         self.sealed = start
         self.file = start.file
         self._reset_txn()
@@ -192,6 +194,7 @@ class Capture:
         if self._clock_rows:   # also without messages: clock rows alone must pair with nothing to be let through
             self._attach_clocks([message for _, _, message, _ in pending])
         if pending:
+            self._unclocked.check(message for _, _, message, _ in pending)
             pending[-1][2]["txn_last"] = True
             send = self._send
             for item in pending:
@@ -299,6 +302,14 @@ class Capture:
         if verb == "TRUNCATE" and table is not None:
             message = messages.change(info, stream.log_file, stream.log_pos, db, table, "truncate", {}, None, None, {})
             self._emit(topic, key, message, self._headers_for("change", info.origin))
+            # Published for the record, never applied: TRUNCATE writes no row events and fires no
+            # trigger, so the other regions keep the rows and this one keeps their live clocks.
+            self._metrics.error(self._region.name, "truncate")
+            log.error("region %s: TRUNCATE of %s.%s at %s:%d is not replicated: the other regions keep its rows, and "
+                      "this region keeps their clocks, so replayed or older versions stay skipped here. Use DELETE "
+                      "FROM %s.%s instead; to repair, run that DELETE in one region (its deletes reach every region) "
+                      "or write the rows again (docs/clocks.md, TRUNCATE)", self._region.name, db, table,
+                      stream.log_file, stream.log_pos, db, table)
         else:
             message = messages.ddl(info, stream.log_file, stream.log_pos, db, table, query)
             self._emit(topic, key, message, self._headers_for("ddl", info.origin))

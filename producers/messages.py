@@ -51,7 +51,7 @@ def change(txn: TxnInfo, file: str, pos: int, db: str, table: str, op: str, pk: 
         "server_id": txn.server_id, "gtid": txn.gtid, "binlog_file": file, "binlog_pos": pos,
         "txn_id": txn.txn_id, "ts_us": txn.ts_us, "db": db, "table": table, "txn_index": index,
         "txn_last": False, "op": op, "pk": pk, "before": before, "after": after, "types": types,
-        "vclock": None, "heads": None, "epoch": txn.epoch,
+        "vclock": None, "heads": None, "epoch": txn.epoch, "version_origin": None,
     }
 
 

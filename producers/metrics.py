@@ -24,6 +24,9 @@ class ProducerMetrics:
         self.checkpoint_pos = Gauge("cdcsync_producer_checkpoint_binlog_position",
                                     "Binlog offset of the last checkpoint within its file", ["region"],
                                     registry=registry)
+        self.unclocked_events = Counter("cdcsync_producer_unclocked_events_total",
+                                        "Local row changes published without a clock (table without clock triggers, "
+                                        "not declared single_writer)", ["region", "db", "table"], registry=registry)
         self.snapshot_rows = Counter("cdcsync_producer_snapshot_rows_total", "Rows published by snapshots",
                                      ["region", "db", "table"], registry=registry)
         # labels() costs a lock and a tuple hash per call; the hot path keeps the children instead.

@@ -29,6 +29,7 @@ from producers.publisher import Publisher
 from producers.table_catalog import json_columns
 from schemas import key_fold
 from producers.topics import TopicCreator, TopicNames
+from schemas.clock_coverage import unclocked_message, unclocked_tables
 from schemas.config import MySQLConfig, PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class ProducerService:
         mysql = self.region.mysql.reader()
         settings = self.region.producer
         preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
+        self._report_unclocked(self.region.mysql)
         kafka = self.config.kafka_for(self.region.name)
         publisher = Publisher(kafka, linger_ms=settings.linger_ms, max_in_flight=settings.max_in_flight_events,
                               on_error=lambda msg: log.warning("kafka: %s", msg))
@@ -96,6 +98,20 @@ class ProducerService:
             self.store.save(start)
             log.info("region %s: no checkpoint, streaming from now (%s)", self.region.name, start.describe())
         self._stream(start, publisher, topics)
+
+    def _report_unclocked(self, mysql: MySQLConfig) -> None:
+        """Name, before streaming, the replicated tables whose writes will carry no clock (producers/unclocked.py
+        reports each such write as it comes)."""
+        # As the config's user, not the reader: information_schema shows triggers only to a user
+        # with the TRIGGER privilege, which `cdcsync init`'s user has.
+        try:
+            with binlog_stream.connect(mysql) as conn:
+                tables = unclocked_tables(self.config, self.region.name, conn)
+        except pymysql.MySQLError as err:
+            log.error("region %s: cannot check the clock triggers: %s", self.region.name, err)
+            return
+        if tables:
+            log.error("region %s: %s", self.region.name, unclocked_message(tables))
 
     def _stream(self, start: BinlogPosition, publisher: Publisher, topics: TopicCreator) -> None:
         mysql = self.region.mysql.reader()

@@ -208,6 +208,11 @@ class TableConfig(_Frozen):
     custom_resolver: str | None = Field(
         None, description="`module:function` returning the winning values, for `custom`."
     )
+    single_writer: bool = Field(
+        False, description="The table is written in one region only, so it may run without clock triggers: "
+                           "`config check`, `status`, the producer and the sinks then do not report its changes "
+                           "as unclocked. Concurrent writes to it in two regions are not detected (docs/clocks.md)."
+    )
 
     @field_validator("conflict_strategy", mode="before")
     @classmethod
@@ -312,7 +317,8 @@ class PipelineConfig(_Frozen):
     )
     tombstone_min_age_s: int = Field(
         604800, ge=0, description="Default `--min-age` of `cdcsync tombstones purge`: a row-clock tombstone is purged "
-        "only when older than this in every region; longer than the longest replication outage to survive."
+        "only when older than this in every region; longer than the longest replication outage to survive, and "
+        "at least `cache_tombstone_ttl_s` (the purge refuses a shorter `--min-age`)."
     )
     lookup: LookupConfig = Field(default_factory=LookupConfig)
     tables: dict[str, TableConfig] = Field(
@@ -349,6 +355,10 @@ class PipelineConfig(_Frozen):
             for source in region.sources or ():
                 if source not in self.regions or source == region.name:
                     raise ValueError(f"regions.{region.name}.sources: {source!r} is not another region")
+        if self.tombstone_min_age_s < self.cache_tombstone_ttl_s:
+            raise ValueError(f"tombstone_min_age_s ({self.tombstone_min_age_s}) must be at least "
+                             f"cache_tombstone_ttl_s ({self.cache_tombstone_ttl_s}): a purged clock would restart "
+                             f"below a cached tombstone that has not expired")
         for key in self.tables:
             if key.count(".") != 1:
                 raise ValueError(f"tables: key {key!r} must be `db.table`")

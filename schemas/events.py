@@ -62,6 +62,9 @@ class ChangeEvent(_Message):
     vclock: VectorClock | None = Field(None, description="Vector clock of this row version.")
     heads: list[VersionImage] | None = Field(
         None, description="For a resolved version (region-priority, custom): the concurrent versions it stands for.")
+    version_origin: str | None = Field(
+        None, description="Snapshot events only: the region that wrote this row version (`row_clocks.origin`); "
+                          "`origin` stays the snapshotting region, so every region reads the event.")
 
 
 class DdlEvent(_Message):

@@ -33,6 +33,7 @@ are the same text.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -40,7 +41,7 @@ from typing import Any
 
 from schemas import key_fold
 from schemas.identifiers import quote_name
-from schemas.values import ZERO_DATE, is_zero_date
+from schemas.values import ZERO_DATE, is_zero_date, zero_date
 
 _INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 _TYPE = re.compile(r"^\s*([a-z]+)\s*(?:\(([^)]*)\))?", re.IGNORECASE)
@@ -170,3 +171,32 @@ def split_key(key: str) -> list[str]:
         if key[end] != ",":
             raise ValueError(f"not a canonical key: {key!r}")
         i = end + 1
+
+
+def _wire(text: str, sql_type: str) -> Any:
+    """The wire value of one column's canonical key text (the inverse of `_text`)."""
+    kind, fsp = key_kind(sql_type)
+    if kind == "int":
+        return int(text)
+    if kind == "binary":
+        return base64.b64encode(bytes.fromhex(text)).decode("ascii")
+    if kind in ("date", "datetime"):
+        try:   # a zero or invalid date travels as its raw text (schemas/values.py)
+            datetime.date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+        except ValueError:
+            return zero_date(text)
+        return text + "0" * (6 - fsp) if kind == "datetime" and fsp else text
+    return text
+
+
+def key_values(key: str, types: Mapping[str, str], columns: Sequence[str]) -> dict[str, Any]:
+    """The wire `pk` (column -> value, in key order) whose canonical key text is `key`: what a
+    change event of that row carries. Raises ValueError when `key` does not fit `columns` (a key
+    written before the table's key changed)."""
+    texts = split_key(key)
+    if len(texts) != len(columns):
+        raise ValueError(f"key {key!r} has {len(texts)} part(s), the table's key has {len(columns)}")
+    pk = {c: _wire(t, types[c]) for c, t in zip(columns, texts)}
+    if row_clock_key(pk, types) != key:
+        raise ValueError(f"key {key!r} is not a canonical key of columns {list(columns)}")
+    return pk

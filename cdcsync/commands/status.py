@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cdcsync.commands.common import ConfigOption, load
+from cdcsync.commands.common import ConfigOption, err_console, load
+from schemas.clock_coverage import unclocked_message
 
 
 def _position(gtid: str, file: str, pos: int) -> str:
@@ -27,7 +28,8 @@ def status(config: Path = ConfigOption,
            timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for each Kafka request.")) -> None:
     """Per region: the producer's checkpoint against the server's binlog position, and sink-group lag.
 
-    The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error.
+    The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error
+    or has replicated tables without clock triggers (not declared single_writer).
     """
     from consumers.status import pipeline_status
 
@@ -43,11 +45,13 @@ def status(config: Path = ConfigOption,
             cp, server = r.checkpoint, r.server
             lags = {g.sink: ("error" if g.lag is None else str(g.lag)) for g in r.groups}
             txns, nbytes = r.behind_transactions, r.behind_bytes
+            unclocked = [f"no clock triggers: {', '.join(r.unclocked_tables)}"] if r.unclocked_tables else []
             table.add_row(r.region, _position(cp.gtid_state, cp.binlog_file, cp.binlog_pos) if cp else "none",
                           _age(r.checkpoint_age_s),
                           _position(server.gtid_state, server.file, server.pos) if server else "unreachable",
                           f"{'-' if txns is None else txns} / {'-' if nbytes is None else nbytes}",
-                          lags.get("db", "-"), lags.get("cache", "-"), "\n".join(r.errors) or "-")
+                          lags.get("db", "-"), lags.get("cache", "-"),
+                          "\n".join([*r.errors, *unclocked]) or "-")
         console.print(table)
         lagging = Table("group", "topic", "partition", "committed", "high", "lag", title="partitions with lag")
         for r in regions:
@@ -58,5 +62,8 @@ def status(config: Path = ConfigOption,
                                         "-" if p.committed is None else str(p.committed), str(p.high), str(p.lag))
         if lagging.row_count:
             console.print(lagging)
-    if any(r.errors for r in regions):
+    for r in regions:
+        if r.unclocked_tables:
+            err_console.print(f"[red]{r.region}: {unclocked_message(r.unclocked_tables)}[/red]", highlight=False)
+    if any(r.errors or r.unclocked_tables for r in regions):
         raise typer.Exit(1)

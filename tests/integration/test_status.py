@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from deploy.local.processes import free_port
+from schemas.clock_init import init_region
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
@@ -24,6 +25,8 @@ def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path) -> tuple[
     config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
                              regions=REGIONS, sink={"batch_max_ms": 50}, snapshot="never")
     create_database(config, REGIONS, db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(32) NOT NULL)")
+    for region in REGIONS:   # both regions write t: without its clock triggers, status would (rightly) fail
+        init_region(config, region)
     return config, db, write_config(config, tmp_path / "cdcsync.toml")
 
 

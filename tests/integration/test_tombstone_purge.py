@@ -26,7 +26,7 @@ def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path) -> tuple[
     db = f"tp_{unique}"
     # Its own meta_db: no other test's tombstones are seen, and none of them is touched.
     config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
-                             top={"meta_db": f"m_{unique}"})
+                             top={"meta_db": f"m_{unique}", "cache_tombstone_ttl_s": 1})
     create_database(config, REGIONS, db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(32) NOT NULL)",
                     "CREATE TABLE {db}.old (id INT PRIMARY KEY, v VARCHAR(32) NOT NULL)")
     for region in REGIONS:
@@ -40,7 +40,7 @@ def key(i: int) -> str:
 
 
 def clock_row(config: PipelineConfig, region: str, db: str, table: str, i: int, counters: str, hlc_us: int, *,
-              deleted: int = 1, age_s: int = 0) -> None:
+              deleted: int = 1, age_s: int = 5) -> None:
     with connect(config, region) as conn, conn.cursor() as cur:
         cur.execute(f"INSERT INTO `{config.meta_db}`.row_clocks (db, tbl, pk_hash, pk, counters, hlc_us, deleted, "
                     f"origin, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 'eu', NOW(6) - INTERVAL %s SECOND)",
@@ -90,12 +90,12 @@ def test_purges_only_identical_tombstones_everywhere(sandbox_config, unique, tmp
     seed_cases(config, db)
     before = {r: clock_keys(config, r, db, "t") for r in REGIONS}
 
-    dry = cli(path, "--min-age", "0s", "--dry-run")
+    dry = cli(path, "--min-age", "1s", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert f"{db}.t: 7 tombstones, 3 seen everywhere, would purge 2, kept 5" in dry.stdout
     assert {r: clock_keys(config, r, db, "t") for r in REGIONS} == before   # a dry run changes nothing
 
-    result = cli(path, "--min-age", "0s")
+    result = cli(path, "--min-age", "1s")
     assert result.returncode == 0, result.stderr
     assert f"{db}.t: 7 tombstones, 3 seen everywhere, purged 2, kept 5" in result.stdout
     for region in REGIONS:
@@ -103,7 +103,7 @@ def test_purges_only_identical_tombstones_everywhere(sandbox_config, unique, tmp
         assert 1 not in after and 7 not in after
         assert {i: v for i, v in before[region].items() if i not in (1, 7)} == after
 
-    again = cli(path, "--min-age", "0s")
+    again = cli(path, "--min-age", "1s")
     assert f"{db}.t: 5 tombstones, 1 seen everywhere, purged 0, kept 5" in again.stdout
 
 
@@ -139,7 +139,7 @@ def test_a_tombstone_replaced_before_the_locks_is_kept(sandbox_config, unique, t
                         f"WHERE pk_hash = %s", (orjson.dumps({"eu": 3, "us": 1}).decode(), key_hash(key(2))))
 
     monkeypatch.setattr(tombstones, "check_lag", late_write)
-    report = tombstones.purge(config, min_age_s=0)
+    report = tombstones.purge(config, min_age_s=1)
     assert [(t.name, t.candidates, t.purged) for t in report.tables] == [(f"{db}.t", 2, 1)]
     assert set(clock_keys(config, "eu", db, "t")) == {2} and set(clock_keys(config, "ap", db, "t")) == {2}
     assert clock_keys(config, "us", db, "t")[2] == ('{"eu":3,"us":1}', 2000, 0)
@@ -157,12 +157,21 @@ def test_refuses_while_a_database_sink_lags(sandbox_config, unique, tmp_path) ->
     producer.produce(topic, b"{}")
     producer.flush(30)
 
-    refused = cli(path, "--min-age", "0s")
+    refused = cli(path, "--min-age", "1s")
     assert refused.returncode == 1
     assert "refusing to purge" in refused.stderr and f"{config.prefix}.us.db: 1 change(s) not applied" in refused.stderr
     assert set(clock_keys(config, "eu", db, "t")) == {1}
 
-    forced = cli(path, "--min-age", "0s", "--ignore-lag")
+    forced = cli(path, "--min-age", "1s", "--ignore-lag")
     assert forced.returncode == 0, forced.stderr
     assert f"{db}.t: 1 tombstones, 1 seen everywhere, purged 1, kept 0" in forced.stdout
     assert all(not clock_keys(config, r, db, "t") for r in REGIONS)
+
+
+def test_min_age_below_the_cache_tombstone_ttl_is_refused(sandbox_config, unique, tmp_path) -> None:
+    config, db, path = setup(sandbox_config, unique, tmp_path)
+    everywhere(config, db, "t", 1)
+    refused = cli(path, "--min-age", "0s")
+    assert refused.returncode == 1
+    assert "--min-age 0s is shorter than cache_tombstone_ttl_s (1s)" in refused.stderr
+    assert set(clock_keys(config, "eu", db, "t")) == {1}

@@ -15,7 +15,8 @@ def event(**over) -> dict:
             "ts_us": 1_700_000_000_000_000, "db": "app", "table": "t", "txn_index": 0, "txn_last": True,
             "op": "update", "pk": {"id": 1}, "before": {"id": 1, "v": "a"}, "after": {"id": 1, "v": "b"},
             "types": {"id": "int", "v": "text"}, "vclock": None, "heads": None, "pk_fold": None,
-            "epoch": "5f0c1a2b3c4d5e6f"}
+            "epoch": "5f0c1a2b3c4d5e6f",
+            "version_origin": None}
     base.update(over)
     return base
 
@@ -28,7 +29,7 @@ def test_round_trip() -> None:
 
 def test_ddl_message() -> None:
     ddl = {k: v for k, v in event().items() if k not in
-           ("txn_index", "txn_last", "op", "pk", "before", "after", "types", "vclock", "heads")}
+           ("txn_index", "txn_last", "op", "pk", "before", "after", "types", "vclock", "heads", "version_origin")}
     message = decode(encode({**ddl, "kind": "ddl", "statement": "ALTER TABLE t ADD c INT"}))
     assert isinstance(message, DdlEvent) and message.statement.startswith("ALTER")
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.resolution import (
-    LWW, Action, Custom, RegionPriority, Strategy, decide, load_resolver, lww_key, strategy_for,
+    LWW, Action, Custom, RegionPriority, ResolverError, Strategy, decide, load_resolver, lww_key, strategy_for,
 )
 from schemas.config import ConfigError, TableConfig
 from schemas.row_version import RowVersion, value_hash
@@ -229,6 +229,39 @@ def test_custom_resolver_must_return_values() -> None:
     strategy = Custom(lambda a, b: "oops", "m:f")  # type: ignore[arg-type,return-value]
     with pytest.raises(TypeError, match="m:f returned str"):
         decide(RowVersion({"a": 1}, clock(1, eu=1), "eu"), RowVersion({"a": 2}, clock(1, us=1), "us"), strategy)
+
+
+@pytest.mark.parametrize("returned, problem", [
+    ({"id": 7, "stock": 5}, "missing column(s) ['name']"),
+    ({"id": 7, "stock": 5, "name": "x", "extra": 1}, "unknown column(s) ['extra']"),
+    ({"id": 7, "stock": "5", "name": "x"}, "column 'stock' is str, the versions hold int"),
+    ({"id": 7, "stock": True, "name": "x"}, "column 'stock' is bool, the versions hold int"),
+    ({"id": 7, "stock": 5.5, "name": "x"}, "column 'stock' is float, the versions hold int"),
+])
+def test_custom_resolver_must_return_a_whole_row_typed_as_its_inputs(returned, problem) -> None:
+    strategy = Custom(lambda a, b: returned, "shop.res:partial", "shop.inventory")
+    local = RowVersion({"id": 7, "stock": 3, "name": None}, clock(1, eu=1), "eu")
+    remote = RowVersion({"id": 7, "stock": 4, "name": "b"}, clock(2, us=1), "us")
+    with pytest.raises(ResolverError) as err:
+        decide(local, remote, strategy)
+    message = str(err.value)
+    assert message.startswith("custom resolver shop.res:partial (table shop.inventory) must return every column")
+    assert problem in message
+
+
+def test_custom_resolver_checks_accept_whole_rows_nulls_and_ints_for_floats() -> None:
+    local = RowVersion({"id": 7, "price": 1.5, "name": None}, clock(1, eu=1), "eu")
+    remote = RowVersion({"id": 7, "price": 2.5, "name": None}, clock(2, us=1), "us")
+    for returned in ({"id": 7, "price": 2, "name": "any type: no version holds a value"},
+                     {"id": 7, "price": None, "name": None}, None):
+        decision = decide(local, remote, Custom(lambda a, b, r=returned: r, "m:f"))
+        assert decision.result.values == returned
+
+
+def test_custom_resolver_cannot_make_a_row_out_of_deletes() -> None:
+    strategy = Custom(lambda a, b: {"id": 1}, "m:f")
+    with pytest.raises(ResolverError, match="every version it was given is a delete"):
+        decide(RowVersion(None, clock(1, eu=1), "eu"), RowVersion(None, clock(2, us=1), "us"), strategy)
 
 
 def test_strategy_for_each_config() -> None:

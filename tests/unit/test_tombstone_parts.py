@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cdcsync.commands.tombstones import parse_duration
-from consumers.tombstones import candidates, clock_of
+from consumers.tombstones import PurgeRefused, candidates, clock_of, purge
+from schemas.config import parse_config
 from schemas.row_clock_key import row_clock_key, split_key
 
 
@@ -76,8 +77,8 @@ def _run(tmp_path, monkeypatch, *args: str, min_age_config: int | None = None):
 
 
 def test_cli_min_age_defaults_to_the_config_and_parses_durations(tmp_path, monkeypatch) -> None:
-    result, calls = _run(tmp_path, monkeypatch, min_age_config=123)
-    assert result.exit_code == 0 and calls[0]["min_age_s"] == 123 and calls[0]["table"] is None
+    result, calls = _run(tmp_path, monkeypatch, min_age_config=90000)
+    assert result.exit_code == 0 and calls[0]["min_age_s"] == 90000 and calls[0]["table"] is None
     assert "d.t: 3 tombstones, 2 seen everywhere, purged 2, kept 1" in result.output
     result, calls = _run(tmp_path, monkeypatch, "--min-age", "2h", "--table", "d.t", "--dry-run")
     assert calls[0]["min_age_s"] == 7200 and calls[0]["table"] == ("d", "t") and calls[0]["dry_run"] is True
@@ -96,3 +97,11 @@ def test_cli_refusals_are_named(tmp_path, monkeypatch, args, code, message) -> N
     result, _ = _run(tmp_path, monkeypatch, *args)
     assert result.exit_code == code
     assert message in " ".join(result.output.split())
+
+
+def test_a_min_age_below_the_cache_tombstone_ttl_is_refused_before_any_connection() -> None:
+    # No server at these ports: the refusal must come first, with the fix.
+    config = parse_config({"regions": {"eu": {"server_id": 1, "mysql": {"port": 1}}}, "cache_tombstone_ttl_s": 3600})
+    with pytest.raises(PurgeRefused, match=r"--min-age 600s is shorter than cache_tombstone_ttl_s \(3600s\).*"
+                                           r"use --min-age 3600s or more"):
+        purge(config, min_age_s=600)
