@@ -4,8 +4,9 @@ Per region: the binlog reader's MySQL user (binlog settings, REPLICATION SLAVE/C
 the producer's own preflight), the applier's MySQL user (DML on the replicated schemas and on the
 metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
-(reachable; the region's `_schema` and `dlq` topics present). Nothing raises: a failure becomes a
-result. Messages carry the server's error text, never a configured secret.
+(reachable; the region's `_schema` and `dlq` topics present), and the replicated tables' foreign keys
+(no referential action that changes rows without binlog events, as `cdcsync init` refuses them).
+Nothing raises: a failure becomes a result. Messages carry the server's error text, never a configured secret.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from producers import preflight
 from producers.service import _fixed_schemas
 from producers.topics import TopicNames
 from schemas import metadata_tables
+from schemas.clock_init import ForeignKeyRefused, wanted_triggers
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
 
 Outcome = Literal["ok", "warn", "fail"]
@@ -132,11 +134,28 @@ def check_kafka(config: PipelineConfig, region: str, timeout_s: float) -> list[C
     return results
 
 
+def check_foreign_keys(config: PipelineConfig, region: str) -> CheckResult:
+    """The referential actions `cdcsync init` would refuse (schemas/foreign_keys.py)."""
+    mysql = config.region(region).mysql
+    try:
+        with pymysql.connect(**mysql.connect_settings()) as conn:
+            wanted = wanted_triggers(config, region, conn)[0]
+    except ForeignKeyRefused as err:
+        return CheckResult(region, "foreign keys", "fail", str(err).replace("\n  - ", " | "))
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "foreign keys", "fail", f"cannot read the schema at {mysql.host}:{mysql.port}: "
+                                                           f"{err.args[-1]}")
+    cascades = sum(1 for t in wanted if t.timing == "BEFORE")
+    return CheckResult(region, "foreign keys", "ok", f"no hidden referential action; {cascades} parent table(s) "
+                                                     f"get a cascade trigger from `cdcsync init`")
+
+
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
     results = []
     for region in config.regions:
         results.append(check_reader(config, region))
         results.append(check_applier(config, region))
+        results.append(check_foreign_keys(config, region))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
     return results

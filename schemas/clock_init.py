@@ -7,6 +7,10 @@ then `CREATE TRIGGER`), a missing one is created, and a
 replicated tables are the region producer's include/exclude selection; `meta_db` and the system
 schemas never are. Tables without a primary key, or with a key type the canonical key does not
 cover, are skipped with a warning. The triggers run as their definer (the config's user).
+
+Foreign keys: a parent of a replicated table with ON DELETE CASCADE / SET NULL gets a BEFORE DELETE
+trigger that performs the action itself, so it reaches the binlog (schemas/foreign_keys.py); actions
+that cannot be emulated that way make `init` refuse (`ForeignKeyRefused`) before changing anything.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from dataclasses import dataclass, field
 import pymysql
 
 from schemas import metadata_tables
+from schemas.cascade_triggers import cascade_triggers
 from schemas.clock_triggers import PREFIX, Trigger, triggers
 from schemas.config import PipelineConfig, table_selected
+from schemas.foreign_keys import cascade_problems, emulated, read_foreign_keys
 from schemas.identifiers import quote_name
 from schemas.row_clock_key import UnsupportedKey, key_kind
 
@@ -33,6 +39,10 @@ class InitReport:
     unchanged: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+class ForeignKeyRefused(RuntimeError):
+    """A foreign key's action would change replicated rows invisibly; the message names each and its fix."""
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
@@ -76,6 +86,14 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
             continue
         wanted.extend(triggers(meta_db=config.meta_db, db=db, table=table, pk=pk, region=region,
                                regions=list(config.regions)))
+    selected = set(tables)
+    with conn.cursor() as cur:
+        keys = read_foreign_keys(cur, excluded)
+    problems = cascade_problems(keys, lambda d, t: (d, t) in selected)
+    if problems:
+        raise ForeignKeyRefused(f"region {region}: foreign keys cdcsync cannot replicate:\n  - "
+                                + "\n  - ".join(problems))
+    wanted.extend(cascade_triggers(emulated(keys, lambda d, t: (d, t) in selected)))
     return wanted, warnings
 
 

@@ -15,12 +15,16 @@ def init(config: Path = ConfigOption,
 
     Idempotent: unchanged triggers are left alone, changed ones replaced, stale ones dropped.
     """
-    from schemas.clock_init import init as run_init
+    from schemas.clock_init import ForeignKeyRefused, init as run_init
 
     cfg = load(config)
     if region is not None and region not in cfg.regions:
         fail(f"unknown region {region!r} (config has {', '.join(cfg.regions)})", code=2)
-    for report in run_init(cfg, [region] if region else None):
+    try:
+        reports = run_init(cfg, [region] if region else None)
+    except ForeignKeyRefused as err:
+        fail(str(err))
+    for report in reports:
         typer.echo(f"{report.region}: metadata tables ensured in {cfg.meta_db}; triggers: "
                    f"{len(report.created)} created, {len(report.replaced)} replaced, "
                    f"{len(report.unchanged)} unchanged, {len(report.dropped)} dropped")
