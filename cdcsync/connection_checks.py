@@ -5,7 +5,8 @@ the producer's own preflight), the applier's MySQL user (DML on the replicated s
 metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
 (reachable; the region's `_schema` and `dlq` topics present), and the replicated tables' foreign keys
-(no referential action that changes rows without binlog events, as `cdcsync init` refuses them).
+(no referential action that changes rows without binlog events, as `cdcsync init` refuses them) and
+their AUTO_INCREMENT settings (no two regions generating the same ids; producers/auto_increment.py).
 Nothing raises: a failure becomes a result. Messages carry the server's error text, never a configured secret.
 """
 
@@ -22,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 
 from consumers.applier_grants import applier_problems, may_create
 from consumers.cache_sink import redis_client
-from producers import preflight
+from producers import auto_increment, preflight
 from producers.service import _fixed_schemas
 from producers.topics import TopicNames
 from schemas import metadata_tables
@@ -150,12 +151,29 @@ def check_foreign_keys(config: PipelineConfig, region: str) -> CheckResult:
                                                      f"get a cascade trigger from `cdcsync init`")
 
 
+def check_auto_increment(config: PipelineConfig, region: str, timeout_s: float) -> CheckResult:
+    """Ids of the region's replicated AUTO_INCREMENT tables that another region can generate too."""
+    try:
+        finding = auto_increment.inspect(config, region, peer_timeout_s=timeout_s)
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "auto_increment", "fail", f"cannot read the settings: {err.args[-1]}")
+    if finding.problems:
+        outcome: Outcome = "fail" if config.auto_increment_collisions == "refuse" else "warn"
+        return CheckResult(region, "auto_increment", outcome, auto_increment.describe(finding))
+    if not finding.tables:
+        return CheckResult(region, "auto_increment", "ok", "no replicated table has an AUTO_INCREMENT column")
+    if finding.unread:
+        return CheckResult(region, "auto_increment", "warn", f"not compared with {'; '.join(finding.unread)}")
+    return CheckResult(region, "auto_increment", "ok", "every region generates its own ids")
+
+
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
     results = []
     for region in config.regions:
         results.append(check_reader(config, region))
         results.append(check_applier(config, region))
         results.append(check_foreign_keys(config, region))
+        results.append(check_auto_increment(config, region, timeout_s))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
     return results
