@@ -6,7 +6,9 @@ metadata tables, which must exist unless it may create them), Redis (AUTH, a wri
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
 (reachable; the region's `_schema` and `dlq` topics present), and that the installed clock triggers
 are not stale (schemas/clock_init.py `stale_triggers`), and that every
-replicated table has them (a table without them fails unless declared `single_writer`). Nothing raises: a failure becomes a
+replicated table has them (a table without them fails unless declared `single_writer`). It also checks the replicated tables' foreign keys (no referential action that changes rows
+without binlog events, as `cdcsync init` refuses them) and their AUTO_INCREMENT settings (no two
+regions generating the same ids; producers/auto_increment.py). Nothing raises: a failure becomes a
 result. Messages carry the server's error text, never a configured secret.
 """
 
@@ -23,11 +25,12 @@ from confluent_kafka.admin import AdminClient
 
 from consumers.applier_grants import applier_problems, may_create
 from consumers.cache_sink import redis_client
-from producers import preflight
+from producers import auto_increment, preflight
 from producers.service import _fixed_schemas
 from producers.topics import TopicNames
 from schemas import metadata_tables
 from schemas.clock_coverage import coverage, unclocked_message
+from schemas.clock_init import ForeignKeyRefused, wanted_triggers
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
 
 Outcome = Literal["ok", "warn", "fail"]
@@ -196,6 +199,38 @@ def check_clock_coverage(config: PipelineConfig, region: str) -> CheckResult:
                        "every replicated table has its clock triggers or is declared single_writer")
 
 
+def check_foreign_keys(config: PipelineConfig, region: str) -> CheckResult:
+    """The referential actions `cdcsync init` would refuse (schemas/foreign_keys.py)."""
+    mysql = config.region(region).mysql
+    try:
+        with pymysql.connect(**mysql.connect_settings()) as conn:
+            wanted = wanted_triggers(config, region, conn, refuse=False)[0]
+    except ForeignKeyRefused as err:
+        return CheckResult(region, "foreign keys", "fail", str(err).replace("\n  - ", " | "))
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "foreign keys", "fail", f"cannot read the schema at {mysql.host}:{mysql.port}: "
+                                                           f"{err.args[-1]}")
+    cascades = sum(1 for t in wanted if t.timing == "BEFORE")
+    return CheckResult(region, "foreign keys", "ok", f"no hidden referential action; {cascades} parent table(s) "
+                                                     f"get a cascade trigger from `cdcsync init`")
+
+
+def check_auto_increment(config: PipelineConfig, region: str, timeout_s: float) -> CheckResult:
+    """Ids of the region's replicated AUTO_INCREMENT tables that another region can generate too."""
+    try:
+        finding = auto_increment.inspect(config, region, peer_timeout_s=timeout_s)
+    except (pymysql.MySQLError, OSError) as err:
+        return CheckResult(region, "auto_increment", "fail", f"cannot read the settings: {err.args[-1]}")
+    if finding.problems:
+        outcome: Outcome = "fail" if config.auto_increment_collisions == "refuse" else "warn"
+        return CheckResult(region, "auto_increment", outcome, auto_increment.describe(finding))
+    if not finding.tables:
+        return CheckResult(region, "auto_increment", "ok", "no replicated table has an AUTO_INCREMENT column")
+    if finding.unread:
+        return CheckResult(region, "auto_increment", "warn", f"not compared with {'; '.join(finding.unread)}")
+    return CheckResult(region, "auto_increment", "ok", "every region generates its own ids")
+
+
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
     results = []
     for region in config.regions:
@@ -203,6 +238,8 @@ def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckR
         results.append(check_applier(config, region))
         results.append(check_clock_triggers(config, region))
         results.append(check_key_collations(config, region))
+        results.append(check_foreign_keys(config, region))
+        results.append(check_auto_increment(config, region, timeout_s))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
     return results

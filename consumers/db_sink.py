@@ -69,9 +69,13 @@ log = logging.getLogger(__name__)
 
 # `@cdcsync_applying = 1`: the clock triggers (`cdcsync init`) skip this session's writes, which are
 # other regions' versions, not local writes.
+# `foreign_key_checks = 0`: per-table topics reach the sink in no common order (a child may come
+# before its parent), and every row, children of a cascade included, arrives as its own clocked
+# event; so no check is made and no referential action runs here, as native replication does
+# (docs/apply.md, "Foreign keys").
 SESSION_SETUP = ("SET SESSION time_zone = '+00:00', "
                  "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
-                 f"{APPLYING} = 1")
+                 f"foreign_key_checks = 0, {APPLYING} = 1")
 
 # Errors that retrying cannot fix: the event is poison for this target, not the sink broken.
 POISON_ERRORS = {

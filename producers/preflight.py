@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pymysql
 
-from schemas.config import MySQLConfig
+from producers import auto_increment
+from schemas.config import MySQLConfig, PipelineConfig
+
+log = logging.getLogger(__name__)
 
 
 class PreflightError(RuntimeError):
@@ -98,3 +102,18 @@ def check_source(mysql: MySQLConfig, schemas: list[str]) -> None:
     problems = source_problems(mysql, schemas)
     if problems:
         raise PreflightError(f"{mysql.host}:{mysql.port} is not ready for capture:\n  - " + "\n  - ".join(problems))
+
+
+def check_auto_increment(config: PipelineConfig, region: str, *, peer_timeout_s: float = 3.0) -> None:
+    """Refuse (or warn, per `auto_increment_collisions`) when the region's replicated AUTO_INCREMENT
+    tables can get ids another region also generates (producers/auto_increment.py). Regions that
+    cannot be reached are logged, not waited for: `cdcsync config check` compares them all."""
+    finding = auto_increment.inspect(config, region, peer_timeout_s=peer_timeout_s)
+    for unread in finding.unread:
+        log.warning("auto_increment settings of region %s not compared (run `cdcsync config check`)", unread)
+    if not finding.problems:
+        return
+    message = f"AUTO_INCREMENT ids can collide between regions: {auto_increment.describe(finding)}"
+    if config.auto_increment_collisions == "refuse":
+        raise PreflightError(message + " (or set auto_increment_collisions = \"warn\" to start anyway)")
+    log.warning("%s", message)

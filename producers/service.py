@@ -73,6 +73,7 @@ class ProducerService:
         settings = self.region.producer
         preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
         self._report_unclocked(self.region.mysql)
+        preflight.check_auto_increment(self.config, self.region.name)
         kafka = self.config.kafka_for(self.region.name)
         publisher = Publisher(kafka, linger_ms=settings.linger_ms, max_in_flight=settings.max_in_flight_events,
                               on_error=lambda msg: log.warning("kafka: %s", msg))

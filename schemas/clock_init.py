@@ -19,6 +19,10 @@ Upgrade: `row_clocks` rows written before the key identity existed are hashed by
 text. `init` re-keys the rows of every table whose key has a text column that folds: each row's
 `pk_hash` becomes the hash of its key identity (`rekey`); two rows that turn out to be one key are
 merged (each region's counter the maximum, the newer row's `hlc_us`, tombstone flag and origin).
+
+Foreign keys: a parent of a replicated table with ON DELETE CASCADE / SET NULL gets a BEFORE DELETE
+trigger that performs the action itself, so it reaches the binlog (schemas/foreign_keys.py); actions
+that cannot be emulated that way make `init` refuse (`ForeignKeyRefused`) before changing anything.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ import orjson
 import pymysql
 
 from schemas import key_fold, metadata_tables
+from schemas.cascade_triggers import cascade_triggers
 from schemas.clock_triggers import PREFIX, Trigger, triggers
 from schemas.config import PipelineConfig, table_selected
+from schemas.foreign_keys import cascade_problems, emulated, read_foreign_keys
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import UnsupportedKey, key_hash, key_kind, split_key
@@ -48,6 +54,10 @@ class InitReport:
     dropped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     rekeyed: list[str] = field(default_factory=list)   # "db.table: n" row_clocks rows moved to their key identity
+
+
+class ForeignKeyRefused(RuntimeError):
+    """A foreign key's action would change replicated rows invisibly; the message names each and its fix."""
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
@@ -122,6 +132,14 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
             continue
         wanted.extend(triggers(meta_db=config.meta_db, db=db, table=table, pk=pk, region=region,
                                regions=list(config.regions), columns=columns[(db, table)]))
+    selected = set(tables)
+    with conn.cursor() as cur:
+        keys = read_foreign_keys(cur, excluded)
+    problems = cascade_problems(keys, lambda d, t: (d, t) in selected)
+    if problems:
+        raise ForeignKeyRefused(f"region {region}: foreign keys cdcsync cannot replicate:\n  - "
+                                + "\n  - ".join(problems))
+    wanted.extend(cascade_triggers(emulated(keys, lambda d, t: (d, t) in selected)))
     if refused and refuse:
         raise key_fold.UnsupportedCollation("\n".join(refused))
     return wanted, warnings, refused
@@ -141,7 +159,7 @@ def stale_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection
     misses changes of new columns, or ticks where the server writes no row event. And, apart, the
     ones whose body the connection's user cannot read (it lacks the TRIGGER privilege: the server
     shows the body as NULL). Missing triggers are not listed."""
-    wanted, _ = wanted_triggers(config, region, conn)
+    wanted = wanted_triggers(config, region, conn, refuse=False)[0]
     with conn.cursor() as cur:
         installed = _installed(cur)
     stale, unreadable = [], []

@@ -36,7 +36,7 @@ from schemas.row_clock_key import sql_key_expression, sql_key_identity
 
 APPLYING = "@cdcsync_applying"
 PREFIX = "cdcsync_"
-SUFFIXES = {"INSERT": "ai", "UPDATE": "au", "DELETE": "ad"}
+SUFFIXES = {"INSERT": "ai", "UPDATE": "au", "DELETE": "ad", "BEFORE DELETE": "bd"}
 NOW_US = "now_us"            # set by CLOCK_READING at the top of every trigger body
 CLOCK_DECLARE = "DECLARE now_us BIGINT;\n  DECLARE saved_tz VARCHAR(64);"
 # Only the reading of the clock runs under UTC, so nothing that can fail leaves the writer's session
@@ -53,6 +53,7 @@ class Trigger:
     db: str
     table: str
     body: str           # what information_schema.TRIGGERS.ACTION_STATEMENT shows
+    timing: str = "AFTER"   # BEFORE only for the foreign-key cascade triggers (schemas/cascade_triggers.py)
 
     def create(self, flavor: str = "mariadb") -> list[str]:
         """The statements that create or replace this trigger on a `mariadb` or `mysql` server.
@@ -63,7 +64,7 @@ class Trigger:
         leaves no clock tick (docs/clocks.md, "MySQL 8")."""
         target = f"{quote_name(self.db)}.{quote_name(self.name)}"
         on = f"{quote_name(self.db)}.{quote_name(self.table)}"
-        rest = f"TRIGGER {target} AFTER {self.event} ON {on} FOR EACH ROW {self.body}"
+        rest = f"TRIGGER {target} {self.timing} {self.event} ON {on} FOR EACH ROW {self.body}"
         if flavor == "mariadb":
             return [f"CREATE OR REPLACE {rest}"]
         if flavor == "mysql":

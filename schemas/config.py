@@ -320,6 +320,11 @@ class PipelineConfig(_Frozen):
         "only when older than this in every region; longer than the longest replication outage to survive, and "
         "at least `cache_tombstone_ttl_s` (the purge refuses a shorter `--min-age`)."
     )
+    auto_increment_collisions: Literal["refuse", "warn"] = Field(
+        "refuse", description="Regions whose `auto_increment_increment`/`auto_increment_offset` can generate the same "
+                              "id for a replicated AUTO_INCREMENT table: the producer and `config check` `refuse` "
+                              "(fail) or `warn`."
+    )
     lookup: LookupConfig = Field(default_factory=LookupConfig)
     tables: dict[str, TableConfig] = Field(
         default_factory=dict, description="Per-table settings, keyed by `db.table`; unlisted tables use defaults."

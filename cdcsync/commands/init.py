@@ -15,7 +15,7 @@ def init(config: Path = ConfigOption,
 
     Idempotent: unchanged triggers are left alone, changed ones replaced, stale ones dropped.
     """
-    from schemas.clock_init import init_region
+    from schemas.clock_init import ForeignKeyRefused, init_region
     from schemas.key_fold import UnsupportedCollation
 
     cfg = load(config)
@@ -26,6 +26,8 @@ def init(config: Path = ConfigOption,
             report = init_region(cfg, name)
         except UnsupportedCollation as err:
             fail(f"{name}: {err}")
+        except ForeignKeyRefused as err:
+            fail(str(err))
         typer.echo(f"{report.region}: metadata tables ensured in {cfg.meta_db}; triggers: "
                    f"{len(report.created)} created, {len(report.replaced)} replaced, "
                    f"{len(report.unchanged)} unchanged, {len(report.dropped)} dropped")

@@ -28,6 +28,8 @@ class MariaDBSpec:
     port: int
     server_id: int
     gtid_domain_id: int
+    auto_increment_increment: int = 1   # the number of regions (at least)
+    auto_increment_offset: int = 1      # the region's place, 1..increment
 
     @property
     def socket(self) -> Path:
@@ -46,7 +48,9 @@ def render_cnf(spec: MariaDBSpec) -> str:
     template = (Path(__file__).parent / "mariadb.cnf.tmpl").read_text()
     user = "user = root\n" if os.geteuid() == 0 else ""
     return template.format(home=spec.home, port=spec.port, server_id=spec.server_id,
-                           gtid_domain_id=spec.gtid_domain_id, user=user)
+                           gtid_domain_id=spec.gtid_domain_id, user=user,
+                           auto_increment_increment=spec.auto_increment_increment,
+                           auto_increment_offset=spec.auto_increment_offset)
 
 
 def install(spec: MariaDBSpec) -> None:

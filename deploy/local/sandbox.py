@@ -94,7 +94,7 @@ class Sandbox:
                 "redis": {"port": processes.free_port(), "pid": None},
             })
             self._save_state(state)
-            spec = self._mysql_spec(name, region)
+            spec = self._mysql_spec(name, region, increment=len(regions), offset=index + 1)
             if not self._running(region["mysql"], mariadb.MARKER):
                 self._ensure_port_free(region["mysql"], f"{name} mariadbd")
                 region["mysql"]["pid"] = mariadb.start(spec)
@@ -114,9 +114,11 @@ class Sandbox:
         self._write_config(state)
         return contract
 
-    def _mysql_spec(self, name: str, region: dict[str, Any]) -> mariadb.MariaDBSpec:
+    def _mysql_spec(self, name: str, region: dict[str, Any], *, increment: int, offset: int) -> mariadb.MariaDBSpec:
+        # Every region writes: its own AUTO_INCREMENT offset keeps concurrent inserts' ids apart.
         return mariadb.MariaDBSpec(home=self.root / name / "mysql", port=region["mysql"]["port"],
-                                   server_id=region["server_id"], gtid_domain_id=region["gtid_domain_id"])
+                                   server_id=region["server_id"], gtid_domain_id=region["gtid_domain_id"],
+                                   auto_increment_increment=increment, auto_increment_offset=offset)
 
     @staticmethod
     def _running(entry: dict[str, Any], marker: str) -> bool:

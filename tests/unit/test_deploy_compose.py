@@ -138,6 +138,17 @@ def test_mysql_service_matches_config_and_preflight(region) -> None:
     assert variables.get("gtid_mode") == "ON" and variables.get("enforce_gtid_consistency") == "ON"
 
 
+def test_mysql_services_generate_distinct_auto_increment_ids() -> None:
+    from producers.auto_increment import AutoIncrement, collisions
+
+    settings = {}
+    for name, region in CONFIG.regions.items():
+        variables = mysqld_variables(service_at(region.mysql.host)["command"])
+        settings[name] = AutoIncrement(int(variables.get("auto_increment_increment", 1)),
+                                       int(variables.get("auto_increment_offset", 1)))
+    assert collisions(settings, len(CONFIG.regions)) == []
+
+
 @pytest.mark.parametrize("region", sorted(CONFIG.regions))
 def test_mysql_init_creates_the_configured_user_with_the_reader_grants(region) -> None:
     settings = CONFIG.region(region)
