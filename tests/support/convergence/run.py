@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +132,16 @@ def drop_seed(config: PipelineConfig, db: str) -> None:
             cur.execute(f"DELETE FROM `{config.meta_db}`.`{CONFLICT_LOG}` WHERE db = %s", (db,))
 
 
+AfterQuiescence = Callable[[PipelineConfig, str, History], None]
+
+
 def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[str, ...], tmp: Path,
              clients_per_region: int = 2, txns_per_client: int = 40, keep: bool = False,
-             read_topics: bool = True) -> SeedResult:
-    """Run one seed and check it; the result holds the problems and, when there are any, the report."""
+             read_topics: bool = True, after_quiescence: AfterQuiescence | None = None) -> SeedResult:
+    """Run one seed and check it; the result holds the problems and, when there are any, the report.
+
+    `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
+    (the checker's own test uses it to break a region on purpose)."""
     started = time.monotonic()
     tmp.mkdir(parents=True, exist_ok=True)
     config, db = seed_config(base, seed, topology, tmp)
@@ -157,6 +163,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
                 wait_quiescent(config, timeout=120)
             except AssertionError as err:
                 result.problems.append(Problem("pipeline", None, str(err)[:2000]))
+            if after_quiescence is not None:
+                after_quiescence(config, db, result.history)
         for region in regions:
             with connect(config, region) as conn:
                 states.append(read_region(config, region, conn, db=db))
