@@ -102,6 +102,14 @@ def test_a_write_is_superseded_only_by_a_strictly_later_clock() -> None:
     assert accounted(concurrent, [concurrent, old], state("eu", {1: {"id": 1, "v": "a"}}, {1: vc(eu=1)}), []) is None
 
 
+def test_a_row_deleted_by_a_cascade_is_superseded_by_the_delete_with_its_unchanged_clock() -> None:
+    final = state("eu", {}, {1: vc(eu=1)})
+    child, cascaded = ack({"id": 1, "v": "a"}, vc(eu=1)), ack(None, vc(eu=1))
+    assert accounted(child, [child, cascaded], final, []) == "deleted by a cascade"
+    assert accounted(cascaded, [child, cascaded], final, []) == "final"
+    assert accounted(child, [child, ack(None, vc(us=1))], final, []) is None
+
+
 def test_a_lost_write_is_accounted_only_when_a_conflict_log_lists_it() -> None:
     final = state("eu", {1: {"id": 1, "v": "b"}}, {1: vc(eu=1, us=1)})
     lost = ack({"id": 1, "v": "a"}, vc(eu=1))

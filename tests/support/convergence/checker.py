@@ -6,7 +6,7 @@
 3. Every acknowledged write is accounted for:
    - final: the final row equals its values (None = absent) and the final clock dominates its clock;
    - superseded: another acknowledged write of the key has a clock strictly after it (it was made
-     on top of it, in a region that had it);
+     on top of it, in a region that had it), or is a delete with the same clock (a cascade);
    - a logged loser: some region's conflict log lists a losing version of the key with its values
      (a delete: a losing tombstone whose clock dominates the delete's).
 4. Every dead letter is explained: replayed, or its version is dominated, in every region, by the
@@ -75,6 +75,11 @@ def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list
         return "final"
     if any(o.clock is not None and o.clock.compare(ack.clock) is Order.AFTER for o in acks_of_key):
         return "superseded"
+    if ack.values is not None and any(o.values is None and o.clock == ack.clock for o in acks_of_key):
+        # A delete made by a foreign key's ON DELETE CASCADE: MariaDB runs no trigger for it, so the
+        # child's clock stays the one of the version it removed (which came first: a row written
+        # after the delete would have a newer clock).
+        return "deleted by a cascade"
     if ack.values is not None and any(loser.values == ack.values for loser in losers):
         return "lost, logged"
     if ack.values is None and any(loser.values is None and loser.clock.dominates(ack.clock) for loser in losers):
