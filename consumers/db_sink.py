@@ -166,7 +166,8 @@ class DatabaseSink:
         self._strategies: dict[tuple[str, str], Any] = {}
         self._planner = ClockedPlanner(region=self.region.name, flavor=self.region.mysql.flavor,
                                        meta_db=config.meta_db, strategy=self._strategy,
-                                       decide=decide, converted=_converted)
+                                       decide=decide, converted=_converted,
+                                       max_skew_ms=self.region.sink.max_clock_skew_ms)
 
     def _strategy(self, db: str, table: str) -> Any:
         strategy = self._strategies.get((db, table))

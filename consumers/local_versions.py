@@ -21,6 +21,7 @@ import orjson
 import pymysql
 
 from consumers import db_dialect
+from consumers.clock_skew import check_skew
 from consumers.records import SourceRecord
 from consumers.resolution import Action, Decision, Strategy
 from producers.snapshot_encoding import SnapshotEncoder
@@ -184,8 +185,9 @@ class ClockedPlanner:
 
     def __init__(self, *, region: str, flavor: str, meta_db: str, strategy: Callable[[str, str], Strategy],
                  decide: Callable[[RowVersion | None, RowVersion, Strategy], Decision],
-                 converted: Converted) -> None:
+                 converted: Converted, max_skew_ms: int | None = None) -> None:
         self.region, self.flavor, self.meta_db = region, flavor, meta_db
+        self._max_skew_ms = max_skew_ms
         self._strategy, self._decide, self._converted = strategy, decide, converted
         self._encoders = TableEncoders()
 
@@ -199,6 +201,8 @@ class ClockedPlanner:
             if event.vclock is None:
                 planned.append(Planned(record, record))
                 continue
+            if self._max_skew_ms is not None:
+                check_skew(event, self._max_skew_ms)
             planned.append(None)
             by_table.setdefault((event.db, event.table), []).append(i)
         for (db, table), indexes in by_table.items():

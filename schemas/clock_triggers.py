@@ -5,7 +5,9 @@ local write (the session variable `@cdcsync_applying` NULL or 0) each upserts th
 `<meta_db>.row_clocks` row in the writer's own transaction:
 
 - counters: the old counters with this region's counter + 1 (`{region: 1}` when there is no row);
-- hlc_us: GREATEST(old hlc_us + 1, now in µs);
+- hlc_us: GREATEST(old hlc_us + 1, now in µs), "now" being the server's real clock in UTC (`SYSDATE`
+  read under `time_zone = '+00:00'`, the writer's zone restored at once): not the session's zone, whose
+  DST fall-back hour repeats, and not `SET timestamp`, which moves `NOW()`;
 - deleted: 1 after a DELETE (a tombstone), else 0; origin: this region; heads: NULL (the write
   dominates every concurrent version a resolution kept).
 
@@ -27,7 +29,13 @@ from schemas.row_clock_key import sql_key_expression
 APPLYING = "@cdcsync_applying"
 PREFIX = "cdcsync_"
 SUFFIXES = {"INSERT": "ai", "UPDATE": "au", "DELETE": "ad"}
-NOW_US = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+NOW_US = "now_us"            # set by CLOCK_READING at the top of every trigger body
+CLOCK_DECLARE = "DECLARE now_us BIGINT;\n  DECLARE saved_tz VARCHAR(64);"
+# Only the reading of the clock runs under UTC, so nothing that can fail leaves the writer's session
+# in another time zone.
+CLOCK_READING = ("SET saved_tz = @@session.time_zone; SET SESSION time_zone = '+00:00'; "
+                 "SET now_us = TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', SYSDATE(6)); "
+                 "SET SESSION time_zone = saved_tz;")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +115,18 @@ def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, str]]
         return f"db = {literal(db)} AND tbl = {literal(table)} AND pk_hash = UNHEX(SHA2({key}, 256))"
 
     path = literal(f'$."{region}"')
-    insert = f"BEGIN\n  {guard}\n    {_upsert(meta_db, db, table, new, region, 0)};\n  END IF;\nEND"
-    delete = f"BEGIN\n  {guard}\n    {_upsert(meta_db, db, table, old, region, 1)};\n  END IF;\nEND"
+    insert = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
+              f"    {_upsert(meta_db, db, table, new, region, 0)};\n  END IF;\nEND")
+    delete = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
+              f"    {_upsert(meta_db, db, table, old, region, 1)};\n  END IF;\nEND")
     update = f"""BEGIN
   DECLARE old_key, new_key TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
   DECLARE old_counters, new_counters, merged TEXT CHARACTER SET utf8mb4;
   DECLARE old_hlc, new_hlc BIGINT;
+  {CLOCK_DECLARE}
   DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
   {guard}
+    {CLOCK_READING}
     SET old_key = {old}, new_key = {new};
     IF old_key = new_key THEN
       {_upsert(meta_db, db, table, new, region, 0)};

@@ -187,6 +187,10 @@ class SinkConfig(_Frozen):
     retry_max_ms: int = Field(5000, ge=1, description="Largest retry delay.")
     metrics_port: int | None = Field(None, ge=0, le=65535,
                                      description="Port of the sinks' /metrics, /healthz, /readyz (0: any free port).")
+    max_clock_skew_ms: int = Field(
+        60000, ge=0, description="A clocked version stamped further ahead of the sink host's clock stops the "
+                                 "database sink (lww would let that region win every tie); see docs/clocks.md."
+    )
 
 
 class TableConfig(_Frozen):

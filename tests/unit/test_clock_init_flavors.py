@@ -17,8 +17,9 @@ KW = dict(meta_db="cdcsync", db="shop", table="orders", pk=[("id", "int(11)"), (
 
 # Functions the bodies may call: each exists in MariaDB 10.11 and in MySQL >= 8.0.21 (JSON_VALUE).
 PORTABLE = {"CONCAT", "CHAR_LENGTH", "CONVERT", "CAST", "LOWER", "HEX", "UNHEX", "SHA2", "JSON_OBJECT", "JSON_SET",
-            "JSON_VALUE", "JSON_MERGE_PATCH", "COALESCE", "GREATEST", "IF", "UNIX_TIMESTAMP", "NOW", "VALUES"}
-KEYWORDS = {"IN", "INTO", "AND", "OR", "ON", "THEN", "ELSE", "SIGNED", "CHAR", "BIGINT", "TEXT"}
+            "JSON_VALUE", "JSON_MERGE_PATCH", "COALESCE", "GREATEST", "IF", "UNIX_TIMESTAMP", "NOW", "VALUES",
+            "SYSDATE", "TIMESTAMPDIFF"}
+KEYWORDS = {"IN", "INTO", "AND", "OR", "ON", "THEN", "ELSE", "SIGNED", "CHAR", "BIGINT", "TEXT", "VARCHAR"}
 
 
 def test_mariadb_replaces_in_one_statement() -> None:
