@@ -116,9 +116,24 @@ def test_a_lost_write_is_accounted_only_when_a_conflict_log_lists_it() -> None:
     logged = Loser("us", 7, "kv", (1,), {"id": 1, "v": "a"}, vc(eu=1), "eu")
     assert accounted(lost, [lost], final, [logged]) == "lost, logged"
     assert accounted(lost, [lost], final, []) is None
+    earlier = Loser("us", 6, "kv", (1,), {"id": 1, "v": "a"}, vc(), "eu")      # same values, older version
+    assert accounted(lost, [lost], final, [earlier]) is None
     delete = ack(None, vc(eu=2))
     tombstone = Loser("us", 8, "kv", (1,), None, vc(eu=2), "eu")
     assert accounted(delete, [delete], final, [tombstone]) == "delete lost, logged"
+
+
+def test_a_generated_id_that_lost_to_another_regions_row_is_a_collision() -> None:
+    history = History()
+    inserted = Ack("eu", 0, 1, "autoinc", "auto", (3,), {"id": 3, "v": "eu0-1"}, vc(eu=1), generated_key=True)
+    history.record([inserted])
+    final = RegionState("eu")
+    final.rows[("auto", (3,))] = {"id": 3, "v": "us0-1"}
+    final.hex_rows[("auto", (3,))] = ("3", "us0-1")
+    final.row_clock[("auto", (3,))] = vc(eu=1, us=1)
+    final.cache[("auto", (3,))].append(("k", {"id": 3, "v": "us0-1"}))
+    final.losers.append(Loser("us", 1, "auto", (3,), {"id": 3, "v": "eu0-1"}, vc(eu=1), "eu"))
+    assert [p.kind for p in check(history, [final])] == ["key collision"]
 
 
 def test_a_delete_is_final_when_the_key_is_absent_under_a_dominating_tombstone() -> None:

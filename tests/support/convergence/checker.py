@@ -8,7 +8,9 @@
    - superseded: another acknowledged write of the key has a clock strictly after it (it was made
      on top of it, in a region that had it), or is a delete with the same clock (a cascade);
    - a logged loser: some region's conflict log lists a losing version of the key with its values
-     (a delete: a losing tombstone whose clock dominates the delete's).
+     and a clock that dominates its clock (a delete: a losing tombstone whose clock dominates the
+     delete's). Not for a row whose key the server generated (AUTO_INCREMENT): two regions
+     generating one id is a collision, never a conflict the application made.
 4. Every dead letter is explained: replayed, or its version is dominated, in every region, by the
    key's final clock (a later version replaced it everywhere, so nothing is missing).
 """
@@ -80,7 +82,8 @@ def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list
         # child's clock stays the one of the version it removed (which came first: a row written
         # after the delete would have a newer clock).
         return "deleted by a cascade"
-    if ack.values is not None and any(loser.values == ack.values for loser in losers):
+    if ack.values is not None and any(loser.values == ack.values and loser.clock.dominates(ack.clock)
+                                      for loser in losers):
         return "lost, logged"
     if ack.values is None and any(loser.values is None and loser.clock.dominates(ack.clock) for loser in losers):
         return "delete lost, logged"
@@ -97,9 +100,15 @@ def unaccounted(history: History, states: list[RegionState]) -> list[Problem]:
     problems = []
     for key, acks in sorted(history.by_key().items(), key=lambda kv: repr(kv[0])):
         for ack in acks:
-            if accounted(ack, acks, final, losers.get(key, [])) is None:
+            how = accounted(ack, acks, final, losers.get(key, []))
+            if how is None:
                 problems.append(Problem("write lost", key, f"{ack.describe()}; final in {final.region}: "
                                                            f"{final.rows.get(key)} [{_clock(final.final_clock(key))}]"))
+            elif how == "lost, logged" and ack.generated_key:
+                # The server chose the id: another region's row with the same id is a collision of
+                # AUTO_INCREMENT ranges, not a conflict the application made.
+                problems.append(Problem("key collision", key, f"{ack.describe()} lost to another region's row "
+                                                              f"with the same generated id"))
     return problems
 
 

@@ -33,6 +33,7 @@ class Ack:
     key: ModelKey
     values: dict[str, Any] | None     # None: the key is absent (deleted)
     clock: VectorClock | None         # None: no row_clocks row (a table without triggers)
+    generated_key: bool = False       # inserted with an id the server chose (AUTO_INCREMENT)
 
     def describe(self) -> str:
         clock = "no clock" if self.clock is None else f"{self.clock.counters} hlc={self.clock.hlc_us}"

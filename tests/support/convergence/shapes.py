@@ -45,6 +45,7 @@ class Txn:
     shape: str
     statements: tuple[Statement, ...]
     touches: tuple[Touch, ...]
+    generated_key: bool = False    # an INSERT whose key the server chooses (AUTO_INCREMENT)
 
 
 @dataclass
@@ -319,7 +320,8 @@ def autoinc(rng: random.Random, ctx: ClientContext) -> list[Txn]:
     """AUTO_INCREMENT inserts in every region, and updates and deletes of the ids they got."""
     token = ctx.token()
     if rng.random() < 0.6:
-        return one("autoinc", "INSERT INTO auto (v) VALUES (%s)", (token,), (Touch("auto", "v = %s", (token,)),))
+        return [Txn("autoinc", (Statement("INSERT INTO auto (v) VALUES (%s)", (token,)),),
+                    (Touch("auto", "v = %s", (token,)),), generated_key=True)]
     k = rng.randint(1, AUTO_IDS)
     touch = (Touch("auto", "id = %s", (k,)),)
     if rng.random() < 0.7:

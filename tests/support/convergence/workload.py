@@ -74,7 +74,7 @@ def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, num
                 row = after.get((table_name, key))
                 spelled = row if row is not None else before[(table_name, key)]
                 acks.append(Ack(region, client, number, txn.shape, table_name, key, row,
-                                read_clock(cur, meta_db, db, table, spelled)))
+                                read_clock(cur, meta_db, db, table, spelled), txn.generated_key))
         conn.commit()
         return acks
     except pymysql.err.IntegrityError as err:
