@@ -45,7 +45,7 @@ TOPOLOGY   ?= both
 SHAPES     ?=
 FIRST_SEED ?= 1
 soak: deps
-	$(PY) -m tests.support.convergence.soak --seeds $(SEEDS) --topology $(TOPOLOGY) --first-seed $(FIRST_SEED) \
+	@$(PY) -m tests.support.convergence.soak --seeds $(SEEDS) --topology $(TOPOLOGY) --first-seed $(FIRST_SEED) \
 		$(if $(SHAPES),--shapes=$(SHAPES)) $(SOAK_ARGS)
 
 clean:
