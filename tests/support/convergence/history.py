@@ -59,6 +59,13 @@ class History:
             self.attempts += 1
             self.refused[reason] += 1
 
+    def merge(self, other: "History") -> None:
+        with self._lock:
+            self.acks.extend(other.acks)
+            self.attempts += other.attempts
+            for reason, count in other.refused.items():
+                self.refused[reason] += count
+
     def by_key(self) -> dict[tuple[str, ModelKey], list[Ack]]:
         grouped: dict[tuple[str, ModelKey], list[Ack]] = defaultdict(list)
         for ack in self.acks:

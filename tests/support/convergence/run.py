@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consumers.cache_sink import cache_key, redis_client
 from consumers.verify import verify
 from schemas.clock_init import init_region
 from schemas.config import PipelineConfig
@@ -25,7 +26,8 @@ from tests.support.convergence.final_state import RegionState, read_region
 from tests.support.convergence.history import History
 from tests.support.convergence.report import failure_report
 from tests.support.convergence.schema import create_statements
-from tests.support.convergence.workload import WorkloadSpec, run_workload
+from tests.support.convergence.shapes import Statement, Txn, kv_touch
+from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent
 
@@ -115,6 +117,41 @@ def running_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: li
                 problems.append(Problem("pipeline", None, f"{name} exited {code} on SIGTERM:\n      {_tail(proc)}"))
 
 
+WARMUP_KEY = 1000     # kv keys 1000 + i: one row per region, outside the shapes' keys
+
+
+def wait_until_flowing(config: PipelineConfig, db: str, history: History, timeout: float = 120.0) -> None:
+    """One acknowledged row per region, and wait until every region's database and cache hold all of
+    them: the sinks have joined their groups and apply. Without it the whole workload can finish
+    before the first sink batch, and every key then conflicts once, in one batch."""
+    keys = [WARMUP_KEY + i for i, _ in enumerate(config.regions)]
+    for key, region in zip(keys, config.regions, strict=True):
+        with connect(config, region, db) as conn:
+            conn.autocommit(False)
+            txn = Txn("warmup", (Statement("INSERT INTO kv (id, v, n) VALUES (%s, %s, 0)", (key, f"warmup-{region}")),),
+                      kv_touch(key))
+            acks = run_txn(conn, txn, region=region, client=0, number=0, meta_db=config.meta_db, db=db)
+            if not isinstance(acks, list):
+                raise AssertionError(f"warm-up insert refused in {region}: {acks}")
+            history.record(acks)
+
+    def everywhere() -> bool:
+        for region in config.regions:
+            with connect(config, region, db) as conn, conn.cursor() as cur:
+                cur.execute(f"SELECT COUNT(*) FROM kv WHERE id IN ({', '.join(['%s'] * len(keys))})", keys)
+                if cur.fetchone()[0] != len(keys):
+                    return False
+            client = redis_client(config.region(region).redis)
+            try:
+                if client.exists(*(cache_key(config.prefix, db, "kv", [k]) for k in keys)) != len(keys):
+                    return False
+            finally:
+                client.close()
+        return True
+
+    wait_until(everywhere, timeout=timeout, interval=0.3, what="the warm-up rows in every region and cache")
+
+
 def _conflicts(config: PipelineConfig, db: str) -> int:
     total = 0
     for region in config.regions:
@@ -136,7 +173,7 @@ AfterQuiescence = Callable[[PipelineConfig, str, History], None]
 
 
 def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[str, ...], tmp: Path,
-             clients_per_region: int = 2, txns_per_client: int = 40, keep: bool = False,
+             clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
              read_topics: bool = True, after_quiescence: AfterQuiescence | None = None) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
 
@@ -147,7 +184,7 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
     config, db = seed_config(base, seed, topology, tmp)
     result = SeedResult(seed, topology, shapes, db, config.prefix)
     path = write_config(config, tmp / "cdcsync.toml")
-    spec = WorkloadSpec(seed, shapes, clients_per_region, txns_per_client)
+    spec = WorkloadSpec(seed, shapes, clients_per_region, txns_per_client, pause_ms)
     regions = list(config.regions)
     for region in regions:
         with connect(config, region) as conn, conn.cursor() as cur:
@@ -157,8 +194,10 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
     states: list[RegionState] = []
     try:
         with running_pipeline(config, path, tmp, result.problems):
-            result.history = run_workload(lambda region: connect(config, region, db), spec, regions,
-                                          meta_db=config.meta_db, db=db)
+            wait_until_flowing(config, db, result.history)
+            workload = run_workload(lambda region: connect(config, region, db), spec, regions,
+                                    meta_db=config.meta_db, db=db)
+            result.history.merge(workload)
             try:
                 wait_quiescent(config, timeout=120)
             except AssertionError as err:

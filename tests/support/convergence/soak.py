@@ -25,6 +25,7 @@ from schemas.config import load_config
 from tests.conftest import REGIONS
 from tests.support.convergence.run import TOPOLOGIES, run_seed
 from tests.support.convergence.shapes import parse_shapes
+from tests.support.convergence.workload import PAUSE_MS
 from tests.support.producer import reap_all
 
 
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      "them; empty: every shape")
     parser.add_argument("--clients", type=int, default=2, help="concurrent clients per region")
     parser.add_argument("--txns", type=int, default=40, help="transactions per client")
+    parser.add_argument("--pause-ms", type=int, default=PAUSE_MS, help="longest pause between two transactions "
+                                                                       "of a client")
     parser.add_argument("--dir", type=Path, default=None, help="where the sandbox and logs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's database (to inspect a failure)")
     args = parser.parse_args(argv)
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             topology = topology_of(args.topology, index)
             try:
                 result = run_seed(base, seed, topology=topology, shapes=shapes, tmp=root / f"seed-{seed}",
-                                  clients_per_region=args.clients, txns_per_client=args.txns, keep=args.keep)
+                                  clients_per_region=args.clients, txns_per_client=args.txns,
+                                  pause_ms=args.pause_ms, keep=args.keep)
             finally:
                 reap_all()
             results.append(result)
