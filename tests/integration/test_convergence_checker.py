@@ -41,7 +41,7 @@ def test_seeded_mixed_workload_converges_and_loses_nothing_silently(
     print(json.dumps(result.summary()))
     assert result.ok, result.report
     assert result.conflicts > 0, "the workload made no conflict: it proves nothing"
-    assert set(result.history.shape_counts()) == set(CI_SHAPES), "a shape acknowledged no write"
+    assert set(CI_SHAPES) <= set(result.history.shape_counts()), "a shape acknowledged no write"
 
 
 def break_two_rows_silently(config: PipelineConfig, db: str, history: History) -> None:
