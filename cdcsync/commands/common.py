@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from schemas.config import ConfigError, PipelineConfig, load_config
 
-err_console = Console(stderr=True)
+# soft_wrap: an error stays one line whatever the terminal width (operators grep for it).
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = typer.Option(..., "--config", "-c", envvar="CDCSYNC_CONFIG", help="Pipeline config (TOML).",
                             exists=False, dir_okay=False)

@@ -12,7 +12,7 @@ from rich.table import Table
 from deploy.local import Sandbox, SandboxError
 
 app = typer.Typer(no_args_is_help=True, help="Local sandbox: MariaDB and Redis per region, one broker, no Docker.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 DirOption = typer.Option(Path("sandbox"), "--dir", envvar="CDCSYNC_SANDBOX_DIR", help="Sandbox directory.")
 
