@@ -6,7 +6,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps system-deps venv test demo bench clean
+.PHONY: deps system-deps venv test demo bench soak clean
 
 deps: system-deps venv
 
@@ -37,6 +37,16 @@ bench: deps
 	$(PY) bench/capture.py
 	$(PY) bench/apply.py
 	$(PY) bench/lookup.py
+
+# The convergence checker over many seeds (docs/convergence-checker.md); ends with one JSON line.
+# e.g. `make soak SEEDS=50`, `make soak SEEDS=5 TOPOLOGY=star SHAPES=odku,noop FIRST_SEED=7`.
+SEEDS      ?= 10
+TOPOLOGY   ?= both
+SHAPES     ?=
+FIRST_SEED ?= 1
+soak: deps
+	@$(PY) -m tests.support.convergence.soak --seeds $(SEEDS) --topology $(TOPOLOGY) --first-seed $(FIRST_SEED) \
+		$(if $(SHAPES),--shapes=$(SHAPES)) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,224 @@
+"""One seed, end to end, on a running sandbox: its own database and topic prefix, `cdcsync init`,
+every region's producer and db + cache sinks as processes, the workload, quiescence, the checks.
+
+Seeds are isolated as the integration tests are: by database name and topic prefix (which also
+names the consumer groups and cache keys), never by restarting servers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consumers.cache_sink import cache_key, redis_client
+from consumers.verify import verify
+from schemas.clock_init import init_region
+from schemas.config import PipelineConfig
+from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from tests.conftest import config_for_test, connect
+from tests.support.convergence.checker import Problem, check
+from tests.support.convergence.final_state import RegionState, read_region
+from tests.support.convergence.history import History
+from tests.support.convergence.report import failure_report
+from tests.support.convergence.schema import create_statements
+from tests.support.convergence.shapes import Statement, Txn, kv_touch
+from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
+from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.quiescence import wait_quiescent
+
+TOPOLOGIES = ("mesh", "star")
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    topology: str
+    shapes: tuple[str, ...]
+    db: str
+    prefix: str
+    history: History = field(default_factory=History)
+    problems: list[Problem] = field(default_factory=list)
+    conflicts: int = 0
+    dead_letters: int = 0
+    report: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def divergent_keys(self) -> list[str]:
+        """Every key some check failed on (a problem without a key counts as one)."""
+        keys = {p.describe().split(": ", 2)[1] for p in self.problems if p.key is not None}
+        return sorted(keys) + [p.describe() for p in self.problems if p.key is None]
+
+    def kinds(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.problems:
+            counts[p.kind] = counts.get(p.kind, 0) + 1
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        return {"seed": self.seed, "topology": self.topology, "ok": self.ok, "acked_writes": len(self.history.acks),
+                "transactions": self.history.attempts, "refused": dict(self.history.refused),
+                "conflicts": self.conflicts, "dead_letters": self.dead_letters,
+                "divergent_keys": len(self.divergent_keys), "problems": self.kinds(),
+                "seconds": round(self.seconds, 1), "db": self.db, "prefix": self.prefix}
+
+
+def seed_config(base: PipelineConfig, seed: int, topology: str, tmp: Path) -> tuple[PipelineConfig, str]:
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}: use one of {', '.join(TOPOLOGIES)}")
+    unique = uuid.uuid4().hex[:6]
+    db = f"conv{seed}_{unique}"
+    top = {"topology": {"mode": topology, "hub": "eu" if topology == "star" else None}}
+    config = config_for_test(base, prefix=f"cv{seed}{unique}", include=[f"{db}.*"], tmp=tmp, top=top,
+                             sink={"batch_max_ms": 50})
+    return config, db
+
+
+def _tail(proc: CdcsyncProcess, lines: int = 15) -> str:
+    return "\n      ".join(proc.output().splitlines()[-lines:])
+
+
+@contextmanager
+def running_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem]) -> Iterator[None]:
+    """Every region's producer and db + cache sinks. A process that dies, or does not exit 0 on
+    SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
+    procs: list[CdcsyncProcess] = []
+    try:
+        for region in config.regions:
+            procs.append(ProducerProcess(path, region, tmp / f"producer-{region}.log").start())
+            for sink in ("db", "cache"):
+                procs.append(SinkProcess(path, region, sink, tmp / f"{sink}-{region}.log").start())
+        for region in config.regions:
+            wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
+                       what=f"{region} checkpoint")
+        yield
+    finally:
+        for proc in procs:
+            name = proc.log.stem                      # producer-eu, db-us, cache-ap
+            if not proc.alive():
+                problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
+                                                          f"{_tail(proc)}"))
+                continue
+            try:
+                code = proc.terminate()
+            except Exception:  # noqa: BLE001 - a process that ignores SIGTERM is killed and reported
+                proc.kill9()
+                code = -9
+            if code != 0:
+                problems.append(Problem("pipeline", None, f"{name} exited {code} on SIGTERM:\n      {_tail(proc)}"))
+
+
+WARMUP_KEY = 1000     # kv keys 1000 + i: one row per region, outside the shapes' keys
+
+
+def wait_until_flowing(config: PipelineConfig, db: str, history: History, timeout: float = 120.0) -> None:
+    """One acknowledged row per region, and wait until every region's database and cache hold all of
+    them: the sinks have joined their groups and apply. Without it the whole workload can finish
+    before the first sink batch, and every key then conflicts once, in one batch."""
+    keys = [WARMUP_KEY + i for i, _ in enumerate(config.regions)]
+    for key, region in zip(keys, config.regions, strict=True):
+        with connect(config, region, db) as conn:
+            conn.autocommit(False)
+            txn = Txn("warmup", (Statement("INSERT INTO kv (id, v, n) VALUES (%s, %s, 0)", (key, f"warmup-{region}")),),
+                      kv_touch(key))
+            acks = run_txn(conn, txn, region=region, client=0, number=0, meta_db=config.meta_db, db=db)
+            if not isinstance(acks, list):
+                raise AssertionError(f"warm-up insert refused in {region}: {acks}")
+            history.record(acks)
+
+    def everywhere() -> bool:
+        for region in config.regions:
+            with connect(config, region, db) as conn, conn.cursor() as cur:
+                cur.execute(f"SELECT COUNT(*) FROM kv WHERE id IN ({', '.join(['%s'] * len(keys))})", keys)
+                if cur.fetchone()[0] != len(keys):
+                    return False
+            client = redis_client(config.region(region).redis)
+            try:
+                if client.exists(*(cache_key(config.prefix, db, "kv", [k]) for k in keys)) != len(keys):
+                    return False
+            finally:
+                client.close()
+        return True
+
+    wait_until(everywhere, timeout=timeout, interval=0.3, what="the warm-up rows in every region and cache")
+
+
+def _conflicts(config: PipelineConfig, db: str) -> int:
+    total = 0
+    for region in config.regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM `{config.meta_db}`.`{CONFLICT_LOG}` WHERE db = %s", (db,))
+            total += cur.fetchone()[0]
+    return total
+
+
+def drop_seed(config: PipelineConfig, db: str) -> None:
+    for region in config.regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+            cur.execute(f"DELETE FROM `{config.meta_db}`.`{ROW_CLOCKS}` WHERE db = %s", (db,))
+            cur.execute(f"DELETE FROM `{config.meta_db}`.`{CONFLICT_LOG}` WHERE db = %s", (db,))
+
+
+AfterQuiescence = Callable[[PipelineConfig, str, History], None]
+
+
+def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[str, ...], tmp: Path,
+             clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
+             read_topics: bool = True, after_quiescence: AfterQuiescence | None = None) -> SeedResult:
+    """Run one seed and check it; the result holds the problems and, when there are any, the report.
+
+    `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
+    (the checker's own test uses it to break a region on purpose)."""
+    started = time.monotonic()
+    tmp.mkdir(parents=True, exist_ok=True)
+    config, db = seed_config(base, seed, topology, tmp)
+    result = SeedResult(seed, topology, shapes, db, config.prefix)
+    path = write_config(config, tmp / "cdcsync.toml")
+    spec = WorkloadSpec(seed, shapes, clients_per_region, txns_per_client, pause_ms)
+    regions = list(config.regions)
+    for region in regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            for statement in create_statements(db):
+                cur.execute(statement)
+        init_region(config, region)
+    states: list[RegionState] = []
+    try:
+        with running_pipeline(config, path, tmp, result.problems):
+            wait_until_flowing(config, db, result.history)
+            workload = run_workload(lambda region: connect(config, region, db), spec, regions,
+                                    meta_db=config.meta_db, db=db)
+            result.history.merge(workload)
+            try:
+                wait_quiescent(config, timeout=120)
+            except AssertionError as err:
+                result.problems.append(Problem("pipeline", None, str(err)[:2000]))
+            if after_quiescence is not None:
+                after_quiescence(config, db, result.history)
+        for region in regions:
+            with connect(config, region) as conn:
+                states.append(read_region(config, region, conn, db=db))
+        result.problems[:0] = check(result.history, states)
+        if not any(p.kind in ("rows differ", "cache differs") for p in result.problems):
+            verdict = verify(config, check_cache=True)
+            if not verdict.ok:   # the checker saw no difference: then `cdcsync verify` must not either
+                result.problems.append(Problem("verify", None, f"cdcsync verify disagrees: {verdict.to_json()}"))
+        result.conflicts = _conflicts(config, db)
+        result.dead_letters = sum(len(s.dead_letters) for s in states)
+        if result.problems:
+            result.report = failure_report(config, db, result.problems, result.history, states,
+                                           read_topics=read_topics)
+    finally:
+        result.seconds = time.monotonic() - started
+        if not keep:
+            drop_seed(config, db)
+    return result

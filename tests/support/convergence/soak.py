@@ -1,0 +1,102 @@
+"""`make soak SEEDS=N [TOPOLOGY=mesh|star|both] [SHAPES=a,b|-a,b] [FIRST_SEED=1]`: many seeds through
+the same code as the CI test, on one sandbox started for the run.
+
+    python -m tests.support.convergence.soak --seeds 50 --topology both --shapes odku,noop
+
+One line per seed on stderr as it finishes, a failing seed's report on stderr and in
+`<dir>/seed-<n>.txt`, and ONE JSON line on stdout at the end:
+
+    {"seeds_run": 50, "divergent_keys": 0, "failed_seeds": [], "shapes": [...], ...}
+
+Exit status: 0 when every seed passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deploy.local import Sandbox
+from schemas.config import load_config
+from tests.conftest import REGIONS
+from tests.support.convergence.run import TOPOLOGIES, run_seed
+from tests.support.convergence.shapes import parse_shapes
+from tests.support.convergence.workload import PAUSE_MS
+from tests.support.producer import reap_all
+
+
+def topology_of(choice: str, index: int) -> str:
+    """`both` alternates mesh and star, seed by seed."""
+    return TOPOLOGIES[index % 2] if choice == "both" else choice
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10, help="how many seeds to run")
+    parser.add_argument("--first-seed", type=int, default=1, help="the first seed; the others follow it")
+    parser.add_argument("--topology", choices=(*TOPOLOGIES, "both"), default="both")
+    parser.add_argument("--shapes", default="", help="comma-separated shape names; a leading '-' excludes "
+                                                     "them; empty: every shape")
+    parser.add_argument("--clients", type=int, default=2, help="concurrent clients per region")
+    parser.add_argument("--txns", type=int, default=40, help="transactions per client")
+    parser.add_argument("--pause-ms", type=int, default=PAUSE_MS, help="longest pause between two transactions "
+                                                                       "of a client")
+    parser.add_argument("--dir", type=Path, default=None, help="where the sandbox and logs go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep each seed's database (to inspect a failure)")
+    args = parser.parse_args(argv)
+    try:
+        shapes = parse_shapes(args.shapes)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    root = args.dir or Path(tempfile.mkdtemp(prefix="cdcsync-soak-"))
+    root.mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox(root / "sandbox")
+    started = time.monotonic()
+    results = []
+    try:
+        sandbox.up(REGIONS)
+        base = load_config(sandbox.config_path)
+        for index in range(args.seeds):
+            seed = args.first_seed + index
+            topology = topology_of(args.topology, index)
+            try:
+                result = run_seed(base, seed, topology=topology, shapes=shapes, tmp=root / f"seed-{seed}",
+                                  clients_per_region=args.clients, txns_per_client=args.txns,
+                                  pause_ms=args.pause_ms, keep=args.keep)
+            finally:
+                reap_all()
+            results.append(result)
+            print(json.dumps(result.summary()), file=sys.stderr, flush=True)
+            if not result.ok:
+                (root / f"seed-{seed}.txt").write_text(result.report + "\n")
+                print(result.report, file=sys.stderr, flush=True)
+    finally:
+        sandbox.down()
+    failed = [r for r in results if not r.ok]
+    problems: dict[str, int] = {}
+    for r in failed:
+        for kind, count in r.kinds().items():
+            problems[kind] = problems.get(kind, 0) + count
+    print(json.dumps({
+        "seeds_run": len(results),
+        "divergent_keys": sum(len(r.divergent_keys) for r in results),
+        "failed_seeds": [r.seed for r in failed],
+        "shapes": list(shapes),
+        "topology": args.topology,
+        "acked_writes": sum(len(r.history.acks) for r in results),
+        "conflicts": sum(r.conflicts for r in results),
+        "problems": problems,
+        "seconds": round(time.monotonic() - started, 1),
+        "dir": str(root),
+    }), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
