@@ -53,7 +53,7 @@ def test_model_key_folds_case_and_trailing_spaces_as_the_default_collation_does(
 def test_clock_rows_of_any_spelling_map_to_the_rows_model_key() -> None:
     assert clock_model_key(NAMES, "4:BOB ") == ("bob",)
     assert clock_model_key(TABLES["pairs"], "1:2,1:Y") == (2, "y")
-    assert clock_model_key(KV, clock_row_key(KV, {"id": 42})) == (42,)
+    assert clock_model_key(KV, clock_row_key(None, KV, {"id": 42})) == (42,)
 
 
 # --- shapes ----------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.metadata_tables import ROW_CLOCKS
-from schemas.row_clock_key import key_hash, row_clock_key
+import pymysql
+
+from schemas import key_fold
+from schemas.row_clock_key import key_hash, key_kind, row_identity
 from schemas.vclock import VectorClock
 from tests.support.convergence.schema import ModelKey, Table
 
@@ -79,10 +82,19 @@ class History:
         return dict(counts)
 
 
-def clock_row_key(table: Table, row: Mapping[str, Any]) -> str:
-    """The `row_clocks.pk` text of a row as its region stores it. The ONE place that knows how the
-    triggers spell a key: if key texts become collation-folded, this is what changes."""
-    return row_clock_key(table.key_values(row), dict(table.key))
+# The checker's tables take the server's default collation (deploy/local/mariadb.cnf.tmpl).
+KEY_COLLATION = "utf8mb4_unicode_ci"
+
+
+def clock_row_key(cur: Any, table: Table, row: Mapping[str, Any]) -> str:
+    """The key identity `row_clocks.pk_hash` hashes for a row (text folded by the column's collation,
+    schemas/key_fold.py, with the region server's own weights). The ONE place that knows how the
+    triggers identify a key."""
+    fold = {column: KEY_COLLATION for column, kind in table.key if key_kind(kind)[0] == "text"}
+    if fold:
+        with cur.connection.cursor(pymysql.cursors.Cursor) as plain:
+            key_fold.ensure(plain, fold)
+    return row_identity(table.key_values(row), dict(table.key), fold or None)
 
 
 def read_clock(cur: Any, meta_db: str, db: str, table: Table, row: Mapping[str, Any],
@@ -90,7 +102,7 @@ def read_clock(cur: Any, meta_db: str, db: str, table: Table, row: Mapping[str, 
     """The `row_clocks` clock of `row` (the stored spelling of its key), or None when it has none."""
     cur.execute(f"SELECT counters, hlc_us FROM `{meta_db}`.`{ROW_CLOCKS}` WHERE db = %s AND tbl = %s "
                 f"AND pk_hash = %s{' FOR UPDATE' if lock else ''}",
-                (db, table.name, key_hash(clock_row_key(table, row))))
+                (db, table.name, key_hash(clock_row_key(cur, table, row))))
     found = cur.fetchone()
     if found is None:
         return None
