@@ -33,7 +33,7 @@ from consumers.resolution import Action
 from schemas.conflict_record import ConflictRecord
 from schemas.events import ChangeEvent, Op
 from schemas.identifiers import quote_name
-from schemas.row_clock_key import key_hash, row_clock_key
+from schemas.row_clock_key import key_hash, row_identity
 from schemas.row_version import RowVersion
 from schemas.vclock import VectorClock
 
@@ -100,7 +100,7 @@ def find_collisions(conn: pymysql.Connection, cur: pymysql.cursors.Cursor, meta_
         unique = indexes.get(cur, event.db, event.table)
         if not unique:
             continue
-        encoder, key_cols = encoders.get(conn, event.db, event.table)
+        encoder, key_cols, fold = encoders.get(conn, event.db, event.table)
         if encoder is None or not key_cols:
             continue
         remote = RowVersion(dict(event.after), clock.clock, clock.origin)
@@ -115,7 +115,7 @@ def find_collisions(conn: pymysql.Connection, cur: pymysql.cursors.Cursor, meta_
             for row in cur.fetchall():
                 values = encoder.encode_row(row)
                 holder_pk = {c: values[c] for c in key_cols}
-                holder_key = row_clock_key(holder_pk, encoder.types)
+                holder_key = row_identity(holder_pk, encoder.types, fold)   # as ClockRow.key
                 if holder_key == clock.key or holder_key in seen or (event.db, event.table, holder_key) in written:
                     continue
                 seen.add(holder_key)

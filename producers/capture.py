@@ -430,7 +430,11 @@ class Capture:
                     # own key's partition, so per-key order holds for both keys.
                     message = change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)), before,
                                      None, types)
-                    emit((topic, row_key(old_pk, prefix), message, hdrs))
+                    old_key = row_key(old_pk, prefix)
+                    if fold:   # the old key is named by its fold too (found by the checker's pkchange shape)
+                        message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], fold)
+                        old_key = row_key(key_fold.key_values(message["pk"], folded), prefix)
+                    emit((topic, old_key, message, hdrs))
                     message = change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)), None,
                                      after, types)
                     key = row_key(new_pk, prefix)
