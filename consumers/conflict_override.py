@@ -41,7 +41,7 @@ from consumers.local_versions import ClockRow, write_clocks
 from consumers.value_decoding import SESSION_SETUP, param_converter
 from producers.snapshot_encoding import SnapshotEncoder
 from producers.table_catalog import is_mariadb, snapshot_columns
-from schemas.clock_triggers import APPLYING, SUFFIXES, trigger_name
+from schemas.clock_triggers import APPLYING, CLOCK_EVENTS, trigger_name
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.identifiers import quote_name
@@ -72,7 +72,7 @@ class Override:
 
 def missing_clock_triggers(conn: pymysql.Connection, db: str, table: str) -> list[str]:
     """The names of the table's cdcsync clock triggers (schemas/clock_triggers.py) that do not exist."""
-    wanted = [trigger_name(table, event) for event in SUFFIXES]
+    wanted = [trigger_name(table, event) for event in CLOCK_EVENTS]
     with conn.cursor() as cur:
         cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
                     "AND EVENT_OBJECT_TABLE = %s", (db, table))

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
-from schemas.clock_triggers import SUFFIXES, trigger_name
+from schemas.clock_triggers import CLOCK_EVENTS, trigger_name
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import UnsupportedKey, key_hash, key_kind, key_values, row_clock_key
@@ -86,7 +86,7 @@ class SnapshotClocks:
                 key_kind(table.encoder.types[column])
         except UnsupportedKey:
             return False
-        names = [trigger_name(table.table, event) for event in SUFFIXES]
+        names = [trigger_name(table.table, event) for event in CLOCK_EVENTS]
         found = self._snap.query(
             f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
             f"AND EVENT_OBJECT_TABLE = %s AND TRIGGER_NAME IN ({', '.join(['%s'] * len(names))})",

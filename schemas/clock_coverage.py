@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pymysql
 
-from schemas.clock_triggers import PREFIX, SUFFIXES, trigger_name
+from schemas.clock_triggers import CLOCK_EVENTS, PREFIX, trigger_name
 from schemas.config import PipelineConfig, table_selected
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -72,7 +72,7 @@ def coverage(config: PipelineConfig, region: str, conn: pymysql.Connection) -> C
             continue    # not published at all
         if not scopes & {"*.*", f"{db}.*", f"{db}.{table}"}:
             result.unseen.append(f"{db}.{table}")
-        elif not all((db, table, trigger_name(table, event)) in triggers for event in SUFFIXES):
+        elif not all((db, table, trigger_name(table, event)) in triggers for event in CLOCK_EVENTS):
             result.unclocked.append(f"{db}.{table}")
     result.unclocked.sort()
     result.unseen.sort()

@@ -37,6 +37,8 @@ from schemas.row_clock_key import sql_key_expression, sql_key_identity
 APPLYING = "@cdcsync_applying"
 PREFIX = "cdcsync_"
 SUFFIXES = {"INSERT": "ai", "UPDATE": "au", "DELETE": "ad", "BEFORE DELETE": "bd"}
+# The three clock triggers every clocked table has (only FK parents also get `bd`, a cascade trigger).
+CLOCK_EVENTS = ("INSERT", "UPDATE", "DELETE")
 NOW_US = "now_us"            # set by CLOCK_READING at the top of every trigger body
 CLOCK_DECLARE = "DECLARE now_us BIGINT;\n  DECLARE saved_tz VARCHAR(64);"
 # Only the reading of the clock runs under UTC, so nothing that can fail leaves the writer's session
