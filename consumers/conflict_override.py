@@ -140,13 +140,7 @@ def resolve(conn: pymysql.Connection, meta_db: str, region: str, record_id: int,
     unknown = [c for c in (values or {}) if c not in types]
     if unknown:
         raise OverrideError(f"{target} has no column {', '.join(map(repr, unknown))} in region {region}")
-    try:
-        fold = key_fold.folding(snapshot_columns(conn, record.db, record.table).key_collations(), target)
-    except key_fold.UnsupportedCollation as err:
-        raise OverrideError(str(err)) from None
-    with conn.cursor() as cur:
-        key_fold.ensure(cur, fold)
-    key = row_identity(record.pk, types, fold)
+    key = _identity(conn, record, types)
     name = f"{quote_name(record.db)}.{quote_name(record.table)}"
     where = " AND ".join(f"{quote_name(c)} = %s" for c in record.pk)
     key_params = [_param(v, types[c]) for c, v in record.pk.items()]
@@ -209,7 +203,7 @@ def resolve_anywhere(config: PipelineConfig, region: str, record_id: int, take: 
         result=result, losers=[previous], local_gtid=gtid, overrides=record.id)
     try:
         with _connect(config, region) as conn, conn.cursor() as cur:
-            key = row_clock_key(record.pk, _encoder(conn, record, region).types)
+            key = _identity(conn, record, _encoder(conn, record, region).types)
             new_id = conflict_log.insert(cur, config.meta_db, override, key=key)
     except (pymysql.MySQLError, OverrideError) as err:
         raise OverrideError(f"the chosen values were written in {target} (they replicate from there), but the "
@@ -251,6 +245,18 @@ def _region_clock(config: PipelineConfig, region: str, record: ConflictRecord, k
         return _clock(_clock_row(cur, config.meta_db, record.db, record.table, key, lock=""))
 
 
+def _identity(conn: pymysql.Connection, record: ConflictRecord, types: dict[str, str]) -> str:
+    """The record's key identity in this region (text folded by its collation): what pk_hash hashes."""
+    try:
+        fold = key_fold.folding(snapshot_columns(conn, record.db, record.table).key_collations(),
+                                f"{record.db}.{record.table}")
+    except key_fold.UnsupportedCollation as err:
+        raise OverrideError(str(err)) from None
+    with conn.cursor() as cur:
+        key_fold.ensure(cur, fold)
+    return row_identity(record.pk, types, fold)
+
+
 def _write_dominating(config: PipelineConfig, conn: pymysql.Connection, target: str, record: ConflictRecord,
                       values: dict[str, Any] | None) -> tuple[VersionImage, VersionImage, str | None]:
     """Write `values` in `target` with the join of every region's clock + 1 for `target`, in one
@@ -261,7 +267,7 @@ def _write_dominating(config: PipelineConfig, conn: pymysql.Connection, target: 
     if unknown:
         raise OverrideError(f"{record.db}.{record.table} has no column {', '.join(map(repr, unknown))} "
                             f"in region {target}")
-    key = row_clock_key(record.pk, types)
+    key = _identity(conn, record, types)
     name = f"{quote_name(record.db)}.{quote_name(record.table)}"
     where = " AND ".join(f"{quote_name(c)} = %s" for c in record.pk)
     key_params = [_param(v, types[c]) for c, v in record.pk.items()]
