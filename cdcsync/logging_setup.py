@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 import orjson
 
 from cdcsync import log_context
+
+# Set by `setup`: errors the commands print go through logging too, so a JSON log stays JSON.
+json_lines = False
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(region)s/%(component)s @ %(position)s] %(name)s: %(message)s"
 
@@ -36,5 +40,14 @@ def setup(level: str = "info", fmt: str = "text", *, region: str | None = None,
     handler.setFormatter(_JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    global json_lines
+    json_lines = fmt == "json"
+    if json_lines:
+        # An uncaught error is one JSON line too: a log shipper must never meet a bare traceback.
+        sys.excepthook = lambda kind, err, tb: logging.getLogger("cdcsync").critical(
+            "uncaught %s: %s", kind.__name__, err, exc_info=(kind, err, tb))
+        threading.excepthook = lambda args: logging.getLogger("cdcsync").critical(
+            "uncaught %s in thread %s: %s", args.exc_type.__name__, getattr(args.thread, "name", "?"), args.exc_value,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
     root.setLevel(level.upper())
     logging.getLogger("pymysqlreplication").setLevel(logging.WARNING)

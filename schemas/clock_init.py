@@ -95,13 +95,14 @@ def key_fold_of(db: str, table: str, pk: list[tuple[str, str, str | None]]) -> d
 
 def unsupported_key_collations(config: PipelineConfig, region: str, conn: pymysql.Connection) -> list[str]:
     """One line per replicated table's text key column whose collation is refused (`config check`)."""
-    return wanted_triggers(config, region, conn, refuse=False)[2]
+    return wanted_triggers(config, region, conn, refuse=False, foreign_keys=False)[2]
 
 
 def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection, *,
-                    refuse: bool = True) -> tuple[list[Trigger], list[str], list[str]]:
+                    refuse: bool = True, foreign_keys: bool = True) -> tuple[list[Trigger], list[str], list[str]]:
     """The triggers the region's replicated tables should have, warnings for skipped tables, and
-    the refused key collations (raised as one UnsupportedCollation when `refuse`)."""
+    the refused key collations (raised as one UnsupportedCollation when `refuse`). Without
+    `foreign_keys` the cascade triggers are left out, and so is the ForeignKeyRefused check."""
     producer = config.region(region).producer
     excluded = (*SYSTEM_SCHEMAS, config.meta_db)
     with conn.cursor() as cur:
@@ -132,6 +133,8 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
             continue
         wanted.extend(triggers(meta_db=config.meta_db, db=db, table=table, pk=pk, region=region,
                                regions=list(config.regions), columns=columns[(db, table)]))
+    if not foreign_keys:
+        return wanted, warnings, refused
     selected = set(tables)
     with conn.cursor() as cur:
         keys = read_foreign_keys(cur, excluded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -54,6 +55,11 @@ def serve_health(port: int | None):
 
 
 def fail(message: str, code: int = 1) -> None:
+    from cdcsync import logging_setup
+
+    if logging_setup.json_lines:
+        logging.getLogger("cdcsync").error(message)
+        raise typer.Exit(code)
     # Escaped: a message may quote config keys like `[regions.x]`, which rich would take as markup.
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)

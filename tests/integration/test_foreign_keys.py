@@ -245,6 +245,6 @@ def test_init_and_config_check_refuse_actions_they_cannot_make_visible(sandbox_c
                                capture_output=True, text=True, timeout=120)
         results = [json.loads(line) for line in check.stdout.splitlines() if line.startswith("{")]
         fk = [r for r in results if r["check"] == "foreign keys"]
-        assert check.returncode == 1 and fk and fk[0]["outcome"] == "fail" and refused in fk[0]["detail"], check.stdout
+        assert check.returncode == 1 and fk and fk[0]["outcome"] == "fail" and refused in fk[0]["detail"], check.stdout + check.stderr
     finally:
         drop(config, db, ["eu"])

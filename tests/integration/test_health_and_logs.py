@@ -30,8 +30,15 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 
 def json_lines(text: str) -> list[dict]:
-    """Every line is one JSON object (librdkafka's lines included)."""
-    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    """Every line is one JSON object (librdkafka's lines and errors included)."""
+    lines = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                lines.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                raise AssertionError(f"not a JSON log line: {line!r}\n{text}") from None
+    return lines
 
 
 def test_producer_and_sink_endpoints_and_json_logs(sandbox_config, unique, tmp_path) -> None:
