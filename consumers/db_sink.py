@@ -98,6 +98,7 @@ class _LocalLosers(Exception):
         self.plans, self.collisions = plans, collisions
 
 
+DUPLICATE_KEY = 1062
 UNIQUE_ROUNDS = 5   # batch attempts that may each remove local losers of unique values
 
 
@@ -433,17 +434,30 @@ class DatabaseSink:
         return []
 
     def _apply_isolated(self, cur: pymysql.cursors.Cursor, final: list[Planned]) -> list[DeadLetter]:
-        letters = []
-        for plan in final:
-            record = plan.record
-            cur.execute("SAVEPOINT cdcsync_event")
-            try:
-                self._write(cur, [plan])
-            except pymysql.err.MySQLError as err:
-                kind = poison_kind(err)
-                if kind is None:
-                    raise
-                cur.execute("ROLLBACK TO SAVEPOINT cdcsync_event")
+        """Each plan under its own savepoint. A plan refused for a duplicate unique value is tried
+        again after the others, while a round makes progress: a batch keeps only the last change of
+        every key, so a row may arrive before the row that gave up its unique value for it."""
+        letters: list[DeadLetter] = []
+        pending = list(final)
+        while pending:
+            waiting: list[tuple[Planned, pymysql.err.MySQLError, str]] = []
+            for plan in pending:
+                cur.execute("SAVEPOINT cdcsync_event")
+                try:
+                    self._write(cur, [plan])
+                except pymysql.err.MySQLError as err:
+                    kind = poison_kind(err)
+                    if kind is None:
+                        raise
+                    cur.execute("ROLLBACK TO SAVEPOINT cdcsync_event")
+                    waiting.append((plan, err, kind))
+            stuck = len(waiting) == len(pending)
+            pending = []
+            for plan, err, kind in waiting:
+                if err.args[0] == DUPLICATE_KEY and not stuck:
+                    pending.append(plan)
+                    continue
+                record = plan.record
                 letters.append(DeadLetter(record, f"{err.args[0]}: {err.args[-1]}", kind))
                 log.warning("cannot apply %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
         return letters

@@ -92,3 +92,52 @@ def test_one_unique_value_claimed_by_two_regions_converges(sandbox_config, uniqu
         for region in REGIONS:
             with connect(config, region) as conn, conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE {db}")
+
+
+def test_a_batch_applies_a_unique_value_after_the_row_that_gave_it_up(sandbox_config, unique, tmp_path) -> None:
+    """One region moves a unique value from row 4 to a new row 1, then touches row 4 again. A sink
+    batch keeps only the last change of every key, so it holds row 1 (the value) before row 4 (which
+    gives it up): row 1 must wait for row 4 in the same batch, not be dead-lettered. (Keys [1] and
+    [4] share a partition of three, so the batch order is the commit order.)"""
+    db, prefix = f"uqm_{unique}", f"uqm{unique}"
+    regions = ["eu", "us"]
+    config = config_for_test(sandbox_config, prefix=prefix, include=[f"{db}.*"], tmp=tmp_path, snapshot="never",
+                             checkpoint_interval_ms=100, regions=regions)
+    for region in regions:
+        with connect(config, region) as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(f"CREATE TABLE {db}.u (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL, v VARCHAR(20), "
+                        f"UNIQUE KEY by_email (email))")
+        init_region(config, region)
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    procs = [ProducerProcess(path, "eu", tmp_path / "producer-eu.log").start()]
+    try:
+        wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=90, what="eu checkpoint")
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO u VALUES (4, 'moved@example.com', 'old')")
+        sink = SinkProcess(path, "us", "db", tmp_path / "db-us-1.log").start()
+        wait_until(lambda: table(config, db, "us") == [(4, "moved@example.com", "old")], timeout=90,
+                   what="row 4 in us")
+        assert sink.terminate() == 0, sink.output()[-3000:]
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE u SET email = 'other@example.com' WHERE id = 4")
+            cur.execute("INSERT INTO u VALUES (1, 'moved@example.com', 'new')")
+            cur.execute("UPDATE u SET v = 'touched' WHERE id = 4")
+        procs.append(SinkProcess(path, "us", "db", tmp_path / "db-us-2.log").start())
+        expected = [(1, "moved@example.com", "new"), (4, "other@example.com", "touched")]
+        assert table(config, db, "eu") == expected
+        wait_until(lambda: table(config, db, "us") == expected or "cannot apply" in procs[-1].output(), timeout=90,
+                   what="us applies the batch")
+        assert table(config, db, "us") == expected, procs[-1].output()[-3000:]
+        dead = read_all(config.kafka.bootstrap, [f"{prefix}.us.dlq"], idle_s=2.0, timeout_s=30)
+        assert dead == [], [(r.topic, r.headers) for r in dead]
+        assert unique_conflicts(config, db, "us") == []      # an ordering, not a conflict
+        for proc in procs:
+            assert proc.terminate() == 0, proc.output()[-3000:]
+    finally:
+        for proc in procs:
+            if proc.alive():
+                proc.kill9()
+        for region in regions:
+            with connect(config, region) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE {db}")
