@@ -26,8 +26,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# Two workers, each with its own sandbox; a file's tests stay on one worker (they share setup).
+# `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 2
 test: deps
-	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # DEMO_ARGS: e.g. `make demo DEMO_ARGS="--keep --dir demo-sandbox"` (see `cdcsync demo --help`).
 demo: deps
