@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -32,6 +33,10 @@ from tests.support.producer import reap_all
 def topology_of(choice: str, index: int) -> str:
     """`both` alternates mesh and star, seed by seed."""
     return TOPOLOGIES[index % 2] if choice == "both" else choice
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the sandbox and components are stopped.
+    signal.signal(signal.SIGTERM, _terminated)
     root = args.dir or Path(tempfile.mkdtemp(prefix="cdcsync-soak-"))
     root.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(root / "sandbox")
