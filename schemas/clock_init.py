@@ -132,7 +132,7 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
             refused.append(str(err))
             continue
         wanted.extend(triggers(meta_db=config.meta_db, db=db, table=table, pk=pk, region=region,
-                               regions=list(config.regions), columns=columns[(db, table)]))
+                               columns=columns[(db, table)]))
     if not foreign_keys:
         return wanted, warnings, refused
     selected = set(tables)

@@ -19,8 +19,11 @@ trailing-space-only change under a `_ci` collation IS a change. Because it names
 trigger must be regenerated (`cdcsync init`) when the table's columns change; `stale_triggers` in
 schemas/clock_init.py reports the ones that were not.
 
-An UPDATE that changes the key tombstones the old key (its clock + 1) and gives the new key the
-merge of the old key's clock and any clock the new key had (a tombstone), + 1. The database sink
+An UPDATE that changes the key is a delete of the old key and an insert of the new one: the old
+key's clock + 1 as a tombstone, the new key's own clock (a tombstone, or none) + 1. The old key's
+counters are NOT carried over: a counter counts writes to one key, and carrying `{eu: 4}` of the
+old key would claim the new key had seen eu's 4th write of the NEW key, so a concurrent eu write
+there would be taken as already seen and dropped with no conflict (found by the checker, seed 47). The database sink
 sets `@cdcsync_applying = 1`, so its writes skip the triggers; it writes the clock row itself.
 """
 
@@ -104,19 +107,6 @@ def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: i
             f"pk = VALUES(pk)")
 
 
-def _merge(a: str, b: str, into: str, regions: Sequence[str]) -> str:
-    """SQL statements setting the variable `into` to the element-wise maximum of two counters
-    objects (either may be NULL): every entry of both survives, and the configured regions' entries
-    take the maximum (zero entries stay absent). One statement per region, so the text stays linear."""
-    statements = [f"SET {into} = JSON_MERGE_PATCH(COALESCE({a}, '{{}}'), COALESCE({b}, '{{}}'));"]
-    for region in regions:
-        path = literal(f'$."{region}"')
-        top = (f"GREATEST(CAST(COALESCE(JSON_VALUE({a}, {path}), 0) AS SIGNED), "
-               f"CAST(COALESCE(JSON_VALUE({b}, {path}), 0) AS SIGNED))")
-        statements.append(f"SET {into} = IF({top} > 0, JSON_SET({into}, {path}, {top}), {into});")
-    return "\n      ".join(statements)
-
-
 def _same(column: str, data_type: str) -> str:
     """SQL true when OLD and NEW hold the same stored value of `column` (DATA_TYPE `data_type`), as
     the server decides whether a row changed: bytes, not collation (a case-only change is a change).
@@ -141,49 +131,27 @@ def changed_condition(columns: Sequence[tuple[str, str]]) -> str:
 
 
 def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, ...]], region: str,
-             regions: Sequence[str], columns: Sequence[tuple[str, str]]) -> list[Trigger]:
+             columns: Sequence[tuple[str, str]]) -> list[Trigger]:
     """The three triggers of `db.table`, whose primary key is `pk` ((column, COLUMN_TYPE[, COLLATION_NAME])
-    in key order), for `region`; `regions` are all configured regions (for the key-change merge);
-    `columns` are all the table's columns, (name, DATA_TYPE) (the UPDATE trigger ticks only when one
+    in key order), for `region`; `columns` are all the table's columns, (name, DATA_TYPE) (the UPDATE trigger ticks only when one
     changes). Keys are hashed by their identity (text folded by collation, schemas/key_fold.py)."""
     keys = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in pk]
     new, old = sql_key_expression([c[:2] for c in keys], "NEW"), sql_key_expression([c[:2] for c in keys], "OLD")
     new_id, old_id = sql_key_identity(keys, "NEW"), sql_key_identity(keys, "OLD")
     guard = f"IF COALESCE({APPLYING}, 0) = 0 THEN"
-    clocks = f"{quote_name(meta_db)}.{quote_name(ROW_CLOCKS)}"
 
-    def where(key: str) -> str:
-        return f"db = {literal(db)} AND tbl = {literal(table)} AND pk_hash = UNHEX(SHA2({key}, 256))"
-
-    path = literal(f'$."{region}"')
     insert = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
               f"    {_upsert(meta_db, db, table, new, region, 0, new_id)};\n  END IF;\nEND")
     delete = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
               f"    {_upsert(meta_db, db, table, old, region, 1, old_id)};\n  END IF;\nEND")
-    update = f"""BEGIN
-  DECLARE old_key, new_key TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
-  DECLARE old_counters, new_counters, merged TEXT CHARACTER SET utf8mb4;
-  DECLARE old_hlc, new_hlc BIGINT;
-  {CLOCK_DECLARE}
-  DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
-  IF COALESCE({APPLYING}, 0) = 0 AND {changed_condition(columns)} THEN
-    {CLOCK_READING}
-    SET old_key = {old_id}, new_key = {new_id};
-    IF old_key = new_key THEN
-      {_upsert(meta_db, db, table, new, region, 0, new_id)};
-    ELSE
-      SELECT counters, hlc_us INTO old_counters, old_hlc FROM {clocks} WHERE {where('old_key')} FOR UPDATE;
-      SELECT counters, hlc_us INTO new_counters, new_hlc FROM {clocks} WHERE {where('new_key')} FOR UPDATE;
-      {_upsert(meta_db, db, table, old, region, 1, old_id)};
-      {_merge('old_counters', 'new_counters', 'merged', regions)}
-      SET merged = JSON_SET(merged, {path}, CAST(COALESCE(JSON_VALUE(merged, {path}), 0) AS SIGNED) + 1);
-      INSERT INTO {clocks} (db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin)
-        VALUES ({literal(db)}, {literal(table)}, UNHEX(SHA2(new_key, 256)), {new}, merged,
-                GREATEST(COALESCE(GREATEST(old_hlc, new_hlc), old_hlc, new_hlc, 0) + 1, {NOW_US}), 0, {literal(region)})
-        ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), deleted = 0,
-                                origin = VALUES(origin), heads = NULL, pk = VALUES(pk);
-    END IF;
-  END IF;
-END"""
+    update = (f"BEGIN\n  {CLOCK_DECLARE}\n"
+              f"  IF COALESCE({APPLYING}, 0) = 0 AND {changed_condition(columns)} THEN\n    {CLOCK_READING}\n"
+              # Bytes, as the key hash sees them: a case-only change of a `_bin` key is a key change.
+              f"    IF CAST({old_id} AS BINARY) = CAST({new_id} AS BINARY) THEN\n"
+              f"      {_upsert(meta_db, db, table, new, region, 0, new_id)};\n"
+              f"    ELSE\n"
+              f"      {_upsert(meta_db, db, table, old, region, 1, old_id)};\n"
+              f"      {_upsert(meta_db, db, table, new, region, 0, new_id)};\n"
+              f"    END IF;\n  END IF;\nEND")
     bodies = {"INSERT": insert, "UPDATE": update, "DELETE": delete}
     return [Trigger(trigger_name(table, event), event, db, table, body) for event, body in bodies.items()]

@@ -87,16 +87,16 @@ def test_local_writes_tick_the_clock_and_applier_writes_do_not(setup) -> None:
     c4, h4, d4, _, _ = clocks(config, conn, db, "t")["1:1"]
     assert (c4, d4) == ({"eu": 4}, 0) and h4 > h3
 
-    # A key change tombstones the old key and continues its clock under the new key.
+    # A key change tombstones the old key; the new key starts from its own clock, not the old key's.
     run(conn, "UPDATE t SET id = 2 WHERE id = 1")
     after = clocks(config, conn, db, "t")
     assert after["1:1"][0] == {"eu": 5} and after["1:1"][2] == 1
-    assert after["1:2"][0] == {"eu": 5} and after["1:2"][2] == 0 and after["1:2"][1] > h4
-    # Back onto the tombstoned key: the new clock dominates both the tombstone and the moved row.
+    assert after["1:2"][0] == {"eu": 1} and after["1:2"][2] == 0 and after["1:2"][1] > h4
+    # Back onto the tombstoned key: it continues from its tombstone.
     run(conn, "UPDATE t SET id = 1 WHERE id = 2")
     again = clocks(config, conn, db, "t")
-    assert again["1:2"][0] == {"eu": 6} and again["1:2"][2] == 1
-    assert again["1:1"][0] == {"eu": 6} and again["1:1"][2] == 0   # max(5, tombstone 5) + 1
+    assert again["1:2"][0] == {"eu": 2} and again["1:2"][2] == 1
+    assert again["1:1"][0] == {"eu": 6} and again["1:1"][2] == 0   # tombstone 5 + 1
 
     # The applier's session skips the triggers (it writes the clock row itself).
     before = clocks(config, conn, db, "t")
@@ -106,7 +106,7 @@ def test_local_writes_tick_the_clock_and_applier_writes_do_not(setup) -> None:
     run(conn, "SET @cdcsync_applying = 0", "UPDATE t SET v = 3 WHERE id = 6")
     assert clocks(config, conn, db, "t")["1:6"][0] == {"eu": 1}   # a row with no clock starts empty
 
-    # Other regions' counters (as the applier writes them) are kept, and merged on a key change.
+    # Other regions' counters (as the applier writes them) are kept; a key change does not mix two keys'.
     with conn.cursor() as cur:
         cur.execute(f"UPDATE {config.meta_db}.{ROW_CLOCKS} SET counters = '{{\"eu\": 1, \"us\": 4}}' "
                     "WHERE db = %s AND tbl = 't' AND pk = '1:6'", (db,))
@@ -118,7 +118,7 @@ def test_local_writes_tick_the_clock_and_applier_writes_do_not(setup) -> None:
     run(conn, "UPDATE t SET id = 8 WHERE id = 6")
     moved = clocks(config, conn, db, "t")
     assert moved["1:6"][0] == {"eu": 3, "us": 4} and moved["1:6"][2] == 1
-    assert moved["1:8"][0] == {"ap": 3, "eu": 3, "us": 9} and moved["1:8"][2] == 0
+    assert moved["1:8"][0] == {"ap": 3, "eu": 1, "us": 9} and moved["1:8"][2] == 0
 
 
 def test_init_is_idempotent_and_picks_up_new_and_changed_tables(setup, tmp_path: Path) -> None:
@@ -315,12 +315,12 @@ def test_producer_publishes_local_writes_with_their_clocks(sandbox_config: Pipel
             assert [(e.op, e.pk, e.origin) for e in events] == [
                 ("insert", {"id": 1}, "eu"), ("update", {"id": 1}, "eu"), ("delete", {"id": 1}, "eu"),
                 ("insert", {"id": 2}, "eu"), ("delete", {"id": 2}, "eu")]
-            assert [e.vclock.counters for e in events] == [{"eu": 1}, {"eu": 2}, {"eu": 3}, {"eu": 3}, {"eu": 4}]
+            assert [e.vclock.counters for e in events] == [{"eu": 1}, {"eu": 2}, {"eu": 3}, {"eu": 1}, {"eu": 2}]
             stamps = [e.vclock.hlc_us for e in events]
             assert stamps[0] < stamps[1] < stamps[2] and stamps[1] < stamps[3] < stamps[4]
             assert not [t for t in topics_with_prefix(config.kafka.bootstrap, prefix) if ROW_CLOCKS in t]
             final = clocks(config, conn, db, "t")
-            assert (final["1:1"][0], final["1:1"][2], final["1:2"][0], final["1:2"][2]) == ({"eu": 3}, 1, {"eu": 4}, 1)
+            assert (final["1:1"][0], final["1:1"][2], final["1:2"][0], final["1:2"][2]) == ({"eu": 3}, 1, {"eu": 2}, 1)
         finally:
             run(conn, f"DROP DATABASE {db}", f"DELETE FROM {config.meta_db}.{ROW_CLOCKS} WHERE db = '{db}'")
 

@@ -14,7 +14,7 @@ from schemas.config import parse_config
 
 COLUMNS = [("id", "int"), ("code", "varchar"), ("price", "double"), ("at", "timestamp")]
 KW = dict(meta_db="cdcsync", db="shop", table="orders", pk=[("id", "int(11)"), ("code", "varchar(8)")],
-          region="eu", regions=["eu", "us"], columns=COLUMNS)
+          region="eu", columns=COLUMNS)
 
 # Functions the bodies may call: each exists in MariaDB 10.11 and in MySQL >= 8.0.21 (JSON_VALUE).
 PORTABLE = {"CONCAT", "CHAR_LENGTH", "CONVERT", "CAST", "LOWER", "HEX", "UNHEX", "SHA2", "JSON_OBJECT", "JSON_SET",
