@@ -49,6 +49,6 @@ class DeadLetterPublisher:
         if not letters:
             return
         if self.limit is not None:
-            self.limit.admit(letter.record for letter in letters)
+            self.limit.admit((letter.record, f"{letter.kind}: {letter.error}") for letter in letters)
         self._producer.send((Outgoing(self.topic, orjson.dumps(to_json(letter, region=self.region, sink=self.sink)),
                                       letter.record.key) for letter in letters), timeout)

@@ -33,6 +33,16 @@ def _where(record: SourceRecord) -> _Where:
     return record.topic, record.partition, record.offset
 
 
+def _text(where: _Where) -> str:
+    return f"{where[0]}[{where[1]}]@{where[2]}"
+
+
+def short(text: str, width: int) -> str:
+    """One line of at most `width` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
 class DeadLetterLimit:
     def __init__(self, max_consecutive: int, *, region: str, sink: str) -> None:
         """`max_consecutive`: the longest run allowed (0: no limit)."""
@@ -46,19 +56,22 @@ class DeadLetterLimit:
         """A batch starts: `records` in consumed order."""
         self._batch, self._dead = records, set()
 
-    def admit(self, letters: Iterable[SourceRecord]) -> None:
-        """Raise `DeadLetterFlood` if these dead letters make a run longer than the limit; else
-        count them. A letter for a record outside the batch (a replay) is not counted."""
-        dead = self._dead | {_where(r) for r in letters}
+    def admit(self, letters: Iterable[tuple[SourceRecord, str]]) -> None:
+        """Raise `DeadLetterFlood` if these dead letters ((record, "kind: error") pairs) make a run
+        longer than the limit; else count them. A letter for a record outside the batch (a replay)
+        is not counted."""
+        letters = list(letters)
+        dead = self._dead | {_where(r) for r, _ in letters}
         if self.max_consecutive:
             longest, first, over, _ = self._runs(dead)
             if over is not None and first is not None:
+                reason = letters[-1][1] if letters else "?"
                 raise DeadLetterFlood(
                     f"{self.sink} sink of region {self.region}: {longest} consecutive dead letters, more than "
-                    f"sink.max_consecutive_dead_letters = {self.max_consecutive}; stopped before "
-                    f"{over[0]}[{over[1]}]@{over[2]} (the run starts at or before {first[0]}[{first[1]}]@{first[2]}), "
-                    f"nothing after it committed. Fix the cause (`cdcsync dlq list` shows the kinds), or raise "
-                    f"the limit (0: none) to dead-letter them all, then restart the sink")
+                    f"sink.max_consecutive_dead_letters = {self.max_consecutive} (the run starts at or before "
+                    f"{_text(first)} and goes over at {_text(over)}; last reason: {short(reason, 120)}). Stopped "
+                    f"without publishing them or committing anything after the last committed batch. Fix the "
+                    f"cause, or raise the limit (0: none) to dead-letter them all, then restart the sink")
         self._dead = dead
 
     def end(self) -> None:

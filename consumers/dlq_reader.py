@@ -46,6 +46,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from prometheus_client import CollectorRegistry
 
 from consumers.dlq import DeadLetterPublisher
+from consumers.dlq_limit import short as one_line
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from producers.topics import TopicNames, client_settings
@@ -269,8 +270,7 @@ def select(entries: list[DlqEntry], texts: list[str]) -> list[DlqEntry]:
 
 def short(text: str, width: int = 60) -> str:
     """One line of at most `width` characters."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[:width - 1] + "…"
+    return one_line(text, width)
 
 
 def replay_mark(entry: DlqEntry, *, region: str, now_us: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from schemas.codec import decode, encode
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
-from tests.support.producer import pipeline, wait_until, write_config
+from tests.support.producer import ProducerProcess, SinkProcess, pipeline, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -333,3 +333,72 @@ def test_bad_input_is_dead_lettered_by_both_sinks_with_its_reason_and_the_stream
         assert three.error == f"{db}.items: column 'qty' (after) is int, but the value is the JSON str 'three'"
         assert twelve.error == f"{db}.items: column 'qty' (after) is int, but the value is the JSON str '12'"
     assert items(config, "us", db) == expected                         # nothing else changed
+
+
+def committed(config: PipelineConfig, region: str, sink: str, topic: str, partition: int) -> int | None:
+    from consumers.status import sink_group_lag
+
+    lag = sink_group_lag(config, region, sink)
+    assert lag.error is None, lag.error
+    found = [p.committed for p in lag.partitions if (p.topic, p.partition) == (topic, partition)]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(("sink", "region"), [("db", "us"), ("cache", "eu")])
+def test_a_poison_flood_stops_the_sink_at_the_limit_and_commits_nothing_after_it(
+        sandbox_config, unique, tmp_path, sink, region) -> None:
+    config, db, path = setup(sandbox_config, unique, tmp_path)
+    data = config.model_dump(mode="python")
+    for name, r in data["regions"].items():
+        r["mysql"]["password"] = config.regions[name].mysql.password.get_secret_value()
+        r["sink"]["max_consecutive_dead_letters"] = 5
+    config = PipelineConfig.model_validate(data)
+    path = write_config(config, tmp_path / "limited.toml")
+    unlimited = data | {"regions": {n: r | {"sink": r["sink"] | {"max_consecutive_dead_letters": 0}}
+                                    for n, r in data["regions"].items()}}
+    unlimited_path = write_config(PipelineConfig.model_validate(unlimited), tmp_path / "unlimited.toml")
+    topic = f"{config.prefix}.eu.{db}.items"
+    TopicCreator(config.kafka_for("eu")).ensure(topic)
+
+    def applied(pk: int) -> bool:
+        return pk in items(config, "us", db) if sink == "db" else cached(config, "eu", db, pk) is not None
+
+    producer = ProducerProcess(path, "eu", tmp_path / "producer-eu.log").start()
+    wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=90, what="eu checkpoint")
+    log = tmp_path / f"{sink}-{region}.log"
+    consumer = SinkProcess(path, region, sink, log).start()
+    with connect(config, "eu", db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (1, 'apple', 5)")
+    wait_until(lambda: applied(1), timeout=90, what="row 1 applied")
+    poison_at = produce_raw(config, topic, [(b"[3]", b"\x00 flood %d" % n) for n in range(20)])
+    partition = poison_at[0][0]
+    with connect(config, "eu", db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (3, 'plum', 2)")        # behind the flood, on its partition
+
+    # -- stops with one line; nothing behind the dead letters it published is committed ---------------------------
+    assert consumer.wait(90) == 1, consumer.output()
+    lines = [line for line in consumer.output().splitlines() if "max_consecutive_dead_letters" in line]
+    assert len(lines) == 1 and "Traceback" not in consumer.output(), consumer.output()
+    assert f"{sink} sink of region {region}:" in lines[0] and "more than sink.max_consecutive_dead_letters = 5" \
+        in lines[0] and "raise the limit" in lines[0] and "last reason: undecodable: payload is not JSON" in lines[0], \
+        lines[0]
+    dead = read_dead_letters(config, region)
+    assert len(dead) <= 5 and all(e.kind == "undecodable" for e in dead)
+    position = committed(config, region, sink, topic, partition)
+    # None: nothing ever committed on that partition (row 1 went to another)
+    assert position is None or position <= poison_at[len(dead)][1], (position, poison_at, dead)
+    assert not applied(3)
+
+    # -- a restart resumes inside the flood and stops again ------------------------------------------------------
+    again = SinkProcess(path, region, sink, log).start()
+    assert again.wait(90) == 1, again.output()
+    assert len([line for line in again.output().splitlines() if "max_consecutive_dead_letters" in line]) == 2
+    assert not applied(3) and len(read_dead_letters(config, region)) <= len(dead) + 5
+
+    # -- with no limit, the whole flood is dead-lettered, and what follows it applies: nothing was lost ----------
+    drained = SinkProcess(unlimited_path, region, sink, tmp_path / f"{sink}-{region}-drained.log").start()
+    wait_until(lambda: applied(3), timeout=90, what="row 3 applied behind the flood")
+    wait_until(lambda: {(e.source_partition, e.source_offset) for e in read_dead_letters(config, region)}
+               == set(poison_at), timeout=60, interval=1.0, what="every flood message dead-lettered")
+    assert drained.terminate() == 0, drained.output()
+    assert producer.terminate() == 0, producer.output()
