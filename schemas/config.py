@@ -194,8 +194,8 @@ class SinkConfig(_Frozen):
     max_consecutive_dead_letters: int = Field(
         100, ge=0, description="A sink stops, with one line naming the cause, when more dead letters than this "
                                "come in a row (no event applied between them): a poison flood is a broken deploy, "
-                               "not data to drain into the dead-letter topic. Nothing after the run is committed; "
-                               "0: no limit. See docs/apply.md, \"Poison events\"."
+                               "not data to drain into the dead-letter topic. Nothing of the batch it goes over "
+                               "in is committed; 0: no limit. See docs/apply.md, \"Poison events\"."
     )
 
 
