@@ -177,9 +177,9 @@ def test_a_remote_version_that_lost_its_value_is_deleted_in_every_region(sandbox
         for region in REGIONS:
             procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log").start())
             procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
-        wait_quiescent(config, timeout=120)
+        wait_quiescent(config, timeout=300)
         time.sleep(1.0)
-        wait_quiescent(config, timeout=60)
+        wait_quiescent(config, timeout=120)
 
         tables = {r: table(config, db, r) for r in REGIONS}
         logs = "\n".join(p.output()[-2000:] for p in procs[3:])
