@@ -23,6 +23,7 @@ from cdcsync.health_server import HealthState
 from producers import binlog_stream, preflight, snapshot
 from producers.capture import Capture, StreamInterrupted
 from producers.checkpoint import FileCheckpointStore
+from producers.fence import ProducerFence
 from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition
 from producers.publisher import Publisher
@@ -58,6 +59,7 @@ class ProducerService:
         settings = self.region.producer
         self.store = FileCheckpointStore(settings.checkpoint_dir, self.region.name, self.region.server_id)
         self.reader_server_id = settings.server_id or 1000 + self.region.server_id
+        self.fence = ProducerFence(self.region.mysql.reader(), config.prefix, self.region.name)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self._stop = True
@@ -68,7 +70,19 @@ class ProducerService:
 
     # -------------------------------------------------------------------------------------
     def run(self) -> None:
-        """Block until stopped; raise on any error that needs an operator."""
+        """Block until stopped; raise on any error that needs an operator (ProducerFenced when another
+        producer runs for the region: producers/fence.py)."""
+        self.fence.acquire()   # before anything is read or published: a second producer stops here
+        try:
+            self._run()
+        finally:
+            self.fence.release()
+
+    def _should_stop(self) -> bool:
+        self.fence.check()
+        return self._stop
+
+    def _run(self) -> None:
         mysql = self.region.mysql.reader()
         settings = self.region.producer
         preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
@@ -82,6 +96,8 @@ class ProducerService:
         if self.resnapshot:
             self.store.clear()
         checkpoint = self.store.load()
+        if checkpoint is None and not self.resnapshot:
+            self._warn_no_checkpoint(settings.snapshot)
         if checkpoint is not None:
             start = checkpoint.position
             if not checkpoint.epoch:   # written before epochs existed: give this history one, durably
@@ -99,6 +115,14 @@ class ProducerService:
             self.store.save(start)
             log.info("region %s: no checkpoint, streaming from now (%s)", self.region.name, start.describe())
         self._stream(start, publisher, topics)
+
+    def _warn_no_checkpoint(self, mode: str) -> None:
+        """A deleted checkpoint directory would otherwise re-publish everything (or skip a gap) without a word."""
+        then = ("taking a new snapshot of every replicated table" if mode == "initial"
+                else "streaming from the binlog's current end (changes since the last run are skipped)")
+        log.warning("region %s: no checkpoint found at %s: %s per producer.snapshot = %r; expected on the "
+                    "region's first start, otherwise stop and restore the checkpoint", self.region.name,
+                    self.store.path, then, mode)
 
     def _report_unclocked(self, mysql: MySQLConfig) -> None:
         """Name, before streaming, the replicated tables whose writes will carry no clock (producers/unclocked.py
@@ -131,7 +155,7 @@ class ProducerService:
                               catalog=catalog, start=position, metrics=self.metrics,
                               accept_unpaired=self.accept_unpaired, epoch=self.store.epoch)
             try:
-                pump(stream, capture, checkpointer, self.metrics, self.region.name, lambda: self._stop)
+                pump(stream, capture, checkpointer, self.metrics, self.region.name, self._should_stop)
                 attempt = 0
             except StreamInterrupted as err:
                 log.warning("region %s: %s; reopening at %s", self.region.name, err, capture.sealed.describe())
