@@ -155,8 +155,12 @@ class ProducerService:
                               catalog=catalog, start=position, metrics=self.metrics,
                               accept_unpaired=self.accept_unpaired, epoch=self.store.epoch)
             try:
+                if attempt:   # the last try lost the server: say so once it answers again
+                    binlog_stream.connect(mysql).close()
+                    log.info("region %s: reconnected to MySQL %s:%s; streaming again from %s", self.region.name,
+                             mysql.host, mysql.port, position.describe())
+                    attempt = 0
                 pump(stream, capture, checkpointer, self.metrics, self.region.name, self._should_stop)
-                attempt = 0
             except StreamInterrupted as err:
                 log.warning("region %s: %s; reopening at %s", self.region.name, err, capture.sealed.describe())
             except pymysql.err.OperationalError as err:
