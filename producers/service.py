@@ -56,12 +56,17 @@ class ProducerService:
         self.resnapshot = resnapshot
         self.accept_unpaired = accept_unpaired   # producers/clock_matching.py: transactions let through
         self._stop = False
+        self._snapshotting = False
         settings = self.region.producer
         self.store = FileCheckpointStore(settings.checkpoint_dir, self.region.name, self.region.server_id)
         self.reader_server_id = settings.server_id or 1000 + self.region.server_id
         self.fence = ProducerFence(self.region.mysql.reader(), config.prefix, self.region.name)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        if not self._stop:   # say at once that the signal was heard, and where the producer will stop
+            name = signal.Signals(signum).name if signum is not None else "stop"
+            log.warning("region %s: %s received: stopping at the next %s", self.region.name, name,
+                        "snapshot chunk" if self._snapshotting else "transaction boundary")
         self._stop = True
 
     def install_signal_handlers(self) -> None:
@@ -105,7 +110,17 @@ class ProducerService:
             log.info("region %s: resuming from checkpoint %s (epoch %s)", self.region.name, start.describe(),
                      self.store.epoch)
         elif settings.snapshot == "initial":
-            start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics).run()
+            self._snapshotting = True
+            try:
+                start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics,
+                                             should_stop=lambda: self._stop).run()
+            except snapshot.SnapshotStopped as err:
+                publisher.flush()
+                log.warning("region %s: %s; no checkpoint written: the next start takes the snapshot again from "
+                            "the beginning", self.region.name, err)
+                return
+            finally:
+                self._snapshotting = False
             publisher.flush()
             self.store.save(start)
             log.info("region %s: snapshot done at %s", self.region.name, start.describe())
