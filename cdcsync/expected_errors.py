@@ -51,5 +51,5 @@ def describe(err: BaseException) -> tuple[str, int] | None:
         kafka_error = err.args[0]
         if kafka_error.code() in _KAFKA_UNREACHABLE:
             return (f"cannot reach Kafka ({kafka_error.str()}): start the broker, or fix `bootstrap` in "
-                    f"the [kafka] section of the config"), 1
+                    f"[kafka] (or {_section('kafka')} where the region has its own cluster)"), 1
     return None

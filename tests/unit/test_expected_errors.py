@@ -48,7 +48,7 @@ def test_kafka_transport() -> None:
     err = KafkaException(KafkaError(KafkaError._TRANSPORT, "127.0.0.1:9/bootstrap: Connection refused"))
     message, _ = describe(err)
     assert message.startswith("cannot reach Kafka (127.0.0.1:9/bootstrap: Connection refused)")
-    assert "`bootstrap`" in message
+    assert "`bootstrap` in [kafka] (or [regions.eu.kafka]" in message
 
 
 def test_fence_refusal_exits_3() -> None:
