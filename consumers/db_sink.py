@@ -152,8 +152,10 @@ class DatabaseSink:
         self.dead_letters = dead_letters
         self.metrics = metrics
         sink = self.region.sink
+        m = self.region.mysql
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
-                                          on_retry=lambda e, n, d: metrics.retried(self.name))
+                                          on_retry=lambda e, n, d: metrics.retried(self.name),
+                                          server=f"MySQL {m.host}:{m.port}")
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
         self._unique_indexes = UniqueIndexes()

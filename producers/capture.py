@@ -148,6 +148,7 @@ class Capture:
         self._unclocked = UnclockedWatch(config, region, metrics)
         self.sealed = start
         self.file = start.file
+        self._connects = 0   # fake rotate events seen: one per (re)connection of the binlog stream
         self._reset_txn()
 
     # -- transaction state -------------------------------------------------------------------
@@ -257,6 +258,12 @@ class Capture:
                 raise StreamInterrupted("the binlog connection restarted inside a transaction")
             if isinstance(event, RotateEvent):
                 self.file = event.next_binlog
+                if event.timestamp == 0:   # the server's "fake" rotate opens every dump connection
+                    self._connects += 1
+                    if self._connects > 1:   # the library reconnected on its own after a lost connection
+                        mysql = self._region.mysql
+                        log.info("region %s: reconnected to MySQL %s:%s; binlog streaming again from %s",
+                                 self._region.name, mysql.host, mysql.port, self.sealed.describe())
         elif isinstance(event, NotImplementedEvent):
             name = COMPRESSED_EVENT_TYPES.get(event.event_type)
             if name:
