@@ -17,6 +17,7 @@ from typing import Any
 
 from consumers.cache_sink import cache_key, redis_client
 from consumers.verify import verify
+from deploy.local import Sandbox
 from schemas.clock_init import init_region
 from schemas.config import PipelineConfig
 from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
@@ -24,6 +25,7 @@ from tests.conftest import config_for_test, connect
 from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
 from tests.support.convergence.history import History
+from tests.support.convergence.nemesis import Fault, Nemesis
 from tests.support.convergence.report import failure_report
 from tests.support.convergence.schema import create_statements
 from tests.support.convergence.shapes import Statement, Txn, kv_touch
@@ -47,6 +49,7 @@ class SeedResult:
     dead_letters: int = 0
     report: str = ""
     seconds: float = 0.0
+    faults: list[dict[str, Any]] = field(default_factory=list)   # what the nemesis injected, in order
 
     @property
     def ok(self) -> bool:
@@ -69,7 +72,15 @@ class SeedResult:
                 "transactions": self.history.attempts, "refused": dict(self.history.refused),
                 "conflicts": self.conflicts, "dead_letters": self.dead_letters,
                 "divergent_keys": len(self.divergent_keys), "problems": self.kinds(),
-                "seconds": round(self.seconds, 1), "db": self.db, "prefix": self.prefix}
+                "seconds": round(self.seconds, 1), "db": self.db, "prefix": self.prefix,
+                **({"faults": self.fault_counts(), "unknown_outcome": self.history.unknown}
+                   if self.faults else {})}
+
+    def fault_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for fault in self.faults:
+            counts[fault["kind"]] = counts.get(fault["kind"], 0) + 1
+        return counts
 
 
 def seed_config(base: PipelineConfig, seed: int, topology: str, tmp: Path) -> tuple[PipelineConfig, str]:
@@ -88,22 +99,23 @@ def _tail(proc: CdcsyncProcess, lines: int = 15) -> str:
 
 
 @contextmanager
-def running_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem]) -> Iterator[None]:
-    """Every region's producer and db + cache sinks. A process that dies, or does not exit 0 on
-    SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
-    procs: list[CdcsyncProcess] = []
+def running_pipeline(config: PipelineConfig, path: Path, tmp: Path,
+                     problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+    """Every region's producer and db + cache sinks, by name (`producer-eu`, `db-us`, `cache-ap`; the
+    nemesis replaces a component it killed by its restart). A process that dies, or does not exit 0
+    on SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
+    procs: dict[str, CdcsyncProcess] = {}
     try:
         for region in config.regions:
-            procs.append(ProducerProcess(path, region, tmp / f"producer-{region}.log").start())
+            procs[f"producer-{region}"] = ProducerProcess(path, region, tmp / f"producer-{region}.log").start()
             for sink in ("db", "cache"):
-                procs.append(SinkProcess(path, region, sink, tmp / f"{sink}-{region}.log").start())
+                procs[f"{sink}-{region}"] = SinkProcess(path, region, sink, tmp / f"{sink}-{region}.log").start()
         for region in config.regions:
             wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
                        what=f"{region} checkpoint")
-        yield
+        yield procs
     finally:
-        for proc in procs:
-            name = proc.log.stem                      # producer-eu, db-us, cache-ap
+        for name, proc in procs.items():
             if not proc.alive():
                 problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
                                                           f"{_tail(proc)}"))
@@ -174,8 +186,12 @@ AfterQuiescence = Callable[[PipelineConfig, str, History], None]
 
 def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[str, ...], tmp: Path,
              clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
-             read_topics: bool = True, after_quiescence: AfterQuiescence | None = None) -> SeedResult:
+             read_topics: bool = True, after_quiescence: AfterQuiescence | None = None,
+             faults: list[Fault] | None = None, sandbox: Sandbox | None = None) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
+
+    `faults` (with the `sandbox` the servers run in) is a nemesis schedule injected while the
+    workload runs (nemesis.py); the checks are the same, after the last fault and quiescence.
 
     `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
     (the checker's own test uses it to break a region on purpose)."""
@@ -193,10 +209,21 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
         init_region(config, region)
     states: list[RegionState] = []
     try:
-        with running_pipeline(config, path, tmp, result.problems):
+        with running_pipeline(config, path, tmp, result.problems) as procs:
             wait_until_flowing(config, db, result.history)
-            workload = run_workload(lambda region: connect(config, region, db), spec, regions,
-                                    meta_db=config.meta_db, db=db)
+            nemesis = None
+            if faults:
+                if sandbox is None:
+                    raise ValueError("a nemesis schedule needs the sandbox its servers run in")
+                nemesis = Nemesis(sandbox, path, procs, faults).start()
+            try:
+                workload = run_workload(lambda region: connect(config, region, db), spec, regions,
+                                        meta_db=config.meta_db, db=db)
+            finally:
+                if nemesis is not None:
+                    nemesis.join()
+                    result.faults = nemesis.log()
+                    result.problems.extend(Problem("nemesis", None, error) for error in nemesis.errors)
             result.history.merge(workload)
             try:
                 wait_quiescent(config, timeout=120)
