@@ -13,31 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import config_for_test
+from tests.support.process_table import components as _components, processes as _processes
 from tests.support.producer import wait_until, write_config
 
 pytestmark = pytest.mark.integration
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every live process (zombies are not alive)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if stat[0] != "Z":
-            found[int(entry.name)] = (int(stat[1]), line)
-    return found
-
-
-def _components(config_path: Path) -> dict[int, str]:
-    """The producer and consumer processes running with this config, wherever their parent is."""
-    return {pid: line for pid, (_, line) in _processes().items()
-            if str(config_path) in line and (" producer " in line or " consumer " in line)}
 
 
 def _start(path: Path, tmp_path: Path) -> subprocess.Popen:

@@ -8,6 +8,10 @@ Each fault uses the real mechanism, never a mock:
 | `stop-broker` | SIGSTOP of the broker for `duration_s`, then SIGCONT |
 | `restart-mariadb` | a region's mariadbd shut down cleanly (SIGTERM) and started again, same port and datadir |
 | `restart-redis` | a region's redis-server restarted without persistence (empty), then `cdcsync cache rebuild` |
+| `kill-supervisor` | `kill -9` of `cdcsync run` (a supervised seed only); its components must exit by themselves (none orphaned), and its restart must run each exactly once |
+
+In a supervised seed (`cdcsync run`), a killed component is restarted by the supervisor, not by the
+nemesis.
 
 The broker is never killed: Tansu keeps topics and offsets only in memory, so a restarted broker is
 empty and that is data loss by design of the sandbox, not a fault cdcsync could survive.
@@ -31,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local import Sandbox
+from tests.support import process_table
 from tests.support.producer import CdcsyncProcess
 
 KILLS = {"kill-producer": "producer", "kill-db": "db", "kill-cache": "cache"}
-KINDS = (*KILLS, "stop-broker", "restart-mariadb", "restart-redis")
+KINDS = (*KILLS, "stop-broker", "restart-mariadb", "restart-redis", "kill-supervisor")
 # The CI schedule's kinds: the ones the issue asks CI to prove on every run.
 CI_KINDS = ("kill-producer", "kill-db", "stop-broker")
 
@@ -149,12 +154,14 @@ class Nemesis:
     def _inject(self, fault: Fault) -> str:
         handlers: dict[str, Callable[[Fault], str]] = {
             "stop-broker": self._stop_broker, "restart-mariadb": self._restart_mariadb,
-            "restart-redis": self._restart_redis}
+            "restart-redis": self._restart_redis, "kill-supervisor": self._kill_supervisor}
         if fault.kind in KILLS:
             return self._kill(fault)
         return handlers[fault.kind](fault)
 
     def _kill(self, fault: Fault) -> str:
+        if "supervisor" in self.procs:
+            return self._kill_supervised(fault)
         name = f"{KILLS[fault.kind]}-{fault.target}"
         proc = self.procs[name]
         if not proc.alive():
@@ -167,6 +174,38 @@ class Nemesis:
         restarted.argv = proc.argv
         self.procs[name] = restarted.start()
         return f"pid {pid} -> {restarted.proc.pid}"
+
+    def _kill_supervised(self, fault: Fault) -> str:
+        pids = process_table.component(self.config_path, KILLS[fault.kind], fault.target)
+        if len(pids) != 1:
+            raise RuntimeError(f"{len(pids)} processes for {fault.target}/{KILLS[fault.kind]}, expected 1: {pids}")
+        os.kill(pids[0], signal.SIGKILL)
+        return f"pid {pids[0]}, restarted by the supervisor"
+
+    def _kill_supervisor(self, fault: Fault) -> str:
+        proc = self.procs["supervisor"]
+        children = process_table.components(self.config_path)
+        pid = proc.proc.pid
+        proc.kill9()
+        deadline = time.monotonic() + 60
+        while set(children) & set(process_table.processes()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"orphans: the killed supervisor's components {sorted(children)} still run 60 s "
+                                   f"later")
+            time.sleep(0.2)
+        time.sleep(fault.duration_s)
+        restarted = CdcsyncProcess([], self.config_path, "-", proc.log)
+        restarted.argv = proc.argv
+        self.procs["supervisor"] = restarted.start()
+        deadline = time.monotonic() + 60
+        while len(process_table.components(self.config_path)) < len(children):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the restarted supervisor runs {process_table.components(self.config_path)}")
+            time.sleep(0.2)
+        running = process_table.components(self.config_path)
+        if len(running) != len(children):
+            raise RuntimeError(f"{len(running)} components after the restart, {len(children)} before: {running}")
+        return f"pid {pid} -> {restarted.proc.pid}, {len(children)} components stopped and started once"
 
     def _stop_broker(self, fault: Fault) -> str:
         pid = self.sandbox.pid("broker")

@@ -7,6 +7,8 @@ names the consumer groups and cache keys), never by restarting servers.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from tests.support.convergence.report import failure_report
 from tests.support.convergence.schema import create_statements
 from tests.support.convergence.shapes import Statement, Txn, kv_touch
 from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
+from tests.support import process_table
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent
 
@@ -115,18 +118,51 @@ def running_pipeline(config: PipelineConfig, path: Path, tmp: Path,
                        what=f"{region} checkpoint")
         yield procs
     finally:
-        for name, proc in procs.items():
-            if not proc.alive():
-                problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
-                                                          f"{_tail(proc)}"))
-                continue
-            try:
-                code = proc.terminate()
-            except Exception:  # noqa: BLE001 - a process that ignores SIGTERM is killed and reported
-                proc.kill9()
-                code = -9
-            if code != 0:
-                problems.append(Problem("pipeline", None, f"{name} exited {code} on SIGTERM:\n      {_tail(proc)}"))
+        _stop_all(procs, problems)
+
+
+class SupervisorProcess(CdcsyncProcess):
+    """`cdcsync run` of every region: one supervisor, its components its children."""
+
+    def __init__(self, config_path: Path, log_dir: Path) -> None:
+        super().__init__(["run"], config_path, "-", log_dir / "supervisor.log")
+        self.argv = [*self.argv[:self.argv.index("--region")], "--log-dir", str(log_dir)]
+
+
+@contextmanager
+def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path,
+                        problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+    """The same pipeline through `cdcsync run` (`{"supervisor": ...}`; component logs in `tmp`,
+    named `eu-producer.log`). It must exit 0 on SIGTERM, its components with it."""
+    procs: dict[str, CdcsyncProcess] = {"supervisor": SupervisorProcess(path, tmp).start()}
+    try:
+        for region in config.regions:
+            wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
+                       what=f"{region} checkpoint")
+        yield procs
+    finally:
+        _stop_all(procs, problems)
+        left = process_table.components(path)
+        if left:
+            problems.append(Problem("pipeline", None, f"components left running after the supervisor stopped: "
+                                                      f"{sorted(left)}"))
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _stop_all(procs: dict[str, CdcsyncProcess], problems: list[Problem]) -> None:
+    for name, proc in procs.items():
+        if not proc.alive():
+            problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
+                                                      f"{_tail(proc)}"))
+            continue
+        try:
+            code = proc.terminate()
+        except Exception:  # noqa: BLE001 - a process that ignores SIGTERM is killed and reported
+            proc.kill9()
+            code = -9
+        if code != 0:
+            problems.append(Problem("pipeline", None, f"{name} exited {code} on SIGTERM:\n      {_tail(proc)}"))
 
 
 WARMUP_KEY = 1000     # kv keys 1000 + i: one row per region, outside the shapes' keys
@@ -187,11 +223,13 @@ AfterQuiescence = Callable[[PipelineConfig, str, History], None]
 def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[str, ...], tmp: Path,
              clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
              read_topics: bool = True, after_quiescence: AfterQuiescence | None = None,
-             faults: list[Fault] | None = None, sandbox: Sandbox | None = None) -> SeedResult:
+             faults: list[Fault] | None = None, sandbox: Sandbox | None = None,
+             supervised: bool = False) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
 
     `faults` (with the `sandbox` the servers run in) is a nemesis schedule injected while the
     workload runs (nemesis.py); the checks are the same, after the last fault and quiescence.
+    `supervised` runs the components under one `cdcsync run` instead of one process each.
 
     `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
     (the checker's own test uses it to break a region on purpose)."""
@@ -209,7 +247,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
         init_region(config, region)
     states: list[RegionState] = []
     try:
-        with running_pipeline(config, path, tmp, result.problems) as procs:
+        pipeline = supervised_pipeline if supervised else running_pipeline
+        with pipeline(config, path, tmp, result.problems) as procs:
             wait_until_flowing(config, db, result.history)
             nemesis = None
             if faults:

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nemesis", default=None, help="fault kinds to inject (nemesis.py): comma-separated, "
                                                         "'all', or '-a,b' for all but these; default: none")
     parser.add_argument("--faults", type=int, default=6, help="faults per seed, with --nemesis")
+    parser.add_argument("--supervised", action="store_true", help="run the components under one `cdcsync run` "
+                                                                   "(implied by the kill-supervisor fault)")
     parser.add_argument("--stop-s", default="5,60", help="broker SIGSTOP length range in seconds, with --nemesis")
     args = parser.parse_args(argv)
     try:
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = run_seed(base, seed, topology=topology, shapes=shapes, tmp=root / f"seed-{seed}",
                                   clients_per_region=args.clients, txns_per_client=args.txns,
-                                  pause_ms=args.pause_ms, keep=args.keep, faults=faults, sandbox=sandbox)
+                                  pause_ms=args.pause_ms, keep=args.keep, faults=faults, sandbox=sandbox,
+                                  supervised=args.supervised or "kill-supervisor" in kinds)
             finally:
                 reap_all()
             results.append(result)
