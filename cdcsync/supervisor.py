@@ -4,11 +4,18 @@ Each component is its own child process (`cdcsync producer|consumer ...`), so on
 takes the others down. A child that exits unexpectedly is restarted with backoff; its checkpoint
 or consumer group makes the restart lossless. Stopping sends SIGTERM to every child (each finishes
 its transaction or batch, commits and exits 0) and waits, then SIGKILLs stragglers.
+
+A supervisor killed with `kill -9` cannot stop its children, so each child asks the kernel for
+SIGTERM when its parent dies (Linux `PR_SET_PDEATHSIG`): it stops as on `cdcsync run`'s own stop.
+Without it the children ran on as orphans, and the supervisor's restart started a second producer
+and a second pair of sinks per region next to them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent(parent: int):  # noqa: ANN202 - a preexec_fn
+    """Runs in the child between fork and exec: SIGTERM when the supervisor dies (even by SIGKILL).
+    If it already died before this line, there is no one to wait for: exit at once."""
+    def arm() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:
+            os._exit(0)
+    return arm
 
 
 @dataclass(slots=True)
@@ -64,7 +85,8 @@ class Supervisor:
     def _spawn(self, part: Component) -> None:
         part.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(part.log_path, "ab") as out:
-            part.proc = subprocess.Popen(part.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            part.proc = subprocess.Popen(part.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_stop_with_parent(os.getpid()))
 
     def poll(self) -> None:
         """Restart any child that exited while we were not stopping."""
