@@ -43,13 +43,16 @@ bench: deps
 
 # The convergence checker over many seeds (docs/convergence-checker.md); ends with one JSON line.
 # e.g. `make soak SEEDS=50`, `make soak SEEDS=5 TOPOLOGY=star SHAPES=odku,noop FIRST_SEED=7`.
+# Under faults: `make soak SEEDS=5 NEMESIS=all SOAK_ARGS="--faults 8 --stop-s 5,60"`.
 SEEDS      ?= 10
 TOPOLOGY   ?= both
 SHAPES     ?=
 FIRST_SEED ?= 1
+# Fault kinds to inject (docs/reliability.md): `NEMESIS=all`, `NEMESIS=kill-producer,stop-broker`.
+NEMESIS    ?=
 soak: deps
 	@$(PY) -m tests.support.convergence.soak --seeds $(SEEDS) --topology $(TOPOLOGY) --first-seed $(FIRST_SEED) \
-		$(if $(SHAPES),--shapes=$(SHAPES)) $(SOAK_ARGS)
+		$(if $(SHAPES),--shapes=$(SHAPES)) $(if $(NEMESIS),--nemesis=$(NEMESIS)) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

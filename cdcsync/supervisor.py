@@ -6,11 +6,18 @@ or consumer group makes the restart lossless. A producer fenced out by another p
 region (exit 3, producers/fence.py) is retried the same way: it takes over only once the other is
 gone. Stopping sends SIGTERM to every child (each finishes its transaction or batch, commits and
 exits 0) and waits, then SIGKILLs stragglers.
+
+A supervisor killed with `kill -9` cannot stop its children, so each child asks the kernel for
+SIGTERM when its parent dies (Linux `PR_SET_PDEATHSIG`): it stops as on `cdcsync run`'s own stop.
+Without it the children ran on as orphans, and the supervisor's restart started a second producer
+and a second pair of sinks per region next to them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +28,20 @@ from pathlib import Path
 from cdcsync.expected_errors import FENCED_EXIT
 
 log = logging.getLogger(__name__)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent(parent: int):  # noqa: ANN202 - a preexec_fn
+    """Runs in the child between fork and exec: SIGTERM when the supervisor dies (even by SIGKILL).
+    If it already died before this line, there is no one to wait for: exit at once."""
+    def arm() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:
+            os._exit(0)
+    return arm
 
 
 @dataclass(slots=True)
@@ -68,7 +89,8 @@ class Supervisor:
     def _spawn(self, part: Component) -> None:
         part.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(part.log_path, "ab") as out:
-            part.proc = subprocess.Popen(part.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            part.proc = subprocess.Popen(part.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_stop_with_parent(os.getpid()))
 
     def poll(self) -> None:
         """Restart any child that exited while we were not stopping."""

@@ -185,6 +185,29 @@ class Sandbox:
                                         accepting=running and processes.port_open(entry["port"])))
         return result
 
+    def pid(self, service: str) -> int | None:
+        """The PID of a running service (`eu/mariadbd`, `eu/redis-server`, `broker`), None when stopped."""
+        for name, entry, marker in self._services(self._load_state()):
+            if name == service:
+                return entry["pid"] if self._running(entry, marker) else None
+        raise SandboxError(f"no service {service!r} in the sandbox at {self.root}")
+
+    def restart(self, service: str) -> int:
+        """Stop one service cleanly (SIGTERM) and start it again on the same port and data directory,
+        as an operator restarting a server would. Returns the new PID."""
+        state = self._load_state()
+        for name, entry, marker in self._services(state):
+            if name == service:
+                if entry.get("pid"):
+                    processes.stop(entry["pid"], marker, timeout=60.0)
+                entry["pid"] = None
+                self._save_state(state)
+                self.up(list(state["regions"]))
+                new = self.pid(service)
+                assert new is not None
+                return new
+        raise SandboxError(f"no service {service!r} in the sandbox at {self.root}")
+
     def down(self) -> list[str]:
         """Stop only the processes `up` started (by PID, checked against their command line)."""
         state = self._load_state()

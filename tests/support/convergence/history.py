@@ -50,6 +50,9 @@ class History:
     acks: list[Ack] = field(default_factory=list)
     attempts: int = 0
     refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))   # why a txn was not acked
+    # Commits whose outcome the client cannot know (the server went away during COMMIT): neither
+    # acknowledged nor refused, so the checker never counts them lost.
+    unknown: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, acks: list[Ack]) -> None:
@@ -62,10 +65,16 @@ class History:
             self.attempts += 1
             self.refused[reason] += 1
 
+    def unknown_outcome(self) -> None:
+        with self._lock:
+            self.attempts += 1
+            self.unknown += 1
+
     def merge(self, other: "History") -> None:
         with self._lock:
             self.acks.extend(other.acks)
             self.attempts += other.attempts
+            self.unknown += other.unknown
             for reason, count in other.refused.items():
                 self.refused[reason] += count
 

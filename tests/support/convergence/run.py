@@ -7,6 +7,8 @@ names the consumer groups and cache keys), never by restarting servers.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 from consumers.cache_sink import cache_key, redis_client
 from consumers.verify import verify
+from deploy.local import Sandbox
 from schemas.clock_init import init_region
 from schemas.config import PipelineConfig
 from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
@@ -24,10 +27,12 @@ from tests.conftest import config_for_test, connect
 from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
 from tests.support.convergence.history import History
+from tests.support.convergence.nemesis import Fault, Nemesis
 from tests.support.convergence.report import failure_report
 from tests.support.convergence.schema import create_statements
 from tests.support.convergence.shapes import Statement, Txn, kv_touch
 from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
+from tests.support import process_table
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent
 
@@ -47,6 +52,7 @@ class SeedResult:
     dead_letters: int = 0
     report: str = ""
     seconds: float = 0.0
+    faults: list[dict[str, Any]] = field(default_factory=list)   # what the nemesis injected, in order
 
     @property
     def ok(self) -> bool:
@@ -69,7 +75,15 @@ class SeedResult:
                 "transactions": self.history.attempts, "refused": dict(self.history.refused),
                 "conflicts": self.conflicts, "dead_letters": self.dead_letters,
                 "divergent_keys": len(self.divergent_keys), "problems": self.kinds(),
-                "seconds": round(self.seconds, 1), "db": self.db, "prefix": self.prefix}
+                "seconds": round(self.seconds, 1), "db": self.db, "prefix": self.prefix,
+                **({"faults": self.fault_counts(), "unknown_outcome": self.history.unknown}
+                   if self.faults else {})}
+
+    def fault_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for fault in self.faults:
+            counts[fault["kind"]] = counts.get(fault["kind"], 0) + 1
+        return counts
 
 
 def seed_config(base: PipelineConfig, seed: int, topology: str, tmp: Path) -> tuple[PipelineConfig, str]:
@@ -88,33 +102,67 @@ def _tail(proc: CdcsyncProcess, lines: int = 15) -> str:
 
 
 @contextmanager
-def running_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem]) -> Iterator[None]:
-    """Every region's producer and db + cache sinks. A process that dies, or does not exit 0 on
-    SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
-    procs: list[CdcsyncProcess] = []
+def running_pipeline(config: PipelineConfig, path: Path, tmp: Path,
+                     problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+    """Every region's producer and db + cache sinks, by name (`producer-eu`, `db-us`, `cache-ap`; the
+    nemesis replaces a component it killed by its restart). A process that dies, or does not exit 0
+    on SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
+    procs: dict[str, CdcsyncProcess] = {}
     try:
         for region in config.regions:
-            procs.append(ProducerProcess(path, region, tmp / f"producer-{region}.log").start())
+            procs[f"producer-{region}"] = ProducerProcess(path, region, tmp / f"producer-{region}.log").start()
             for sink in ("db", "cache"):
-                procs.append(SinkProcess(path, region, sink, tmp / f"{sink}-{region}.log").start())
+                procs[f"{sink}-{region}"] = SinkProcess(path, region, sink, tmp / f"{sink}-{region}.log").start()
         for region in config.regions:
             wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
                        what=f"{region} checkpoint")
-        yield
+        yield procs
     finally:
-        for proc in procs:
-            name = proc.log.stem                      # producer-eu, db-us, cache-ap
-            if not proc.alive():
-                problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
-                                                          f"{_tail(proc)}"))
-                continue
-            try:
-                code = proc.terminate()
-            except Exception:  # noqa: BLE001 - a process that ignores SIGTERM is killed and reported
-                proc.kill9()
-                code = -9
-            if code != 0:
-                problems.append(Problem("pipeline", None, f"{name} exited {code} on SIGTERM:\n      {_tail(proc)}"))
+        _stop_all(procs, problems)
+
+
+class SupervisorProcess(CdcsyncProcess):
+    """`cdcsync run` of every region: one supervisor, its components its children."""
+
+    def __init__(self, config_path: Path, log_dir: Path) -> None:
+        super().__init__(["run"], config_path, "-", log_dir / "supervisor.log")
+        self.argv = [*self.argv[:self.argv.index("--region")], "--log-dir", str(log_dir)]
+
+
+@contextmanager
+def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path,
+                        problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+    """The same pipeline through `cdcsync run` (`{"supervisor": ...}`; component logs in `tmp`,
+    named `eu-producer.log`). It must exit 0 on SIGTERM, its components with it."""
+    procs: dict[str, CdcsyncProcess] = {"supervisor": SupervisorProcess(path, tmp).start()}
+    try:
+        for region in config.regions:
+            wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
+                       what=f"{region} checkpoint")
+        yield procs
+    finally:
+        _stop_all(procs, problems)
+        left = process_table.components(path)
+        if left:
+            problems.append(Problem("pipeline", None, f"components left running after the supervisor stopped: "
+                                                      f"{sorted(left)}"))
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _stop_all(procs: dict[str, CdcsyncProcess], problems: list[Problem]) -> None:
+    for name, proc in procs.items():
+        if not proc.alive():
+            problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
+                                                      f"{_tail(proc)}"))
+            continue
+        try:
+            code = proc.terminate()
+        except Exception:  # noqa: BLE001 - a process that ignores SIGTERM is killed and reported
+            proc.kill9()
+            code = -9
+        if code != 0:
+            problems.append(Problem("pipeline", None, f"{name} exited {code} on SIGTERM:\n      {_tail(proc)}"))
 
 
 WARMUP_KEY = 1000     # kv keys 1000 + i: one row per region, outside the shapes' keys
@@ -174,8 +222,14 @@ AfterQuiescence = Callable[[PipelineConfig, str, History], None]
 
 def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[str, ...], tmp: Path,
              clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
-             read_topics: bool = True, after_quiescence: AfterQuiescence | None = None) -> SeedResult:
+             read_topics: bool = True, after_quiescence: AfterQuiescence | None = None,
+             faults: list[Fault] | None = None, sandbox: Sandbox | None = None,
+             supervised: bool = False) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
+
+    `faults` (with the `sandbox` the servers run in) is a nemesis schedule injected while the
+    workload runs (nemesis.py); the checks are the same, after the last fault and quiescence.
+    `supervised` runs the components under one `cdcsync run` instead of one process each.
 
     `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
     (the checker's own test uses it to break a region on purpose)."""
@@ -193,10 +247,22 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
         init_region(config, region)
     states: list[RegionState] = []
     try:
-        with running_pipeline(config, path, tmp, result.problems):
+        pipeline = supervised_pipeline if supervised else running_pipeline
+        with pipeline(config, path, tmp, result.problems) as procs:
             wait_until_flowing(config, db, result.history)
-            workload = run_workload(lambda region: connect(config, region, db), spec, regions,
-                                    meta_db=config.meta_db, db=db)
+            nemesis = None
+            if faults:
+                if sandbox is None:
+                    raise ValueError("a nemesis schedule needs the sandbox its servers run in")
+                nemesis = Nemesis(sandbox, path, procs, faults).start()
+            try:
+                workload = run_workload(lambda region: connect(config, region, db), spec, regions,
+                                        meta_db=config.meta_db, db=db)
+            finally:
+                if nemesis is not None:
+                    nemesis.join()
+                    result.faults = nemesis.log()
+                    result.problems.extend(Problem("nemesis", None, error) for error in nemesis.errors)
             result.history.merge(workload)
             try:
                 wait_quiescent(config, timeout=120)

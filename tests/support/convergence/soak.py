@@ -4,9 +4,14 @@ the same code as the CI test, on one sandbox started for the run.
     python -m tests.support.convergence.soak --seeds 50 --topology both --shapes odku,noop
 
 One line per seed on stderr as it finishes, a failing seed's report on stderr and in
-`<dir>/seed-<n>.txt`, and ONE JSON line on stdout at the end:
+`<dir>/seed-<n>.txt`, the faults a seed injected in `<dir>/seed-<n>-faults.json`, and ONE JSON line
+on stdout at the end:
 
     {"seeds_run": 50, "divergent_keys": 0, "failed_seeds": [], "shapes": [...], ...}
+
+With `--nemesis KINDS` (`make soak NEMESIS=all`) every seed runs under a seeded fault schedule
+(nemesis.py), the JSON line gets per-fault counts, and a markdown table, one row per fault kind (the
+table of docs/reliability.md), goes to stderr at the end.
 
 Exit status: 0 when every seed passed, 1 otherwise.
 """
@@ -24,6 +29,8 @@ from pathlib import Path
 from deploy.local import Sandbox
 from schemas.config import load_config
 from tests.conftest import REGIONS
+from tests.support.convergence.nemesis import parse_kinds, schedule
+from tests.support.convergence.reliability import fault_table
 from tests.support.convergence.run import TOPOLOGIES, run_seed
 from tests.support.convergence.shapes import parse_shapes
 from tests.support.convergence.workload import PAUSE_MS
@@ -33,6 +40,14 @@ from tests.support.producer import reap_all
 def topology_of(choice: str, index: int) -> str:
     """`both` alternates mesh and star, seed by seed."""
     return TOPOLOGIES[index % 2] if choice == "both" else choice
+
+
+def _sum_faults(results: list) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for r in results:
+        for kind, count in r.fault_counts().items():
+            total[kind] = total.get(kind, 0) + count
+    return total
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -52,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
                                                                        "of a client")
     parser.add_argument("--dir", type=Path, default=None, help="where the sandbox and logs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's database (to inspect a failure)")
+    parser.add_argument("--nemesis", default=None, help="fault kinds to inject (nemesis.py): comma-separated, "
+                                                        "'all', or '-a,b' for all but these; default: none")
+    parser.add_argument("--faults", type=int, default=6, help="faults per seed, with --nemesis")
+    parser.add_argument("--supervised", action="store_true", help="run the components under one `cdcsync run` "
+                                                                   "(implied by the kill-supervisor fault)")
+    parser.add_argument("--stop-s", default="5,60", help="broker SIGSTOP length range in seconds, with --nemesis")
     args = parser.parse_args(argv)
     try:
         shapes = parse_shapes(args.shapes)
+        kinds = parse_kinds(args.nemesis) if args.nemesis is not None else ()
+        low, high = (float(x) for x in args.stop_s.split(","))
     except ValueError as err:
         parser.error(str(err))
     if args.seeds < 1:
@@ -72,14 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.seeds):
             seed = args.first_seed + index
             topology = topology_of(args.topology, index)
+            # The faults spread over about the workload's length (txns x mean pause).
+            faults = schedule(seed, kinds, REGIONS, count=args.faults, span_s=args.txns * args.pause_ms / 2000,
+                              stop_s=(low, high)) if kinds else None
             try:
                 result = run_seed(base, seed, topology=topology, shapes=shapes, tmp=root / f"seed-{seed}",
                                   clients_per_region=args.clients, txns_per_client=args.txns,
-                                  pause_ms=args.pause_ms, keep=args.keep)
+                                  pause_ms=args.pause_ms, keep=args.keep, faults=faults, sandbox=sandbox,
+                                  supervised=args.supervised or "kill-supervisor" in kinds)
             finally:
                 reap_all()
             results.append(result)
             print(json.dumps(result.summary()), file=sys.stderr, flush=True)
+            if result.faults:     # what was injected, when (seconds after the workload started), in order
+                (root / f"seed-{seed}-faults.json").write_text(json.dumps(result.faults, indent=1) + "\n")
             if not result.ok:
                 (root / f"seed-{seed}.txt").write_text(result.report + "\n")
                 print(result.report, file=sys.stderr, flush=True)
@@ -99,9 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         "acked_writes": sum(len(r.history.acks) for r in results),
         "conflicts": sum(r.conflicts for r in results),
         "problems": problems,
+        **({"nemesis": list(kinds), "faults": _sum_faults(results),
+            "unknown_outcome": sum(r.history.unknown for r in results)} if kinds else {}),
         "seconds": round(time.monotonic() - started, 1),
         "dir": str(root),
     }), flush=True)
+    if kinds:
+        command = " ".join(["python -m tests.support.convergence.soak", *(argv if argv is not None else sys.argv[1:])])
+        print(fault_table(results, command), file=sys.stderr, flush=True)
     return 1 if failed else 0
 
 

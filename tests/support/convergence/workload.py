@@ -8,6 +8,10 @@ Per transaction, inside it: lock and read the touched rows (`SELECT ... FOR UPDA
 statements, read the touched rows again and each key's `row_clocks` clock, commit. Only a commit
 that succeeded is recorded. A duplicate key, a missing parent (1062, 1452: the application's write
 is refused), a lock wait timeout or a deadlock (1205, 1213) rolls back and records nothing.
+
+A lost connection (the nemesis restarts a region's MariaDB) before COMMIT is a rollback too; during
+COMMIT its outcome is unknown: counted apart (`History.unknown`), never acknowledged. The client
+then reconnects, retrying until the server is back, and goes on with its next transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from tests.support.convergence.schema import TABLES, ModelKey
 from tests.support.convergence.shapes import SHAPES, ClientContext, SharedPool, Touch, Txn
 
 RETRYABLE = {1205: "lock wait timeout", 1213: "deadlock"}
+# The server went away: shut down, restarting, or the connection was cut (CR_* client errors, and
+# 1053 / 1927 the server sends to its sessions when it shuts down).
+CONNECTION_LOST = {2003, 2006, 2013, 2055, 1053, 1927}
+UNKNOWN = "unknown outcome"
+LOST = "connection lost"
 REFUSED = {1062: "duplicate key", 1452: "no parent row", 1451: "child rows"}
 
 
@@ -61,9 +70,15 @@ def _touched(cur: Any, touches: tuple[Touch, ...]) -> dict[tuple[str, ModelKey],
     return found
 
 
+def _lost(err: Exception) -> bool:
+    return isinstance(err, pymysql.err.InterfaceError) or bool(err.args) and err.args[0] in CONNECTION_LOST
+
+
 def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, number: int,
             meta_db: str, db: str) -> list[Ack] | str:
-    """Run one transaction; its acks when it committed, or why it did not."""
+    """Run one transaction; its acks when it committed, or why it did not (LOST, UNKNOWN: the
+    connection is gone, reconnect)."""
+    committing = False
     try:
         with conn.cursor(pymysql.cursors.DictCursor) as cur:
             before = _touched(cur, txn.touches)
@@ -79,16 +94,34 @@ def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, num
                 spelled = row if row is not None else before[(table_name, key)]
                 acks.append(Ack(region, client, number, txn.shape, table_name, key, row,
                                 read_clock(cur, meta_db, db, table, spelled), txn.generated_key))
+        committing = True
         conn.commit()
         return acks
     except pymysql.err.IntegrityError as err:
         conn.rollback()
         return REFUSED.get(err.args[0], f"integrity error {err.args[0]}")
-    except pymysql.err.OperationalError as err:
+    except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as err:
+        if _lost(err):
+            # Before COMMIT the server rolls back the session it lost; during COMMIT nobody knows.
+            return UNKNOWN if committing else LOST
         conn.rollback()
         if err.args[0] in RETRYABLE:
             return RETRYABLE[err.args[0]]
         raise
+
+
+def _reconnect(connect: Connect, region: str, timeout_s: float = 120.0) -> pymysql.Connection:
+    """A new connection once the region's server accepts again (a restart takes a few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn = connect(region)
+            conn.autocommit(False)
+            return conn
+        except pymysql.err.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def client_loop(connect: Connect, spec: WorkloadSpec, region: str, client: int, shared: SharedPool,
@@ -103,7 +136,11 @@ def client_loop(connect: Connect, spec: WorkloadSpec, region: str, client: int, 
             for txn in SHAPES[rng.choice(spec.shapes)](rng, ctx):
                 number += 1
                 outcome = run_txn(conn, txn, region=region, client=client, number=number, meta_db=meta_db, db=db)
-                if isinstance(outcome, str):
+                if outcome in (LOST, UNKNOWN):
+                    history.unknown_outcome() if outcome == UNKNOWN else history.refuse(outcome)
+                    conn.close()
+                    conn = _reconnect(connect, region)
+                elif isinstance(outcome, str):
                     history.refuse(outcome)
                 else:
                     history.record(outcome)
