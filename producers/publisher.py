@@ -26,11 +26,12 @@ class PublishError(RuntimeError):
 
 
 class _Txn:
-    __slots__ = ("pending", "position", "tracker")
+    __slots__ = ("pending", "position", "tracker", "abandoned")
 
     def __init__(self, tracker: "AckTracker") -> None:
         self.pending = 0
         self.position: BinlogPosition | None = None  # set when sealed
+        self.abandoned = False   # the stream reopened inside it: it is published again from its start
         self.tracker = tracker
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
@@ -57,10 +58,18 @@ class AckTracker:
     def seal(self, txn: _Txn, position: BinlogPosition) -> None:
         txn.position = position
 
+    def abandon(self, txn: _Txn) -> None:
+        """A transaction cut off by a reopened stream (its messages are published again from its
+        start, under a new entry): it no longer holds the watermark back once its sent messages are
+        acknowledged, and never moves it, since it has no end."""
+        txn.abandoned = True
+
     def acked_position(self) -> BinlogPosition | None:
         txns = self._txns
-        while txns and txns[0].position is not None and txns[0].pending == 0:
-            self._acked = txns.popleft().position
+        while txns and (txns[0].position is not None or txns[0].abandoned) and txns[0].pending == 0:
+            position = txns.popleft().position
+            if position is not None:
+                self._acked = position
         return self._acked
 
 

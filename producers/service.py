@@ -152,6 +152,7 @@ class ProducerService:
                 time.sleep(delay)
             finally:
                 stream.close()
+                capture.abandon()   # an open transaction is read again from its start
             position = capture.sealed
         publisher.flush()
         final = checkpointer.save()
