@@ -166,6 +166,7 @@ class Capture:
         self._stream: StreamingPairs | None = None   # a local transaction: published as it pairs
         self._sent = 0
         self._started = self._progress_at = 0.0
+        self._last_route: _Route | None = None   # the last table with row changes, for the progress log
         self._applied = False   # the transaction was written by cdcsync's database sink (apply_marker)
 
     @property
@@ -211,7 +212,7 @@ class Capture:
             send(item[0], item[1], item[2], item[3])
         self._sent += len(items)
 
-    def _stream_step(self, route: _Route | None) -> None:
+    def _stream_step(self, route: _Route) -> None:
         """After a rows event of a streamed transaction: pair, publish what is decided, log progress."""
         stream = self._stream
         assert stream is not None
@@ -226,9 +227,8 @@ class Capture:
             self._progress_at = now + self._progress_every_s
             info = self._info
             assert info is not None
-            table = f"{route.db}.{route.table}" if route is not None else "row_clocks"
-            log.info("transaction %s open for %.0f s: %d row changes so far (now %s), %d published, %d awaiting "
-                     "the broker", info.txn_id, now - self._started, info.index, table, self._sent,
+            log.info("transaction %s open for %.0f s: %d row changes so far (now %s.%s), %d published, %d awaiting "
+                     "the broker", info.txn_id, now - self._started, info.index, route.db, route.table, self._sent,
                      self._publisher.tracker.in_flight)
 
     def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
@@ -453,7 +453,7 @@ class Capture:
                 self._ensure_txn(event, stream.log_pos)
                 self._clock_rows.add(event.rows, len(self._pending))
                 if self._stream is not None:
-                    self._stream_step(None)
+                    self._stream_step(self._last_route or route)
             return
         if not route.publish:
             return
@@ -476,6 +476,7 @@ class Capture:
         self._publish_rows(route, info, op, images, stream.log_file, stream.log_pos)
         route.counter.inc(len(images))
         if self._stream is not None:
+            self._last_route = route
             self._stream_step(route)
 
     def _publish_rows(self, route: _Route, info: messages.TxnInfo, op: str, images: list[Any], file: str,

@@ -242,7 +242,7 @@ class StreamingPairs:
     Owned by the capture thread.
     """
 
-    __slots__ = ("_window", "_published", "_held", "_open", "_clocked", "_unclocked")
+    __slots__ = ("_window", "_published", "_held", "_open", "_unhashed", "_clocked", "_unclocked")
 
     def __init__(self, window: int, published: Callable[[str, str], bool]) -> None:
         self._window = window
@@ -250,6 +250,9 @@ class StreamingPairs:
         # [topic, key, message, headers, ready]: ready once the message may be published
         self._held: deque[list[Any]] = deque()
         self._open: dict[tuple[str, str], dict[bytes, list[list[Any]]]] = {}   # table -> key -> open changes
+        # Open changes of a table with no clock row yet: keyed only once one comes (as `attach`
+        # keys only the tables that have clock rows: a clockless table may have keys it cannot hash)
+        self._unhashed: dict[tuple[str, str], list[list[Any]]] = {}
         self._clocked: set[tuple[str, str]] = set()          # tables with a clock row in this transaction
         self._unclocked: dict[tuple[str, str], int] = {}     # tables decided clockless -> changes sent so
 
@@ -268,13 +271,21 @@ class StreamingPairs:
         if table in self._unclocked:
             self._unclocked[table] += 1
             return
+        item[4] = False
+        if table in self._clocked:
+            self._open_change(table, item)
+        else:
+            self._unhashed.setdefault(table, []).append(item)
+
+    def _open_change(self, table: tuple[str, str], item: list[Any]) -> None:
+        message = item[2]
         try:
             identity = key_identity(message["pk"], message["types"], message.get("pk_fold"))
         except UnsupportedKey:
+            item[4] = True
             return   # no triggers on such a table (init skips it)
-        item[4] = False
         opened = self._open.setdefault(table, {}).setdefault(key_hash(identity), [])
-        if opened and table in self._clocked:
+        if opened:
             self._refuse(table, identity, Change(0, opened[0][2]["op"]))
         opened.append(item)
 
@@ -288,7 +299,10 @@ class StreamingPairs:
                 raise ClockPairingError(row.db, row.table, row.key, f"a clock row after {self._unclocked[table]} "
                                         f"changes of the table published without one in this transaction",
                                         "a write to row_clocks by hand")
-            self._clocked.add(table)
+            if table not in self._clocked:
+                self._clocked.add(table)
+                for item in self._unhashed.pop(table, ()):
+                    self._open_change(table, item)
             opened = self._open.get(table, {}).get(row.pk_hash)
             if not opened:
                 self._refuse(table, row.key, row)
@@ -330,11 +344,10 @@ class StreamingPairs:
         if table in self._clocked:
             identity = key_identity(message["pk"], message["types"], message.get("pk_fold"))
             self._refuse(table, identity, Change(0, message["op"]))
-        self._unclocked[table] = 0
-        for opened in self._open.pop(table, {}).values():
-            for change in opened:
-                change[4] = True
-                self._unclocked[table] += 1
+        changes = self._unhashed.pop(table, [])
+        for change in changes:
+            change[4] = True
+        self._unclocked[table] = len(changes)
 
     @staticmethod
     def _refuse(table: tuple[str, str], key: str, item: Change | ClockRow) -> None:
