@@ -129,7 +129,8 @@ class ProducerService:
                                                heartbeat_s=settings.heartbeat_s)
             capture = Capture(config=self.config, region=self.region.name, publisher=publisher, topics=topics,
                               catalog=catalog, start=position, metrics=self.metrics,
-                              accept_unpaired=self.accept_unpaired, epoch=self.store.epoch)
+                              accept_unpaired=self.accept_unpaired, epoch=self.store.epoch,
+                              progress_every_s=settings.progress_log_s)
             try:
                 pump(stream, capture, checkpointer, self.metrics, self.region.name, lambda: self._stop)
                 attempt = 0
