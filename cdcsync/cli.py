@@ -29,5 +29,32 @@ app.command("lookup")(lookup.lookup)
 app.command("bloom")(lookup.bloom)
 
 
-def main() -> None:
-    app()
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", envvar="CDCSYNC_DEBUG",
+                                        help="Show the traceback of an expected failure (a refused login, an "
+                                             "unreachable server) instead of its one-line message. Accepted "
+                                             "anywhere on the command line.")) -> None:
+    """Multi-region change-data-capture sync: binlog -> Kafka -> caches and peer databases."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command; an expected failure (cdcsync/expected_errors.py) ends as one line unless `--debug`."""
+    import os
+    import sys
+
+    from cdcsync import expected_errors
+    from cdcsync.commands.common import report
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Taken from anywhere on the line: an operator adds it after the sub-command when retrying.
+    debug = "--debug" in args or os.environ.get("CDCSYNC_DEBUG", "").lower() in ("1", "true", "yes")
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args, prog_name="cdcsync")
+    except Exception as err:
+        known = None if debug else expected_errors.describe(err)
+        if known is None:
+            raise
+        message, code = known
+        report(message)
+        sys.exit(code)

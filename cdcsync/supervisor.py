@@ -2,8 +2,10 @@
 
 Each component is its own child process (`cdcsync producer|consumer ...`), so one crash never
 takes the others down. A child that exits unexpectedly is restarted with backoff; its checkpoint
-or consumer group makes the restart lossless. Stopping sends SIGTERM to every child (each finishes
-its transaction or batch, commits and exits 0) and waits, then SIGKILLs stragglers.
+or consumer group makes the restart lossless. A producer fenced out by another producer of its
+region (exit 3, producers/fence.py) is retried the same way: it takes over only once the other is
+gone. Stopping sends SIGTERM to every child (each finishes its transaction or batch, commits and
+exits 0) and waits, then SIGKILLs stragglers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cdcsync.expected_errors import FENCED_EXIT
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,12 @@ class Supervisor:
                 part.restarts += 1
                 delay = min(self.max_backoff_s, 0.5 * 2 ** min(part.restarts, 6))
                 part.next_start = now + delay
-                log.warning("%s exited with %s; restarting in %.1fs (see %s)", part.name, code, delay, part.log_path)
+                if code == FENCED_EXIT:   # another producer runs for the region: stand by, never fight it
+                    log.warning("%s: another producer already runs for this region; standing by, trying again in "
+                                "%.1fs (see %s)", part.name, delay, part.log_path)
+                else:
+                    log.warning("%s exited with %s; restarting in %.1fs (see %s)", part.name, code, delay,
+                                part.log_path)
             elif now >= part.next_start:
                 part.next_start = 0.0
                 self._spawn(part)

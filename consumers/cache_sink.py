@@ -214,8 +214,10 @@ class CacheSink:
         self.writer = CacheWriter(config, region)
         self.metrics = metrics
         sink = config.region(region).sink
+        cache = config.region(region).redis
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
-                                          on_retry=lambda e, n, d: metrics.retried(self.name))
+                                          on_retry=lambda e, n, d: metrics.retried(self.name),
+                                          server=f"Redis {cache.host}:{cache.port}", connection_lost=_transient)
         self.last_written = 0  # how many CAS writes the last batch won (tests read it)
         self._epochs: dict[tuple[str, int], str] = {}   # the producer epoch last seen per partition
 

@@ -152,8 +152,10 @@ class DatabaseSink:
         self.dead_letters = dead_letters
         self.metrics = metrics
         sink = self.region.sink
+        m = self.region.mysql
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
-                                          on_retry=lambda e, n, d: metrics.retried(self.name))
+                                          on_retry=lambda e, n, d: metrics.retried(self.name),
+                                          server=f"MySQL {m.host}:{m.port}")
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
         self._unique_indexes = UniqueIndexes()
@@ -387,7 +389,8 @@ class DatabaseSink:
         plans = list(plans)
         for collision in collisions:
             if plans[collision.index].write is not None:
-                plans[collision.index] = losing_remote(plans[collision.index], collision, region=self.region.name)
+                plans[collision.index] = losing_remote(plans[collision.index], collision, region=self.region.name,
+                                                       now_us=time.time_ns() // 1000)
         cur.execute(db_dialect.gtid_state(self.region.mysql.flavor))
         gtid_state = cur.fetchone()[0]
         return [p if p.conflict is None or p.conflict.local_gtid else
@@ -475,6 +478,10 @@ class DatabaseSink:
             else:
                 cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)), [v for row in rows for v in row])
         meta = self.config.meta_db
+        announced = [p for p in plans if p.announce is not None]
+        if announced:
+            metadata_tables.write_published_deletes(cur, meta, [
+                (p.record.topic, p.record.partition, p.record.offset, p.announce) for p in announced])
         write_clocks(cur, meta, [p.clock for p in plans if p.clock is not None])
         for plan in plans:
             if plan.conflict is not None:

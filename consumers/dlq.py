@@ -1,7 +1,9 @@
 """The dead-letter topic `<prefix>.<region>.dlq`: events a sink could not apply, with why and where from.
 
 A dead letter is published, and acknowledged by the broker, BEFORE the sink commits the batch it
-came from, so a crash can duplicate a dead letter but never lose the event.
+came from, so a crash can duplicate a dead letter but never lose the event. With a `limit`
+(consumers/dlq_limit.py), every publish is first admitted by it: a poison flood raises
+`DeadLetterFlood` before anything is published or committed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import orjson
 from consumers.acked_producer import AckedProducer, Outgoing
+from consumers.dlq_limit import DeadLetterLimit
 from consumers.records import SourceRecord
 
 
@@ -38,10 +41,14 @@ class DeadLetterPublisher:
     def __init__(self, producer_settings: dict[str, object], topic: str, *, region: str, sink: str) -> None:
         self._producer = AckedProducer(producer_settings, f"dead-letter topic {topic}")
         self.topic, self.region, self.sink = topic, region, sink
+        self.limit: DeadLetterLimit | None = None   # set by the runner that owns this publisher
 
     def publish(self, letters: list[DeadLetter], timeout: float = 30.0) -> None:
-        """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged."""
+        """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged, or
+        `DeadLetterFlood` (publishing nothing) if the limit refuses them."""
         if not letters:
             return
+        if self.limit is not None:
+            self.limit.admit((letter.record, f"{letter.kind}: {letter.error}") for letter in letters)
         self._producer.send((Outgoing(self.topic, orjson.dumps(to_json(letter, region=self.region, sink=self.sink)),
                                       letter.record.key) for letter in letters), timeout)

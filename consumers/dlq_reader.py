@@ -6,7 +6,15 @@ The topic holds two kinds of JSON record:
   `source_partition`, `source_offset`, `key` and `payload` (base64 of the source message), `dead_at_us`;
 - a replay mark, `{"replayed": <offset>, "replayed_partition": <partition>, ...}`, published by
   `replay` once the entry's change has committed in the database. It names the entry it marks by
-  the entry's own partition and offset in the dead-letter topic.
+  the entry's own partition and offset in the dead-letter topic;
+- a discard mark, `{"discarded": <offset>, "discarded_partition": <partition>, "reason": ..., ...}`,
+  published by `discard`: an operator handled the entry without replaying it.
+
+The marks live in the dead-letter topic itself, next to the entries they mark: the state is as
+durable as the entries (same replication, same retention: an entry never outlives its mark or the
+reverse), every reader of the topic sees it without another store, and a mark is acknowledged by
+the broker before the command reports success. An entry is *pending* until it has either mark;
+`cdcsync status` counts the pending entries of each region.
 
 An entry is therefore addressed by `<partition>:<offset>` in the dead-letter topic (the topic has
 as many partitions as `kafka.partitions`, so an offset alone can be ambiguous).
@@ -38,6 +46,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from prometheus_client import CollectorRegistry
 
 from consumers.dlq import DeadLetterPublisher
+from consumers.dlq_limit import short as one_line
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from producers.topics import TopicNames, client_settings
@@ -67,6 +76,13 @@ class ReplayMark:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscardMark:
+    entry: EntryId
+    discarded_at_us: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DlqEntry:
     """One dead letter, with its replay state. `kind` is `unreadable` for a record of the topic
     that is neither a dead letter nor a replay mark."""
@@ -83,10 +99,21 @@ class DlqEntry:
     payload: bytes = b""
     dead_at_us: int | None = None
     replayed_at_us: int | None = None
+    discarded_at_us: int | None = None
+    discard_reason: str | None = None
 
     @property
     def replayed(self) -> bool:
         return self.replayed_at_us is not None
+
+    @property
+    def discarded(self) -> bool:
+        return self.discarded_at_us is not None
+
+    @property
+    def pending(self) -> bool:
+        """Neither replayed nor discarded: an operator has still to handle it."""
+        return not (self.replayed or self.discarded)
 
     @property
     def source(self) -> tuple[str, int, int] | None:
@@ -107,7 +134,9 @@ class DlqEntry:
                 "kind": self.kind, "error": self.error, "region": self.region, "sink": self.sink,
                 "source_topic": self.source_topic, "source_partition": self.source_partition,
                 "source_offset": self.source_offset, "dead_at_us": self.dead_at_us,
-                "replayed": self.replayed, "replayed_at_us": self.replayed_at_us}
+                "replayed": self.replayed, "replayed_at_us": self.replayed_at_us,
+                "discarded": self.discarded, "discarded_at_us": self.discarded_at_us,
+                "discard_reason": self.discard_reason}
 
     def detail(self) -> dict[str, Any]:
         """Everything, with the key as text and the payload as JSON when they decode, else base64."""
@@ -141,7 +170,7 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def parse_message(partition: int, offset: int, value: bytes | None) -> DlqEntry | ReplayMark:
+def parse_message(partition: int, offset: int, value: bytes | None) -> DlqEntry | ReplayMark | DiscardMark:
     """One record of the dead-letter topic. Never raises: what it cannot read is an `unreadable` entry."""
     where = EntryId(partition, offset)
     try:
@@ -155,6 +184,12 @@ def parse_message(partition: int, offset: int, value: bytes | None) -> DlqEntry 
         if isinstance(replayed, int) and isinstance(replayed_partition, int):
             return ReplayMark(EntryId(replayed_partition, replayed), _int_or_none(data.get("replayed_at_us")))
         return DlqEntry(where, "unreadable", "replay mark without replayed/replayed_partition", payload=value or b"")
+    if "discarded" in data:
+        discarded, discarded_partition = data.get("discarded"), data.get("discarded_partition")
+        if isinstance(discarded, int) and isinstance(discarded_partition, int):
+            return DiscardMark(EntryId(discarded_partition, discarded), _int_or_none(data.get("discarded_at_us")),
+                               str(data.get("reason") or ""))
+        return DlqEntry(where, "unreadable", "discard mark without discarded/discarded_partition", payload=value or b"")
     try:
         key, payload = _b64(data.get("key")), _b64(data.get("payload")) or b""
     except (binascii.Error, ValueError, TypeError) as err:
@@ -166,14 +201,19 @@ def parse_message(partition: int, offset: int, value: bytes | None) -> DlqEntry 
                     dead_at_us=_int_or_none(data.get("dead_at_us")))
 
 
-def assemble(items: Iterable[DlqEntry | ReplayMark]) -> list[DlqEntry]:
-    """Entries in (partition, offset) order, each marked with its earliest replay."""
+def assemble(items: Iterable[DlqEntry | ReplayMark | DiscardMark]) -> list[DlqEntry]:
+    """Entries in (partition, offset) order, each marked with its earliest replay and discard."""
     entries: dict[EntryId, DlqEntry] = {}
     replays: dict[EntryId, int] = {}
+    discards: dict[EntryId, DiscardMark] = {}
     for item in items:
         if isinstance(item, ReplayMark):
             at = item.replayed_at_us if item.replayed_at_us is not None else 0
             replays[item.entry] = min(replays.get(item.entry, at), at)
+        elif isinstance(item, DiscardMark):
+            if item.entry not in discards:
+                discards[item.entry] = item if item.discarded_at_us is not None else dataclasses.replace(
+                    item, discarded_at_us=0)
         else:
             entries[item.id] = item
     result = []
@@ -181,6 +221,9 @@ def assemble(items: Iterable[DlqEntry | ReplayMark]) -> list[DlqEntry]:
         entry = entries[entry_id]
         if entry_id in replays:
             entry = dataclasses.replace(entry, replayed_at_us=replays[entry_id])
+        if entry_id in discards:
+            mark = discards[entry_id]
+            entry = dataclasses.replace(entry, discarded_at_us=mark.discarded_at_us, discard_reason=mark.reason)
         result.append(entry)
     return result
 
@@ -227,8 +270,7 @@ def select(entries: list[DlqEntry], texts: list[str]) -> list[DlqEntry]:
 
 def short(text: str, width: int = 60) -> str:
     """One line of at most `width` characters."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[:width - 1] + "…"
+    return one_line(text, width)
 
 
 def replay_mark(entry: DlqEntry, *, region: str, now_us: int) -> dict[str, Any]:
@@ -236,6 +278,13 @@ def replay_mark(entry: DlqEntry, *, region: str, now_us: int) -> dict[str, Any]:
     return {"replayed": entry.id.offset, "replayed_partition": entry.id.partition, "region": region,
             "source_topic": entry.source_topic, "source_partition": entry.source_partition,
             "source_offset": entry.source_offset, "replayed_at_us": now_us}
+
+
+def discard_mark(entry: DlqEntry, *, region: str, reason: str, now_us: int) -> dict[str, Any]:
+    """The record that marks `entry` as handled without a replay, and why."""
+    return {"discarded": entry.id.offset, "discarded_partition": entry.id.partition, "region": region,
+            "reason": reason, "source_topic": entry.source_topic, "source_partition": entry.source_partition,
+            "source_offset": entry.source_offset, "discarded_at_us": now_us}
 
 
 # -- Kafka ------------------------------------------------------------------------------------------
@@ -265,7 +314,7 @@ def read_dead_letters(config: PipelineConfig, region: str, *, timeout_s: float =
             if high > low:                      # empty partitions are reported as empty by every broker
                 starts[partition] = low
         consumer.assign([KafkaTP(topic, p, offset) for p, offset in starts.items()])
-        items: list[DlqEntry | ReplayMark] = []
+        items: list[DlqEntry | ReplayMark | DiscardMark] = []
         deadline = time.monotonic() + timeout_s
         pending = set(starts)
         while pending:
@@ -343,12 +392,29 @@ def replay(config: PipelineConfig, region: str, entries: list[DlqEntry], *,
                     outcomes[entry.id] = ReplayOutcome(entry, "applied", "applied")
                 else:
                     outcomes[entry.id] = ReplayOutcome(entry, "failed", f"{letter.kind}: {letter.error}")
-        _publish_marks(config, region, applied, timeout_s=timeout_s)
+        now_us = time.time_ns() // 1000
+        _publish_marks(config, region, [(e, replay_mark(e, region=region, now_us=now_us)) for e in applied],
+                       timeout_s=timeout_s, what="replay marks",
+                       unmarked="the entries were applied but still show as pending, and replaying them again "
+                                "writes the same rows again")
     return [outcomes[e.id] for e in entries]
 
 
-def _publish_marks(config: PipelineConfig, region: str, entries: list[DlqEntry], *, timeout_s: float) -> None:
-    if not entries:
+def discard(config: PipelineConfig, region: str, entries: list[DlqEntry], reason: str, *,
+            timeout_s: float = 30.0) -> None:
+    """Mark `entries` as handled without a replay, with the operator's `reason` (acknowledged by the
+    broker before this returns; raises DlqError otherwise). Nothing is applied."""
+    if not reason.strip():
+        raise ValueError("a discard needs a reason (--reason TEXT): it is kept with the entry")
+    now_us = time.time_ns() // 1000
+    _publish_marks(config, region, [(e, discard_mark(e, region=region, reason=reason.strip(), now_us=now_us))
+                                    for e in entries], timeout_s=timeout_s, what="discard marks",
+                   unmarked="they still show as pending; run the discard again")
+
+
+def _publish_marks(config: PipelineConfig, region: str, marks: list[tuple[DlqEntry, dict[str, Any]]], *,
+                   timeout_s: float, what: str, unmarked: str) -> None:
+    if not marks:
         return
     topic = TopicNames.of(config).dlq(region)
     producer = Producer({**client_settings(config.kafka_for(region)), "enable.idempotence": True, "acks": "all"})
@@ -358,12 +424,9 @@ def _publish_marks(config: PipelineConfig, region: str, entries: list[DlqEntry],
         if err is not None:
             failures.append(str(err))
 
-    now_us = time.time_ns() // 1000
-    for entry in entries:
-        producer.produce(topic, orjson.dumps(replay_mark(entry, region=region, now_us=now_us)), entry.key,
-                         on_delivery=on_delivery)
+    for entry, mark in marks:
+        producer.produce(topic, orjson.dumps(mark), entry.key, on_delivery=on_delivery)
     remaining = producer.flush(timeout_s)
     if remaining or failures:
-        raise DlqError(f"{topic}: the entries were applied but {remaining + len(failures)} replay marks were not "
-                       f"acknowledged ({failures[:3]}); they still show as pending, and replaying them again "
-                       f"writes the same rows again")
+        raise DlqError(f"{topic}: {remaining + len(failures)} {what} were not acknowledged ({failures[:3]}); "
+                       f"{unmarked}")

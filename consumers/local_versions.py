@@ -59,6 +59,7 @@ class Planned:
     clock: ClockRow | None = None
     conflict: ConflictRecord | None = None
     action: Action | None = None           # None: no clock, applied as it comes
+    announce: dict[str, Any] | None = None  # a delete this region publishes (metadata_tables.PUBLISHED_DELETES)
 
 
 class TableEncoders:

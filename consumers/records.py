@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from schemas.codec import DecodeError, UnsupportedSchemaVersion, decode
 from schemas.events import ChangeEvent, DdlEvent
+from schemas.values import value_type_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +18,8 @@ class TopicPartition:
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A consumed message, decoded. Exactly one of `event` and `error` is set; `error_kind` names
-    the class of a poison message (`undecodable`, `unsupported_version`)."""
+    the class of a poison message (`undecodable`, `unsupported_version`, `wrong_type`: a value
+    whose JSON type cannot be its column's, see `schemas.values.value_type_problem`)."""
 
     topic: str
     partition: int
@@ -38,11 +40,17 @@ class SourceRecord:
         if payload is None:
             return cls(topic, partition, offset, key, b"", None, "empty payload (tombstone)", "undecodable")
         try:
-            return cls(topic, partition, offset, key, payload, decode(payload), None)
+            event = decode(payload)
         except UnsupportedSchemaVersion as err:
             return cls(topic, partition, offset, key, payload, None, str(err), "unsupported_version")
         except DecodeError as err:
             return cls(topic, partition, offset, key, payload, None, str(err), "undecodable")
+        if isinstance(event, ChangeEvent):
+            problem = value_type_problem(event.types, {"pk": event.pk, "before": event.before, "after": event.after})
+            if problem is not None:
+                return cls(topic, partition, offset, key, payload, None,
+                           f"{event.db}.{event.table}: {problem}", "wrong_type")
+        return cls(topic, partition, offset, key, payload, event, None)
 
 
 def source_region(topic: str, prefix: str) -> str:

@@ -4,6 +4,8 @@ A batch closes at `batch_max_events` events or `batch_max_ms` after its first ev
 rebalance the in-flight batch is applied and committed inside the revoke callback, before the
 partitions move; on SIGTERM the loop finishes the batch, commits, leaves the group and returns.
 Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
+A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_letters`) raises
+`DeadLetterFlood` out of `flush` before the batch commits, and `run` stops (consumers/dlq_limit.py).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class SinkRunner:
         records, self._pending = self._pending, []
         if not records:
             return 0
+        if self.dead_letters.limit is not None:
+            self.dead_letters.limit.begin(records)
         poison = [r for r in records if r.event is None]
         if poison:
             self.dead_letters.publish([DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable")
@@ -102,6 +106,8 @@ class SinkRunner:
             self.unclocked.check(records)
         self.sink.write_batch([r for r in records if r.event is not None])
         self.source.commit(records)
+        if self.dead_letters.limit is not None:
+            self.dead_letters.limit.end()
         last = records[-1]
         log_context.set_position(f"{last.topic}[{last.partition}]@{last.offset}")
         self.metrics.batch(self.sink.name, len(records))

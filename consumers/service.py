@@ -12,6 +12,7 @@ import threading
 from typing import Literal
 
 from consumers.dlq import DeadLetterPublisher
+from consumers.dlq_limit import DeadLetterLimit
 from consumers.metrics import SinkMetrics
 from consumers.runner import Sink, SinkRunner
 from consumers.source import KafkaSource
@@ -80,6 +81,7 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
     runners = []
     for cluster, patterns in subscriptions(config, region, sink):
         dead_letters = DeadLetterPublisher(client_settings(local), dlq_topic, region=region, sink=sink)
+        dead_letters.limit = DeadLetterLimit(settings.max_consecutive_dead_letters, region=region, sink=sink)
         target = build_sink(config, region, sink, metrics, dead_letters, cluster)
         source = KafkaSource(client_settings(cluster), group_id(config, region, sink),
                              session_timeout_ms=settings.session_timeout_ms,
@@ -93,14 +95,28 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
 
 def run_all(runners: list[SinkRunner]) -> None:
     """Run the runners until each is asked to stop: the first on this thread, the others on their
-    own threads (each runner's consumer and sink stay on one thread)."""
-    threads = [threading.Thread(target=r.run, name=f"sink-{i}", daemon=True) for i, r in enumerate(runners[1:], 1)]
+    own threads (each runner's consumer and sink stay on one thread). A runner that fails stops
+    the others, and its error is raised here once they have stopped."""
+    failures: list[BaseException] = []
+
+    def run(runner: SinkRunner) -> None:
+        try:
+            runner.run()
+        except BaseException as err:
+            failures.append(err)
+            for other in runners:
+                other.request_stop()
+
+    threads = [threading.Thread(target=run, args=(r,), name=f"sink-{i}", daemon=True)
+               for i, r in enumerate(runners[1:], 1)]
     for thread in threads:
         thread.start()
     try:
-        runners[0].run()
+        run(runners[0])
     finally:
         for runner in runners[1:]:
             runner.request_stop()
         for thread in threads:
             thread.join()
+    if failures:
+        raise failures[0]

@@ -11,6 +11,10 @@
   consumer that has the group's id but never subscribes, so it never joins or disturbs the group.
   High watermarks are checked with a one-record fetch (see `watermarks`).
 
+- Dead letters: the entries of the region's dead-letter topic neither replayed nor discarded
+  (`dead_letters_pending`, per sink in `dead_letters_by_sink`; consumers/dlq_reader.py). Each waits
+  for an operator, so the command exits non-zero while there are any.
+
 - Clock triggers: the replicated tables without their clock triggers and not declared
   `single_writer` (`unclocked_tables`, schemas/clock_coverage.py): concurrent writes to them diverge
   silently, so the command exits non-zero while there are any.
@@ -79,7 +83,12 @@ class RegionStatus:
     groups: list[GroupLag] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unclocked_tables: list[str] = field(default_factory=list)   # replicated, no clock triggers, not single-writer
+    dead_letters_by_sink: dict[str, int] | None = None          # pending dead letters per sink; None: unread
     now_us: int = 0
+
+    @property
+    def dead_letters_pending(self) -> int | None:
+        return None if self.dead_letters_by_sink is None else sum(self.dead_letters_by_sink.values())
 
     @property
     def checkpoint_age_s(self) -> float | None:
@@ -110,6 +119,8 @@ class RegionStatus:
             "groups": [g.to_json() for g in self.groups],
             "errors": list(self.errors),
             "unclocked_tables": list(self.unclocked_tables),
+            "dead_letters_pending": self.dead_letters_pending,
+            "dead_letters_by_sink": self.dead_letters_by_sink,
         }
 
 
@@ -160,7 +171,23 @@ def region_status(config: PipelineConfig, region: str, *, timeout_s: float = 10.
     _producer_position(config, region, status)
     _clock_triggers(config, region, status)
     _group_lags(config, region, status, timeout_s)
+    _dead_letters(config, region, status, timeout_s)
     return status
+
+
+def _dead_letters(config: PipelineConfig, region: str, status: RegionStatus, timeout_s: float) -> None:
+    from consumers.dlq_reader import DlqError, read_dead_letters
+
+    try:
+        entries = read_dead_letters(config, region, timeout_s=timeout_s)
+    except DlqError as err:
+        status.errors.append(f"dead letters: {err}")
+        return
+    counts: dict[str, int] = {}
+    for entry in entries:
+        if entry.pending:
+            counts[entry.sink or "unknown"] = counts.get(entry.sink or "unknown", 0) + 1
+    status.dead_letters_by_sink = counts
 
 
 def _clock_triggers(config: PipelineConfig, region: str, status: RegionStatus) -> None:

@@ -88,8 +88,7 @@ def clock_of(counters_text: str, hlc_us: int) -> Clock:
 
 def _connect(config: PipelineConfig, region: str, *, autocommit: bool) -> pymysql.Connection:
     m = config.region(region).mysql
-    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                           autocommit=autocommit, connect_timeout=m.connect_timeout)
+    return pymysql.connect(**m.connect_settings(), autocommit=autocommit)   # TLS settings included
 
 
 # -- reading ----------------------------------------------------------------------------------------

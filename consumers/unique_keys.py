@@ -6,10 +6,12 @@ region's sink then finds the value held by a local row when it applies the other
 version with the greater `unique_rank` (hlc_us, origin region, key text) keeps the value, and the
 other row is removed:
 
-- the **remote** version loses: it is not written; its key gets the remote clock as a tombstone
-  (no tick, so a re-delivery is recognised as equal and skipped), and the local row of that key,
-  if any, is deleted with it, in the sink's transaction (loop prevention tags it with the remote's
-  origin; the remote's own region removes it itself when the winner reaches it);
+- the **remote** version loses: it is not written; its key gets a tombstone of this region (the
+  planned clock + this region's tick, so a re-delivery is dominated and skipped), the local row of
+  that key, if any, is deleted with it, and the delete is published as this region's (a
+  `published_deletes` row in the sink's transaction, which the producer turns into a delete
+  event): the other regions may never meet the collision, since the local winner can be replaced
+  before it reaches them (the checker's seed 10);
 - the **local** row loses: it is deleted as a *local write* of this region (clock triggers on, its
   own transaction, before the batch is applied again), so the deletion is published and reaches
   every region as an ordinary delete that dominates the loser. A region that never saw the
@@ -140,16 +142,24 @@ def _record(*, region: str, db: str, table: str, pk: dict[str, Any], winner: str
         source_gtid=event.gtid, local_gtid=gtid_state)
 
 
-def losing_remote(plan: Planned, collision: Collision, *, region: str) -> Planned:
-    """The plan of a remote version that lost its unique value: its key becomes a tombstone with
-    the remote clock (no tick), any local row of that key is deleted, and the conflict is logged."""
+def losing_remote(plan: Planned, collision: Collision, *, region: str, now_us: int) -> Planned:
+    """The plan of a remote version that lost its unique value: its key becomes a tombstone of
+    this region (the planned clock + this region's tick), any local row of that key is deleted, the
+    conflict is logged, and the delete is published (`announce`): the other regions may never meet
+    this collision (the local winner can be replaced before it reaches them), so the decision must
+    reach them as a delete that dominates the loser."""
     clock: ClockRow = plan.clock  # type: ignore[assignment]
     event: ChangeEvent = plan.write.event  # type: ignore[union-attr]
     remote = RowVersion(dict(event.after or {}), clock.clock, clock.origin)
     conflict = _record(region=region, db=collision.db, table=collision.table, pk=event.pk, winner="local",
                        local=collision.holder, remote=remote, loser=remote, plan=plan, gtid_state=None)
-    tombstone = replace(clock, deleted=True, heads=None)
-    return Planned(plan.record, _rewrite(plan.write, None), tombstone, conflict, Action.RESOLVED)  # type: ignore[arg-type]
+    ticked = clock.clock.increment(region, now_us)
+    tombstone = replace(clock, clock=ticked, deleted=True, origin=region, heads=None)
+    announce = {"db": event.db, "table": event.table, "pk": dict(event.pk), "before": dict(event.after or {}),
+                "types": dict(event.types), "pk_fold": event.pk_fold,
+                "vclock": {"counters": dict(ticked.counters), "hlc_us": ticked.hlc_us}}
+    return Planned(plan.record, _rewrite(plan.write, None), tombstone, conflict, Action.RESOLVED,  # type: ignore[arg-type]
+                   announce=announce)
 
 
 def remove_local_losers(conn: pymysql.Connection, meta_db: str, region: str, plans: list[Planned],

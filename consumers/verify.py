@@ -156,6 +156,7 @@ class VerifyReport:
     tables: list[TableResult] = field(default_factory=list)
     row_details: list[RowDifference] = field(default_factory=list)
     cache_details: list[CacheDifference] = field(default_factory=list)
+    missing_from_cache: dict[str, int] = field(default_factory=dict)   # region -> database rows with no cache entry
 
     @property
     def ok(self) -> bool:
@@ -174,13 +175,16 @@ class VerifyReport:
             self.row_details.append(diff)
 
     def add_cache_difference(self, diff: CacheDifference) -> None:
+        if diff.kind == "missing":
+            self.missing_from_cache[diff.region] = self.missing_from_cache.get(diff.region, 0) + 1
         if len(self.cache_details) < self.max_details:
             self.cache_details.append(diff)
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "regions": list(self.regions), "chunk_rows": self.chunk_rows,
                 "check_cache": self.check_cache, "row_differences": self.row_differences,
-                "cache_differences": self.cache_differences, "tables": [t.to_json() for t in self.tables],
+                "cache_differences": self.cache_differences, "missing_from_cache": dict(self.missing_from_cache),
+                "tables": [t.to_json() for t in self.tables],
                 "row_details": [d.to_json() for d in self.row_details],
                 "cache_details": [d.to_json() for d in self.cache_details]}
 

@@ -20,6 +20,7 @@ in `accept_unpaired` after looking at it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -41,7 +42,7 @@ from producers.topics import TopicCreator, TopicNames
 from schemas import key_fold
 from producers.unclocked import UnclockedWatch
 from schemas.codec import encode
-from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
+from schemas.metadata_tables import APPLY_MARKER, PUBLISHED_DELETES, ROW_CLOCKS
 from schemas.config import PipelineConfig, table_selected
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class _Route:
     rebuilt when a table map with other columns arrives under the same id."""
 
     __slots__ = ("db", "table", "columns", "topic", "key_prefix", "images", "types", "pk_cols", "publish", "marker",
-                 "clock", "counter", "fold")
+                 "clock", "counter", "fold", "deletes")
 
     def __init__(self, db: str, table: str, columns: list[Any]) -> None:
         self.db, self.table = db, table
@@ -121,6 +122,7 @@ class _Route:
         self.publish = False
         self.marker = False
         self.clock = False
+        self.deletes = False    # meta_db.published_deletes: deletes the database sink decided
         self.counter: Any = None
         self.fold: dict[str, str] = {}  # key column -> collation, for text key columns whose collation folds
 
@@ -152,6 +154,7 @@ class Capture:
         self._unclocked = UnclockedWatch(config, region, metrics)
         self.sealed = start
         self.file = start.file
+        self._connects = 0   # fake rotate events seen: one per (re)connection of the binlog stream
         self._reset_txn()
 
     # -- transaction state -------------------------------------------------------------------
@@ -168,6 +171,7 @@ class Capture:
         self._started = self._progress_at = 0.0
         self._last_route: _Route | None = None   # the last table with row changes, for the progress log
         self._applied = False   # the transaction was written by cdcsync's database sink (apply_marker)
+        self._decided: list[dict[str, Any]] = []   # published_deletes bodies, published at the commit
 
     @property
     def in_transaction(self) -> bool:
@@ -256,6 +260,8 @@ class Capture:
                          self._sent, time.monotonic() - self._started)
         elif self._clock_rows:   # also without messages: clock rows alone must pair with nothing to be let through
             self._attach_clocks([message for _, _, message, _ in pending])
+        if self._decided:   # after the pairing: each carries its own clock
+            self._publish_decided(stream)
         if pending:
             self._unclocked.check(message for _, _, message, _ in pending)
             pending[-1][2]["txn_last"] = True
@@ -318,6 +324,12 @@ class Capture:
                 raise StreamInterrupted("the binlog connection restarted inside a transaction")
             if isinstance(event, RotateEvent):
                 self.file = event.next_binlog
+                if event.timestamp == 0:   # the server's "fake" rotate opens every dump connection
+                    self._connects += 1
+                    if self._connects > 1:   # the library reconnected on its own after a lost connection
+                        mysql = self._region.mysql
+                        log.info("region %s: reconnected to MySQL %s:%s; binlog streaming again from %s",
+                                 self._region.name, mysql.host, mysql.port, self.sealed.describe())
         elif isinstance(event, NotImplementedEvent):
             name = COMPRESSED_EVENT_TYPES.get(event.event_type)
             if name:
@@ -395,6 +407,7 @@ class Capture:
         if event.schema == self._config.meta_db:
             route.marker = event.table == APPLY_MARKER
             route.clock = event.table == ROW_CLOCKS
+            route.deletes = event.table == PUBLISHED_DELETES
         elif table_selected(self._region.producer, event.schema, event.table):
             table_map = self._table_maps.get(event.table_id)
             pk_cols = key_columns(table_map) if table_map is not None else ()
@@ -454,6 +467,14 @@ class Capture:
                 self._clock_rows.add(event.rows, len(self._pending))
                 if self._stream is not None:
                     self._stream_step(self._last_route or route)
+            return
+        if route.deletes:
+            if not isinstance(event, DeleteRowsEvent):
+                self._ensure_txn(event, stream.log_pos)
+                for row in event.rows:
+                    image = row.get("after_values") or row.get("values") or {}
+                    body = image["body"]
+                    self._decided.append(json.loads(body.decode() if isinstance(body, bytes) else body))
             return
         if not route.publish:
             return
@@ -524,6 +545,33 @@ class Capture:
                 message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], fold)
                 key = row_key(key_fold.key_values(message["pk"], folded), prefix)
             emit((topic, key, message, hdrs))
+
+    def _publish_decided(self, stream: Any) -> None:
+        """The deletes the database sink decided in this transaction (metadata_tables.PUBLISHED_DELETES):
+        each a delete of THIS region with the clock the sink gave it (its tombstone's), whatever
+        origin the apply marker named, since the decision is this region's."""
+        info = self._info
+        assert info is not None
+        own = messages.TxnInfo(self._region.name, self._region.name, info.server_id, info.gtid, info.txn_id,
+                               info.ts_us, info.epoch)
+        own.index = info.index
+        hdrs = self._headers_for("change", own.origin)
+        for body in self._decided:
+            db, table = body["db"], body["table"]
+            if not table_selected(self._region.producer, db, table):
+                continue
+            topic = self._names.changes(self._region.name, db, table)
+            self._topics.ensure(topic)
+            message = messages.change(own, stream.log_file, stream.log_pos, db, table, "delete", body["pk"],
+                                      body["before"], None, body["types"])
+            message["vclock"] = body["vclock"]
+            prefix = f"{db}.{table}:".encode() if self._names.mode == "per_region" else b""
+            values = list(body["pk"].values())
+            if body.get("pk_fold"):
+                message["pk_fold"] = body["pk_fold"]
+                values = key_fold.key_values(body["pk"], body["pk_fold"])
+            self._pending.append((topic, messages.row_key(values, prefix), message, hdrs))
+        info.index = own.index
 
     def _marker(self, event: RowsEvent, stream: Any) -> None:
         self._ensure_txn(event, stream.log_pos)

@@ -23,6 +23,7 @@ from cdcsync.health_server import HealthState
 from producers import binlog_stream, preflight, snapshot
 from producers.capture import Capture, StreamInterrupted
 from producers.checkpoint import FileCheckpointStore
+from producers.fence import ProducerFence
 from producers.metrics import ProducerMetrics
 from producers.position import BinlogPosition
 from producers.publisher import Publisher
@@ -55,11 +56,17 @@ class ProducerService:
         self.resnapshot = resnapshot
         self.accept_unpaired = accept_unpaired   # producers/clock_matching.py: transactions let through
         self._stop = False
+        self._snapshotting = False
         settings = self.region.producer
         self.store = FileCheckpointStore(settings.checkpoint_dir, self.region.name, self.region.server_id)
         self.reader_server_id = settings.server_id or 1000 + self.region.server_id
+        self.fence = ProducerFence(self.region.mysql.reader(), config.prefix, self.region.name)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        if not self._stop:   # say at once that the signal was heard, and where the producer will stop
+            name = signal.Signals(signum).name if signum is not None else "stop"
+            log.warning("region %s: %s received: stopping at the next %s", self.region.name, name,
+                        "snapshot chunk" if self._snapshotting else "transaction boundary")
         self._stop = True
 
     def install_signal_handlers(self) -> None:
@@ -68,7 +75,19 @@ class ProducerService:
 
     # -------------------------------------------------------------------------------------
     def run(self) -> None:
-        """Block until stopped; raise on any error that needs an operator."""
+        """Block until stopped; raise on any error that needs an operator (ProducerFenced when another
+        producer runs for the region: producers/fence.py)."""
+        self.fence.acquire()   # before anything is read or published: a second producer stops here
+        try:
+            self._run()
+        finally:
+            self.fence.release()
+
+    def _should_stop(self) -> bool:
+        self.fence.check()
+        return self._stop
+
+    def _run(self) -> None:
         mysql = self.region.mysql.reader()
         settings = self.region.producer
         preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
@@ -82,6 +101,8 @@ class ProducerService:
         if self.resnapshot:
             self.store.clear()
         checkpoint = self.store.load()
+        if checkpoint is None and not self.resnapshot:
+            self._warn_no_checkpoint(settings.snapshot)
         if checkpoint is not None:
             start = checkpoint.position
             if not checkpoint.epoch:   # written before epochs existed: give this history one, durably
@@ -89,7 +110,17 @@ class ProducerService:
             log.info("region %s: resuming from checkpoint %s (epoch %s)", self.region.name, start.describe(),
                      self.store.epoch)
         elif settings.snapshot == "initial":
-            start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics).run()
+            self._snapshotting = True
+            try:
+                start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics,
+                                             should_stop=lambda: self._stop).run()
+            except snapshot.SnapshotStopped as err:
+                publisher.flush()
+                log.warning("region %s: %s; no checkpoint written: the next start takes the snapshot again from "
+                            "the beginning", self.region.name, err)
+                return
+            finally:
+                self._snapshotting = False
             publisher.flush()
             self.store.save(start)
             log.info("region %s: snapshot done at %s", self.region.name, start.describe())
@@ -99,6 +130,14 @@ class ProducerService:
             self.store.save(start)
             log.info("region %s: no checkpoint, streaming from now (%s)", self.region.name, start.describe())
         self._stream(start, publisher, topics)
+
+    def _warn_no_checkpoint(self, mode: str) -> None:
+        """A deleted checkpoint directory would otherwise re-publish everything (or skip a gap) without a word."""
+        then = ("taking a new snapshot of every replicated table" if mode == "initial"
+                else "streaming from the binlog's current end (changes since the last run are skipped)")
+        log.warning("region %s: no checkpoint found at %s: %s per producer.snapshot = %r; expected on the "
+                    "region's first start, otherwise stop and restore the checkpoint", self.region.name,
+                    self.store.path, then, mode)
 
     def _report_unclocked(self, mysql: MySQLConfig) -> None:
         """Name, before streaming, the replicated tables whose writes will carry no clock (producers/unclocked.py
@@ -132,8 +171,12 @@ class ProducerService:
                               accept_unpaired=self.accept_unpaired, epoch=self.store.epoch,
                               progress_every_s=settings.progress_log_s)
             try:
-                pump(stream, capture, checkpointer, self.metrics, self.region.name, lambda: self._stop)
-                attempt = 0
+                if attempt:   # the last try lost the server: say so once it answers again
+                    binlog_stream.connect(mysql).close()
+                    log.info("region %s: reconnected to MySQL %s:%s; streaming again from %s", self.region.name,
+                             mysql.host, mysql.port, position.describe())
+                    attempt = 0
+                pump(stream, capture, checkpointer, self.metrics, self.region.name, self._should_stop)
             except StreamInterrupted as err:
                 log.warning("region %s: %s; reopening at %s", self.region.name, err, capture.sealed.describe())
             except pymysql.err.OperationalError as err:

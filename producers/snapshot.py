@@ -6,13 +6,18 @@ binlog position; streaming then resumes at that position, so no change is missed
 Each event carries the row's clock from `<meta_db>.row_clocks`, read in the same snapshot, and the
 table's tombstones follow its rows as `delete` events with theirs (producers/snapshot_clocks.py),
 so sinks decide snapshot events like any change.
-A producer killed during the snapshot has no checkpoint yet and starts the snapshot over.
+A producer killed during the snapshot has no checkpoint yet and starts the snapshot over. SIGTERM or
+SIGINT during the snapshot stops it at the next chunk boundary (`SnapshotStopped`): what was sent is
+flushed, no checkpoint is written, and the next start takes the snapshot again from the beginning (one
+consistent view cannot be continued in another; the re-sent events carry the same clocks, so the
+sinks find them not newer and skip them).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -32,6 +37,10 @@ from schemas.config import PipelineConfig
 log = logging.getLogger(__name__)
 
 
+class SnapshotStopped(RuntimeError):
+    """A stop was requested during the snapshot; it ended at a chunk boundary, unfinished."""
+
+
 def progress_bar(console: Console | None = None) -> Progress:
     """The progress bar of long reads; `console` defaults to rich's (stdout), pass a stderr one to keep stdout clean."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -42,8 +51,10 @@ class Snapshotter:
     """Publishes one region's existing rows and returns the position to stream from."""
 
     def __init__(self, config: PipelineConfig, region: str, publisher: Publisher, topics: TopicCreator,
-                 metrics: ProducerMetrics) -> None:
+                 metrics: ProducerMetrics, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """`should_stop` is asked after every chunk: True ends the snapshot there with SnapshotStopped."""
         self.config = config
+        self._should_stop = should_stop
         self.region = config.region(region)
         self.publisher = publisher
         self.topics = topics
@@ -76,6 +87,8 @@ class Snapshotter:
                         self._publish(table, rows, versions, position, info, ack, headers)
                         count += len(rows)
                         progress.advance(task, len(rows))
+                        if self._should_stop():
+                            raise SnapshotStopped(f"snapshot stopped in {table.db}.{table.table} after {count} rows")
                     if clocked:
                         for chunk in clocks.tombstones(table):
                             self._publish_tombstones(table, chunk, position, info, ack, headers)

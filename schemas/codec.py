@@ -41,6 +41,9 @@ def decode(payload: bytes) -> ChangeEvent | DdlEvent:
         raise DecodeError(f"payload is not JSON: {err}") from None
     if not isinstance(data, dict):
         raise DecodeError(f"payload is a JSON {type(data).__name__}, not an object")
+    if "schema_version" not in data:
+        keys = ", ".join(sorted(map(str, data))[:5]) or "none"
+        raise DecodeError(f"payload is not a cdcsync message: a JSON object without schema_version (keys: {keys})")
     version = data.get("schema_version")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedSchemaVersion(

@@ -195,6 +195,12 @@ class SinkConfig(_Frozen):
         60000, ge=0, description="A clocked version stamped further ahead of the sink host's clock stops the "
                                  "database sink (lww would let that region win every tie); see docs/clocks.md."
     )
+    max_consecutive_dead_letters: int = Field(
+        100, ge=0, description="A sink stops, with one line naming the cause, when more dead letters than this "
+                               "come in a row (no event applied between them): a poison flood is a broken deploy, "
+                               "not data to drain into the dead-letter topic. Nothing of the batch it goes over "
+                               "in is committed; 0: no limit. See docs/apply.md, \"Poison events\"."
+    )
 
 
 class TableConfig(_Frozen):

@@ -14,6 +14,12 @@ tombstone. `heads` (JSON, NULL for a plain write) holds the concurrent versions 
 stands for, for strategies whose order does not follow causality (region-priority, custom); a local
 write dominates them all and clears it. See docs/clocks.md.
 
+`published_deletes`: a delete the database sink decided and every region must apply, written in the
+sink's transaction: a remote version that lost its secondary UNIQUE value (consumers/unique_keys.py).
+The sink cannot delete a row it never wrote, so this row (`body`: the delete's key, image, types and
+clock, as JSON) is how the decision reaches the binlog; the producer publishes it as a delete of
+this region (producers/capture.py). Keyed by the source record, so a retried batch writes it once.
+
 `conflict_log`: one row per conflict resolution (and per operator override), written by the
 database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
 version images are JSON text. Never replicated (the producer publishes nothing of `meta_db` but
@@ -22,6 +28,7 @@ the clocks it attaches to events).
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 import pymysql
@@ -29,6 +36,7 @@ import pymysql
 APPLY_MARKER = "apply_marker"
 ROW_CLOCKS = "row_clocks"
 CONFLICT_LOG = "conflict_log"
+PUBLISHED_DELETES = "published_deletes"
 
 
 def ddl(meta_db: str) -> list[str]:
@@ -86,10 +94,18 @@ def ddl(meta_db: str) -> list[str]:
             KEY by_time (logged_at_us),
             KEY by_row (db, tbl, pk_hash, logged_at_us)
         ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{PUBLISHED_DELETES}` (
+            source_topic VARCHAR(249) NOT NULL,
+            source_partition INT NOT NULL,
+            source_offset BIGINT NOT NULL,
+            body MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (source_topic, source_partition, source_offset)
+        ) ENGINE=InnoDB""",
     ]
 
 
-TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG)
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG, PUBLISHED_DELETES)
 _MARKER_INCARNATION = {"source_epoch": "source_txn_index", "source_topic_id": "source_epoch"}   # column: after
 
 
@@ -187,3 +203,13 @@ def delete_markers(cur: pymysql.cursors.Cursor, meta_db: str, topic: str, partit
         return cur.execute(f"DELETE FROM `{meta_db}`.`{APPLY_MARKER}` WHERE source_topic = %s", (topic,))
     return cur.execute(f"DELETE FROM `{meta_db}`.`{APPLY_MARKER}` WHERE source_topic = %s AND source_partition = %s",
                        (topic, partition))
+
+
+def write_published_deletes(cur: pymysql.cursors.Cursor, meta_db: str,
+                            rows: list[tuple[str, int, int, dict[str, Any]]]) -> None:
+    """(source topic, partition, offset, body) rows of `published_deletes`. A row already written
+    for the same source record keeps its body (no new row event: that delete was published)."""
+    cur.executemany(f"INSERT INTO `{meta_db}`.`{PUBLISHED_DELETES}` (source_topic, source_partition, source_offset, "
+                    f"body) VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE body = body",
+                    [(topic, partition, offset, json.dumps(body))
+                     for topic, partition, offset, body in rows])

@@ -35,3 +35,62 @@ def zero_date(raw: str) -> dict[str, str]:
 
 def is_zero_date(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and ZERO_DATE in value
+
+
+# -- checking a decoded event's values against its `types` (the table above) ------------------------
+_INTEGER = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bit", "year")
+_TEXT = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "decimal", "time",
+         "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_temporal(value: Any) -> bool:
+    return isinstance(value, str) or is_zero_date(value)
+
+
+def _is_set(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_geometry(value: Any) -> bool:
+    return isinstance(value, dict) and _is_int(value.get("srid")) and isinstance(value.get("wkb"), str)
+
+
+_WIRE_CHECKS: dict[str, Any] = {
+    **{t: _is_int for t in _INTEGER}, **{t: lambda v: isinstance(v, str) for t in _TEXT},
+    "float": _is_number, "double": _is_number, "real": _is_number,
+    "date": _is_temporal, "datetime": _is_temporal, "timestamp": _is_temporal,
+    "set": _is_set, "geometry": _is_geometry,
+}   # json: any JSON value; a type not listed here is not checked
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:39] + '…'}"
+
+
+def value_type_problem(types: dict[str, str], images: dict[str, dict[str, Any] | None]) -> str | None:
+    """The first value of `images` (name -> column -> wire value) whose JSON type cannot be its
+    column's SQL type, named with the column, the type and the value; None if every value fits.
+
+    A sink would otherwise store it as something else (a cache keeps the string, a database casts
+    `"12"` to 12 or refuses `"abc"` only in strict mode), so the event is poison: it is dead-lettered."""
+    for image_name, image in images.items():
+        for column, value in (image or {}).items():
+            if value is None:
+                continue
+            sql_type = types.get(column)
+            if sql_type is None:
+                continue
+            check = _WIRE_CHECKS.get(sql_type.split("(", 1)[0].split(" ", 1)[0].lower())
+            if check is not None and not check(value):
+                return (f"column {column!r} ({image_name}) is {sql_type}, but the value is the JSON "
+                        f"{_describe(value)}")
+    return None

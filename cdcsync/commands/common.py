@@ -54,12 +54,17 @@ def serve_health(port: int | None):
     return state
 
 
-def fail(message: str, code: int = 1) -> None:
+def report(message: str) -> None:
+    """Print an error as one line: a JSON log line under `--log-format json`, else `error: ...` on stderr."""
     from cdcsync import logging_setup
 
     if logging_setup.json_lines:
         logging.getLogger("cdcsync").error(message)
-        raise typer.Exit(code)
+        return
     # Escaped: a message may quote config keys like `[regions.x]`, which rich would take as markup.
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+
+
+def fail(message: str, code: int = 1) -> None:
+    report(message)
     raise typer.Exit(code)

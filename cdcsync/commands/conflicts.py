@@ -48,8 +48,7 @@ def _regions(cfg: PipelineConfig, regions: list[str] | None) -> list[str]:
 
 def _connect(cfg: PipelineConfig, region: str) -> pymysql.Connection:
     m = cfg.region(region).mysql
-    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                           autocommit=True, connect_timeout=m.connect_timeout)
+    return pymysql.connect(**m.connect_settings(), autocommit=True)   # TLS settings included
 
 
 def _key_columns(conn: pymysql.Connection, table: str) -> list[tuple[str, str]]:

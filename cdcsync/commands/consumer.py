@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from cdcsync.commands.common import (ConfigOption, LogFormatOption, LogLevelOption, RegionOption, load,
+from cdcsync.commands.common import (ConfigOption, LogFormatOption, LogLevelOption, RegionOption, fail, load,
                                      serve_health, start_logging)
 
 
@@ -20,6 +20,7 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
                                                    "(default: the region's sink.metrics_port)."),
              log_format: str = LogFormatOption, log_level: str = LogLevelOption) -> None:
     """Apply change events: other regions' to this region's database (db), or this region's to its Redis (cache)."""
+    from consumers.dlq_limit import DeadLetterFlood
     from consumers.service import build_runners, run_all
 
     if sink not in ("db", "cache"):
@@ -43,7 +44,10 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if runners:
-        run_all(runners)
+        try:
+            run_all(runners)
+        except DeadLetterFlood as err:   # expected: stop in one line, committed nothing after the run
+            fail(str(err))
         return
     # A database sink with no source region (a one-region config) has nothing to apply; it idles
     # instead of exiting, so a supervisor does not restart it in a loop.

@@ -17,6 +17,14 @@ def _position(gtid: str, file: str, pos: int) -> str:
     return f"{gtid or '-'}\n{file}:{pos}"
 
 
+def _dead_letters(by_sink: dict[str, int] | None) -> str:
+    if by_sink is None:
+        return "error"
+    if not by_sink:
+        return "0"
+    return "\n".join(f"{n} {sink}" for sink, n in sorted(by_sink.items()))
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -28,8 +36,9 @@ def status(config: Path = ConfigOption,
            timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for each Kafka request.")) -> None:
     """Per region: the producer's checkpoint against the server's binlog position, and sink-group lag.
 
-    The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error
-    or has replicated tables without clock triggers (not declared single_writer).
+    The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error,
+    has replicated tables without clock triggers (not declared single_writer), or has dead letters neither
+    replayed nor discarded (`cdcsync dlq list`).
     """
     from consumers.status import pipeline_status
 
@@ -40,7 +49,7 @@ def status(config: Path = ConfigOption,
     else:
         console = Console()
         table = Table("region", "checkpoint", "age", "server", "behind (txns / bytes)", "db lag", "cache lag",
-                      "errors", title="cdcsync status", show_lines=True)
+                      "dead letters", "errors", title="cdcsync status", show_lines=True)
         for r in regions:
             cp, server = r.checkpoint, r.server
             lags = {g.sink: ("error" if g.lag is None else str(g.lag)) for g in r.groups}
@@ -50,7 +59,7 @@ def status(config: Path = ConfigOption,
                           _age(r.checkpoint_age_s),
                           _position(server.gtid_state, server.file, server.pos) if server else "unreachable",
                           f"{'-' if txns is None else txns} / {'-' if nbytes is None else nbytes}",
-                          lags.get("db", "-"), lags.get("cache", "-"),
+                          lags.get("db", "-"), lags.get("cache", "-"), _dead_letters(r.dead_letters_by_sink),
                           "\n".join([*r.errors, *unclocked]) or "-")
         console.print(table)
         lagging = Table("group", "topic", "partition", "committed", "high", "lag", title="partitions with lag")
@@ -65,5 +74,10 @@ def status(config: Path = ConfigOption,
     for r in regions:
         if r.unclocked_tables:
             err_console.print(f"[red]{r.region}: {unclocked_message(r.unclocked_tables)}[/red]", highlight=False)
-    if any(r.errors or r.unclocked_tables for r in regions):
+    for r in regions:
+        if r.dead_letters_pending:
+            err_console.print(f"[red]{r.region}: {r.dead_letters_pending} dead letters wait (neither replayed nor "
+                              f"discarded): cdcsync dlq list --config {config} --region {r.region}[/red]",
+                              highlight=False)
+    if any(r.errors or r.unclocked_tables or r.dead_letters_pending for r in regions):
         raise typer.Exit(1)

@@ -49,8 +49,18 @@ def verify(config: Path = ConfigOption,
         typer.echo(orjson.dumps(report.to_json()).decode())
     else:
         print_report(report)
+    for line in rebuild_hints(report, config):
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def rebuild_hints(report: VerifyReport, config: Path) -> list[str]:
+    """One line per region whose cache lacks database rows: most often Redis restarted or was
+    flushed, and the sinks only write what changes, so only a rebuild refills it."""
+    return [f"{region}: {n} rows missing from the cache (Redis restarted or flushed?); refill it with: "
+            f"cdcsync cache rebuild --config {config} --region {region}"
+            for region, n in report.missing_from_cache.items() if n]
 
 
 def _value(value: Any) -> str:

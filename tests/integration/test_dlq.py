@@ -3,7 +3,9 @@
 
 Poison of every class: an undecodable payload and an unknown schema_version (produced straight into
 a source change topic), a table missing in the target, a column missing in the target, and
-constraints only the target has (a CHECK, and a UNIQUE key that collides with another row).
+constraints only the target has (a CHECK, and a UNIQUE key that collides with another row); the
+bad-input matrix for both sinks (not JSON, not a change event, unknown version, a value of the wrong
+type); and a poison flood, which stops a sink at `sink.max_consecutive_dead_letters`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from consumers.cache_sink import cache_key, decode_row, redis_client
 from consumers.db_sink import DatabaseSink
 from consumers.dlq import DeadLetterPublisher
 from consumers.dlq_reader import DlqEntry, read_dead_letters
@@ -29,7 +32,7 @@ from schemas.codec import decode, encode
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
-from tests.support.producer import pipeline, wait_until, write_config
+from tests.support.producer import ProducerProcess, SinkProcess, pipeline, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -265,3 +268,137 @@ def test_a_unique_key_collision_with_another_row_is_dead_lettered(sandbox_config
         sink.close()
     assert items(config, "us", db) == {10: ("a", 1)}
     assert [e.kind for e in read_dead_letters(config, "us")] == ["constraint"]
+
+
+def change_event(db: str, pk: int, after: dict, gtid_seq: int) -> bytes:
+    """A well-formed insert envelope of `items` from eu, with whatever values `after` holds."""
+    return encode({"schema_version": 1, "kind": "change", "region": "eu", "origin": "eu", "server_id": 1,
+                   "gtid": f"0-1-{gtid_seq}", "binlog_file": "b.000001", "binlog_pos": gtid_seq, "txn_id": "raw",
+                   "ts_us": 0, "db": db, "table": "items", "txn_index": 0, "txn_last": True, "op": "insert",
+                   "pk": {"id": pk}, "before": None, "after": after,
+                   "types": {"id": "int", "name": "varchar(32)", "qty": "int"}})
+
+
+def cached(config: PipelineConfig, region: str, db: str, pk: int) -> dict | None:
+    return decode_row(redis_client(config.region(region).redis).hgetall(
+        cache_key(config.prefix, db, "items", [pk])))
+
+
+def test_bad_input_is_dead_lettered_by_both_sinks_with_its_reason_and_the_stream_goes_on(
+        sandbox_config, unique, tmp_path) -> None:
+    """The bad-input matrix, consumer side: a payload that is not JSON, one that is JSON but not a
+    change event, an unknown schema_version, and a valid envelope with a string in an INT column
+    (`"three"`, and `"12"`, which a database would cast silently). eu's own topic is read by us's
+    database sink and by eu's cache sink: each dead-letters all four, and applies what follows."""
+    config, db, path = setup(sandbox_config, unique, tmp_path)
+    topic = f"{config.prefix}.eu.{db}.items"
+    TopicCreator(config.kafka_for("eu")).ensure(topic)
+    bad = [b"\xff\xfe not json", b'{"hello": "world"}',
+           encode({"schema_version": 7, "kind": "change", "db": db, "table": "items"}),
+           change_event(db, 3, {"id": 3, "name": "plum", "qty": "three"}, 900),
+           change_event(db, 3, {"id": 3, "name": "plum", "qty": "12"}, 901)]
+
+    with pipeline(config, path, tmp_path, sinks=("db", "cache")):
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO items VALUES (1, 'apple', 5)")
+        wait_until(lambda: items(config, "us", db) == {1: ("apple", 5)}, timeout=90, what="row 1 in us")
+        poison_at = produce_raw(config, topic, [(b"[3]", value) for value in bad])
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO items VALUES (3, 'plum', 2)")   # behind the poison, on its partition
+            cur.execute("UPDATE items SET qty = 6 WHERE id = 1")
+        expected = {1: ("apple", 6), 3: ("plum", 2)}
+        wait_until(lambda: items(config, "us", db) == expected, timeout=90, what="us past the poison")
+        wait_until(lambda: cached(config, "eu", db, 3) == {"id": 3, "name": "plum", "qty": 2}
+                   and cached(config, "eu", db, 1) == {"id": 1, "name": "apple", "qty": 6},
+                   timeout=90, what="eu's cache past the poison")
+        wait_until(lambda: len(read_dead_letters(config, "us")) >= 5 and len(read_dead_letters(config, "eu")) >= 5,
+                   timeout=60, interval=1.0, what="five dead letters in us and in eu")
+
+    source = raw_topic(config.kafka.bootstrap, [topic])
+    [row3] = [(p, o) for (_, p, o), v in source.items() if (p, o) not in poison_at and decode(v).pk["id"] == 3]
+    assert row3[0] == poison_at[0][0] and row3[1] > poison_at[-1][1]      # the insert came behind the poison
+    for region, sink in (("us", "db"), ("eu", "cache")):
+        entries = read_dead_letters(config, region)
+        assert len(entries) == 5 and {e.sink for e in entries} == {sink}, entries
+        by_offset = {(e.source_partition, e.source_offset): e for e in entries}
+        assert set(by_offset) == set(poison_at)
+        for (where, entry), payload in zip(sorted(by_offset.items()), bad):
+            assert entry.payload == payload and entry.source_topic == topic and entry.key == b"[3]"
+        not_json, not_event, version, three, twelve = (by_offset[w] for w in poison_at)
+        assert (not_json.kind, not_event.kind) == ("undecodable", "undecodable")
+        assert "not JSON" in not_json.error, not_json
+        assert not_event.error == "payload is not a cdcsync message: a JSON object without schema_version (keys: hello)"
+        assert version.kind == "unsupported_version" and "schema_version 7" in version.error
+        assert (three.kind, twelve.kind) == ("wrong_type", "wrong_type")
+        assert three.error == f"{db}.items: column 'qty' (after) is int, but the value is the JSON str 'three'"
+        assert twelve.error == f"{db}.items: column 'qty' (after) is int, but the value is the JSON str '12'"
+    assert items(config, "us", db) == expected                         # nothing else changed
+
+
+def committed(config: PipelineConfig, region: str, sink: str, topic: str, partition: int) -> int | None:
+    from consumers.status import sink_group_lag
+
+    lag = sink_group_lag(config, region, sink)
+    assert lag.error is None, lag.error
+    found = [p.committed for p in lag.partitions if (p.topic, p.partition) == (topic, partition)]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(("sink", "region"), [("db", "us"), ("cache", "eu")])
+def test_a_poison_flood_stops_the_sink_at_the_limit_and_commits_nothing_after_it(
+        sandbox_config, unique, tmp_path, sink, region) -> None:
+    config, db, path = setup(sandbox_config, unique, tmp_path)
+    data = config.model_dump(mode="python")
+    for name, r in data["regions"].items():
+        r["mysql"]["password"] = config.regions[name].mysql.password.get_secret_value()
+        r["sink"]["max_consecutive_dead_letters"] = 5
+    config = PipelineConfig.model_validate(data)
+    path = write_config(config, tmp_path / "limited.toml")
+    unlimited = data | {"regions": {n: r | {"sink": r["sink"] | {"max_consecutive_dead_letters": 0}}
+                                    for n, r in data["regions"].items()}}
+    unlimited_path = write_config(PipelineConfig.model_validate(unlimited), tmp_path / "unlimited.toml")
+    topic = f"{config.prefix}.eu.{db}.items"
+    TopicCreator(config.kafka_for("eu")).ensure(topic)
+
+    def applied(pk: int) -> bool:
+        return pk in items(config, "us", db) if sink == "db" else cached(config, "eu", db, pk) is not None
+
+    producer = ProducerProcess(path, "eu", tmp_path / "producer-eu.log").start()
+    wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=90, what="eu checkpoint")
+    log = tmp_path / f"{sink}-{region}.log"
+    consumer = SinkProcess(path, region, sink, log).start()
+    with connect(config, "eu", db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (1, 'apple', 5)")
+    wait_until(lambda: applied(1), timeout=90, what="row 1 applied")
+    poison_at = produce_raw(config, topic, [(b"[3]", b"\x00 flood %d" % n) for n in range(20)])
+    partition = poison_at[0][0]
+    with connect(config, "eu", db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (3, 'plum', 2)")        # behind the flood, on its partition
+
+    # -- stops with one line; nothing behind the dead letters it published is committed ---------------------------
+    assert consumer.wait(90) == 1, consumer.output()
+    lines = [line for line in consumer.output().splitlines() if "max_consecutive_dead_letters" in line]
+    assert len(lines) == 1 and "Traceback" not in consumer.output(), consumer.output()
+    assert f"{sink} sink of region {region}:" in lines[0] and "more than sink.max_consecutive_dead_letters = 5" \
+        in lines[0] and "raise the limit" in lines[0] and "last reason: undecodable: payload is not JSON" in lines[0], \
+        lines[0]
+    dead = read_dead_letters(config, region)
+    assert len(dead) <= 5 and all(e.kind == "undecodable" for e in dead)
+    position = committed(config, region, sink, topic, partition)
+    # None: nothing ever committed on that partition (row 1 went to another)
+    assert position is None or position <= poison_at[len(dead)][1], (position, poison_at, dead)
+    assert not applied(3)
+
+    # -- a restart resumes inside the flood and stops again ------------------------------------------------------
+    again = SinkProcess(path, region, sink, log).start()
+    assert again.wait(90) == 1, again.output()
+    assert len([line for line in again.output().splitlines() if "max_consecutive_dead_letters" in line]) == 2
+    assert not applied(3) and len(read_dead_letters(config, region)) <= len(dead) + 5
+
+    # -- with no limit, the whole flood is dead-lettered, and what follows it applies: nothing was lost ----------
+    drained = SinkProcess(unlimited_path, region, sink, tmp_path / f"{sink}-{region}-drained.log").start()
+    wait_until(lambda: applied(3), timeout=90, what="row 3 applied behind the flood")
+    wait_until(lambda: {(e.source_partition, e.source_offset) for e in read_dead_letters(config, region)}
+               == set(poison_at), timeout=60, interval=1.0, what="every flood message dead-lettered")
+    assert drained.terminate() == 0, drained.output()
+    assert producer.terminate() == 0, producer.output()

@@ -74,9 +74,9 @@ def test_a_delete_concurrent_with_a_key_change_onto_its_key_is_a_conflict(sandbo
         write(config, "eu", db, "DELETE FROM kv WHERE id = 3")
 
         sinks = start_sinks(2)
-        wait_quiescent(config, timeout=120)
+        wait_quiescent(config, timeout=300)
         time.sleep(1.0)
-        wait_quiescent(config, timeout=60)
+        wait_quiescent(config, timeout=120)
 
         tables = {r: rows(config, db, r) for r in REGIONS}
         logs = "\n".join(s.output()[-2000:] for s in sinks)

@@ -9,7 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from consumers.dlq import DeadLetter, DeadLetterPublisher
+from consumers.records import SourceRecord
 from deploy.local.processes import free_port
+from producers.topics import TopicCreator, TopicNames, client_settings
+from schemas.codec import encode
 from schemas.clock_init import init_region
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect, create_database
@@ -138,5 +142,80 @@ def test_status_reports_checkpoints_and_lag(sandbox_config, unique, tmp_path) ->
     assert eu_groups[f"{prefix}.eu.cache"]["lag"] == 10 and eu_groups[f"{prefix}.eu.cache"]["error"] is None
     assert eu_groups[f"{prefix}.eu.db"]["error"] is not None
 
+    for proc in procs:
+        assert proc.terminate() == 0, proc.output()
+
+
+def dead_letter(config: PipelineConfig, db: str, sink: str, offset: int, pk: int) -> DeadLetter:
+    """A dead letter of a well-formed insert of `t` from eu (so a replay can apply it)."""
+    event = {"schema_version": 1, "kind": "change", "region": "eu", "origin": "eu", "server_id": 1,
+             "gtid": f"0-1-{offset + 1}", "binlog_file": "b.000001", "binlog_pos": offset, "txn_id": "t",
+             "ts_us": 0, "db": db, "table": "t", "txn_index": 0, "txn_last": True, "op": "insert",
+             "pk": {"id": pk}, "before": None, "after": {"id": pk, "v": f"replayed-{pk}"},
+             "types": {"id": "int", "v": "varchar(32)"}}
+    record = SourceRecord.from_message(f"{config.prefix}.eu.{db}.t", 0, offset, f"[{pk}]".encode(), encode(event))
+    return DeadLetter(record, "4025: CONSTRAINT failed (made up by the test)", "constraint")
+
+
+def dlq(path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cdcsync", "dlq", args[0], "--config", str(path), "--region", "us",
+                           *args[1:]], capture_output=True, text=True, timeout=120)
+
+
+def test_pending_dead_letters_fail_status_until_replayed_or_discarded(sandbox_config, unique, tmp_path) -> None:
+    config, db, path = setup(sandbox_config, unique, tmp_path)
+    procs = [ProducerProcess(path, r, tmp_path / f"producer-{r}.log").start() for r in REGIONS]
+    wait_until(lambda: status(path)[0] == 0, timeout=60, interval=1.0, what="status clean (checkpoints written)")
+    kafka = config.kafka_for("us")
+    dlq_topic = TopicNames.of(config).dlq("us")
+    TopicCreator(kafka).ensure(dlq_topic)
+    for sink, letters in (("db", [dead_letter(config, db, "db", 0, 1), dead_letter(config, db, "db", 1, 2)]),
+                          ("cache", [dead_letter(config, db, "cache", 2, 3)])):
+        DeadLetterPublisher(client_settings(kafka), dlq_topic, region="us", sink=sink).publish(letters)
+
+    # -- three wait: status says so per region and sink, and exits 1 ----------------------------------------------
+    code, report = status(path)
+    assert code == 1 and report["us"]["errors"] == [], report["us"]
+    assert report["us"]["dead_letters_pending"] == 3 and report["us"]["dead_letters_by_sink"] == {"db": 2, "cache": 1}
+    assert report["eu"]["dead_letters_pending"] == 0 and report["eu"]["errors"] == []
+    text = subprocess.run([sys.executable, "-m", "cdcsync", "status", "--config", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert text.returncode == 1
+    assert f"us: 3 dead letters wait (neither replayed nor discarded): cdcsync dlq list --config {path} --region us" \
+        in " ".join(text.stderr.split()), text.stderr
+    entries = {e["source_offset"]: e["entry"] for e in map(orjson.loads, dlq(path, "list", "--json").stdout.splitlines())}
+    first, second, cached = entries[0], entries[1], entries[2]
+
+    # -- replay once; a second replay is refused without --force ---------------------------------------------------
+    done = dlq(path, "replay", first)
+    assert done.returncode == 0 and "1 applied" in done.stdout, done.stdout + done.stderr
+    assert rows(config, "us", db) == {1: "replayed-1"}
+    again = dlq(path, "replay", first)
+    assert again.returncode == 1 and "already handled" in again.stderr and "--force" in again.stderr, again.stderr
+    assert again.stderr.count("\n") == 1        # one line
+    forced = dlq(path, "replay", first, "--force")
+    assert forced.returncode == 0 and "1 applied" in forced.stdout, forced.stdout + forced.stderr
+
+    # -- discard: needs a reason; a discarded entry is neither replayed nor discarded again without --force -------
+    assert dlq(path, "discard", second).returncode == 2
+    assert dlq(path, "discard", second, "--reason", " ").returncode == 2
+    discarded = dlq(path, "discard", second, "--reason", "row fixed by hand")
+    assert discarded.returncode == 0 and "1 discarded" in discarded.stdout, discarded.stdout + discarded.stderr
+    assert 2 not in rows(config, "us", db)                        # nothing applied
+    refused = dlq(path, "replay", second)
+    assert refused.returncode == 1 and "discarded" in refused.stderr and "--force" in refused.stderr
+    assert dlq(path, "discard", second, "--reason", "twice").returncode == 1
+    assert dlq(path, "replay", "--all").stdout.strip() == "nothing to replay"   # --all takes pending db entries only
+    code, report = status(path)
+    assert code == 1 and report["us"]["dead_letters_by_sink"] == {"cache": 1}
+
+    # -- the last one discarded with --all: status is clean again -------------------------------------------------
+    everything = dlq(path, "discard", "--all", "--reason", "cache rebuilt")
+    assert everything.returncode == 0 and "1 discarded" in everything.stdout and cached in everything.stdout
+    listed = {row["entry"]: row for row in map(orjson.loads, dlq(path, "list", "--json").stdout.splitlines())}
+    assert listed[first]["replayed"] and not listed[first]["discarded"]
+    assert listed[second]["discard_reason"] == "row fixed by hand" and listed[cached]["discard_reason"] == "cache rebuilt"
+    code, report = status(path)
+    assert code == 0 and report["us"]["dead_letters_pending"] == 0, report["us"]
     for proc in procs:
         assert proc.terminate() == 0, proc.output()

@@ -112,3 +112,22 @@ def test_redis_tls_with_client_certificate(tmp_path) -> None:
             bad.close()
     finally:
         processes.stop(proc.pid, "redis-server")
+
+
+def test_operator_commands_connect_with_the_regions_tls_settings(tls_server) -> None:
+    """`cdcsync conflicts` and `cdcsync tombstones purge` open their own connections: with the
+    region's TLS settings, or the password would cross the network in clear (the user here cannot
+    connect without its certificate, so a connection that drops the settings is refused)."""
+    from cdcsync.commands import conflicts
+    from consumers import tombstones
+    from schemas.config import parse_config
+
+    spec, certs = tls_server
+    mysql = {"host": "127.0.0.1", "port": spec.port, "user": "tlsuser", "password": "pw",
+             "ssl_ca": str(certs["ca"]), "ssl_cert": str(certs["client"]), "ssl_key": str(certs["client-key"])}
+    config = parse_config({"kafka": {"bootstrap": "192.0.2.1:9092"},
+                           "regions": {"eu": {"server_id": 1, "mysql": mysql}}})
+    for opened in (conflicts._connect(config, "eu"), tombstones._connect(config, "eu", autocommit=True)):
+        with opened as conn, conn.cursor() as cur:
+            cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            assert cur.fetchone()[1]

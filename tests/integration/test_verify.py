@@ -233,3 +233,28 @@ def test_unreachable_region_or_unknown_table_exits_2(sandbox_config, unique, tmp
     data["regions"]["us"]["mysql"]["port"] = free_port()
     result = cli(write_config(parse_config(data), tmp_path / "no-mysql.toml"))
     assert result.returncode == 2 and "region us: MySQL" in result.stderr, result.stderr
+
+
+def test_an_emptied_cache_gets_a_hint_naming_the_rebuild_command(sandbox_config, unique, tmp_path) -> None:
+    """A Redis restarted without persistence is empty while its database is full: verify names the fix."""
+    config, db, path = setup(sandbox_config, unique, tmp_path)
+    execute(config, db, "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20))")
+    execute(config, db, "INSERT INTO items VALUES (%s, %s)", [(i, f"n{i}") for i in range(1, 301)])
+    rebuild_caches(config)
+    assert verify(config).ok
+    redis_client(config.region("us").redis).flushall()      # what a restart without persistence leaves
+
+    result = cli(path)
+    assert result.returncode == 1
+    command = f"cdcsync cache rebuild --config {path} --region us"
+    hints = [line for line in result.stderr.splitlines() if "rows missing from the cache" in line]
+    assert hints == [f"us: 300 rows missing from the cache (Redis restarted or flushed?); refill it with: {command}"], \
+        result.stderr
+    code, report = cli_json(path)
+    assert code == 1 and report["missing_from_cache"] == {"us": 300}
+
+    rebuilt = subprocess.run([sys.executable, "-m", *command.split()],
+                             capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    result = cli(path)
+    assert result.returncode == 0 and "rows missing from the cache" not in result.stderr, result.stdout + result.stderr

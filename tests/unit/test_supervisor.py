@@ -24,3 +24,25 @@ def test_restart_then_clean_stop(tmp_path) -> None:
     codes = supervisor.stop(timeout_s=10)
     assert codes["x/steady"] == 0
     assert not any(supervisor.alive().values())
+
+
+def test_fenced_producer_stands_by(tmp_path, caplog) -> None:
+    """Exit 3 (another producer holds the region's lock, producers/fence.py) is named as standing by, and
+    the child is tried again: it takes over once the other producer is gone."""
+    import logging
+
+    from cdcsync.expected_errors import FENCED_EXIT
+
+    caplog.set_level(logging.WARNING, logger="cdcsync.supervisor")
+    fenced = Component("eu/producer", [sys.executable, "-c", f"import sys; sys.exit({FENCED_EXIT})"],
+                       tmp_path / "producer.log")
+    supervisor = Supervisor([fenced], max_backoff_s=0.1)
+    supervisor.start()
+    deadline = time.monotonic() + 10
+    while fenced.restarts < 2 and time.monotonic() < deadline:
+        supervisor.poll()
+        time.sleep(0.05)
+    supervisor.stop(timeout_s=5)
+    assert fenced.restarts >= 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("eu/producer: another producer already runs for this region; standing by" in m for m in messages)
