@@ -40,6 +40,7 @@ bench: deps
 	$(PY) bench/capture.py
 	$(PY) bench/apply.py
 	$(PY) bench/lookup.py
+	$(PY) bench/big_transaction.py
 
 # The convergence checker over many seeds (docs/convergence-checker.md); ends with one JSON line.
 # e.g. `make soak SEEDS=50`, `make soak SEEDS=5 TOPOLOGY=star SHAPES=odku,noop FIRST_SEED=7`.

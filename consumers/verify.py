@@ -132,8 +132,14 @@ class TableResult:
     def ok(self) -> bool:
         return not (self.problems or self.row_differences or self.cache_differences)
 
+    @property
+    def matched(self) -> bool:
+        """Compared and found equal. A skipped table (no primary key, not replicated) is ok, since
+        nothing is wrong with it, but never counted as matched: its rows were not compared."""
+        return self.ok and self.skipped is None
+
     def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "ok": self.ok, "regions": list(self.regions), "reference": self.reference,
+        return {"table": self.table, "ok": self.ok, "matched": self.matched, "regions": list(self.regions), "reference": self.reference,
                 "rows": self.rows, "chunks": self.chunks, "differing_chunks": self.differing_chunks,
                 "row_differences": self.row_differences, "cache_checked": list(self.cache_checked),
                 "cache_differences": self.cache_differences, "problems": self.problems, "skipped": self.skipped}

@@ -9,7 +9,10 @@ Loop prevention: a transaction whose first row event writes `<meta_db>.apply_mar
 cdcsync's database sink; its changes are published with `origin` taken from that marker row.
 Clocks: the `<meta_db>.row_clocks` rows a transaction writes (clock triggers, or the database sink)
 are paired with its row changes by (db, table, canonical key), exactly, and published as their
-`vclock` (producers/clock_matching.py). A transaction's messages are therefore held until its commit.
+`vclock` (producers/clock_matching.py). A local transaction's messages are published as they pair
+(`StreamingPairs`: bounded memory whatever its size, progress logged every `progress_every_s`); a
+transaction the database sink applied (its clock rows follow its batch) or one named in
+`accept_unpaired` is held until its commit and paired whole (`ClockRows`).
 A local transaction whose changes and clock rows do not pair up stops the producer (CaptureError,
 metric `cdcsync_producer_errors_total{kind="clock_pairing"}`), unless the operator named its GTID
 in `accept_unpaired` after looking at it.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Any, Protocol
 
 from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, NotImplementedEvent,
@@ -28,7 +32,7 @@ from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEven
                                           UpdateRowsEvent, WriteRowsEvent)
 
 from producers import messages, table_map_cache
-from producers.clock_matching import ClockPairingError, ClockRows
+from producers.clock_matching import ClockPairingError, ClockRows, StreamingPairs
 from producers.binlog_stream import COMPRESSED_EVENT_TYPES
 from producers.fast_rows import RowImages
 from producers.metrics import ProducerMetrics
@@ -129,8 +133,10 @@ class Capture:
     def __init__(self, *, config: PipelineConfig, region: str, publisher: Publisher, topics: TopicCreator,
                  catalog: "JsonCatalog", start: BinlogPosition,
                  metrics: ProducerMetrics, accept_unpaired: frozenset[str] = frozenset(),
-                 epoch: str | None = None) -> None:
+                 epoch: str | None = None, pairing_window: int = 10_000, progress_every_s: float = 5.0) -> None:
         self._config = config
+        self._pairing_window = pairing_window      # messages a local transaction may hold unpaired
+        self._progress_every_s = progress_every_s  # a long transaction logs its progress this often
         self._epoch = epoch
         self._region = config.region(region)
         self._names = TopicNames.of(config)
@@ -157,15 +163,25 @@ class Capture:
         self._gtid: str | None = None
         self._info: messages.TxnInfo | None = None
         self._ack: _Txn | None = None
-        # The transaction's messages, sent at its commit once its clock rows are known.
+        # The held transaction's messages, sent at its commit once its clock rows are known.
         self._pending: list[tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]]] = []
         self._clock_rows = ClockRows()
+        self._stream: StreamingPairs | None = None   # a local transaction: published as it pairs
+        self._sent = 0
+        self._started = self._progress_at = 0.0
+        self._last_route: _Route | None = None   # the last table with row changes, for the progress log
         self._applied = False   # the transaction was written by cdcsync's database sink (apply_marker)
         self._decided: list[dict[str, Any]] = []   # published_deletes bodies, published at the commit
 
     @property
     def in_transaction(self) -> bool:
         return self._in_txn
+
+    def abandon(self) -> None:
+        """The stream is closed inside a transaction: the next stream reads it again from its start."""
+        if self._ack is not None:
+            self._publisher.tracker.abandon(self._ack)
+        self._reset_txn()
 
     def _begin(self, event: Any, gtid: str | None, pos: int) -> None:
         self._in_txn = True
@@ -174,13 +190,50 @@ class Capture:
         self._info = messages.TxnInfo(self._region.name, self._region.name, event.packet.server_id, gtid, txn_id,
                                       event.timestamp * 1_000_000, self._epoch)
         self._ack = self._publisher.tracker.open()
+        if txn_id not in self._accept_unpaired:
+            producer = self._region.producer
+            self._stream = StreamingPairs(self._pairing_window, lambda db, table: table_selected(producer, db, table))
+        self._started = time.monotonic()
+        self._progress_at = self._started + self._progress_every_s
 
     def _ensure_txn(self, event: Any, pos: int) -> None:
         if not self._in_txn:  # MySQL without GTIDs, or a BEGIN we did not see
             self._begin(event, None, pos)
 
     def _emit(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
-        self._pending.append((topic, key, message, headers))
+        if self._stream is not None:
+            self._stream.add((topic, key, message, headers))
+        else:
+            self._pending.append((topic, key, message, headers))
+
+    def _publish(self, items: list[Any]) -> None:
+        """Produce decided messages (topic, key, message, headers, ...) in order."""
+        if not items:
+            return
+        self._unclocked.check(item[2] for item in items)
+        send = self._send
+        for item in items:
+            send(item[0], item[1], item[2], item[3])
+        self._sent += len(items)
+
+    def _stream_step(self, route: _Route) -> None:
+        """After a rows event of a streamed transaction: pair, publish what is decided, log progress."""
+        stream = self._stream
+        assert stream is not None
+        try:
+            if self._clock_rows:
+                stream.clock_rows(self._clock_rows)
+            self._publish(stream.release())
+        except ClockPairingError as err:
+            self._refuse_pairing(err)
+        now = time.monotonic()
+        if now >= self._progress_at:
+            self._progress_at = now + self._progress_every_s
+            info = self._info
+            assert info is not None
+            log.info("transaction %s open for %.0f s: %d row changes so far (now %s.%s), %d published, %d awaiting "
+                     "the broker", info.txn_id, now - self._started, info.index, route.db, route.table, self._sent,
+                     self._publisher.tracker.in_flight)
 
     def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
         self._publisher.produce(self._ack, topic, key, encode(message), headers)
@@ -195,7 +248,17 @@ class Capture:
 
     def _seal(self, stream: Any) -> None:
         pending = self._pending
-        if self._clock_rows:   # also without messages: clock rows alone must pair with nothing to be let through
+        if self._stream is not None:
+            try:
+                if self._clock_rows:
+                    self._stream.clock_rows(self._clock_rows)
+                self._publish(self._stream.seal())
+            except ClockPairingError as err:
+                self._refuse_pairing(err)
+            if self._info is not None and time.monotonic() - self._started >= self._progress_every_s:
+                log.info("transaction %s committed: %d row changes published in %.0f s", self._info.txn_id,
+                         self._sent, time.monotonic() - self._started)
+        elif self._clock_rows:   # also without messages: clock rows alone must pair with nothing to be let through
             self._attach_clocks([message for _, _, message, _ in pending])
         if self._decided:   # after the pairing: each carries its own clock
             self._publish_decided(stream)
@@ -226,12 +289,7 @@ class Capture:
         except ClockPairingError as err:
             txn = self._info.txn_id if self._info is not None else "?"
             if txn not in self._accept_unpaired:
-                self._metrics.error(self._region.name, "clock_pairing")
-                raise CaptureError(
-                    f"transaction {txn} (binlog file {self.file}): {err}. Stopped: no change is published with a wrong "
-                    f"or missing clock. Fix the cause, then restart the producer with `--accept-unpaired {txn}` to "
-                    f"publish this transaction's unpaired changes without a clock, and run `cdcsync verify`"
-                    ) from None
+                self._refuse_pairing(err)
             log.warning("transaction %s: %s; accepted by --accept-unpaired: its unpaired changes are published "
                         "without a clock", txn, err)
         try:
@@ -239,6 +297,14 @@ class Capture:
         except ClockPairingError:   # a tombstone flag that does not match: no clock for the transaction
             for message in messages_:
                 message["vclock"] = message["heads"] = None
+
+    def _refuse_pairing(self, err: ClockPairingError) -> None:
+        txn = self._info.txn_id if self._info is not None else "?"
+        self._metrics.error(self._region.name, "clock_pairing")
+        raise CaptureError(
+            f"transaction {txn} (binlog file {self.file}): {err}. Stopped: no change is published with a wrong "
+            f"or missing clock. Fix the cause, then restart the producer with `--accept-unpaired {txn}` to "
+            f"publish this transaction's unpaired changes without a clock, and run `cdcsync verify`") from None
 
     # -- events ------------------------------------------------------------------------------
     def handle(self, event: Any, stream: Any) -> None:
@@ -399,6 +465,8 @@ class Capture:
             if not isinstance(event, DeleteRowsEvent):   # purged tombstones are nobody's version
                 self._ensure_txn(event, stream.log_pos)
                 self._clock_rows.add(event.rows, len(self._pending))
+                if self._stream is not None:
+                    self._stream_step(self._last_route or route)
             return
         if route.deletes:
             if not isinstance(event, DeleteRowsEvent):
@@ -428,6 +496,9 @@ class Capture:
         images = route.images.images(event)  # type: ignore[union-attr]
         self._publish_rows(route, info, op, images, stream.log_file, stream.log_pos)
         route.counter.inc(len(images))
+        if self._stream is not None:
+            self._last_route = route
+            self._stream_step(route)
 
     def _publish_rows(self, route: _Route, info: messages.TxnInfo, op: str, images: list[Any], file: str,
                       pos: int) -> None:
@@ -439,7 +510,7 @@ class Capture:
                                                     route.db, route.table)
         hdrs = self._headers_for("change", info.origin)
         change, row_key = messages.change, messages.row_key
-        emit = self._pending.append
+        emit = self._stream.add if self._stream is not None else self._pending.append
         fold = route.fold
         for image in images:
             if op == "update":
@@ -518,6 +589,7 @@ class Capture:
             raise CaptureError(f"apply marker in transaction {info.txn_id} names unknown origin {origin!r}")
         info.origin = origin
         self._applied = True
+        self._stream = None   # the sink writes its batch's clock rows after the batch: held and paired whole
 
 
 def _same_key(fold: dict[str, str], pk_cols: tuple[str, ...], old: list[Any], new: list[Any]) -> bool:

@@ -38,7 +38,7 @@ Deleted clock rows (a tombstone purge) are not versions either; capture drops th
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +157,11 @@ class ClockRows:
     def __bool__(self) -> bool:
         return bool(self._rows)
 
+    def take(self) -> list[ClockRow]:
+        """The rows added so far, forgotten here (the streaming path pairs them at once)."""
+        rows, self._rows = self._rows, []
+        return rows
+
     def add(self, rows: Iterable[dict[str, Any]], after: int) -> None:
         """Rows of a row_clocks Rows event, as the library decodes them (`values` or `after_values`),
         written after the transaction's first `after` messages."""
@@ -215,3 +220,138 @@ class ClockRows:
         for change, row in pairs:   # only once every key paired: a refused transaction gets no clock at all
             message = messages[change.index]
             message["vclock"], message["heads"] = row.clock, row.heads
+
+
+class StreamingPairs:
+    """A local transaction's messages, paired with their clock rows as the binlog brings them and
+    released in order as soon as they are decided, so a transaction of any size is published with
+    bounded memory (issue 11: an 850k-row transaction held ~6 GB when it was buffered whole).
+
+    The rule is `pair`'s for a local transaction (nothing may stand alone), decided incrementally:
+    a clock trigger writes a change's clock row right after the change, so a change is released when
+    its clock row arrives; a message that is not a row change is released at once. A change still
+    open when `window` messages wait behind it cannot be paired any more in a local transaction:
+    if its table has had a clock row in this transaction it is refused (`ClockPairingError`), if not
+    the table has no clock triggers and its changes go out without a clock (as `ClockRows.attach`
+    decides at the commit); a clock row of that table arriving later is refused too. So what is
+    refused is what the buffered rule refuses, except that the messages decided before the refusal
+    may already be on Kafka: the transaction is not sealed, the checkpoint stays before it, and the
+    restart publishes it again from its start (consumers recognise the repeats), as after a crash.
+
+    The last message is always held back, so that `seal` can mark it `txn_last`.
+    Owned by the capture thread.
+    """
+
+    __slots__ = ("_window", "_published", "_held", "_open", "_unhashed", "_clocked", "_unclocked")
+
+    def __init__(self, window: int, published: Callable[[str, str], bool]) -> None:
+        self._window = window
+        self._published = published
+        # [topic, key, message, headers, ready]: ready once the message may be published
+        self._held: deque[list[Any]] = deque()
+        self._open: dict[tuple[str, str], dict[bytes, list[list[Any]]]] = {}   # table -> key -> open changes
+        # Open changes of a table with no clock row yet: keyed only once one comes (as `attach`
+        # keys only the tables that have clock rows: a clockless table may have keys it cannot hash)
+        self._unhashed: dict[tuple[str, str], list[list[Any]]] = {}
+        self._clocked: set[tuple[str, str]] = set()          # tables with a clock row in this transaction
+        self._unclocked: dict[tuple[str, str], int] = {}     # tables decided clockless -> changes sent so
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def add(self, entry: tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]]) -> None:
+        """One message (topic, key, message, headers), in binlog order. A row change waits for its
+        clock row."""
+        item = [*entry, True]
+        message = entry[2]
+        self._held.append(item)
+        if message.get("kind") != "change" or message.get("op") not in ROW_OPS:
+            return
+        table = (message["db"], message["table"])
+        if table in self._unclocked:
+            self._unclocked[table] += 1
+            return
+        item[4] = False
+        if table in self._clocked:
+            self._open_change(table, item)
+        else:
+            self._unhashed.setdefault(table, []).append(item)
+
+    def _open_change(self, table: tuple[str, str], item: list[Any]) -> None:
+        message = item[2]
+        try:
+            identity = key_identity(message["pk"], message["types"], message.get("pk_fold"))
+        except UnsupportedKey:
+            item[4] = True
+            return   # no triggers on such a table (init skips it)
+        opened = self._open.setdefault(table, {}).setdefault(key_hash(identity), [])
+        if opened:
+            self._refuse(table, identity, Change(0, opened[0][2]["op"]))
+        opened.append(item)
+
+    def clock_rows(self, rows: ClockRows) -> None:
+        """Pair the clock rows just decoded (then forgotten: `rows` is emptied)."""
+        for row in rows.take():
+            table = (row.db, row.table)
+            if not self._published(*table):
+                continue
+            if table in self._unclocked:
+                raise ClockPairingError(row.db, row.table, row.key, f"a clock row after {self._unclocked[table]} "
+                                        f"changes of the table published without one in this transaction",
+                                        "a write to row_clocks by hand")
+            if table not in self._clocked:
+                self._clocked.add(table)
+                for item in self._unhashed.pop(table, ()):
+                    self._open_change(table, item)
+            opened = self._open.get(table, {}).get(row.pk_hash)
+            if not opened:
+                self._refuse(table, row.key, row)
+            if len(opened) > 1:
+                self._refuse(table, row.key, Change(0, opened[0][2]["op"]))
+            item = opened.pop()
+            del self._open[table][row.pk_hash]
+            try:
+                pair([Change(0, item[2]["op"]), row], applied=False)   # the tombstone flag must agree
+            except ClockPairingError as err:
+                raise ClockPairingError(row.db, row.table, row.key, err.problem, err.cause) from None
+            item[2]["vclock"], item[2]["heads"], item[4] = row.clock, row.heads, True
+
+    def release(self) -> list[list[Any]]:
+        """The messages decided, in order, except the last one held; decides the oldest open change
+        once `window` messages wait."""
+        held, out = self._held, []
+        while len(held) > 1:
+            if not held[0][4]:
+                if len(held) <= self._window:
+                    break
+                self._decide(held[0])
+            out.append(held.popleft())
+        return out
+
+    def seal(self) -> list[list[Any]]:
+        """Every message left, the last marked `txn_last`: open changes are decided as at the window."""
+        while self._held and not all(item[4] for item in self._held):
+            self._decide(next(item for item in self._held if not item[4]))
+        out = list(self._held)
+        self._held.clear()
+        if out:
+            out[-1][2]["txn_last"] = True
+        return out
+
+    def _decide(self, item: list[Any]) -> None:
+        message = item[2]
+        table = (message["db"], message["table"])
+        if table in self._clocked:
+            identity = key_identity(message["pk"], message["types"], message.get("pk_fold"))
+            self._refuse(table, identity, Change(0, message["op"]))
+        changes = self._unhashed.pop(table, [])
+        for change in changes:
+            change[4] = True
+        self._unclocked[table] = len(changes)
+
+    @staticmethod
+    def _refuse(table: tuple[str, str], key: str, item: Change | ClockRow) -> None:
+        try:
+            _unpaired(item, False)
+        except ClockPairingError as err:
+            raise ClockPairingError(table[0], table[1], key, err.problem, err.cause) from None

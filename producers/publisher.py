@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producers.position import BinlogPosition
 from producers.topics import client_settings
@@ -26,11 +26,12 @@ class PublishError(RuntimeError):
 
 
 class _Txn:
-    __slots__ = ("pending", "position", "tracker")
+    __slots__ = ("pending", "position", "tracker", "abandoned")
 
     def __init__(self, tracker: "AckTracker") -> None:
         self.pending = 0
         self.position: BinlogPosition | None = None  # set when sealed
+        self.abandoned = False   # the stream reopened inside it: it is published again from its start
         self.tracker = tracker
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
@@ -57,10 +58,18 @@ class AckTracker:
     def seal(self, txn: _Txn, position: BinlogPosition) -> None:
         txn.position = position
 
+    def abandon(self, txn: _Txn) -> None:
+        """A transaction cut off by a reopened stream (its messages are published again from its
+        start, under a new entry): it no longer holds the watermark back once its sent messages are
+        acknowledged, and never moves it, since it has no end."""
+        txn.abandoned = True
+
     def acked_position(self) -> BinlogPosition | None:
         txns = self._txns
-        while txns and txns[0].position is not None and txns[0].pending == 0:
-            self._acked = txns.popleft().position
+        while txns and (txns[0].position is not None or txns[0].abandoned) and txns[0].pending == 0:
+            position = txns.popleft().position
+            if position is not None:
+                self._acked = position
         return self._acked
 
 
@@ -81,6 +90,7 @@ class Publisher:
             settings["error_cb"] = lambda err: on_error(str(err))
         self._producer = Producer(settings)
         self._max_in_flight = max_in_flight
+        self._max_bytes = int(settings.get("message.max.bytes", 1_000_000))   # librdkafka's default
         self.tracker = AckTracker()
 
     def produce(self, txn: _Txn, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
@@ -94,6 +104,16 @@ class Publisher:
                 break
             except BufferError:
                 self._producer.poll(0.05)
+            except KafkaException as err:
+                if err.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                # Refused before anything of it left: the checkpoint stays before its transaction.
+                raise PublishError(
+                    f"the change on {topic} with key {key[:200]!r} is {len(value):,} bytes encoded, over the Kafka "
+                    f"producer's message.max.bytes ({self._max_bytes:,}); nothing after it is published and the "
+                    f"checkpoint stays before its transaction. To replicate it, raise kafka.extra.\"message.max.bytes\" "
+                    f"(and the broker's message.max.bytes / the topic's max.message.bytes) above that size, then "
+                    f"restart the producer") from None
         txn.pending += 1
         tracker.in_flight += 1
 

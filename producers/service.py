@@ -168,7 +168,8 @@ class ProducerService:
                                                heartbeat_s=settings.heartbeat_s)
             capture = Capture(config=self.config, region=self.region.name, publisher=publisher, topics=topics,
                               catalog=catalog, start=position, metrics=self.metrics,
-                              accept_unpaired=self.accept_unpaired, epoch=self.store.epoch)
+                              accept_unpaired=self.accept_unpaired, epoch=self.store.epoch,
+                              progress_every_s=settings.progress_log_s)
             try:
                 if attempt:   # the last try lost the server: say so once it answers again
                     binlog_stream.connect(mysql).close()
@@ -195,6 +196,7 @@ class ProducerService:
                 time.sleep(delay)
             finally:
                 stream.close()
+                capture.abandon()   # an open transaction is read again from its start
             position = capture.sealed
         publisher.flush()
         final = checkpointer.save()

@@ -167,6 +167,10 @@ class ProducerConfig(_Frozen):
     heartbeat_s: float = Field(
         1.0, gt=0, description="Binlog heartbeat period asked of the server; bounds how long SIGTERM waits when idle."
     )
+    progress_log_s: float = Field(
+        5.0, gt=0, description="A transaction still open after this long logs its progress (rows so far, table, "
+        "GTID, published, awaiting the broker), and again every as long."
+    )
     linger_ms: int = Field(20, ge=0, description="librdkafka `linger.ms` for change events.")
     max_in_flight_events: int = Field(
         100_000, ge=1000, description="Unacknowledged events before the reader waits for the broker (backpressure)."

@@ -106,9 +106,12 @@ def print_report(report: VerifyReport) -> None:
             _line(console, f"  {c.region} {c.key}: {what}")
             for column, sides in c.columns.items():
                 _line(console, f"    {column}: " + ", ".join(f"{s}={_value(v)}" for s, v in sides.items()))
+    skipped = [t.table for t in report.tables if t.skipped]
+    not_compared = f"; {len(skipped)} not compared (no primary key): {', '.join(skipped)}" if skipped else ""
     if report.ok:
-        console.print(f"OK: {len(report.tables)} tables match in {', '.join(report.regions)}")
+        matched = sum(t.matched for t in report.tables)
+        _line(console, f"OK: {matched} tables match in {', '.join(report.regions)}{not_compared}")
     else:
         problems = sum(len(t.problems) for t in report.tables)
-        console.print(f"DIFFERENCES: {report.row_differences} rows, {report.cache_differences} cache entries, "
-                      f"{problems} table problems")
+        _line(console, f"DIFFERENCES: {report.row_differences} rows, {report.cache_differences} cache entries, "
+                       f"{problems} table problems{not_compared}")

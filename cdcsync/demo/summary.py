@@ -28,7 +28,7 @@ def rows_table(report: VerifyReport) -> Table:
                   title_justify="left")
     for t in report.tables:
         table.add_row(t.table, STRATEGY.get(t.table, "?"), *(str(t.rows.get(r, "-")) for r in regions),
-                      "[green]match[/green]" if t.ok else "[red]differ[/red]")
+                      "[green]match[/green]" if t.matched else "not compared" if t.ok else "[red]differ[/red]")
     return table
 
 

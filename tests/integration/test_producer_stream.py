@@ -44,9 +44,10 @@ def test_changes_reach_region_topics_in_order(stream_setup, tmp_path) -> None:
             cur.execute("UPDATE items SET id = 3 WHERE id = 1")        # a key change
             cur.execute("INSERT INTO pairs VALUES (7, 'k', 1)")
             cur.execute("INSERT INTO nokey VALUES (1, 1)")              # skipped: no primary key
+            cur.execute("INSERT INTO nokey VALUES (2, 2)")              # ... with one warning only
         records = read_all(bootstrap, [f"{prefix}.eu.{db}.items", f"{prefix}.eu.{db}.pairs"], expect=7)
         assert producer.terminate() == 0, producer.output()
-    assert f"{db}.nokey has no primary key" in producer.output()
+    assert producer.output().count(f"{db}.nokey has no primary key") == 1, producer.output()
     assert f"{prefix}.eu.{db}.nokey" not in topics_with_prefix(bootstrap, prefix)
 
     changes = _changes(records)

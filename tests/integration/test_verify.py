@@ -84,6 +84,8 @@ def test_identical_regions_and_caches_match(sandbox_config, unique, tmp_path) ->
     execute(config, db, "CREATE TABLE docs (id INT PRIMARY KEY, body JSON)")
     execute(config, db, "INSERT INTO docs VALUES (%s, %s)", [(i, f'{{"n": {i}, "tags": ["a"]}}') for i in range(12)])
     execute(config, db, "UPDATE docs SET body = '{\"tags\":[\"a\"],\"n\":0}' WHERE id = 0", regions=("us",))
+    execute(config, db, "CREATE TABLE nokey (a INT, b VARCHAR(5))")   # not replicated (no_primary_key = skip)
+    execute(config, db, "INSERT INTO nokey VALUES (1, 'us')", regions=("us",))
     rebuild_caches(config)
 
     report = verify(config, chunk_rows=7)
@@ -98,7 +100,11 @@ def test_identical_regions_and_caches_match(sandbox_config, unique, tmp_path) ->
 
     code, data = cli_json(path, "--chunk-rows", "7")       # stdout is the JSON alone: the progress bar is on stderr
     assert code == 0 and data["ok"] is True and data["row_differences"] == 0 and data["cache_differences"] == 0
-    assert {t["table"] for t in data["tables"]} == {f"{db}.typed", f"{db}.docs"}
+    assert {t["table"]: t["matched"] for t in data["tables"]} == {f"{db}.typed": True, f"{db}.docs": True,
+                                                                  f"{db}.nokey": False}
+    result = cli(path)   # a keyless table is not compared, and never counted as a match
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"OK: 2 tables match in eu, us, ap; 1 not compared (no primary key): {db}.nokey" in result.stdout
     result = cli(path, "--table", f"{db}.typed")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: 1 tables match in eu, us, ap" in result.stdout

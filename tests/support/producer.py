@@ -22,6 +22,17 @@ def write_config(config: PipelineConfig, path: Path) -> Path:
     return path
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of process `pid` in MB, from /proc (0.0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 STARTED: list["CdcsyncProcess"] = []   # reaped after every test by an autouse fixture (conftest.py)
 
 

@@ -54,6 +54,25 @@ def test_watermark_waits_for_every_earlier_transaction() -> None:
     assert tracker.acked_position() == pos(3)
 
 
+def test_an_abandoned_transaction_stops_holding_the_watermark_but_never_moves_it() -> None:
+    # A stream reopened inside a streamed transaction: its published part must not block the
+    # checkpoint forever, and its re-read (a new entry) decides where the watermark goes.
+    tracker = AckTracker()
+    t1, cut = tracker.open(), tracker.open()
+    tracker.seal(t1, pos(1))
+    cut.pending = 3
+    tracker.abandon(cut)
+    again = tracker.open()
+    again.pending = 5
+    assert tracker.acked_position() == pos(1)
+    cut.pending = 0
+    assert tracker.acked_position() == pos(1)   # still no end for the cut transaction
+    tracker.seal(again, pos(2))
+    assert tracker.acked_position() == pos(1)   # its re-read is not acknowledged yet
+    again.pending = 0
+    assert tracker.acked_position() == pos(2)
+
+
 def test_empty_transaction_advances_when_sealed() -> None:
     tracker = AckTracker()
     tracker.seal(tracker.open(), pos(5))

@@ -65,7 +65,7 @@ def test_a_key_change_pairs_the_old_keys_tombstone_and_the_new_keys_clock() -> N
     assert [eu(m) for m in messages] == [2, 3]
 
 
-@pytest.mark.parametrize("steps, problem", [
+LOCAL_MISMATCHES = [
     # a no-op UPDATE under a stale trigger: a clock row, no row event
     (([clock(1, 1)],), "a clock row with no row change"),
     # a no-op, then a real update of the same row in one transaction
@@ -83,7 +83,10 @@ def test_a_key_change_pairs_the_old_keys_tombstone_and_the_new_keys_clock() -> N
     ((change("update", 1), [clock(1, 1, deleted=1)]), "followed by a clock row with deleted = 1"),
     # a key change whose old key got no tombstone
     ((change("delete", 1), change("insert", 2), [clock(2, 3)]), "a row change (delete) with no clock row"),
-])
+]
+
+
+@pytest.mark.parametrize("steps, problem", LOCAL_MISMATCHES)
 def test_every_local_mismatch_stops_with_the_key_named(steps, problem: str) -> None:
     rows, messages = build(*steps)
     with pytest.raises(ClockPairingError, match="likely cause") as raised:
