@@ -49,6 +49,20 @@ def _handled(entry: DlqEntry) -> str:
     return "no"
 
 
+def _selected(found: list[DlqEntry], entries: list[str], *, force: bool, verb: str) -> list[DlqEntry]:
+    """The entries named on the command line; handled ones refused unless `force` (fail() exits)."""
+    from consumers.dlq_reader import select
+
+    chosen: list[DlqEntry] = []
+    try:
+        chosen = select(found, entries)
+    except ValueError as err:
+        fail(str(err))
+    if not force:
+        _refuse_handled(chosen, verb)
+    return chosen
+
+
 def _refuse_handled(chosen: list[DlqEntry], action: str) -> None:
     """Exit 1 if a named entry was replayed or discarded already: doing it twice is a decision."""
     done = [e for e in chosen if not e.pending]
@@ -116,7 +130,7 @@ def replay(config: Path = ConfigOption, region: str = RegionOption,
 
     Exits 1 if any entry was not applied.
     """
-    from consumers.dlq_reader import DlqError, replay as replay_entries, select
+    from consumers.dlq_reader import DlqError, replay as replay_entries
 
     if bool(entries) == all_pending:
         fail("name the entries to replay, or pass --all (not both)", 2)
@@ -128,13 +142,7 @@ def replay(config: Path = ConfigOption, region: str = RegionOption,
         if others:
             err_console.print(f"{others} pending entries of other sinks left out (for a cache: cdcsync cache rebuild)")
     else:
-        try:
-            chosen = select(found, entries)
-        except ValueError as err:
-            fail(str(err))
-            return
-        if not force:
-            _refuse_handled(chosen, "replay")
+        chosen = _selected(found, entries, force=force, verb="replay")
         for e in chosen:
             if not e.pending:
                 err_console.print(f"{e.id} was already {_handled(e)}; replaying it again (--force)")
@@ -170,7 +178,7 @@ def discard(config: Path = ConfigOption, region: str = RegionOption,
 
     Exits 1 if a named entry was already replayed or discarded (unless --force).
     """
-    from consumers.dlq_reader import DlqError, discard as discard_entries, select, short
+    from consumers.dlq_reader import DlqError, discard as discard_entries, short
 
     if bool(entries) == all_pending:
         fail("name the entries to discard, or pass --all (not both)", 2)
@@ -181,13 +189,7 @@ def discard(config: Path = ConfigOption, region: str = RegionOption,
     if all_pending:
         chosen = [e for e in found if e.pending]
     else:
-        try:
-            chosen = select(found, entries)
-        except ValueError as err:
-            fail(str(err))
-            return
-        if not force:
-            _refuse_handled(chosen, "discard")
+        chosen = _selected(found, entries, force=force, verb="discard")
     if not chosen:
         typer.echo("nothing to discard")
         return
