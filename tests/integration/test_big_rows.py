@@ -42,7 +42,10 @@ def test_a_row_over_the_message_limit_stops_the_producer_until_the_limit_is_rais
     assert f"on {prefix}.eu.{db}.blobs with key b'[2]' is " in out and "over the Kafka producer's message.max.bytes" \
         in out and 'kafka.extra."message.max.bytes"' in out, out
     assert "Traceback" not in out
-    assert orjson.loads(checkpoint.read_bytes())["gtid_state"] == before_big   # never past the refused row
+    # Never past the refused row; it may lag behind the small row before it (checkpoints are periodic).
+    saved = orjson.loads(checkpoint.read_bytes())["gtid_state"]
+    assert saved.rsplit("-", 1)[0] == before_big.rsplit("-", 1)[0], (saved, before_big)
+    assert int(saved.rsplit("-", 1)[1]) <= int(before_big.rsplit("-", 1)[1]), (saved, before_big)
 
     data = config.model_dump(mode="python")
     for name, region in data["regions"].items():
