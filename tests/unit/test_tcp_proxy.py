@@ -152,8 +152,8 @@ def test_a_reset_cut_resets_current_connections_on_both_sides_and_every_new_one(
         assert proxy.cut("reset") == 1
         with pytest.raises(ConnectionResetError):
             sock.recv(1)
-    with dial(proxy) as sock:
-        with pytest.raises(ConnectionResetError):
+    with pytest.raises(ConnectionResetError):     # at the connect, or at the first read
+        with dial(proxy) as sock:
             sock.sendall(b"b")
             sock.recv(1)
     assert echo.accepted == 1
@@ -168,8 +168,8 @@ def test_a_refused_upstream_resets_the_client() -> None:
     spare = socket.create_server(("127.0.0.1", 0))
     port = spare.getsockname()[1]
     spare.close()                                # nothing listens there any more
-    with TcpProxy(("127.0.0.1", port)) as proxy, dial(proxy) as sock:
-        with pytest.raises(ConnectionResetError):
+    with TcpProxy(("127.0.0.1", port)) as proxy, pytest.raises(ConnectionResetError):
+        with dial(proxy) as sock:
             sock.sendall(b"x")
             sock.recv(1)
 
