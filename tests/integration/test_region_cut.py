@@ -40,10 +40,10 @@ def test_a_region_cut_off_mid_transaction_and_healed_loses_nothing(sandbox: Sand
     base = sandbox_config.model_copy(update={"kafka": sandbox_config.kafka.model_copy(
         update={"bootstrap": front.bootstrap})})
     faults = schedule(seed, ("cut-region-mid-txn",), list(base.regions), count=1, span_s=6.0, cut_s=(20.0, 30.0))
-    # Writes go on in every region during the cut (about 35 s of workload): each side of the
+    # Writes go on in every region during most of the cut (about 30 s of workload): each side of the
     # partition writes keys the other writes too, and the conflicts resolve after the heal.
     result = run_seed(base, seed, topology="mesh", shapes=parse_shapes(""), tmp=tmp_path / "seed",
-                      txns_per_client=70, pause_ms=900, faults=faults, sandbox=sandbox, front=front)
+                      txns_per_client=55, pause_ms=900, faults=faults, sandbox=sandbox, front=front)
     summary = json.dumps(result.summary())
     print(summary)
     print(json.dumps(result.faults))
