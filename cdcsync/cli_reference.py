@@ -16,19 +16,21 @@ __all__ = ["cli_reference_markdown"]
 _CODE_SPAN = re.compile(r"(`[^`]*`)")
 
 
-def _escape(text: str) -> str:
-    """Markdown-safe prose: `<partition>` outside code spans would be taken for an HTML tag."""
-    parts = _CODE_SPAN.split(text)
-    return "".join(part if part.startswith("`") else
-                   part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for part in parts)
+def _escape(text: str, pipes: bool = False) -> str:
+    """Markdown-safe prose: `<partition>` outside code spans would be taken for an HTML tag, and in
+    a table cell a bare `|` for a column break (inside a code span it is kept as it is)."""
+    def prose(part: str) -> str:
+        part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return part.replace("|", "\\|") if pipes else part
+    return "".join(part if part.startswith("`") else prose(part) for part in _CODE_SPAN.split(text))
 
 
 def _cell(text: str) -> str:
-    return _escape(" ".join(text.split())).replace("|", "\\|")
+    return _escape(" ".join(text.split()), pipes=True)
 
 
 def _code_cell(text: str) -> str:
-    return "`" + text.replace("|", "\\|") + "`"
+    return "`" + text + "`"       # Python-Markdown's tables keep a `|` inside a code span in its cell
 
 
 def _help_paragraphs(help_text: str | None) -> list[str]:

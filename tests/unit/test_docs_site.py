@@ -42,6 +42,9 @@ def test_generated_pages_hold_the_generated_content(site: Path) -> None:
     cli = _page(site, "reference/cli")
     for command in ("cdcsync producer", "cdcsync dlq replay", "cdcsync conflicts resolve", "cdcsync sandbox up"):
         assert f"<code>{command}</code>" in cli, f"the CLI reference lacks {command!r}"
+    # help text that looks like HTML or holds a table's `|` shows as written, not swallowed or split
+    assert "(any &lt;n&gt;&lt;s|m|h|d&gt;)" in cli
+    assert "Entries to replay: &lt;partition&gt;:&lt;offset&gt;" in cli
     config = _page(site, "reference/configuration")
     assert "regions.&lt;name&gt;.sink.max_consecutive_dead_letters" in config
     schemas = _page(site, "reference/json-schemas")
