@@ -129,3 +129,35 @@ def test_the_cli_reference_has_every_command_and_option() -> None:
 def test_readme_links_into_docs_name_existing_pages() -> None:
     for target in re.findall(r"\]\((docs/[^)#]+)", README.read_text()):
         assert (ROOT / target).is_file(), f"README links to {target}, which does not exist"
+
+
+_REPO_PATH = re.compile(r"`((?:cdcsync|producers|consumers|schemas|common|deploy|tests|bench|docs)/[\w./-]*)`")
+
+
+def _pages() -> list[Path]:
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def test_repository_paths_named_in_the_docs_exist() -> None:
+    """A module moved or renamed leaves no stale path behind in README or docs/ (code spans such as
+    `consumers/cache_reader.py`, or `deploy/consistency.parse_cli` for a function in a module)."""
+    stale = []
+    for page in _pages():
+        for path in _REPO_PATH.findall(page.read_text()):
+            path = path.rstrip("/.")
+            if not (ROOT / path).exists() and not (ROOT / re.sub(r"\.\w+$", ".py", path)).exists():
+                stale.append(f"{page.relative_to(ROOT)}: {path}")
+    assert not stale, "paths that do not exist (moved? update the page):\n" + "\n".join(stale)
+
+
+def test_python_imports_in_the_docs_resolve() -> None:
+    """The README's `from consumers.cache_reader import CacheReader` (and every import in a docs
+    page's Python block) names a module and attribute that exist."""
+    import importlib
+
+    for page in _pages():
+        for block in re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.MULTILINE | re.DOTALL):
+            for module, names in re.findall(r"^from ([\w.]+) import ([\w, ]+)$", block, flags=re.MULTILINE):
+                imported = importlib.import_module(module)
+                for name in (n.strip() for n in names.split(",")):
+                    assert hasattr(imported, name), f"{page.relative_to(ROOT)}: {module} has no {name}"
