@@ -16,7 +16,7 @@ from typing import Any
 import tomli_w
 
 from deploy.local.processes import free_port
-from producers.binlog_stream import connect
+from common.mysql import connect
 from schemas.config import PipelineConfig
 
 DB = "shop"

@@ -1,4 +1,4 @@
-"""The conflict log against real MariaDB: storage (consumers/conflict_log.py), `cdcsync conflicts
+"""The conflict log against real MariaDB: storage (consumers/db/conflict_log.py), `cdcsync conflicts
 list|show|stats` with their filters, `--follow`, and `resolve` writing a dominating local write under
 the clock triggers of `cdcsync init`."""
 
@@ -23,12 +23,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cdcsync.cli import app
-from consumers import conflict_log
-from schemas import metadata_tables
-from schemas.clock_init import init_region
+from consumers.db import conflict_log
+from common import metadata_tables
+from cdcsync.tools.clock_init import init_region
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.config import PipelineConfig
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from schemas import key_fold
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from schemas.row_version import value_hash

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local.processes import free_port
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, wait_until, write_config
 

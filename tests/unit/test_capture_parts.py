@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from producers.capture import parse_ddl
-from producers.checkpoint import CheckpointError, FileCheckpointStore
-from producers.position import BinlogPosition, MariaGtidState
+from schemas.checkpoint import CheckpointError
+from common.checkpoint_store import FileCheckpointStore
+from schemas.position import BinlogPosition, MariaGtidState
 from producers.publisher import AckTracker
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, mysqld_variables, parse_cli
+from tests.support.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, mysqld_variables, parse_cli
 from producers.preflight import binlog_problems, privilege_problems
 from schemas.config import PipelineConfig, load_config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, env_setting_exists, parse_cli
+from tests.support.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, env_setting_exists, parse_cli
 from schemas.config import PipelineConfig, load_config
 
 K8S = ROOT / "deploy" / "k8s"

@@ -10,8 +10,8 @@ import tomllib
 import pytest
 import yaml
 
-from deploy.consistency import ROOT
-from producers.topics import TopicNames
+from tests.support.consistency import ROOT
+from schemas.topics import TopicNames
 from schemas.config import PipelineConfig, parse_config
 
 MM2 = ROOT / "deploy" / "mirrormaker"

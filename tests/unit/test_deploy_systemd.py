@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.consistency import ROOT, ParsedCommand, env_setting_exists, parse_cli, split_command
+from tests.support.consistency import ROOT, ParsedCommand, env_setting_exists, parse_cli, split_command
 from schemas.config import load_config
 
 SYSTEMD = ROOT / "deploy" / "systemd"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers import messages
+from schemas import messages
 from producers.capture import _same_key
 from producers.clock_matching import ClockRows
 from schemas import key_fold

@@ -13,8 +13,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from cdcsync import log_context, logging_setup
-from cdcsync.health_server import HealthState, serve
+from common import log_context
+from cdcsync import logging_setup
+from common.health_server import HealthState, serve
 from cdcsync.supervisor import components
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from producers.topics import TopicNames
+from schemas.topics import TopicNames
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent
 from tests.support.convergence.checker import Problem

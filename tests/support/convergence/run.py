@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumers.cache_sink import cache_key, redis_client
-from consumers.verify import verify
+from consumers.cache.sink import cache_key, redis_client
+from cdcsync.tools.verify import verify
 from deploy.local import Sandbox
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
 from schemas.config import PipelineConfig
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from tests.conftest import config_for_test, connect
 from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
