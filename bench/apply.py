@@ -37,13 +37,13 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import Running, Stopwatch, connect, emit, progress, repeat, sandbox  # noqa: E402
+from common import metadata_tables  # noqa: E402
+from common.kafka import TopicCreator, client_settings  # noqa: E402
+from consumers.db.params import to_db_param  # noqa: E402
 from consumers.dlq import DeadLetterPublisher  # noqa: E402
 from consumers.metrics import SinkMetrics  # noqa: E402
 from consumers.runner import SinkRunner  # noqa: E402
 from consumers.source import KafkaSource  # noqa: E402
-from consumers.db.params import to_db_param  # noqa: E402
-from common.kafka import TopicCreator, client_settings  # noqa: E402
-from common import metadata_tables  # noqa: E402
 from schemas.config import PipelineConfig, parse_config  # noqa: E402
 from schemas.version import SCHEMA_VERSION  # noqa: E402
 

@@ -36,12 +36,12 @@ from pymysqlreplication.row_event import RowsEvent
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `python bench/big_transaction.py`
 
 from bench._common import connect, emit, narrowed_config, progress, sandbox  # noqa: E402
-from producers.binlog import stream as binlog_stream  # noqa: E402
-from common.mysql import current_position
-from common.checkpoint_store import FileCheckpointStore  # noqa: E402
-from schemas.position import BinlogPosition  # noqa: E402
-from schemas.config import PipelineConfig  # noqa: E402
 from cdcsync.tools.clock_init import init_region  # noqa: E402
+from common.checkpoint_store import FileCheckpointStore  # noqa: E402
+from common.mysql import current_position  # noqa: E402
+from producers.binlog import stream as binlog_stream  # noqa: E402
+from schemas.config import PipelineConfig  # noqa: E402
+from schemas.position import BinlogPosition  # noqa: E402
 from tests.support.producer import CdcsyncProcess, rss_mb, write_config  # noqa: E402
 
 REGION = "eu"

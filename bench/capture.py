@@ -72,22 +72,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from bench._common import (Running, Stopwatch, Timing, connect, emit, narrowed_config, progress,  # noqa: E402
                            repeat, sandbox)
-from producers.binlog import fixes as binlog_fixes, stream as binlog_stream, value_encoding
-from common.mysql import current_position
-from schemas import messages  # noqa: E402
+from common.checkpoint_store import FileCheckpointStore  # noqa: E402
+from common.kafka import TopicCreator  # noqa: E402
+from common.mysql import current_position  # noqa: E402
 from producers import capture as capture_module  # noqa: E402
 from producers import metrics as metrics_module  # noqa: E402
 from producers import publisher as publisher_module  # noqa: E402
+from producers.binlog import fixes as binlog_fixes, stream as binlog_stream, value_encoding  # noqa: E402
 from producers.capture import Capture  # noqa: E402
-from common.checkpoint_store import FileCheckpointStore  # noqa: E402
 from producers.metrics import ProducerMetrics  # noqa: E402
-from schemas.position import BinlogPosition, MariaGtidState  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
 from producers.service import Checkpointer, JsonCatalog  # noqa: E402
 from producers.service import pump as service_pump  # noqa: E402
-from common.kafka import TopicCreator
-from schemas.topics import TopicNames  # noqa: E402
+from schemas import messages  # noqa: E402
 from schemas.config import PipelineConfig  # noqa: E402
+from schemas.position import BinlogPosition, MariaGtidState  # noqa: E402
+from schemas.topics import TopicNames  # noqa: E402
 
 REGION = "eu"
 TABLE = "orders"

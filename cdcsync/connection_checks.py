@@ -24,14 +24,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from cdcsync.tools.applier_grants import applier_problems, may_create
+from cdcsync.tools.clock_init import ForeignKeyRefused, wanted_triggers
+from common import metadata_tables
+from common.clock_coverage import coverage, unclocked_message
 from consumers.cache.sink import redis_client
 from producers import auto_increment, preflight
 from producers.service import fixed_schemas
-from schemas.topics import TopicNames
-from common import metadata_tables
-from common.clock_coverage import coverage, unclocked_message
-from cdcsync.tools.clock_init import ForeignKeyRefused, wanted_triggers
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
+from schemas.topics import TopicNames
 
 Outcome = Literal["ok", "warn", "fail"]
 

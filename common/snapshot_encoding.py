@@ -14,9 +14,8 @@ from typing import Any
 import orjson
 
 from common.table_catalog import ColumnInfo, TableColumns
-from schemas.values import Converter, b64, format_decimal, geometry
 from schemas.identifiers import quote_name
-from schemas.values import zero_date
+from schemas.values import Converter, b64, format_decimal, geometry, zero_date
 
 _INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 _LOBS = {"tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob", "mediumblob", "longblob"}

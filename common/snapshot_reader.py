@@ -16,12 +16,12 @@ from typing import Any
 import pymysql
 
 from common.mysql import connect, current_position
-from schemas.position import BinlogPosition
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import TableColumns, snapshot_columns
 from schemas import key_fold
 from schemas.config import MySQLConfig, ProducerConfig, table_selected
 from schemas.identifiers import quote_name
+from schemas.position import BinlogPosition
 
 log = logging.getLogger(__name__)
 

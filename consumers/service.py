@@ -11,16 +11,16 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
 from consumers.dlq import DeadLetterPublisher
 from consumers.dlq_limit import DeadLetterLimit
 from consumers.metrics import SinkMetrics
 from consumers.runner import Sink, SinkRunner
 from consumers.source import KafkaSource
 from consumers.unclocked_changes import UnclockedChanges
-from common.kafka import TopicCreator, client_settings
-from schemas.topics import TopicNames
-from common import metadata_tables
 from schemas.config import KafkaConfig, PipelineConfig
+from schemas.topics import TopicNames
 
 SinkKind = Literal["db", "cache"]
 

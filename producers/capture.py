@@ -31,21 +31,20 @@ from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, Mariadb
 from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, TableMapEvent,
                                           UpdateRowsEvent, WriteRowsEvent)
 
-from schemas import messages
-from producers.binlog import table_map_cache
-from producers.clock_matching import ClockPairingError, ClockRows, StreamingPairs
-from producers.binlog.stream import COMPRESSED_EVENT_TYPES
-from producers.binlog.fast_rows import RowImages
-from producers.metrics import ProducerMetrics
-from schemas.position import BinlogPosition, MariaGtidState
-from producers.publisher import Publisher, Txn
 from common.kafka import TopicCreator
-from schemas.topics import TopicNames
-from schemas import key_fold
-from producers.unclocked import UnclockedWatch
-from schemas.codec import encode
 from common.metadata_tables import APPLY_MARKER, PUBLISHED_DELETES, ROW_CLOCKS
+from producers.binlog import table_map_cache
+from producers.binlog.fast_rows import RowImages
+from producers.binlog.stream import COMPRESSED_EVENT_TYPES
+from producers.clock_matching import ClockPairingError, ClockRows, StreamingPairs
+from producers.metrics import ProducerMetrics
+from producers.publisher import Publisher, Txn
+from producers.unclocked import UnclockedWatch
+from schemas import key_fold, messages
+from schemas.codec import encode
 from schemas.config import PipelineConfig, table_selected
+from schemas.position import BinlogPosition, MariaGtidState
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

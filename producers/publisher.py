@@ -16,9 +16,9 @@ from typing import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from schemas.position import BinlogPosition
 from common.kafka import client_settings
 from schemas.config import KafkaConfig
+from schemas.position import BinlogPosition
 
 
 class PublishError(RuntimeError):

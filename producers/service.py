@@ -19,22 +19,22 @@ import pymysql
 from pymysqlreplication.event import XidEvent
 
 from common import log_context
-from common.health_server import HealthState
-from producers.binlog import stream as binlog_stream
-from common.mysql import connect, current_position
-from producers import preflight, snapshot
-from producers.capture import Capture, StreamInterrupted
 from common.checkpoint_store import FileCheckpointStore
+from common.clock_coverage import unclocked_message, unclocked_tables
+from common.health_server import HealthState
+from common.kafka import TopicCreator
+from common.mysql import connect, current_position
+from common.table_catalog import json_columns
+from producers import preflight, snapshot
+from producers.binlog import stream as binlog_stream
+from producers.capture import Capture, StreamInterrupted
 from producers.fence import ProducerFence
 from producers.metrics import ProducerMetrics
-from schemas.position import BinlogPosition
 from producers.publisher import Publisher
-from common.table_catalog import json_columns
 from schemas import key_fold
-from common.kafka import TopicCreator
-from schemas.topics import TopicNames
-from common.clock_coverage import unclocked_message, unclocked_tables
 from schemas.config import MySQLConfig, PipelineConfig
+from schemas.position import BinlogPosition
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

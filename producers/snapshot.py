@@ -23,17 +23,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from schemas import messages
+from common.kafka import TopicCreator
+from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.metrics import ProducerMetrics
-from schemas.position import BinlogPosition
 from producers.publisher import Publisher
 from producers.snapshot_clocks import SnapshotClocks, SnapshotVersion
-from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
-from common.kafka import TopicCreator
-from schemas.topics import TopicNames
-from schemas import key_fold
+from schemas import key_fold, messages
 from schemas.codec import encode
 from schemas.config import PipelineConfig
+from schemas.position import BinlogPosition
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -201,4 +201,3 @@ def discard(config: Path = ConfigOption, region: str = RegionOption,
     for e in chosen:
         typer.echo(f"{e.id} discarded ({e.kind}: {short(e.error, 60)})")
     typer.echo(f"{len(chosen)} discarded")
-

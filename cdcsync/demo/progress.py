@@ -28,10 +28,10 @@ from rich.text import Text
 
 from cdcsync.demo.workload import RegionCounts
 from cdcsync.tools.status import RegionStatus, pipeline_status
+from common.metadata_tables import CONFLICT_LOG
 from common.mysql import connect
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
-from common.metadata_tables import CONFLICT_LOG
 
 
 def producer_events(port: int, timeout_s: float = 1.0) -> int | None:

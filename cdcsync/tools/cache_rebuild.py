@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
+from common.metadata_tables import ROW_CLOCKS
+from common.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
 from consumers.cache.sink import CacheWriter, cache_key
 from consumers.cache.versions import binlog_version
-from common.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
-from common.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import UnsupportedKey, key_hash, row_identity
 
 

@@ -12,8 +12,8 @@ with foreign-key checks off, so no action runs there, and the children's own eve
 
 from __future__ import annotations
 
-from common.clock_triggers import APPLYING, Trigger, trigger_name
 from cdcsync.tools.foreign_keys import ForeignKey
+from common.clock_triggers import APPLYING, Trigger, trigger_name
 from schemas.identifiers import quote_name
 
 

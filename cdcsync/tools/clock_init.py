@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 import orjson
 import pymysql
 
-from schemas import key_fold
-from common import metadata_tables
 from cdcsync.tools.cascade_triggers import cascade_triggers
-from common.clock_triggers import PREFIX, Trigger, triggers
-from schemas.config import PipelineConfig, table_selected
 from cdcsync.tools.foreign_keys import cascade_problems, emulated, read_foreign_keys
-from schemas.identifiers import quote_name
+from common import metadata_tables
+from common.clock_triggers import PREFIX, Trigger, triggers
 from common.metadata_tables import ROW_CLOCKS
+from schemas import key_fold
+from schemas.config import PipelineConfig, table_selected
+from schemas.identifiers import quote_name
 from schemas.row_clock_key import UnsupportedKey, key_hash, key_kind, split_key
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")

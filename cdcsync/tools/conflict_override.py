@@ -36,17 +36,17 @@ from typing import Any, Literal
 import orjson
 import pymysql
 
+from common.clock_triggers import APPLYING, CLOCK_EVENTS, trigger_name
+from common.metadata_tables import ROW_CLOCKS
+from common.snapshot_encoding import SnapshotEncoder
+from common.table_catalog import is_mariadb, snapshot_columns
 from consumers.db import conflict_log, dialect as db_dialect
 from consumers.db.local_versions import ClockRow, write_clocks
 from consumers.db.params import SESSION_SETUP, param_converter
-from common.snapshot_encoding import SnapshotEncoder
-from common.table_catalog import is_mariadb, snapshot_columns
-from common.clock_triggers import APPLYING, CLOCK_EVENTS, trigger_name
+from schemas import key_fold
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.identifiers import quote_name
-from common.metadata_tables import ROW_CLOCKS
-from schemas import key_fold
 from schemas.row_clock_key import key_hash, row_identity
 from schemas.row_version import value_hash
 from schemas.vclock import Order, VectorClock

@@ -45,14 +45,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTP
 from prometheus_client import CollectorRegistry
 
+from common import metadata_tables
+from common.kafka import client_settings
 from consumers.dlq import DeadLetterPublisher
 from consumers.dlq_limit import short as one_line
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from schemas.topics import TopicNames
-from common.kafka import client_settings
-from common import metadata_tables
 from schemas.config import PipelineConfig
+from schemas.topics import TopicNames
 
 
 class DlqError(RuntimeError):

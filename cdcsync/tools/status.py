@@ -32,15 +32,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
-from schemas.checkpoint import Checkpoint, CheckpointError
 from common.checkpoint_store import FileCheckpointStore
-from schemas.position import BinlogPosition, MariaGtidState
-from common.kafka import client_settings, kafka_message, watermarks
 from common.clock_coverage import unclocked_tables
+from common.kafka import client_settings, kafka_message, watermarks
+from schemas.checkpoint import Checkpoint, CheckpointError
 from schemas.config import KafkaConfig, PipelineConfig
+from schemas.position import BinlogPosition, MariaGtidState
 
 SINKS = ("db", "cache")
 
@@ -289,4 +289,3 @@ def _partitions(settings: dict[str, object], group: str, patterns: list[str],
         result.append(PartitionLag(tp.topic, tp.partition, offset if offset is not None and offset >= 0 else None,
                                    low, high))
     return tuple(result)
-

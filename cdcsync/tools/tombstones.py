@@ -30,9 +30,9 @@ import orjson
 import pymysql
 
 from cdcsync.tools.status import sink_group_lag
+from common.metadata_tables import ROW_CLOCKS
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
-from common.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import key_kind, split_key
 
 CHUNK_KEYS = 200

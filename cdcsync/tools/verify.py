@@ -45,13 +45,13 @@ import orjson
 import pymysql
 import redis
 
-from consumers.cache.sink import cache_key, decode_row, redis_client
 from common.snapshot_encoding import describe
 from common.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
-from schemas import key_fold
 from common.table_catalog import ColumnInfo
-from schemas.identifiers import quote_name
+from consumers.cache.sink import cache_key, decode_row, redis_client
+from schemas import key_fold
 from schemas.config import PipelineConfig, table_selected
+from schemas.identifiers import quote_name
 
 Key = tuple[Any, ...]
 RowKind = Literal["missing", "extra", "differs"]

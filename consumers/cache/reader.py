@@ -30,17 +30,17 @@ from typing import Any
 import orjson
 import pymysql
 
-from consumers.cache.bloom.format import FORMAT, key_text, offsets
-from consumers.cache.bloom.store import BloomStore, Generation
-from consumers.cache.sink import JSON_FIELD, CacheWriter, cache_key, decode_row
-from consumers.cache.lookup_metrics import LookupMetrics
+from common.metadata_tables import ROW_CLOCKS
 from common.mysql import connect
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import snapshot_columns
+from consumers.cache.bloom.format import FORMAT, key_text, offsets
+from consumers.cache.bloom.store import BloomStore, Generation
+from consumers.cache.lookup_metrics import LookupMetrics
+from consumers.cache.sink import JSON_FIELD, CacheWriter, cache_key, decode_row
+from schemas import key_fold
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
-from common.metadata_tables import ROW_CLOCKS
-from schemas import key_fold
 from schemas.row_clock_key import UnsupportedKey, sql_key_identity
 
 # One call per batch of keys. KEYS: table head, generation meta, bitmap, proof. ARGV: the generation the
@@ -426,4 +426,3 @@ class CacheReader:
             counters = None if info.clock_expression is None else orjson.loads(raw[width] or "{}")
             result[key_text(info.key_values([row[c] for c in info.key_columns]))] = (row, counters)
         return result
-

@@ -37,10 +37,10 @@ from typing import Any
 import orjson
 import redis
 
-from consumers.metrics import SinkMetrics
-from consumers.records import SourceRecord
 from common.retry import RetryPolicy
 from consumers.cache.versions import event_version
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord
 from schemas import key_fold
 from schemas.config import PipelineConfig, RedisConfig, TableConfig
 from schemas.events import ChangeEvent, Op

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 import orjson
 import pymysql
 
+from common.metadata_tables import CONFLICT_LOG
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.identifiers import quote_name
-from common.metadata_tables import CONFLICT_LOG
 from schemas.row_clock_key import key_hash
 
 _COLUMNS = ("id", "kind", "logged_at_us", "region", "db", "tbl", "pk", "strategy", "winner", "local_version",

@@ -17,12 +17,12 @@ read from, so a source partition's order (and its GTID order) holds on the hub's
 from __future__ import annotations
 
 from common.acked_producer import AckedProducer, Outgoing
+from common.kafka import TopicCreator
 from consumers.records import SourceRecord
 from schemas import messages
-from common.kafka import TopicCreator
-from schemas.topics import TopicNames
 from schemas.config import KafkaConfig, PipelineConfig
 from schemas.events import ChangeEvent
+from schemas.topics import TopicNames
 
 
 class Forwarder:

@@ -20,17 +20,17 @@ from typing import Any, Callable
 import orjson
 import pymysql
 
-from consumers.db import dialect as db_dialect
-from consumers.db.clock_skew import check_skew
-from consumers.records import SourceRecord
-from consumers.db.resolution import Action, Decision, Strategy
+from common.metadata_tables import ROW_CLOCKS
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import snapshot_columns
+from consumers.db import dialect as db_dialect
+from consumers.db.clock_skew import check_skew
+from consumers.db.resolution import Action, Decision, Strategy
+from consumers.records import SourceRecord
+from schemas import key_fold
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.events import ChangeEvent, Op
 from schemas.identifiers import quote_name
-from common.metadata_tables import ROW_CLOCKS
-from schemas import key_fold
 from schemas.row_clock_key import UnsupportedKey, key_hash, row_clock_key, row_identity
 from schemas.row_version import RowVersion
 from schemas.vclock import VectorClock

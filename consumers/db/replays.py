@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from schemas.events import ChangeEvent
 from common.metadata_tables import Marker
+from schemas.events import ChangeEvent
 
 
 class SourceHistoryError(RuntimeError):

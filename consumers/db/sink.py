@@ -44,23 +44,22 @@ from typing import Any
 
 import pymysql
 
-from consumers.db import dialect as db_dialect
-from consumers.db import conflict_log
-from consumers.db.conflict_publisher import ConflictPublisher
-from consumers.dlq import DeadLetter, DeadLetterPublisher
-from consumers.db.forwarder import Forwarder
-from consumers.db.local_versions import ClockedPlanner, Planned, write_clocks
-from consumers.metrics import SinkMetrics
-from consumers.records import SourceRecord, source_region
-from consumers.db.replays import SourceHistoryError, verdict
-from consumers.db.resolution import Action, decide, strategy_for
-from common.retry import RetryPolicy
-from consumers.topic_ids import TopicIds
-from consumers.db.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
-from consumers.db.params import param_converter
-from common.kafka import client_settings
 from common import metadata_tables
 from common.clock_triggers import APPLYING
+from common.kafka import client_settings
+from common.retry import RetryPolicy
+from consumers.db import conflict_log, dialect as db_dialect
+from consumers.db.conflict_publisher import ConflictPublisher
+from consumers.db.forwarder import Forwarder
+from consumers.db.local_versions import ClockedPlanner, Planned, write_clocks
+from consumers.db.params import param_converter
+from consumers.db.replays import SourceHistoryError, verdict
+from consumers.db.resolution import Action, decide, strategy_for
+from consumers.db.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
+from consumers.dlq import DeadLetter, DeadLetterPublisher
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord, source_region
+from consumers.topic_ids import TopicIds
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord
 from schemas.events import ChangeEvent, Op

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pymysqlreplication import BinLogStreamReader
 
 from producers.binlog import fixes as binlog_fixes, table_map_cache
-from schemas.position import BinlogPosition
 from schemas.config import MySQLConfig
+from schemas.position import BinlogPosition
 
 # Event types python-mysql-replication does not decode and would hand over as NotImplementedEvent
 # (or drop, with an `only_events` filter): their rows would be lost without a word.

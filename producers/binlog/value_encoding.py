@@ -7,9 +7,8 @@ value (integers, floats, text, ENUM) are not touched at all. Requires `binlog_fi
 
 from __future__ import annotations
 
-import binascii
 import datetime
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson

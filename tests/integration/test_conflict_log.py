@@ -23,13 +23,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cdcsync.cli import app
-from consumers.db import conflict_log
-from common import metadata_tables
 from cdcsync.tools.clock_init import init_region
-from schemas.conflict_record import ConflictRecord, VersionImage
-from schemas.config import PipelineConfig
+from common import metadata_tables
 from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db import conflict_log
 from schemas import key_fold
+from schemas.config import PipelineConfig
+from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from schemas.row_version import value_hash
 from schemas.vclock import Order, VectorClock

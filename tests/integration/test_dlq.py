@@ -20,17 +20,17 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from cdcsync.tools.dlq_reader import DlqEntry, read_dead_letters
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
 from consumers.cache.sink import cache_key, decode_row, redis_client
 from consumers.db.sink import DatabaseSink
 from consumers.dlq import DeadLetterPublisher
-from cdcsync.tools.dlq_reader import DlqEntry, read_dead_letters
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from common.kafka import TopicCreator, client_settings
-from schemas.topics import TopicNames
-from common import metadata_tables
 from schemas.codec import decode, encode
 from schemas.config import PipelineConfig
+from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, SinkProcess, pipeline, wait_until, write_config

@@ -27,14 +27,14 @@ from prometheus_client import CollectorRegistry
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from producers.binlog import fixes as binlog_fixes, stream as binlog_stream, fast_rows
 from common.mysql import current_position
-from producers.capture import Capture
+from producers.binlog import fixes as binlog_fixes, stream as binlog_stream, fast_rows
 from producers.binlog.fast_rows import RowImages
+from producers.capture import Capture
 from producers.metrics import ProducerMetrics
-from schemas.position import BinlogPosition, MariaGtidState
 from producers.publisher import AckTracker
 from producers.service import JsonCatalog
+from schemas.position import BinlogPosition, MariaGtidState
 from tests.conftest import config_for_test, connect
 
 pytestmark = pytest.mark.integration

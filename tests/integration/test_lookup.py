@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from consumers.cache.bloom.maintainer import BloomMaintainer
 from consumers.cache.bloom.store import BloomStore
+from consumers.cache.lookup_metrics import FilterMetrics, LookupMetrics
 from consumers.cache.reader import CacheReader
 from consumers.cache.sink import redis_client
-from consumers.cache.lookup_metrics import FilterMetrics, LookupMetrics
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config

@@ -24,11 +24,11 @@ import pymysql
 import pytest
 
 from cdcsync.tools.clock_init import init_region
-from schemas.conflict_record import ConflictRecord, VersionImage
 from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db import conflict_log
+from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.row_version import value_hash
 from schemas.vclock import VectorClock
-from consumers.db import conflict_log
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.integration.test_convergence import Ack, RETRYABLE, final_state, losers, unaccounted
 from tests.support.producer import pipeline, write_config

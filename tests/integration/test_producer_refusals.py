@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from common.mysql import connect as mysql_connect
-from common.mysql import current_position
 from common.checkpoint_store import FileCheckpointStore
+from common.mysql import connect as mysql_connect, current_position
 from schemas.position import BinlogPosition
 from tests.conftest import config_for_test, connect
 from tests.support.kafka import read_all

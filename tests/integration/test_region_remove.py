@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cdcsync.tools.regions.remove import RegionRemoveError, check_preconditions, remove_region
 from cdcsync.tools.clock_init import init_region
+from cdcsync.tools.regions.remove import RegionRemoveError, check_preconditions, remove_region
 from common.metadata_tables import ROW_CLOCKS
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.producer import pipeline, write_config

@@ -16,13 +16,13 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import GtidEvent, XidEvent
 from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
-from producers.binlog import fixes as binlog_fixes
-from common.table_catalog import json_columns
-from producers.binlog.value_encoding import TableEncoder
 from cdcsync.tools.clock_init import init_region
-from schemas.config import PipelineConfig
 from common.metadata_tables import ROW_CLOCKS
+from common.table_catalog import json_columns
+from producers.binlog import fixes as binlog_fixes
+from producers.binlog.value_encoding import TableEncoder
 from schemas import key_fold
+from schemas.config import PipelineConfig
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from tests.conftest import config_for_test, connect
 from tests.support.producer import write_config

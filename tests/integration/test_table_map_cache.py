@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pymysqlreplication.row_event import OptionalMetaData, TableMapEvent
 
-from producers.binlog import stream as binlog_stream, table_map_cache
 from common.mysql import current_position
+from producers.binlog import stream as binlog_stream, table_map_cache
 from schemas.position import BinlogPosition
 from tests.conftest import connect
 

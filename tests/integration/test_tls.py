@@ -13,11 +13,11 @@ import redis
 import pytest
 from pymysqlreplication.row_event import WriteRowsEvent
 
-from deploy.local import mariadb, processes
-from producers.binlog import stream as binlog_stream
 from common.mysql import connect as mysql_connect, current_position
-from producers import preflight
 from consumers.cache.sink import redis_client
+from deploy.local import mariadb, processes
+from producers import preflight
+from producers.binlog import stream as binlog_stream
 from schemas.config import MySQLConfig, RedisConfig
 
 pytestmark = pytest.mark.integration

@@ -18,13 +18,13 @@ import pytest
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+from common.snapshot_encoding import SnapshotEncoder
+from common.table_catalog import json_columns, snapshot_columns
 from consumers.db.params import SESSION_SETUP, to_db_param
 from producers.binlog import fixes as binlog_fixes
-from common.snapshot_encoding import SnapshotEncoder
-from schemas.identifiers import quote_name
-from common.table_catalog import json_columns, snapshot_columns
 from producers.binlog.value_encoding import TableEncoder
 from schemas.config import PipelineConfig
+from schemas.identifiers import quote_name
 from tests.conftest import connect
 
 pytestmark = pytest.mark.integration

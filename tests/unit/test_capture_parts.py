@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from producers.capture import parse_ddl
-from schemas.checkpoint import CheckpointError
 from common.checkpoint_store import FileCheckpointStore
-from schemas.position import BinlogPosition, MariaGtidState
+from producers.capture import parse_ddl
 from producers.publisher import AckTracker
+from schemas.checkpoint import CheckpointError
+from schemas.position import BinlogPosition, MariaGtidState
 
 
 @pytest.mark.parametrize("statement, expected", [

@@ -7,10 +7,10 @@ import random
 import pymysql
 import pytest
 
+from common.retry import RetryPolicy, is_transient
 from consumers.db import dialect as db_dialect
 from consumers.db.sink import _last_per_key, _plan, poison_kind
 from consumers.records import SourceRecord, source_region
-from common.retry import RetryPolicy, is_transient
 from schemas.codec import encode
 from schemas.config import parse_config
 

@@ -13,9 +13,9 @@ from cdcsync.demo.summary import explore_commands, pick_examples
 from cdcsync.demo.tables import TABLES, write_demo_config
 from cdcsync.tools.status import GroupLag, PartitionLag, RegionStatus
 from schemas.checkpoint import Checkpoint
-from schemas.position import BinlogPosition
 from schemas.config import load_config
 from schemas.conflict_record import ConflictRecord, VersionImage
+from schemas.position import BinlogPosition
 
 
 def status(region: str, *, checkpoint: str = "1-1-10", server: str = "1-1-10", db_lag: int = 0,

@@ -9,8 +9,8 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from cdcsync import cli
-from common import log_context
 from cdcsync.expected_errors import FENCED_EXIT, describe
+from common import log_context
 from producers.fence import ProducerFenced, lock_name
 
 

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from common import log_context
 from cdcsync import logging_setup
-from common.health_server import HealthState, serve
 from cdcsync.supervisor import components
+from common import log_context
+from common.health_server import HealthState, serve
 
 
 class FakeClock:

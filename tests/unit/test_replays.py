@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from common.metadata_tables import Marker
 from consumers.db.replays import Reset, SourceHistoryError, gtid_position, verdict
 from schemas.events import ChangeEvent
-from common.metadata_tables import Marker
 
 
 def change(gtid: str | None = "0-1-10", index: int = 0, epoch: str | None = "e1", region: str = "eu") -> ChangeEvent:

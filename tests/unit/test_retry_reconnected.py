@@ -8,8 +8,8 @@ import logging
 import pymysql
 import redis
 
-from consumers.cache.sink import _transient as redis_transient
 from common.retry import RetryPolicy
+from consumers.cache.sink import _transient as redis_transient
 
 
 def _failing(*errors: BaseException):

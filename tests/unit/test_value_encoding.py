@@ -14,11 +14,11 @@ import pytest
 from pymysqlreplication.constants import FIELD_TYPE as F
 from pymysqlreplication.row_event import RowsEvent
 
+from common.snapshot_encoding import SnapshotEncoder
+from common.table_catalog import ColumnInfo
 from consumers.db.params import param_converter, to_db_param
 from producers.binlog import fixes as binlog_fixes
 from producers.binlog.fixes import ZeroDate
-from common.snapshot_encoding import SnapshotEncoder
-from common.table_catalog import ColumnInfo
 from producers.binlog.value_encoding import TableEncoder, format_time
 
 Z = "$zero_date"

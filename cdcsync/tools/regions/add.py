@@ -23,18 +23,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cdcsync.tools.clock_init import InitReport, init_region
 from cdcsync.tools.regions.offsets import (ClusterOffsets, RegionAddError, commit_start_offsets,
     record_start_offsets, refuse_used_group)
 from cdcsync.tools.regions.seed import (CopyReport, Progress, applied_markers, applier_session, copy_snapshot,
     empty_target_problems, replicated_tables)
-from common.mysql import connect, current_position
-from schemas.checkpoint import Checkpoint
+from common import metadata_tables
 from common.checkpoint_store import FileCheckpointStore
 from common.kafka import TopicCreator
-from schemas.topics import TopicNames
-from common import metadata_tables
-from cdcsync.tools.clock_init import InitReport, init_region
+from common.mysql import connect, current_position
+from schemas.checkpoint import Checkpoint
 from schemas.config import PipelineConfig
+from schemas.topics import TopicNames
 
 __all__ = ["RegionAddError", "RegionAddReport", "add_region", "check_preconditions"]
 

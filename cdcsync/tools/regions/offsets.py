@@ -22,15 +22,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException
-from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka import Consumer, KafkaException, TopicPartition as KafkaTP
 
-from consumers.service import group_id
 from cdcsync.tools.status import matching_topics
-from common.kafka import watermarks
-from schemas.topics import TopicNames
-from common.kafka import client_settings
+from common.kafka import client_settings, watermarks
+from consumers.service import group_id
 from schemas.config import KafkaConfig, PipelineConfig
+from schemas.topics import TopicNames
 
 
 class RegionAddError(RuntimeError):

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import orjson
 import pymysql
 
-from cdcsync.tools.status import GroupLag, sink_group_lag, topic_group_lag
-from schemas.topics import TopicNames
 from cdcsync.tools.clock_init import InitReport, init_region
-from schemas.config import PipelineConfig
+from cdcsync.tools.status import GroupLag, sink_group_lag, topic_group_lag
 from common.metadata_tables import ROW_CLOCKS
+from schemas.config import PipelineConfig
+from schemas.topics import TopicNames
 
 CHUNK_ROWS = 1000
 
@@ -148,5 +148,3 @@ def remove_region(config: PipelineConfig, name: str, *, ignore_lag: bool = False
     say("re-running init in every remaining region (clock triggers)")
     report.init = [init_region(config, region) for region in config.regions]
     return report
-
-

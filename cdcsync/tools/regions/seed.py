@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 import pymysql
 
-from consumers.db import dialect as db_dialect
-from consumers.db.sink import SESSION_SETUP
-from consumers.db.params import param_converter
-from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
-from schemas.position import BinlogPosition
 from cdcsync.tools.clock_init import SYSTEM_SCHEMAS
+from common.metadata_tables import APPLY_MARKER, ROW_CLOCKS
+from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
+from consumers.db import dialect as db_dialect
+from consumers.db.params import param_converter
+from consumers.db.sink import SESSION_SETUP
 from schemas.config import PipelineConfig, table_selected
 from schemas.identifiers import quote_name
-from common.metadata_tables import APPLY_MARKER, ROW_CLOCKS
+from schemas.position import BinlogPosition
 
 Progress = Callable[[str, int, int], None]   # (label, done, estimated total)
 
@@ -161,4 +161,3 @@ def _copy_clocks(snap: ConsistentSnapshot, meta_db: str, t: SnapshotTable, targe
             progress(label, done, total)
         if len(rows) < chunk:
             return done
-

@@ -13,11 +13,11 @@ import logging
 import threading
 from collections.abc import Callable
 
+from common.mysql import connect
+from common.snapshot_reader import ConsistentSnapshot, snapshot_key_values
 from consumers.cache.bloom.format import Sizing, key_text, offsets
 from consumers.cache.bloom.policy import capacity_for
 from consumers.cache.bloom.store import BloomStore, Generation
-from common.mysql import connect
-from common.snapshot_reader import ConsistentSnapshot, snapshot_key_values
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 

@@ -26,24 +26,22 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer
-from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka import Consumer, OFFSET_BEGINNING, TopicPartition as KafkaTP
 
+from common.checkpoint_store import FileCheckpointStore
+from common.kafka import client_settings, watermarks
+from common.mysql import connect
+from common.snapshot_reader import ConsistentSnapshot
 from consumers.cache.bloom.build import build_table
 from consumers.cache.bloom.format import key_text
 from consumers.cache.bloom.policy import rebuild_reason
 from consumers.cache.bloom.store import BloomStore, Generation
-from consumers.cache.sink import event_key_values, redis_client
 from consumers.cache.lookup_metrics import FilterMetrics
+from consumers.cache.sink import event_key_values, redis_client
 from consumers.records import SourceRecord
-from common.kafka import watermarks
-from common.mysql import connect
-from common.checkpoint_store import FileCheckpointStore
-from common.snapshot_reader import ConsistentSnapshot
-from schemas.topics import TopicNames
-from common.kafka import client_settings
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent, Op
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -278,4 +278,3 @@ class BloomStore:
     def release_lease(self, holder: str) -> None:
         if self.client.get(self.keys.lease) == holder.encode():
             self.client.delete(self.keys.lease)
-
