@@ -3,4 +3,7 @@ the database wing (consumers/db/) and the cache wing (consumers/cache/). Imports
 schemas/, never producers/ or cdcsync/.
 """
 
-__all__ = ['dlq', 'dlq_limit', 'metrics', 'records', 'runner', 'service', 'source', 'topic_ids', 'unclocked_changes', 'cache', 'db']
+__all__ = [
+    "cache", "db", "dlq", "dlq_limit", "metrics", "records", "runner", "service", "source", "topic_ids",
+    "unclocked_changes"
+]

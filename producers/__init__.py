@@ -3,4 +3,7 @@ to its Kafka topics, keeping the checkpoint. The binlog library layer lives in p
 Imports common/ and schemas/, never consumers/ or cdcsync/.
 """
 
-__all__ = ['auto_increment', 'capture', 'clock_matching', 'fence', 'metrics', 'preflight', 'publisher', 'service', 'snapshot', 'snapshot_clocks', 'unclocked', 'binlog']
+__all__ = [
+    "auto_increment", "binlog", "capture", "clock_matching", "fence", "metrics", "preflight", "publisher",
+    "service", "snapshot", "snapshot_clocks", "unclocked"
+]

@@ -3,4 +3,7 @@ verify, status, tombstones, regions, conflict overrides and filters, the dead-le
 rebuild and applier grants.
 """
 
-__all__ = ['applier_grants', 'cache_rebuild', 'cascade_triggers', 'clock_init', 'conflict_filters', 'conflict_override', 'dlq_reader', 'foreign_keys', 'status', 'tombstones', 'verify', 'regions']
+__all__ = [
+    "applier_grants", "cache_rebuild", "cascade_triggers", "clock_init", "conflict_filters",
+    "conflict_override", "dlq_reader", "foreign_keys", "regions", "status", "tombstones", "verify"
+]

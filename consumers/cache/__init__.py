@@ -2,4 +2,4 @@
 metrics and the Bloom filters (consumers/cache/bloom/).
 """
 
-__all__ = ['lookup_metrics', 'reader', 'sink', 'versions', 'bloom']
+__all__ = ["bloom", "lookup_metrics", "reader", "sink", "versions"]

@@ -2,4 +2,7 @@
 resolution, unique keys, forwarding, the conflict log, the SQL dialect and parameter conversion).
 """
 
-__all__ = ['clock_skew', 'conflict_log', 'conflict_publisher', 'dialect', 'forwarder', 'local_versions', 'params', 'replays', 'resolution', 'sink', 'unique_keys']
+__all__ = [
+    "clock_skew", "conflict_log", "conflict_publisher", "dialect", "forwarder", "local_versions", "params",
+    "replays", "resolution", "sink", "unique_keys"
+]

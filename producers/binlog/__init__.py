@@ -2,4 +2,4 @@
 table-map cache), the fast row decoder and binlog value encoding.
 """
 
-__all__ = ['fast_rows', 'fixes', 'stream', 'table_map_cache', 'value_encoding']
+__all__ = ["fast_rows", "fixes", "stream", "table_map_cache", "value_encoding"]

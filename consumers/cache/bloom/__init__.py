@@ -2,4 +2,4 @@
 policy and the maintainer that keeps them current.
 """
 
-__all__ = ['build', 'format', 'maintainer', 'policy', 'store']
+__all__ = ["build", "format", "maintainer", "policy", "store"]
