@@ -6,7 +6,7 @@ README's Security section documents.
 
 from __future__ import annotations
 
-from schemas import metadata_tables
+from common import metadata_tables
 from schemas.config import PipelineConfig
 from tests.conftest import connect
 
