@@ -15,8 +15,8 @@ from typing import Any
 
 import tomli_w
 
+from common.mysql import connect
 from deploy.local.processes import free_port
-from producers.binlog_stream import connect
 from schemas.config import PipelineConfig
 
 DB = "shop"

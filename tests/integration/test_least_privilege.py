@@ -12,8 +12,8 @@ import pymysql
 import pytest
 import redis
 
-from consumers.cache_sink import decode_row, redis_client
-from schemas.clock_init import init
+from cdcsync.tools.clock_init import init
+from consumers.cache.sink import decode_row, redis_client
 from schemas.config import parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database

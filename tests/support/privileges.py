@@ -6,7 +6,7 @@ docs/deployment/security.md documents.
 
 from __future__ import annotations
 
-from schemas import metadata_tables
+from common import metadata_tables
 from schemas.config import PipelineConfig
 from tests.conftest import connect
 

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from deploy.consistency import CommandLineError, parse_cli
+from tests.support.consistency import CommandLineError, parse_cli
 from schemas.config_reference import BEGIN, reference_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
