@@ -90,7 +90,7 @@ def split_command(line: str) -> list[str]:
 
 def env_setting_exists(config: Any, variable: str) -> bool:
     """Whether `CDCSYNC_A__B__C` names the setting `a.b.c` of this loaded config (the override
-    naming in README, "Configuration"): a typo in a variable name would otherwise be ignored."""
+    naming in docs/reference/configuration.md): a typo in a variable name would otherwise be ignored."""
     node: object = config.model_dump()
     for segment in variable.removeprefix("CDCSYNC_").lower().split("__"):
         if not isinstance(node, dict) or segment not in node:

@@ -215,7 +215,7 @@ def test_init_runs_cdcsync_init_before_the_pipeline() -> None:
 def test_the_cli_service_can_run_verify_and_status() -> None:
     assert argv_of(SERVICES["cli"])[0] == "cdcsync"
     config = str(parsed("cli").params["config"])
-    assert parse_cli(["verify", "--config", config]).path == ("verify",)    # the README's command
+    assert parse_cli(["verify", "--config", config]).path == ("verify",)    # docs/deployment/production.md's command
     volumes = named_volumes(SERVICES["cli"])
     for region in CONFIG.regions.values():                # status reads the producers' checkpoints
         assert str(region.producer.checkpoint_dir) in volumes
