@@ -1,6 +1,6 @@
-"""A region cut off from the others and healed (tests/support/convergence/region_cut.py,
+"""A region, the hub of a star, cut off from the others and healed (tests/support/convergence/region_cut.py,
 docs/reliability.md): the mixed workload runs while one region's components lose the broker, both
-directions, for 20-30 s, starting in the middle of the delivery of two large multi-table
+directions, for 40 s, starting in the middle of the delivery of two large multi-table
 transactions (the cut region's own, and the next region's); after the heal, the checker's verdict
 is the one without faults: no acknowledged write lost or applied twice, databases identical, caches
 equal to them, no dead letter unexplained.
@@ -13,16 +13,19 @@ proxy in front of it; MariaDB and Redis are the session sandbox's. Longer cuts:
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from deploy.local import Sandbox
-from schemas.config import PipelineConfig
-from tests.support.convergence.nemesis import schedule
+from common.kafka import TopicCreator
+from schemas.config import KafkaConfig, PipelineConfig
+from tests.support.convergence.nemesis import Fault
 from tests.support.convergence.region_cut import BrokerFront, fronted_broker
 from tests.support.convergence.run import run_seed
 from tests.support.convergence.shapes import parse_shapes
@@ -59,27 +62,52 @@ def test_every_byte_of_a_client_goes_through_the_front_the_broker_advertises(fro
         front.proxy.heal()
 
 
-def test_a_region_cut_off_mid_transaction_and_healed_loses_nothing(sandbox: Sandbox, sandbox_config: PipelineConfig,
-                                                                   front: BrokerFront, tmp_path: Path) -> None:
+def test_a_new_topic_during_a_cut_waits_for_the_heal(front: BrokerFront) -> None:
+    """A streaming producer meeting a new table during a broker outage waits for the broker (as its
+    publishes do) instead of exiting. Found by the nemesis: eu's producer exited with `cannot reach
+    Kafka (Failed to get metadata: Local: Timed out)` when its region was cut off for 40 s."""
+    kafka = KafkaConfig(bootstrap=front.bootstrap, partitions=1)
+    TopicCreator(kafka).ensure("warm")              # connected before the cut
+    front.proxy.cut("blackhole")
+    try:
+        with pytest.raises(KafkaException):         # a command (outage_s 0) still fails at once
+            TopicCreator(kafka).ensure("refused", timeout=1.0)
+        healer = threading.Timer(4.0, front.proxy.heal)
+        healer.start()
+        started = time.monotonic()
+        TopicCreator(kafka, outage_s=60).ensure("after-the-heal", timeout=1.0)
+        assert time.monotonic() - started >= 3.5, "the topic was created through the cut"
+    finally:
+        front.proxy.heal()
+    admin = AdminClient({"bootstrap.servers": front.bootstrap})
+    assert "after-the-heal" in admin.list_topics(timeout=10).topics
+
+
+def test_a_star_hub_cut_off_mid_transaction_and_healed_loses_nothing(sandbox: Sandbox,
+                                                                      sandbox_config: PipelineConfig,
+                                                                      front: BrokerFront, tmp_path: Path) -> None:
+    """The hub of a star (eu) cut off for 40 s (blackhole, resumed at the heal), longer than the 30 s
+    its database sink waits for the broker to acknowledge the versions it forwards to the spokes.
+    Found by the nemesis: the hub's sink exited (`RuntimeError: forwarding to eu's topics: 653
+    unacknowledged`) and the spokes never got the rest; now the batch is rolled back and retried."""
     seed = 31
     base = sandbox_config.model_copy(update={"kafka": sandbox_config.kafka.model_copy(
         update={"bootstrap": front.bootstrap})})
-    faults = schedule(seed, ("cut-region-mid-txn",), list(base.regions), count=1, span_s=6.0, cut_s=(20.0, 30.0))
+    faults = [Fault(at_s=3.0, kind="cut-region-mid-txn", target="eu", duration_s=40.0)]
     # Writes go on in every region during most of the cut (about 30 s of workload): each side of the
     # partition writes keys the other writes too, and the conflicts resolve after the heal.
-    result = run_seed(base, seed, topology="mesh", shapes=parse_shapes(""), tmp=tmp_path / "seed",
-                      txns_per_client=55, pause_ms=900, faults=faults, sandbox=sandbox, front=front)
+    result = run_seed(base, seed, topology="star", shapes=parse_shapes(""), tmp=tmp_path / "seed",
+                      txns_per_client=50, pause_ms=900, faults=faults, sandbox=sandbox, front=front)
     summary = json.dumps(result.summary())
     print(summary)
     print(json.dumps(result.faults))
-    schedule_text = "\n".join(f.describe() for f in faults)
-    assert result.ok, f"{result.report}\nfaults injected: {json.dumps(result.faults)}\nschedule:\n{schedule_text}"
+    assert result.ok, f"{result.report}\nfaults injected: {json.dumps(result.faults)}"
     assert result.fault_counts() == {"cut-region-mid-txn": 1}, f"the cut was not injected: {result.faults}"
     note = result.faults[0]["note"]
-    assert "cut mid-delivery" in note, f"the cut did not meet a transaction partly delivered: {note}"
+    assert note.startswith("blackhole: ") and "cut mid-delivery" in note, \
+        f"the cut did not meet a transaction partly delivered: {note}"
     assert " 0 connections cut" not in note, f"the region had no connection to cut: {note}"
     counters = front.proxy.counters
-    cut = faults[0].target
     assert all(counters[r].connections > 0 and counters[r].down > 100_000 for r in base.regions), \
         f"some region's components did not go through the proxy: {counters}"
     assert result.history.acks, "the workload acknowledged nothing: it proves nothing"
