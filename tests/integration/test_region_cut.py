@@ -87,9 +87,11 @@ def test_a_star_hub_cut_off_mid_transaction_and_healed_loses_nothing(sandbox: Sa
                                                                       sandbox_config: PipelineConfig,
                                                                       front: BrokerFront, tmp_path: Path) -> None:
     """The hub of a star (eu) cut off for 40 s (blackhole, resumed at the heal), longer than the 30 s
-    its database sink waits for the broker to acknowledge the versions it forwards to the spokes.
-    Found by the nemesis: the hub's sink exited (`RuntimeError: forwarding to eu's topics: 653
-    unacknowledged`) and the spokes never got the rest; now the batch is rolled back and retried."""
+    its database sink waits for the broker to acknowledge the versions it forwards to the spokes, and
+    than its producer waits to create a new table's topic. Found by the nemesis (docs/reliability.md):
+    the hub's sink exited (`RuntimeError: forwarding to eu's topics: 653 unacknowledged`), and eu's
+    producer (`cannot reach Kafka (Failed to get metadata: Local: Timed out)`), both seen by this test
+    before the fixes; now they wait for the broker."""
     seed = 31
     base = sandbox_config.model_copy(update={"kafka": sandbox_config.kafka.model_copy(
         update={"bootstrap": front.bootstrap})})
@@ -107,6 +109,13 @@ def test_a_star_hub_cut_off_mid_transaction_and_healed_loses_nothing(sandbox: Sa
     assert note.startswith("blackhole: ") and "cut mid-delivery" in note, \
         f"the cut did not meet a transaction partly delivered: {note}"
     assert " 0 connections cut" not in note, f"the region had no connection to cut: {note}"
+    # Whether the hub had fetched versions to forward during the cut, and the producer a new table's
+    # topic to create, depends on the interleaving; each fix has its own test that fails without it
+    # (tests/unit/test_acked_producer.py, test_a_new_topic_during_a_cut_waits_for_the_heal above).
+    for name in ("db-eu", "producer-eu"):
+        waited = [line for line in (tmp_path / "seed" / f"{name}.log").read_text().splitlines()
+                  if "not acknowledged by the broker" in line or "cannot reach Kafka to create" in line]
+        print(f"{name}: {len(waited)} waits for the broker during the cut")
     counters = front.proxy.counters
     assert all(counters[r].connections > 0 and counters[r].down > 100_000 for r in base.regions), \
         f"some region's components did not go through the proxy: {counters}"

@@ -21,9 +21,9 @@ and never cut: the observer stands outside the partition.
 the region's connections for the fault's duration, then heals: held connections resume, or are
 reset (half of the blackholes), as after a partition that TCP outlived or did not.
 `cut-region-mid-txn` first commits a large multi-table transaction in the region and one in the
-next region, and cuts the moment either is partly applied in the other region: a cut in the middle
-of a transaction's publication by the cut region's producer or of its consumption by the cut
-region's database sink. Both transactions are acknowledged writes the checker accounts for.
+next region, and cuts the moment the next region's is partly applied in the cut region (its
+database sink in the middle of consuming it), or, once that one is all there, the moment the cut
+region's own is partly applied in the next region (its producer in the middle of publishing it). Both transactions are acknowledged writes the checker accounts for.
 """
 
 from __future__ import annotations
@@ -203,7 +203,10 @@ class RegionCutter:
             mid = False
             while time.monotonic() < deadline and not stop.is_set():
                 outbound, inbound = counts()
-                if 0 < outbound < full or 0 < inbound < full:
+                # First choice: the cut region's database sink in the middle of applying the other
+                # transaction (it holds fetched events it can neither forward nor commit offsets
+                # for); else its producer in the middle of publishing its own.
+                if 0 < inbound < full or (inbound == full and 0 < outbound < full):
                     mid = True
                     break
                 if outbound == inbound == full or errors:
