@@ -165,9 +165,10 @@ class RegionCutter:
         regions = list(self.config.regions)
         here = fault.target
         there = regions[(regions.index(here) + 1) % len(regions)]
-        txns = {}
+        txns, numbers = {}, {}
         for region in (here, there):
             self._numbers += 1
+            numbers[region] = self._numbers
             txns[region] = big_txn(self.db, region, self._numbers, self.rows)
         errors: list[str] = []
 
@@ -176,7 +177,7 @@ class RegionCutter:
             try:
                 with connect(self.config, region, self.db) as conn:
                     conn.autocommit(False)
-                    acks = run_txn(conn, txn, region=region, client=99, number=self._numbers,
+                    acks = run_txn(conn, txn, region=region, client=99, number=numbers[region],
                                    meta_db=self.config.meta_db, db=self.db)
             except Exception as err:  # noqa: BLE001 - reported by the fault
                 errors.append(f"{region}: {type(err).__name__}: {err}")
@@ -201,6 +202,7 @@ class RegionCutter:
                 thread.start()
             deadline = time.monotonic() + 120
             mid = False
+            outbound = inbound = 0
             while time.monotonic() < deadline and not stop.is_set():
                 outbound, inbound = counts()
                 # First choice: the cut region's database sink in the middle of applying the other
