@@ -39,6 +39,7 @@ import pymysql
 from consumers import conflict_log, db_dialect
 from consumers.local_versions import ClockRow, write_clocks
 from consumers.value_decoding import SESSION_SETUP, param_converter
+from producers import binlog_stream
 from producers.snapshot_encoding import SnapshotEncoder
 from producers.table_catalog import is_mariadb, snapshot_columns
 from schemas.clock_triggers import APPLYING, CLOCK_EVENTS, trigger_name
@@ -212,7 +213,7 @@ def resolve_anywhere(config: PipelineConfig, region: str, record_id: int, take: 
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
-    return pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=True)
+    return binlog_stream.connect(config.region(region).mysql)
 
 
 def _encoder(conn: pymysql.Connection, record: ConflictRecord, region: str) -> SnapshotEncoder:

@@ -58,6 +58,7 @@ from consumers.retry import RetryPolicy
 from consumers.topic_ids import TopicIds
 from consumers.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
 from consumers.value_decoding import param_converter
+from producers import binlog_stream
 from producers.topics import client_settings
 from schemas import metadata_tables
 from schemas.clock_triggers import APPLYING
@@ -177,8 +178,7 @@ class DatabaseSink:
     # -- connection ----------------------------------------------------------------------------
     def _connection(self) -> pymysql.Connection:
         if self._conn is None or not self._conn.open:
-            m = self.region.mysql
-            self._conn = pymysql.connect(**m.connect_settings(), autocommit=False)
+            self._conn = binlog_stream.connect(self.region.mysql, autocommit=False)
             with self._conn.cursor() as cur:
                 cur.execute(SESSION_SETUP)
                 # Locking reads of an absent key must lock its gap (local_versions.py): not READ COMMITTED.

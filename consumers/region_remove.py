@@ -24,6 +24,7 @@ import orjson
 import pymysql
 
 from consumers.status import GroupLag, sink_group_lag, topic_group_lag
+from producers import binlog_stream
 from producers.topics import TopicNames
 from schemas.clock_init import InitReport, init_region
 from schemas.config import PipelineConfig
@@ -83,7 +84,7 @@ def check_preconditions(config: PipelineConfig, name: str, *, ignore_lag: bool =
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
-    return pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=True)
+    return binlog_stream.connect(config.region(region).mysql)
 
 
 def strip_counters(conn: pymysql.Connection, config: PipelineConfig, region: str, name: str) -> int:

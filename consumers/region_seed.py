@@ -20,6 +20,7 @@ import pymysql
 from consumers import db_dialect
 from consumers.db_sink import SESSION_SETUP
 from consumers.value_decoding import param_converter
+from producers import binlog_stream
 from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.position import BinlogPosition
 from schemas.clock_init import SYSTEM_SCHEMAS
@@ -89,7 +90,7 @@ def applied_markers(conn: pymysql.Connection, meta_db: str, prefix: str) -> list
 
 def applier_session(config: PipelineConfig, region: str) -> pymysql.Connection:
     """A connection to `region` as its applier, set up like the database sink's (clock triggers off)."""
-    conn = pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=False)
+    conn = binlog_stream.connect(config.region(region).mysql, autocommit=False)
     with conn.cursor() as cur:
         cur.execute(SESSION_SETUP)
     return conn

@@ -30,6 +30,7 @@ import orjson
 import pymysql
 
 from consumers.status import sink_group_lag
+from producers import binlog_stream
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 from schemas.metadata_tables import ROW_CLOCKS
@@ -87,8 +88,7 @@ def clock_of(counters_text: str, hlc_us: int) -> Clock:
 
 
 def _connect(config: PipelineConfig, region: str, *, autocommit: bool) -> pymysql.Connection:
-    m = config.region(region).mysql
-    return pymysql.connect(**m.connect_settings(), autocommit=autocommit)   # TLS settings included
+    return binlog_stream.connect(config.region(region).mysql, autocommit=autocommit)
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ class ForeignKeyRefused(RuntimeError):
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
-    m = config.region(region).mysql
-    return pymysql.connect(**m.connect_settings(), autocommit=True)
+    from producers import binlog_stream   # the one opener (TLS); imported here: schemas/ imports no driver layer
+
+    return binlog_stream.connect(config.region(region).mysql)
 
 
 def _primary_keys(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], list[tuple[str, str, str | None]]]:
