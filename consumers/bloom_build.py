@@ -13,11 +13,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from consumers.bloom_format import Sizing, key_text, offsets
+from consumers.bloom_format import Sizing, offsets
 from consumers.bloom_policy import capacity_for
 from consumers.bloom_store import BloomStore, Generation
 from producers import binlog_stream
 from producers.snapshot_reader import ConsistentSnapshot, snapshot_key_values
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 
@@ -70,7 +71,7 @@ def _scan(config: PipelineConfig, region: str, store: BloomStore, table: str, ge
             if not rows:
                 continue
             offs = [o for row in rows
-                    for o in offsets(generation.sizing, key_text(snapshot_key_values(t, row)))]
+                    for o in offsets(generation.sizing, canonical_pk(snapshot_key_values(t, row)))]
             store.add_scanned(table, generation, offs)
             scanned += len(rows)
     return scanned

@@ -30,7 +30,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer
 from confluent_kafka import TopicPartition as KafkaTP
 
 from consumers.bloom_build import build_table
-from consumers.bloom_format import key_text
 from consumers.bloom_policy import rebuild_reason
 from consumers.bloom_store import BloomStore, Generation
 from consumers.cache_sink import event_key_values, redis_client
@@ -41,6 +40,7 @@ from producers import binlog_stream
 from producers.checkpoint import FileCheckpointStore
 from producers.snapshot_reader import ConsistentSnapshot
 from producers.topics import TopicNames, client_settings
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent, Op
 
@@ -59,7 +59,7 @@ def binlog_order(file: str, pos: int) -> tuple[int, int]:
 def added_keys(event: ChangeEvent) -> list[str]:
     """Keys a change makes exist: inserts, snapshot rows, and the new key of a key-changing update."""
     if event.op in (Op.INSERT, Op.SNAPSHOT):
-        return [key_text(event_key_values(event))]
+        return [canonical_pk(event_key_values(event))]
     if event.op is Op.UPDATE and event.pk_fold:
         # A text key its collation folds: the producer publishes a change of the key (by its fold)
         # as a delete and an insert, so an update keeps its key (a new spelling is the same key).
@@ -67,9 +67,9 @@ def added_keys(event: ChangeEvent) -> list[str]:
     if event.op is Op.UPDATE:
         columns, after, before = list(event.pk), event.after or {}, event.before or {}
         if all(c in after for c in columns) and all(c in before for c in columns):
-            new, old = key_text([after[c] for c in columns]), key_text([before[c] for c in columns])
+            new, old = canonical_pk([after[c] for c in columns]), canonical_pk([before[c] for c in columns])
             return [new] if new != old else []
-        return [key_text(list(event.pk.values()))]   # no full images: add the event's key, to be safe
+        return [canonical_pk(list(event.pk.values()))]   # no full images: add the event's key, to be safe
     return []
 
 
