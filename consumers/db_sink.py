@@ -36,6 +36,7 @@ already applied, or dominated by the local clock). Only then may the caller comm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -57,6 +58,7 @@ from consumers.resolution import Action, decide, strategy_for
 from consumers.retry import RetryPolicy
 from consumers.topic_ids import TopicIds
 from consumers.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
+from consumers import session_setup
 from consumers.value_decoding import param_converter
 from producers import binlog_stream
 from producers.topics import client_settings
@@ -67,16 +69,6 @@ from schemas.conflict_record import ConflictRecord
 from schemas.events import ChangeEvent, Op
 
 log = logging.getLogger(__name__)
-
-# `@cdcsync_applying = 1`: the clock triggers (`cdcsync init`) skip this session's writes, which are
-# other regions' versions, not local writes.
-# `foreign_key_checks = 0`: per-table topics reach the sink in no common order (a child may come
-# before its parent), and every row, children of a cascade included, arrives as its own clocked
-# event; so no check is made and no referential action runs here, as native replication does
-# (docs/apply.md, "Foreign keys").
-SESSION_SETUP = ("SET SESSION time_zone = '+00:00', "
-                 "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
-                 f"foreign_key_checks = 0, {APPLYING} = 1")
 
 # Errors that retrying cannot fix: the event is poison for this target, not the sink broken.
 POISON_ERRORS = {
@@ -180,7 +172,7 @@ class DatabaseSink:
         if self._conn is None or not self._conn.open:
             self._conn = binlog_stream.connect(self.region.mysql, autocommit=False)
             with self._conn.cursor() as cur:
-                cur.execute(SESSION_SETUP)
+                cur.execute(session_setup.APPLY)   # strict, UTC, clock triggers off (consumers/session_setup.py)
                 # Locking reads of an absent key must lock its gap (local_versions.py): not READ COMMITTED.
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return self._conn
@@ -472,11 +464,13 @@ class DatabaseSink:
         deletes, upserts = _plan([p.write for p in plans if p.write is not None])
         for (db, table, key_cols), rows in deletes.items():
             cur.execute(db_dialect.delete(db, table, key_cols, len(rows)), [v for row in rows for v in row])
-        for (db, table, cols, key_cols), rows in upserts.items():
-            if self._unique.has_secondary(cur, db, table):
-                self._insert_or_update(cur, db, table, cols, key_cols, rows)
-            else:
-                cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)), [v for row in rows for v in row])
+        for (db, table, cols, key_cols, zero, _), rows in upserts.items():
+            with session_setup.enum_zero(cur, zero) if zero else contextlib.nullcontext():
+                if self._unique.has_secondary(cur, db, table):
+                    self._insert_or_update(cur, db, table, cols, key_cols, rows)
+                else:
+                    cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)),
+                                [v for row in rows for v in row])
         meta = self.config.meta_db
         announced = [p for p in plans if p.announce is not None]
         if announced:
@@ -561,7 +555,8 @@ def _converted(event: ChangeEvent, image: dict[str, Any], columns: tuple[str, ..
 
 def _plan(records: list[SourceRecord]) -> tuple[dict[Any, list[list[Any]]], dict[Any, list[list[Any]]]]:
     """Query parameters grouped per statement: deletes by (db, table, key columns), upserts by
-    (db, table, columns, key columns)."""
+    (db, table, columns, key columns); a row holding the invalid ENUM value `''` gets a statement of
+    its own, run inside `session_setup.enum_zero`."""
     deletes: dict[Any, list[list[Any]]] = defaultdict(list)
     upserts: dict[Any, list[list[Any]]] = defaultdict(list)
     for record in records:
@@ -572,5 +567,7 @@ def _plan(records: list[SourceRecord]) -> tuple[dict[Any, list[list[Any]]], dict
         else:
             image = event.after or {}
             cols = tuple(image)
-            upserts[(event.db, event.table, cols, key_cols)].append(_converted(event, image, cols))
+            zero = session_setup.enum_zero_columns(event.types, image)
+            alone = len(upserts) if zero else None
+            upserts[(event.db, event.table, cols, key_cols, zero, alone)].append(_converted(event, image, cols))
     return deletes, upserts
