@@ -391,3 +391,35 @@ def test_an_invalid_enum_row_is_written_and_the_rest_of_it_stays_strict(config: 
     letters = sorted(read_dead_letters(config, "us"), key=lambda e: e.source_offset)
     assert [(e.source_offset, e.kind) for e in letters] == [(1, "constraint"), (2, "constraint"), (4, "constraint")]
     assert "column 'v'" in letters[0].error and "column 'v'" in letters[2].error, letters
+
+
+def test_region_add_copies_the_invalid_enum_value_and_stays_strict(config: PipelineConfig, db: str) -> None:
+    """`cdcsync region add`'s copy writes rows as the sink does: the invalid ENUM value '' a
+    non-strict source stored is copied, a value the new region cannot hold is still refused."""
+    from consumers.region_seed import applier_session, copy_snapshot
+
+    with connect(config, "eu", db) as conn:
+        execute(conn, "SET SESSION sql_mode = ''")   # non-strict: an unknown label is stored as ''
+        execute(conn, "CREATE TABLE t1 (id INT PRIMARY KEY, en ENUM('a','b') NOT NULL, v VARCHAR(16))")
+        execute(conn, "INSERT INTO t1 VALUES (1, 'zz', 'x'), (2, 'a', 'y'), (3, 'zz', NULL)")
+    with connect(config, "us", db) as conn:
+        execute(conn, "CREATE TABLE t1 (id INT PRIMARY KEY, en ENUM('a','b') NOT NULL, v VARCHAR(16))")
+    target = applier_session(config, "us")
+    try:
+        report = copy_snapshot(config, "eu", target, tables=[(db, "t1")])
+    finally:
+        target.close()
+    assert report.rows == {f"{db}.t1": 3}
+    with connect(config, "us", db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, en + 0, v FROM t1 ORDER BY id")
+        assert cur.fetchall() == ((1, 0, "x"), (2, 1, "y"), (3, 0, None))
+        execute(conn, "DELETE FROM t1")
+        execute(conn, "ALTER TABLE t1 MODIFY v VARCHAR(1)")
+    with connect(config, "eu", db) as conn:
+        execute(conn, "UPDATE t1 SET v = 'too long' WHERE id = 1")
+    target = applier_session(config, "us")
+    try:
+        with pytest.raises(pymysql.err.DataError, match="column 'v'"):
+            copy_snapshot(config, "eu", target, tables=[(db, "t1")])
+    finally:
+        target.close()
