@@ -24,7 +24,7 @@ from typing import Any
 import pymysql
 
 from deploy.local import Sandbox
-from producers import binlog_stream
+from common.mysql import connect as mysql_connect
 from schemas.config import PipelineConfig, load_config, parse_config
 
 
@@ -72,7 +72,7 @@ def sandbox(regions: list[str]) -> Iterator[Running]:
 
 
 def connect(config: PipelineConfig, region: str, db: str | None = None) -> pymysql.Connection:
-    return binlog_stream.connect(config.region(region).mysql, database=db)
+    return mysql_connect(config.region(region).mysql, database=db)
 
 
 def narrowed_config(base: PipelineConfig, *, prefix: str, include: list[str], checkpoint_dir: Path,

@@ -14,8 +14,8 @@ import logging
 import time
 from typing import Protocol
 
-from cdcsync import log_context
-from cdcsync.health_server import HealthState
+from common import log_context
+from common.health_server import HealthState
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pymysql
 
 from schemas.config import PipelineConfig, ProducerConfig, table_selected
-from producers import binlog_stream
+from common.mysql import connect
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 FIX = ("set the same auto_increment_increment (at least the number of regions; leave room for regions you "
@@ -87,7 +87,7 @@ class Finding:
 
 def _connect(config: PipelineConfig, region: str, timeout_s: float | None) -> pymysql.Connection:
     mysql = config.region(region).mysql.reader()
-    return binlog_stream.connect(mysql, autocommit=False, connect_timeout=timeout_s)
+    return connect(mysql, autocommit=False, connect_timeout=timeout_s)
 
 
 def inspect(config: PipelineConfig, region: str, *, peer_timeout_s: float | None = None) -> Finding:

@@ -14,7 +14,7 @@ import pymysql
 import pytest
 
 from deploy.local import Sandbox
-from producers import binlog_stream
+from common.mysql import connect as mysql_connect
 from schemas.config import PipelineConfig, load_config, parse_config
 
 REGIONS = ["eu", "us", "ap"]
@@ -37,7 +37,7 @@ def sandbox_config(sandbox: Sandbox) -> PipelineConfig:
 
 def connect(config: PipelineConfig, region: str, db: str | None = None, **kw) -> pymysql.Connection:
     """A connection as the region's user, through cdcsync's one opener (its TLS settings included)."""
-    return binlog_stream.connect(config.region(region).mysql, database=db, **kw)
+    return mysql_connect(config.region(region).mysql, database=db, **kw)
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ import pymysql
 import pytest
 import redis
 
-from consumers.cache_sink import decode_row, redis_client
-from producers import binlog_stream
-from schemas.clock_init import init
+from cdcsync.tools.clock_init import init
+from common.mysql import connect as mysql_connect
+from consumers.cache.sink import decode_row, redis_client
 from schemas.config import parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database
@@ -33,7 +33,7 @@ def least(sandbox_config, unique, tmp_path):
     admin = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
                             regions=["eu", "us"], sink={"batch_max_ms": 50})
     create_database(admin, ["eu", "us"], db, TABLE)
-    init(admin, None)   # metadata tables and clock triggers, once, as the admin (README, Security)
+    init(admin, None)   # metadata tables and clock triggers, once, as the admin (docs/deployment/security.md)
     users = {"reader": f"r_{unique}", "applier": f"a_{unique}", "cache": f"c_{unique}"}
     pw = {k: f"{k}-pw-{unique}" for k in users}
     for region in ("eu", "us"):
@@ -65,7 +65,7 @@ def items(config, region, db) -> dict[int, str]:
 def test_users_really_are_limited(least) -> None:
     admin, config, db = least
     reader = config.region("eu").mysql.reader()
-    with binlog_stream.connect(reader, database=db) as conn, conn.cursor() as cur:
+    with mysql_connect(reader, database=db) as conn, conn.cursor() as cur:
         with pytest.raises(pymysql.err.OperationalError, match="INSERT command denied"):
             cur.execute("INSERT INTO items VALUES (1, 'x')")
     with connect(config, "us", db) as conn, conn.cursor() as cur:   # the applier

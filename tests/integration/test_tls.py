@@ -22,12 +22,14 @@ import redis
 import pytest
 from pymysqlreplication.row_event import WriteRowsEvent
 
-from consumers.cache_sink import cache_key, redis_client
-from consumers.dlq_reader import read_dead_letters
+from cdcsync.tools.dlq_reader import read_dead_letters
+from common.mysql import connect as mysql_connect, current_position
+from consumers.cache.sink import cache_key, redis_client
 from deploy.local import mariadb, processes
-from producers import binlog_stream, preflight
-from producers.topics import TopicNames
+from producers import preflight
+from producers.binlog import stream as binlog_stream
 from schemas.config import MySQLConfig, PipelineConfig, RedisConfig, parse_config
+from schemas.topics import TopicNames
 from tests.support.kafka import read_all
 from tests.support.producer import CdcsyncProcess, wait_until, write_config
 
@@ -77,18 +79,18 @@ def test_client_certificate_connections(tls_server) -> None:
     spec, certs = tls_server
     plain = MySQLConfig(port=spec.port, user="tlsuser", password="pw")
     with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
-        binlog_stream.connect(plain)
+        mysql_connect(plain)
     mysql = plain.model_copy(update={"ssl_ca": certs["ca"], "ssl_cert": certs["client"],
                                      "ssl_key": certs["client-key"]})
-    with binlog_stream.connect(mysql) as conn, conn.cursor() as cur:
+    with mysql_connect(mysql) as conn, conn.cursor() as cur:
         cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
         assert cur.fetchone()[1]
         cur.execute("CREATE DATABASE tlsdb")
         cur.execute("CREATE TABLE tlsdb.t (id INT PRIMARY KEY)")
     assert preflight.source_problems(mysql, ["tlsdb"]) == []
     # The binlog reader connects with the same TLS settings (the user cannot connect without them).
-    with binlog_stream.connect(mysql) as conn:
-        start = binlog_stream.current_position(conn, "mariadb")
+    with mysql_connect(mysql) as conn:
+        start = current_position(conn, "mariadb")
         with conn.cursor() as cur:
             cur.execute("INSERT INTO tlsdb.t VALUES (7)")
     stream = binlog_stream.open_stream(mysql, start, reader_server_id=1091, heartbeat_s=0.5)
@@ -100,7 +102,7 @@ def test_client_certificate_connections(tls_server) -> None:
     # A CA that did not sign the server's certificate is refused.
     other = make_certs(certs["ca"].parent.parent / "other")
     with pytest.raises(pymysql.err.OperationalError):
-        binlog_stream.connect(mysql.model_copy(update={"ssl_ca": other["ca"]}))
+        mysql_connect(mysql.model_copy(update={"ssl_ca": other["ca"]}))
 
 
 def test_redis_tls_with_client_certificate(tmp_path) -> None:
@@ -345,7 +347,7 @@ def case_cache_rebuild(w: TlsWorld) -> None:
 
 
 def _conflict(w: TlsWorld) -> int:
-    from consumers import conflict_log
+    from consumers.db import conflict_log
     from schemas.conflict_record import ConflictRecord, VersionImage
     from schemas.row_version import value_hash
     from schemas.row_clock_key import row_identity
@@ -358,7 +360,7 @@ def _conflict(w: TlsWorld) -> int:
                             strategy="lww", winner="remote", local=version(local, "eu", {"eu": 1}),
                             remote=version(remote, "us", {"us": 1}),
                             result=version(remote, "us", {"eu": 1, "us": 1}), losers=[version(local, "eu", {"eu": 1})])
-    with binlog_stream.connect(w.config.region("eu").mysql) as conn, conn.cursor() as cur:
+    with mysql_connect(w.config.region("eu").mysql) as conn, conn.cursor() as cur:
         return conflict_log.insert(cur, w.config.meta_db, record, key=row_identity(record.pk, {"id": "int"}, None))
 
 

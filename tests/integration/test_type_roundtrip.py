@@ -21,20 +21,22 @@ from prometheus_client import CollectorRegistry
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from consumers.db_sink import DatabaseSink
+from cdcsync.tools.dlq_reader import read_dead_letters
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
+from common.snapshot_encoding import SnapshotEncoder
+from common.table_catalog import json_columns, snapshot_columns
+from consumers.db.sink import DatabaseSink
 from consumers.dlq import DeadLetterPublisher
-from consumers.dlq_reader import read_dead_letters
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from producers import binlog_fixes, binlog_stream, messages
-from producers.snapshot_encoding import SnapshotEncoder
-from producers.table_catalog import json_columns, snapshot_columns
-from producers.topics import TopicCreator, TopicNames, client_settings
-from producers.value_encoding import TableEncoder
-from schemas import metadata_tables
+from producers.binlog import fixes as binlog_fixes, stream as binlog_stream
+from producers.binlog.value_encoding import TableEncoder
+from schemas import messages
 from schemas.codec import encode
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
+from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect
 
 pytestmark = pytest.mark.integration
@@ -396,7 +398,7 @@ def test_an_invalid_enum_row_is_written_and_the_rest_of_it_stays_strict(config: 
 def test_region_add_copies_the_invalid_enum_value_and_stays_strict(config: PipelineConfig, db: str) -> None:
     """`cdcsync region add`'s copy writes rows as the sink does: the invalid ENUM value '' a
     non-strict source stored is copied, a value the new region cannot hold is still refused."""
-    from consumers.region_seed import applier_session, copy_snapshot
+    from cdcsync.tools.regions.seed import applier_session, copy_snapshot
 
     with connect(config, "eu", db) as conn:
         execute(conn, "SET SESSION sql_mode = ''")   # non-strict: an unknown label is stored as ''

@@ -1,9 +1,9 @@
-"""One session setup per purpose (consumers/session_setup.py), and which values need the ENUM path."""
+"""One session setup per purpose (consumers/db/session_setup.py), and which values need the ENUM path."""
 
 from __future__ import annotations
 
-from consumers import session_setup
-from consumers.session_setup import enum_labels, enum_zero_columns
+from consumers.db import session_setup
+from consumers.db.session_setup import enum_labels, enum_zero_columns
 
 
 def test_the_applier_is_strict_and_stores_what_a_non_strict_source_stores() -> None:
