@@ -26,7 +26,7 @@ from producers.metrics import ProducerMetrics
 from producers.publisher import Publisher
 from producers.snapshot_clocks import SnapshotClocks, SnapshotVersion
 from producers.snapshot_progress import NoProgress, SnapshotProgress
-from schemas import key_fold, messages
+from schemas import messages
 from schemas.codec import encode
 from schemas.config import PipelineConfig, ProducerConfig
 from schemas.position import BinlogPosition
@@ -133,11 +133,8 @@ class Snapshotter:
         topic = self.names.changes(self.region.name, table.db, table.table)
         self.topics.ensure(topic)
         prefix = f"{table.db}.{table.table}:".encode() if self.names.mode == "per_region" else b""
-        pk_values = list(pk.values())
-        if table.fold:   # a text key that its collation folds: named by its fold (schemas/key_fold.py)
-            message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], table.fold)
-            pk_values = key_fold.key_values(message["pk"], folded)
+        key = messages.message_key(message, table.fold, prefix)   # a folding text key: named by its fold
         if self._held is not None:
             held_topic, held_key, held = self._held
             self.publisher.produce(ack, held_topic, held_key, encode(held), headers)
-        self._held = (topic, messages.row_key(pk_values, prefix), message)
+        self._held = (topic, key, message)

@@ -42,6 +42,7 @@ from consumers.cache.versions import event_version
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from schemas import key_fold
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig, RedisConfig, TableConfig
 from schemas.events import ChangeEvent, Op
 
@@ -125,7 +126,7 @@ def redis_client(cfg: RedisConfig) -> redis.Redis:
 def cache_key(prefix: str, db: str, table: str, pk_values: list[Any]) -> str:
     """`pk_values`: the key's values with text folded by collation (`key_fold.key_values`), so every
     spelling of one key has one cache entry."""
-    return f"{prefix}:{db}.{table}:{orjson.dumps(pk_values).decode()}"
+    return f"{prefix}:{db}.{table}:{canonical_pk(pk_values)}"
 
 
 def event_key_values(event: ChangeEvent) -> list[Any]:

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from cdcsync.tools.clock_init import init
+from common.mysql import connect as mysql_connect
 from consumers.cache.sink import decode_row, redis_client
 from schemas.config import parse_config
 from schemas.config_secrets import plain_data
@@ -64,7 +65,7 @@ def items(config, region, db) -> dict[int, str]:
 def test_users_really_are_limited(least) -> None:
     admin, config, db = least
     reader = config.region("eu").mysql.reader()
-    with pymysql.connect(**reader.connect_settings(), database=db) as conn, conn.cursor() as cur:
+    with mysql_connect(reader, database=db) as conn, conn.cursor() as cur:
         with pytest.raises(pymysql.err.OperationalError, match="INSERT command denied"):
             cur.execute("INSERT INTO items VALUES (1, 'x')")
     with connect(config, "us", db) as conn, conn.cursor() as cur:   # the applier
