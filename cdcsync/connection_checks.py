@@ -28,7 +28,7 @@ from cdcsync.tools.clock_init import ForeignKeyRefused, wanted_triggers
 from common import metadata_tables
 from common.clock_coverage import coverage, unclocked_message
 from common.mysql import connect
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from producers import auto_increment, preflight
 from producers.service import fixed_schemas
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig

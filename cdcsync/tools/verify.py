@@ -47,7 +47,8 @@ import redis
 from common.snapshot_encoding import describe
 from common.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
 from common.table_catalog import ColumnInfo
-from consumers.cache.sink import cache_key, decode_row, redis_client
+from schemas.cache_layout import cache_key, decode_row
+from common.redis_connect import redis_client
 from schemas import key_fold
 from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig, table_selected

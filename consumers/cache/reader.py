@@ -37,7 +37,8 @@ from common.table_catalog import snapshot_columns
 from consumers.cache.bloom.format import FORMAT, offsets
 from consumers.cache.bloom.store import BloomStore, Generation
 from consumers.cache.lookup_metrics import LookupMetrics
-from consumers.cache.sink import JSON_FIELD, CacheWriter, cache_key, decode_row
+from consumers.cache.sink import CacheWriter
+from schemas.cache_layout import JSON_FIELD, cache_key, decode_row
 from schemas import key_fold
 from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig

@@ -14,7 +14,8 @@ import redis
 
 from cdcsync.tools.clock_init import init
 from common.mysql import connect as mysql_connect
-from consumers.cache.sink import decode_row, redis_client
+from schemas.cache_layout import decode_row
+from common.redis_connect import redis_client
 from schemas.config import parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database

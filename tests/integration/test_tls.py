@@ -24,7 +24,8 @@ from pymysqlreplication.row_event import WriteRowsEvent
 
 from cdcsync.tools.dlq_reader import read_dead_letters
 from common.mysql import connect as mysql_connect, current_position
-from consumers.cache.sink import cache_key, redis_client
+from schemas.cache_layout import cache_key
+from common.redis_connect import redis_client
 from deploy.local import mariadb, processes
 from producers import preflight
 from producers.binlog import stream as binlog_stream

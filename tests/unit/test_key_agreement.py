@@ -13,7 +13,7 @@ import pytest
 from cdcsync.tools import verify
 from consumers.cache import reader as cache_reader
 from consumers.cache.bloom import maintainer as bloom_maintainer
-from consumers.cache.sink import cache_key, event_key_values
+from schemas.cache_layout import cache_key, event_key_values
 from schemas import key_fold, messages
 from schemas.codec import canonical_pk, decode, encode
 from tests.unit.test_key_fold import TOY

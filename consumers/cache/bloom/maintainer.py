@@ -36,7 +36,8 @@ from consumers.cache.bloom.build import build_table
 from consumers.cache.bloom.policy import rebuild_reason
 from consumers.cache.bloom.store import BloomStore, Generation
 from consumers.cache.lookup_metrics import FilterMetrics
-from consumers.cache.sink import event_key_values, redis_client
+from schemas.cache_layout import event_key_values
+from common.redis_connect import redis_client
 from consumers.records import SourceRecord
 from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig
