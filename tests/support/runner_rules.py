@@ -218,45 +218,43 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, journal
         time.sleep(0.01)
 
 
-def step_within(runner: SinkRunner, timeout_s: float) -> int:
-    """`runner.step()` on a thread, failing (instead of hanging) if its batch never closes."""
-    result: list[int] = []
+def _on_thread(runner: SinkRunner, call: Callable[[], object], timeout_s: float, join_s: float,
+               late: str) -> tuple[list[object], list[BaseException]]:
+    """`call()` on a thread; (its result, the error it raised). Stops the runner and fails with `late`
+    (instead of hanging) if it is still running after `timeout_s`."""
+    result: list[object] = []
     errors: list[BaseException] = []
 
-    def step() -> None:
+    def target() -> None:
         try:
-            result.append(runner.step())
+            result.append(call())
         except BaseException as err:
             errors.append(err)
-    thread = threading.Thread(target=step, daemon=True)
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
         runner.request_stop()
-        thread.join(5)
-        raise AssertionError(f"the batch did not close within {timeout_s} s")
+        thread.join(join_s)
+        raise AssertionError(late)
+    return result, errors
+
+
+def step_within(runner: SinkRunner, timeout_s: float) -> int:
+    """`runner.step()` on a thread, failing (instead of hanging) if its batch never closes."""
+    result, errors = _on_thread(runner, runner.step, timeout_s, 5, f"the batch did not close within {timeout_s} s")
     if errors:
         raise errors[0]
-    return result[0]
+    count = result[0]
+    assert isinstance(count, int)
+    return count
 
 
 def run_until_it_raises(runner: SinkRunner, timeout_s: float) -> BaseException:
     """`runner.run()` on a thread; the error it stopped with. Fails (instead of hanging) if it keeps
     running for `timeout_s`, and if it returns without an error."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            runner.run()
-        except BaseException as err:
-            errors.append(err)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        runner.request_stop()
-        thread.join(10)
-        raise AssertionError(f"run() was still running after {timeout_s} s; it should have stopped with an error")
+    _, errors = _on_thread(runner, runner.run, timeout_s, 10,
+                           f"run() was still running after {timeout_s} s; it should have stopped with an error")
     assert errors, "run() returned without an error"
     return errors[0]
 
