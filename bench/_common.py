@@ -24,6 +24,7 @@ from typing import Any
 import pymysql
 
 from deploy.local import Sandbox
+from common.mysql import connect as mysql_connect
 from schemas.config import PipelineConfig, load_config, parse_config
 
 
@@ -71,9 +72,7 @@ def sandbox(regions: list[str]) -> Iterator[Running]:
 
 
 def connect(config: PipelineConfig, region: str, db: str | None = None) -> pymysql.Connection:
-    mysql = config.region(region).mysql
-    return pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
-                           password=mysql.password.get_secret_value(), database=db, autocommit=True)
+    return mysql_connect(config.region(region).mysql, database=db)
 
 
 def narrowed_config(base: PipelineConfig, *, prefix: str, include: list[str], checkpoint_dir: Path,

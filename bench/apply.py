@@ -161,7 +161,7 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
 
 
 def bare_cache(config: PipelineConfig, rows: list[dict], batch: int):
-    from consumers.cache.sink import redis_client
+    from common.redis_connect import redis_client
 
     client = redis_client(config.region(TARGET).redis)
 
@@ -195,7 +195,7 @@ def run_all(running: Running, n: int, runs: int) -> None:
     topic = publish_events(config, rows)
     clocked_topic = publish_events(config, rows, clocked=True)
     others = {k: v for k, v in running.server_pids().items() if k.startswith(TARGET) or k == "broker"}
-    from consumers.cache.sink import redis_client
+    from common.redis_connect import redis_client
 
     flush_cache = redis_client(config.region(TARGET).redis).flushdb
     results = []

@@ -42,7 +42,7 @@ from bench._common import Running, connect, emit, progress, sandbox  # noqa: E40
 from consumers.cache.bloom.store import BloomStore  # noqa: E402
 from consumers.cache.lookup_metrics import LookupMetrics  # noqa: E402
 from consumers.cache.reader import CacheReader  # noqa: E402
-from consumers.cache.sink import redis_client  # noqa: E402
+from common.redis_connect import redis_client  # noqa: E402
 from schemas.config import PipelineConfig, parse_config  # noqa: E402
 
 REGION, DB, TABLE = "eu", "bench", "items"

@@ -5,6 +5,7 @@ it (the import-linter contracts in pyproject.toml)."""
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "cli", "commands", "connection_checks", "demo", "expected_errors", "logging_setup",
+    "__version__", "cli", "cli_reference", "commands", "connection_checks", "demo", "expected_errors", "logging_setup",
+    "progress",
     "supervisor", "tools"
 ]

@@ -27,7 +27,8 @@ from cdcsync.tools.applier_grants import applier_problems, may_create
 from cdcsync.tools.clock_init import ForeignKeyRefused, wanted_triggers
 from common import metadata_tables
 from common.clock_coverage import coverage, unclocked_message
-from consumers.cache.sink import redis_client
+from common.mysql import connect
+from common.redis_connect import redis_client
 from producers import auto_increment, preflight
 from producers.service import fixed_schemas
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
@@ -69,7 +70,7 @@ def check_applier(config: PipelineConfig, region: str) -> CheckResult:
     mysql: MySQLConfig = config.region(region).mysql
     where = f"{mysql.host}:{mysql.port} as {mysql.user!r}"
     try:
-        with pymysql.connect(**mysql.connect_settings()) as conn, conn.cursor() as cur:
+        with connect(mysql, autocommit=False) as conn, conn.cursor() as cur:
             cur.execute("SHOW GRANTS FOR CURRENT_USER()")
             grants = [row[0] for row in cur.fetchall()]
             cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
@@ -94,7 +95,7 @@ def check_key_collations(config: PipelineConfig, region: str) -> CheckResult:
 
     mysql: MySQLConfig = config.region(region).mysql
     try:
-        with pymysql.connect(**mysql.connect_settings()) as conn:
+        with connect(mysql, autocommit=False) as conn:
             refused = unsupported_key_collations(config, region, conn)
     except (pymysql.MySQLError, OSError) as err:
         return CheckResult(region, "key collations", "fail", f"{mysql.host}:{mysql.port}: {err}")
@@ -184,7 +185,7 @@ def check_clock_coverage(config: PipelineConfig, region: str) -> CheckResult:
     concurrent writes to it diverge without a conflict (common/clock_coverage.py)."""
     mysql: MySQLConfig = config.region(region).mysql
     try:
-        with pymysql.connect(**mysql.connect_settings()) as conn:
+        with connect(mysql, autocommit=False) as conn:
             found = coverage(config, region, conn)
     except (pymysql.MySQLError, OSError) as err:
         return CheckResult(region, "clock triggers", "fail", f"cannot check: {err.args[-1]}")
@@ -203,7 +204,7 @@ def check_foreign_keys(config: PipelineConfig, region: str) -> CheckResult:
     """The referential actions `cdcsync init` would refuse (cdcsync/tools/foreign_keys.py)."""
     mysql = config.region(region).mysql
     try:
-        with pymysql.connect(**mysql.connect_settings()) as conn:
+        with connect(mysql, autocommit=False) as conn:
             wanted = wanted_triggers(config, region, conn, refuse=False)[0]
     except ForeignKeyRefused as err:
         return CheckResult(region, "foreign keys", "fail", str(err).replace("\n  - ", " | "))

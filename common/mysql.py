@@ -9,10 +9,28 @@ from schemas.config import MySQLConfig
 from schemas.position import BinlogPosition
 
 
+# Settings a caller may not override: they name the server and the user, and carry TLS. Overriding
+# them is how a hand-built connection used to drop TLS and send the password in clear.
+_FIXED = frozenset({"host", "port", "user", "password", "passwd", "unix_socket", "ssl", "ssl_ca", "ssl_cert",
+                    "ssl_key", "ssl_verify_cert", "ssl_verify_identity", "ssl_disabled"})
+
+
 def connect(mysql: MySQLConfig, **kwargs: object) -> pymysql.Connection:
-    """A connection as `mysql.user` (pass `mysql.reader()` for the reader), autocommit by default."""
+    """THE way cdcsync opens a MySQL connection: as `mysql.user` (pass `mysql.reader()` for the
+    reader), always with the config's TLS settings; autocommit unless `autocommit=False`.
+
+    `kwargs` are further PyMySQL options (`database`, `autocommit`, `read_timeout`, ...);
+    `connect_timeout` may only shorten the configured one. Identity and TLS options are refused.
+    """
+    fixed = sorted(_FIXED.intersection(kwargs))
+    if fixed:
+        raise TypeError(f"connect(): {', '.join(fixed)} come from the MySQLConfig; change the config instead")
+    settings = mysql.connect_settings()
+    timeout = kwargs.pop("connect_timeout", None)
+    if timeout is not None:
+        settings["connect_timeout"] = min(settings["connect_timeout"], float(timeout))  # type: ignore[arg-type]
     kwargs.setdefault("autocommit", True)
-    return pymysql.connect(**mysql.connect_settings(), **kwargs)
+    return pymysql.connect(**settings, **kwargs)
 
 
 def current_position(conn: pymysql.Connection, flavor: str) -> BinlogPosition:

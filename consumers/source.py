@@ -1,4 +1,5 @@
-"""The Kafka side of a sink: one member of a consumer group, explicit commits only.
+"""The Kafka side of a sink: one member of a consumer group, explicit commits only. Keeps the
+`Source` contract (consumers/source_protocol.py).
 
 Threading: everything, including the rebalance callbacks, runs on the thread that calls `consume`.
 """

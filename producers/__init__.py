@@ -5,5 +5,5 @@ Imports common/ and schemas/, never consumers/ or cdcsync/.
 
 __all__ = [
     "auto_increment", "binlog", "capture", "clock_matching", "fence", "metrics", "preflight", "publisher",
-    "service", "snapshot", "snapshot_clocks", "unclocked"
+    "service", "snapshot", "snapshot_clocks", "snapshot_progress", "unclocked"
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pymysql
 
 from schemas.config import PipelineConfig, ProducerConfig, table_selected
+from common.mysql import connect
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 FIX = ("set the same auto_increment_increment (at least the number of regions; leave room for regions you "
@@ -85,10 +86,8 @@ class Finding:
 
 
 def _connect(config: PipelineConfig, region: str, timeout_s: float | None) -> pymysql.Connection:
-    settings = config.region(region).mysql.reader().connect_settings()
-    if timeout_s is not None:
-        settings["connect_timeout"] = min(settings["connect_timeout"], timeout_s)
-    return pymysql.connect(**settings)
+    mysql = config.region(region).mysql.reader()
+    return connect(mysql, autocommit=False, connect_timeout=timeout_s)
 
 
 def inspect(config: PipelineConfig, region: str, *, peer_timeout_s: float | None = None) -> Finding:

@@ -510,7 +510,7 @@ class Capture:
         types, pk_cols, topic, prefix, db, table = (route.types, route.pk_cols, route.topic, route.key_prefix,
                                                     route.db, route.table)
         hdrs = self._headers_for("change", info.origin)
-        change, row_key = messages.change, messages.row_key
+        change, message_key = messages.change, messages.message_key
         emit = self._stream.add if self._stream is not None else self._pending.append
         fold = route.fold
         for image in images:
@@ -523,29 +523,21 @@ class Capture:
                     # own key's partition, so per-key order holds for both keys.
                     message = change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)), before,
                                      None, types)
-                    old_key = row_key(old_pk, prefix)
-                    if fold:   # the old key is named by its fold too (found by the checker's pkchange shape)
-                        message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], fold)
-                        old_key = row_key(key_fold.key_values(message["pk"], folded), prefix)
-                    emit((topic, old_key, message, hdrs))
+                    # The old key is named by its fold too (found by the checker's pkchange shape).
+                    emit((topic, message_key(message, fold, prefix), message, hdrs))
                     message = change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)), None,
                                      after, types)
-                    key = row_key(new_pk, prefix)
                 else:
                     message = change(info, file, pos, db, table, "update", dict(zip(pk_cols, new_pk)), before,
                                      after, types)
-                    key = row_key(new_pk, prefix)
             else:
                 pk_values = [image[c] for c in pk_cols]
                 if op == "insert":
                     message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), None, image, types)
                 else:
                     message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), image, None, types)
-                key = row_key(pk_values, prefix)
-            if fold:   # named by the fold: one key whatever its spelling (an update keeps its new spelling)
-                message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], fold)
-                key = row_key(key_fold.key_values(message["pk"], folded), prefix)
-            emit((topic, key, message, hdrs))
+            # Named by the fold: one key whatever its spelling (an update keeps its new spelling).
+            emit((topic, message_key(message, fold, prefix), message, hdrs))
 
     def _publish_decided(self, stream: Any) -> None:
         """The deletes the database sink decided in this transaction (metadata_tables.PUBLISHED_DELETES):

@@ -7,6 +7,7 @@ import re
 
 import pymysql
 
+from common.mysql import connect
 from producers import auto_increment
 from schemas.config import MySQLConfig, PipelineConfig
 
@@ -84,7 +85,7 @@ def source_problems(mysql: MySQLConfig, schemas: list[str]) -> list[str]:
     """Every problem of the server's binlog settings and of `mysql.user`'s reader privileges
     (pass `config.reader()`). Raises PreflightError when it cannot connect at all."""
     try:
-        conn = pymysql.connect(**mysql.connect_settings())
+        conn = connect(mysql, autocommit=False)
     except pymysql.err.OperationalError as err:
         raise PreflightError(f"cannot connect to MySQL at {mysql.host}:{mysql.port} as {mysql.user!r}: "
                              f"{err.args[-1]}") from None

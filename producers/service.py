@@ -51,8 +51,9 @@ class ProducerService:
 
     def __init__(self, config: PipelineConfig, region: str, *, metrics: ProducerMetrics | None = None,
                  resnapshot: bool = False, health: HealthState | None = None,
-                 accept_unpaired: frozenset[str] = frozenset()) -> None:
+                 accept_unpaired: frozenset[str] = frozenset(), progress: SnapshotProgress | None = None) -> None:
         self.config = config
+        self.progress = progress   # what the snapshot reports to (the command draws a bar)
         self.health = health or HealthState()
         self.region = config.region(region)
         self.metrics = metrics or ProducerMetrics()
@@ -117,7 +118,7 @@ class ProducerService:
             self._snapshotting = True
             try:
                 start = snapshot.Snapshotter(self.config, self.region.name, publisher, topics, self.metrics,
-                                             should_stop=lambda: self._stop).run()
+                                             should_stop=lambda: self._stop, progress=self.progress).run()
             except snapshot.SnapshotStopped as err:
                 publisher.flush()
                 log.warning("region %s: %s; no checkpoint written: the next start takes the snapshot again from "

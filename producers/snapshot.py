@@ -20,17 +20,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from common.kafka import TopicCreator
 from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.metrics import ProducerMetrics
 from producers.publisher import Publisher
 from producers.snapshot_clocks import SnapshotClocks, SnapshotVersion
-from schemas import key_fold, messages
+from producers.snapshot_progress import NoProgress, SnapshotProgress
+from schemas import messages
 from schemas.codec import encode
-from schemas.config import PipelineConfig
+from schemas.config import PipelineConfig, ProducerConfig
 from schemas.position import BinlogPosition
 from schemas.topics import TopicNames
 
@@ -41,19 +39,16 @@ class SnapshotStopped(RuntimeError):
     """A stop was requested during the snapshot; it ended at a chunk boundary, unfinished."""
 
 
-def progress_bar(console: Console | None = None) -> Progress:
-    """The progress bar of long reads; `console` defaults to rich's (stdout), pass a stderr one to keep stdout clean."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console)
-
-
 class Snapshotter:
     """Publishes one region's existing rows and returns the position to stream from."""
 
     def __init__(self, config: PipelineConfig, region: str, publisher: Publisher, topics: TopicCreator,
-                 metrics: ProducerMetrics, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """`should_stop` is asked after every chunk: True ends the snapshot there with SnapshotStopped."""
+                 metrics: ProducerMetrics, should_stop: Callable[[], bool] = lambda: False,
+                 progress: SnapshotProgress | None = None) -> None:
+        """`should_stop` is asked after every chunk: True ends the snapshot there with SnapshotStopped.
+        `progress` hears of every chunk (the command draws it; nothing by default)."""
         self.config = config
+        self.progress: SnapshotProgress = progress or NoProgress()
         self._should_stop = should_stop
         self.region = config.region(region)
         self.publisher = publisher
@@ -73,35 +68,41 @@ class Snapshotter:
             ack = self.publisher.tracker.open()
             headers = messages.headers("change", self.region.name)
             clocks = SnapshotClocks(snap, self.config.meta_db, settings.snapshot_chunk_rows)
-            with progress_bar() as progress:
-                for table in snap.tables(settings):
-                    if not table.has_primary_key and settings.no_primary_key == "skip":
-                        log.warning("table %s.%s has no primary key: skipping it (producer.no_primary_key = "
-                                    "'skip')", table.db, table.table)
-                        continue
-                    task = progress.add_task(f"snapshot {table.db}.{table.table}", total=max(table.estimated_rows, 1))
-                    count = tombstones = 0
-                    clocked = clocks.clocked(table)
-                    for rows in snap.chunks(table):
-                        versions = clocks.for_rows(table, rows) if clocked else None
-                        self._publish(table, rows, versions, position, info, ack, headers)
-                        count += len(rows)
-                        progress.advance(task, len(rows))
-                        if self._should_stop():
-                            raise SnapshotStopped(f"snapshot stopped in {table.db}.{table.table} after {count} rows")
-                    if clocked:
-                        for chunk in clocks.tombstones(table):
-                            self._publish_tombstones(table, chunk, position, info, ack, headers)
-                            tombstones += len(chunk)
-                    progress.update(task, total=max(count, 1), completed=max(count, 1))
-                    log.info("snapshot of %s.%s: %d rows, %d tombstones%s", table.db, table.table, count, tombstones,
-                             "" if clocked else " (no clock triggers: published without clocks)")
+            try:
+                self._tables(snap, settings, clocks, position, info, ack, headers)
+            finally:
+                self.progress.close()
             if self._held is not None:
                 topic, key, message = self._held
                 message["txn_last"] = True
                 self.publisher.produce(ack, topic, key, encode(message), headers)
             self.publisher.tracker.seal(ack, position)
         return position
+
+    def _tables(self, snap: ConsistentSnapshot, settings: ProducerConfig, clocks: SnapshotClocks,
+                position: BinlogPosition, info: messages.TxnInfo, ack: Any, headers: list[tuple[str, bytes]]) -> None:
+        for table in snap.tables(settings):
+            if not table.has_primary_key and settings.no_primary_key == "skip":
+                log.warning("table %s.%s has no primary key: skipping it (producer.no_primary_key = "
+                            "'skip')", table.db, table.table)
+                continue
+            self.progress.start_table(f"snapshot {table.db}.{table.table}", table.estimated_rows)
+            count = tombstones = 0
+            clocked = clocks.clocked(table)
+            for rows in snap.chunks(table):
+                versions = clocks.for_rows(table, rows) if clocked else None
+                self._publish(table, rows, versions, position, info, ack, headers)
+                count += len(rows)
+                self.progress.advance(len(rows))
+                if self._should_stop():
+                    raise SnapshotStopped(f"snapshot stopped in {table.db}.{table.table} after {count} rows")
+            if clocked:
+                for chunk in clocks.tombstones(table):
+                    self._publish_tombstones(table, chunk, position, info, ack, headers)
+                    tombstones += len(chunk)
+            self.progress.finish_table(count)
+            log.info("snapshot of %s.%s: %d rows, %d tombstones%s", table.db, table.table, count, tombstones,
+                     "" if clocked else " (no clock triggers: published without clocks)")
 
     def _publish(self, table: SnapshotTable, rows: list[dict[str, Any]], versions: list[SnapshotVersion] | None,
                  position: BinlogPosition, info: messages.TxnInfo, ack: Any, headers: list[tuple[str, bytes]]) -> None:
@@ -132,11 +133,8 @@ class Snapshotter:
         topic = self.names.changes(self.region.name, table.db, table.table)
         self.topics.ensure(topic)
         prefix = f"{table.db}.{table.table}:".encode() if self.names.mode == "per_region" else b""
-        pk_values = list(pk.values())
-        if table.fold:   # a text key that its collation folds: named by its fold (schemas/key_fold.py)
-            message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], table.fold)
-            pk_values = key_fold.key_values(message["pk"], folded)
+        key = messages.message_key(message, table.fold, prefix)   # a folding text key: named by its fold
         if self._held is not None:
             held_topic, held_key, held = self._held
             self.publisher.produce(ack, held_topic, held_key, encode(held), headers)
-        self._held = (topic, messages.row_key(pk_values, prefix), message)
+        self._held = (topic, key, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -55,6 +56,14 @@ def decode(payload: bytes) -> ChangeEvent | DdlEvent:
         raise DecodeError(f"invalid message: {problems}") from None
 
 
-def canonical_pk(values: list[Any]) -> str:
-    """The canonical text of a primary key: its values, in key order, as a compact JSON array."""
-    return orjson.dumps(values).decode()
+def canonical_pk(values: Sequence[Any]) -> str:
+    """THE text naming a row, everywhere a key is written: the Kafka message key (after the
+    `db.table:` prefix of a per-region topic), the last part of the cache key, the Bloom filter
+    item, and verify's pairing of rows across regions. Its callers pass the key's wire values in
+    key order, text already folded by collation (`key_fold.key_values`).
+
+    Format (on the wire since schema_version 1; changing it orphans every Kafka key and cache
+    entry written before): a compact JSON array, as orjson writes it: no spaces, non-ASCII text as
+    raw UTF-8 (no `\\u` escapes), integers as digits, binary values as their wire base64 text.
+    `[42]`, `[1,"a"]`, `["é"]`, `["AP8="]`."""
+    return orjson.dumps(values if isinstance(values, list) else list(values)).decode()

@@ -8,10 +8,11 @@ Headers: `cdcsync-kind` (change|ddl), `cdcsync-schema-version`, `cdcsync-origin`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from schemas import key_fold
+from schemas.codec import canonical_pk
 from schemas.version import SCHEMA_VERSION
 
 _VERSION_HEADER = ("cdcsync-schema-version", str(SCHEMA_VERSION).encode())
@@ -22,7 +23,18 @@ def headers(kind: str, origin: str) -> list[tuple[str, bytes]]:
 
 
 def row_key(pk_values: list[Any], key_prefix: bytes) -> bytes:
-    return key_prefix + orjson.dumps(pk_values)
+    """The Kafka key: `key_prefix` (`db.table:` on a per-region topic, else empty), then the canonical PK."""
+    return key_prefix + canonical_pk(pk_values).encode()
+
+
+def message_key(message: dict[str, Any], fold: Mapping[str, str | None] | None, key_prefix: bytes) -> bytes:
+    """The Kafka key of a change `message`, by the binlog and the snapshot path alike. With `fold`
+    (text key column -> collation, `key_fold.folding`) the key is named by its fold, one key whatever
+    its spelling, and the message gets its `pk_fold`."""
+    if not fold:
+        return row_key(list(message["pk"].values()), key_prefix)
+    message["pk_fold"] = folded = key_fold.fold_pk(message["pk"], fold)
+    return row_key(key_fold.key_values(message["pk"], folded), key_prefix)
 
 
 class TxnInfo:

@@ -14,6 +14,7 @@ import pymysql
 import pytest
 
 from deploy.local import Sandbox
+from common.mysql import connect as mysql_connect
 from schemas.config import PipelineConfig, load_config, parse_config
 
 REGIONS = ["eu", "us", "ap"]
@@ -35,9 +36,8 @@ def sandbox_config(sandbox: Sandbox) -> PipelineConfig:
 
 
 def connect(config: PipelineConfig, region: str, db: str | None = None, **kw) -> pymysql.Connection:
-    m = config.region(region).mysql
-    return pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                           database=db, autocommit=True, **kw)
+    """A connection as the region's user, through cdcsync's one opener (its TLS settings included)."""
+    return mysql_connect(config.region(region).mysql, database=db, **kw)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cdcsync.commands.common import ConfigOption, RegionOption, err_console, fail, load
-from producers.snapshot import progress_bar
+from cdcsync.progress import progress_bar
 
 app = typer.Typer(no_args_is_help=True, help="The region caches.")
 

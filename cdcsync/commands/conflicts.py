@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cdcsync.commands.common import ConfigOption, err_console, fail, load
+from common.mysql import connect
 from schemas.config import ConfigError, PipelineConfig
 
 app = typer.Typer(no_args_is_help=True, help="The conflict log `<meta_db>.conflict_log` of each region's database.")
@@ -47,8 +48,7 @@ def _regions(cfg: PipelineConfig, regions: list[str] | None) -> list[str]:
 
 
 def _connect(cfg: PipelineConfig, region: str) -> pymysql.Connection:
-    m = cfg.region(region).mysql
-    return pymysql.connect(**m.connect_settings(), autocommit=True)   # TLS settings included
+    return connect(cfg.region(region).mysql)
 
 
 def _key_columns(conn: pymysql.Connection, table: str) -> list[tuple[str, str]]:

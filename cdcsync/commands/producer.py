@@ -27,13 +27,15 @@ def producer(config: Path = ConfigOption, region: str = RegionOption,
     from schemas.checkpoint import CheckpointError
     from producers.preflight import PreflightError
     from producers.publisher import PublishError
+    from cdcsync.progress import SnapshotBar
     from producers.service import PositionGone, ProducerService
 
     start_logging(log_level, log_format, region=region, component="producer")
     cfg = load(config)
     port = metrics_port if metrics_port is not None else cfg.region(region).metrics_port
+    bar = SnapshotBar()
     service = ProducerService(cfg, region, resnapshot=resnapshot, health=serve_health(port),
-                              accept_unpaired=frozenset(accept_unpaired or ()))
+                              accept_unpaired=frozenset(accept_unpaired or ()), progress=bar)
     service.install_signal_handlers()
     try:
         service.run()

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cdcsync.commands.common import ConfigOption, err_console, fail, load
-from producers.snapshot import progress_bar
+from cdcsync.progress import progress_bar
 
 if TYPE_CHECKING:
     from cdcsync.tools.verify import VerifyReport

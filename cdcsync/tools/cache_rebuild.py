@@ -19,7 +19,8 @@ import orjson
 
 from common.metadata_tables import ROW_CLOCKS
 from common.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
-from consumers.cache.sink import CacheWriter, cache_key
+from consumers.cache.sink import CacheWriter
+from schemas.cache_layout import cache_key
 from consumers.cache.versions import binlog_version
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name

@@ -38,6 +38,7 @@ from cdcsync.tools.foreign_keys import cascade_problems, emulated, read_foreign_
 from common import metadata_tables
 from common.clock_triggers import PREFIX, Trigger, triggers
 from common.metadata_tables import ROW_CLOCKS
+from common.mysql import connect
 from schemas import key_fold
 from schemas.config import PipelineConfig, table_selected
 from schemas.identifiers import quote_name
@@ -62,8 +63,7 @@ class ForeignKeyRefused(RuntimeError):
 
 
 def connect_region(config: PipelineConfig, region: str) -> pymysql.Connection:
-    m = config.region(region).mysql
-    return pymysql.connect(**m.connect_settings(), autocommit=True)
+    return connect(config.region(region).mysql)
 
 
 def _primary_keys(cur: pymysql.cursors.Cursor) -> dict[tuple[str, str], list[tuple[str, str, str | None]]]:

@@ -38,11 +38,13 @@ import pymysql
 
 from common.clock_triggers import APPLYING, CLOCK_EVENTS, trigger_name
 from common.metadata_tables import ROW_CLOCKS
+from common.mysql import connect
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import is_mariadb, snapshot_columns
 from consumers.db import conflict_log, dialect as db_dialect
 from consumers.db.local_versions import ClockRow, write_clocks
-from consumers.db.params import SESSION_SETUP, param_converter
+from consumers.db import session_setup
+from consumers.db.params import param_converter
 from schemas import key_fold
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord, VersionImage
@@ -146,9 +148,8 @@ def resolve(conn: pymysql.Connection, meta_db: str, region: str, record_id: int,
     key_params = [_param(v, types[c]) for c, v in record.pk.items()]
 
     with conn.cursor() as cur:
-        cur.execute(SESSION_SETUP)
-        # ...but strict: a value the column cannot hold (operator JSON) is refused, never truncated.
-        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+        # Strict: a value the column cannot hold (operator JSON) is refused, never truncated.
+        cur.execute(session_setup.OPERATOR_WRITE)
         conn.begin()
         try:
             cur.execute(f"SELECT {encoder.select_list} FROM {name} WHERE {where} FOR UPDATE", key_params)
@@ -212,7 +213,7 @@ def resolve_anywhere(config: PipelineConfig, region: str, record_id: int, take: 
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
-    return pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=True)
+    return connect(config.region(region).mysql)
 
 
 def _encoder(conn: pymysql.Connection, record: ConflictRecord, region: str) -> SnapshotEncoder:
@@ -236,7 +237,7 @@ def _region_holds(config: PipelineConfig, region: str, record: ConflictRecord,
                   values: dict[str, Any] | None) -> bool:
     with _connect(config, region) as conn, conn.cursor() as cur:
         encoder = _encoder(conn, record, region)
-        cur.execute(SESSION_SETUP)
+        cur.execute(session_setup.READ)
         return _holds(_read(cur, encoder, record), values)
 
 
@@ -272,8 +273,7 @@ def _write_dominating(config: PipelineConfig, conn: pymysql.Connection, target: 
     where = " AND ".join(f"{quote_name(c)} = %s" for c in record.pk)
     key_params = [_param(v, types[c]) for c, v in record.pk.items()]
     with conn.cursor() as cur:
-        cur.execute(SESSION_SETUP)
-        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+        cur.execute(session_setup.OPERATOR_WRITE)
         cur.execute(f"SET {APPLYING} = 1")   # the clock row below is this write's, not a trigger's
         conn.begin()
         try:

@@ -31,6 +31,7 @@ import pymysql
 
 from cdcsync.tools.status import sink_group_lag
 from common.metadata_tables import ROW_CLOCKS
+from common.mysql import connect
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 from schemas.row_clock_key import key_kind, split_key
@@ -87,8 +88,7 @@ def clock_of(counters_text: str, hlc_us: int) -> Clock:
 
 
 def _connect(config: PipelineConfig, region: str, *, autocommit: bool) -> pymysql.Connection:
-    m = config.region(region).mysql
-    return pymysql.connect(**m.connect_settings(), autocommit=autocommit)   # TLS settings included
+    return connect(config.region(region).mysql, autocommit=autocommit)
 
 
 # -- reading ----------------------------------------------------------------------------------------

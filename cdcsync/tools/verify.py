@@ -41,15 +41,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
 import pymysql
 import redis
 
 from common.snapshot_encoding import describe
 from common.snapshot_reader import ConsistentSnapshot, SnapshotTable, snapshot_key_values
 from common.table_catalog import ColumnInfo
-from consumers.cache.sink import cache_key, decode_row, redis_client
+from schemas.cache_layout import cache_key, decode_row
+from common.redis_connect import redis_client
 from schemas import key_fold
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig, table_selected
 from schemas.identifiers import quote_name
 
@@ -267,7 +268,7 @@ def row_key(row: dict[str, Any], key_columns: Sequence[str], fold: dict[str, str
     key columns whose collation folds (`fold`: column -> collation) by their fold, so the regions'
     rows pair up as the server compares keys (`'bob'` with `'BOB'`, whose values then differ)."""
     pk = {c: row[c] for c in key_columns}
-    return orjson.dumps(key_fold.key_values(pk, key_fold.fold_pk(pk, fold) if fold else None)).decode()
+    return canonical_pk(key_fold.key_values(pk, key_fold.fold_pk(pk, fold) if fold else None))
 
 
 ChunkRows = dict[str, tuple[dict[str, Any], int]]   # canonical key -> (wire row, how many such rows)

@@ -34,11 +34,13 @@ from common.metadata_tables import ROW_CLOCKS
 from common.mysql import connect
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import snapshot_columns
-from consumers.cache.bloom.format import FORMAT, key_text, offsets
+from consumers.cache.bloom.format import FORMAT, offsets
 from consumers.cache.bloom.store import BloomStore, Generation
 from consumers.cache.lookup_metrics import LookupMetrics
-from consumers.cache.sink import JSON_FIELD, CacheWriter, cache_key, decode_row
+from consumers.cache.sink import CacheWriter
+from schemas.cache_layout import JSON_FIELD, cache_key, decode_row
 from schemas import key_fold
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 from schemas.row_clock_key import UnsupportedKey, sql_key_identity
@@ -139,7 +141,7 @@ class _HitPath:
     info: _TableInfo
 
     def key(self, pk: Any) -> bytes:
-        return self.prefix + orjson.dumps(self.info.key_values(pk))
+        return self.prefix + canonical_pk(self.info.key_values(pk)).encode()
 
     def read(self, client: Any, key: bytes) -> Any:
         return client.hgetall(key) if self.hash_format else client.hget(key, JSON_FIELD)
@@ -208,7 +210,7 @@ class CacheReader:
         db, name = table.split(".")
         info = self._table_info(table)
         named = [info.key_values(pk) for pk in pks]
-        texts = [key_text(values) for values in named]
+        texts = [canonical_pk(values) for values in named]
         keys = [cache_key(self.config.prefix, db, name, values) for values in named]
         answers: list[Lookup | None] = [None] * len(pks)
         to_db: dict[int, str] = {}
@@ -424,5 +426,5 @@ class CacheReader:
             row = info.encoder.encode_row(raw[:width])
             # {} for a row without a clock row yet, None when the table has no clocks at all.
             counters = None if info.clock_expression is None else orjson.loads(raw[width] or "{}")
-            result[key_text(info.key_values([row[c] for c in info.key_columns]))] = (row, counters)
+            result[canonical_pk(info.key_values([row[c] for c in info.key_columns]))] = (row, counters)
         return result

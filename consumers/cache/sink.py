@@ -1,6 +1,7 @@
 """The cache sink: a region's own change events -> its Redis, never moving a key backwards.
 
-Key: `<prefix>:<db>.<table>:<canonical pk>` (text folded by collation: `event_key_values`), a Redis hash holding the row and its versions:
+The layout of keys and fields is the contract in schemas/cache_layout.py; in short, key
+`<prefix>:<db>.<table>:<canonical pk>` (text folded by collation: `event_key_values`), a Redis hash holding the row and its versions:
 - `cache_format = "hash"`: one field per column, each value JSON-encoded (`"42"`, `"\\"text\\""`);
 - `cache_format = "json"`: one field `_json` with the whole row as a JSON object;
 - `_v`: the binlog-position version (consumers/cache/versions.py), always written;
@@ -34,25 +35,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 import redis
 
+from common.redis_connect import redis_client
 from common.retry import RetryPolicy
 from consumers.cache.versions import event_version
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from schemas import key_fold
-from schemas.config import PipelineConfig, RedisConfig, TableConfig
+from schemas.cache_layout import READ_THROUGH_VERSION, cache_key, clock_json, event_key_values, row_fields
+from schemas.config import PipelineConfig, TableConfig
 from schemas.events import ChangeEvent, Op
 
 log = logging.getLogger(__name__)
 
-VERSION_FIELD = "_v"
-CLOCK_FIELD = "_c"
-DELETED_FIELD = "_deleted"
-JSON_FIELD = "_json"
-META_FIELDS = frozenset(f.encode() for f in (VERSION_FIELD, CLOCK_FIELD, DELETED_FIELD))  # never columns
-READ_THROUGH_VERSION = ""   # below every binlog version: any clockless change replaces a read-through fill
 
 # KEYS[1] row key. ARGV: version, mode, ttl seconds (0 = none), clock JSON ('' = none), field, value, ...
 # mode: 'set' | 'del' (a tombstone) compare as the module docstring says; 'fill-set' | 'fill-del' are
@@ -102,55 +97,6 @@ local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1
 """
-
-
-def clock_json(counters: Mapping[str, int] | None) -> str:
-    """The `_c` text of clock counters: compact JSON, sorted keys, zero entries dropped; '' for none."""
-    if counters is None:
-        return ""
-    return orjson.dumps({r: int(counters[r]) for r in sorted(counters) if counters[r]}).decode()
-
-
-def redis_client(cfg: RedisConfig) -> redis.Redis:
-    tls: dict[str, object] = {}
-    if cfg.ssl:
-        tls = {"ssl": True, "ssl_ca_certs": str(cfg.ssl_ca) if cfg.ssl_ca else None,
-               "ssl_certfile": str(cfg.ssl_cert) if cfg.ssl_cert else None,
-               "ssl_keyfile": str(cfg.ssl_key) if cfg.ssl_key else None}
-    return redis.Redis(host=cfg.host, port=cfg.port, db=cfg.db, username=cfg.username,
-                       password=cfg.password.get_secret_value() if cfg.password else None,
-                       socket_timeout=10, socket_connect_timeout=10, **tls)
-
-
-def cache_key(prefix: str, db: str, table: str, pk_values: list[Any]) -> str:
-    """`pk_values`: the key's values with text folded by collation (`key_fold.key_values`), so every
-    spelling of one key has one cache entry."""
-    return f"{prefix}:{db}.{table}:{orjson.dumps(pk_values).decode()}"
-
-
-def event_key_values(event: ChangeEvent) -> list[Any]:
-    """The values naming an event's row: its key, with the producer's folds of text key columns."""
-    return key_fold.key_values(event.pk, event.pk_fold)
-
-
-def row_fields(row: dict[str, Any], table: TableConfig) -> list[Any]:
-    """The hash fields of a row, flattened as field, value, field, value, ..."""
-    if table.cache_format == "json":
-        return [JSON_FIELD, orjson.dumps(row)]
-    fields: list[Any] = []
-    for column, value in row.items():
-        fields.append(column)
-        fields.append(orjson.dumps(value))
-    return fields
-
-
-def decode_row(fields: dict[bytes, bytes]) -> dict[str, Any] | None:
-    """A cached hash back into a row (without `_v`, `_c`); None for a tombstone or an empty hash."""
-    if not fields or fields.get(DELETED_FIELD.encode()) == b"1":
-        return None
-    if JSON_FIELD.encode() in fields:
-        return orjson.loads(fields[JSON_FIELD.encode()])
-    return {k.decode(): orjson.loads(v) for k, v in fields.items() if k not in META_FIELDS}
 
 
 class CacheWriter:

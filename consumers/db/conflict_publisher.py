@@ -6,9 +6,8 @@ feed of it (a crash between the commit and the publish loses a topic message, ne
 
 from __future__ import annotations
 
-import orjson
-
 from common.acked_producer import AckedProducer, Outgoing
+from schemas.codec import canonical_pk
 from schemas.conflict_record import ConflictRecord
 
 
@@ -20,5 +19,5 @@ class ConflictPublisher:
     def publish(self, records: list[ConflictRecord], timeout: float = 30.0) -> None:
         """Publish and wait for the broker's acknowledgement; raise if any is not acknowledged."""
         self._producer.send((Outgoing(self.topic, record.model_dump_json().encode(),
-                                      f"{record.db}.{record.table}:".encode() + orjson.dumps(list(record.pk.values())))
+                                      f"{record.db}.{record.table}:{canonical_pk(list(record.pk.values()))}".encode())
                              for record in records), timeout)

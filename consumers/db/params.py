@@ -4,9 +4,9 @@ Every column binds with a plain `%s`, geometry included: MariaDB (and MySQL) acc
 column's internal value, the 4-byte little-endian SRID followed by the WKB, as a binary string,
 so `to_db_param` returns those bytes and the applier needs no ST_GeomFromWKB special case.
 
-The applier's session must run `SESSION_SETUP` first: TIMESTAMPs arrive in UTC, zero and invalid
-dates must be stored as they are, the invalid ENUM value '' is stored as such (strict mode would
-refuse it), and an AUTO_INCREMENT column given 0 must keep 0.
+The session must be set up by consumers/db/session_setup.py first (TIMESTAMPs arrive in UTC, zero
+and invalid dates are stored as they are, an AUTO_INCREMENT column given 0 keeps 0, and a row
+holding the invalid ENUM value '' is written inside `session_setup.enum_zero`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Any
 import orjson
 
 from schemas.values import ZERO_DATE, is_zero_date
-
-SESSION_SETUP = "SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES'"
 
 Param = Callable[[Any], Any]
 

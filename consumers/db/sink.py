@@ -36,6 +36,7 @@ already applied, or dominated by the local clock). Only then may the caller comm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -47,6 +48,7 @@ import pymysql
 from common import metadata_tables
 from common.clock_triggers import APPLYING
 from common.kafka import client_settings
+from common.mysql import connect
 from common.retry import RetryPolicy
 from consumers.db import conflict_log, dialect as db_dialect
 from consumers.db.conflict_publisher import ConflictPublisher
@@ -55,6 +57,7 @@ from consumers.db.local_versions import ClockedPlanner, Planned, write_clocks
 from consumers.db.params import param_converter
 from consumers.db.replays import SourceHistoryError, verdict
 from consumers.db.resolution import Action, decide, strategy_for
+from consumers.db import session_setup
 from consumers.db.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
@@ -65,16 +68,6 @@ from schemas.conflict_record import ConflictRecord
 from schemas.events import ChangeEvent, Op
 
 log = logging.getLogger(__name__)
-
-# `@cdcsync_applying = 1`: the clock triggers (`cdcsync init`) skip this session's writes, which are
-# other regions' versions, not local writes.
-# `foreign_key_checks = 0`: per-table topics reach the sink in no common order (a child may come
-# before its parent), and every row, children of a cascade included, arrives as its own clocked
-# event; so no check is made and no referential action runs here, as native replication does
-# (docs/apply.md, "Foreign keys").
-SESSION_SETUP = ("SET SESSION time_zone = '+00:00', "
-                 "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
-                 f"foreign_key_checks = 0, {APPLYING} = 1")
 
 # Errors that retrying cannot fix: the event is poison for this target, not the sink broken.
 POISON_ERRORS = {
@@ -176,10 +169,9 @@ class DatabaseSink:
     # -- connection ----------------------------------------------------------------------------
     def _connection(self) -> pymysql.Connection:
         if self._conn is None or not self._conn.open:
-            m = self.region.mysql
-            self._conn = pymysql.connect(**m.connect_settings(), autocommit=False)
+            self._conn = connect(self.region.mysql, autocommit=False)
             with self._conn.cursor() as cur:
-                cur.execute(SESSION_SETUP)
+                cur.execute(session_setup.APPLY)   # strict, UTC, clock triggers off (consumers/db/session_setup.py)
                 # Locking reads of an absent key must lock its gap (local_versions.py): not READ COMMITTED.
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return self._conn
@@ -471,11 +463,13 @@ class DatabaseSink:
         deletes, upserts = _plan([p.write for p in plans if p.write is not None])
         for (db, table, key_cols), rows in deletes.items():
             cur.execute(db_dialect.delete(db, table, key_cols, len(rows)), [v for row in rows for v in row])
-        for (db, table, cols, key_cols), rows in upserts.items():
-            if self._unique.has_secondary(cur, db, table):
-                self._insert_or_update(cur, db, table, cols, key_cols, rows)
-            else:
-                cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)), [v for row in rows for v in row])
+        for (db, table, cols, key_cols, zero, _), rows in upserts.items():
+            with session_setup.enum_zero(cur, zero) if zero else contextlib.nullcontext():
+                if self._unique.has_secondary(cur, db, table):
+                    self._insert_or_update(cur, db, table, cols, key_cols, rows)
+                else:
+                    cur.execute(db_dialect.upsert(flavor, db, table, cols, len(rows)),
+                                [v for row in rows for v in row])
         meta = self.config.meta_db
         announced = [p for p in plans if p.announce is not None]
         if announced:
@@ -560,7 +554,8 @@ def _converted(event: ChangeEvent, image: dict[str, Any], columns: tuple[str, ..
 
 def _plan(records: list[SourceRecord]) -> tuple[dict[Any, list[list[Any]]], dict[Any, list[list[Any]]]]:
     """Query parameters grouped per statement: deletes by (db, table, key columns), upserts by
-    (db, table, columns, key columns)."""
+    (db, table, columns, key columns); a row holding the invalid ENUM value `''` gets a statement of
+    its own, run inside `session_setup.enum_zero`."""
     deletes: dict[Any, list[list[Any]]] = defaultdict(list)
     upserts: dict[Any, list[list[Any]]] = defaultdict(list)
     for record in records:
@@ -571,5 +566,7 @@ def _plan(records: list[SourceRecord]) -> tuple[dict[Any, list[list[Any]]], dict
         else:
             image = event.after or {}
             cols = tuple(image)
-            upserts[(event.db, event.table, cols, key_cols)].append(_converted(event, image, cols))
+            zero = session_setup.enum_zero_columns(event.types, image)
+            alone = len(upserts) if zero else None
+            upserts[(event.db, event.table, cols, key_cols, zero, alone)].append(_converted(event, image, cols))
     return deletes, upserts

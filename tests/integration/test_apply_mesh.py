@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cache.sink import decode_row, redis_client
+from schemas.cache_layout import decode_row
+
+from common.redis_connect import redis_client
 from schemas.config import KafkaConfig, PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import pipeline, wait_until, write_config

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.cache.sink import CacheSink, decode_row, redis_client
+from consumers.cache.sink import CacheSink
+
+from schemas.cache_layout import decode_row
+
+from common.redis_connect import redis_client
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from prometheus_client import CollectorRegistry
@@ -293,7 +297,7 @@ def test_cached_clocks_equal_the_databases_row_clocks_end_to_end(sandbox_config,
     cache's `_c` is exactly the row's `row_clocks` counters."""
     import orjson
 
-    from consumers.cache.sink import cache_key, clock_json
+    from schemas.cache_layout import cache_key, clock_json
     from cdcsync.tools.clock_init import init_region
     from schemas.vclock import Order, VectorClock
     from tests.conftest import create_database

@@ -21,7 +21,7 @@ from cdcsync.tools.clock_init import init_region
 from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from consumers.cache.lookup_metrics import LookupMetrics
 from consumers.cache.reader import CacheReader
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from schemas.codec import decode
 from schemas.topics import TopicNames
 from tests.conftest import REGIONS, config_for_test, connect

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cache.sink import cache_key, redis_client
+from schemas.cache_layout import cache_key
+
+from common.redis_connect import redis_client
 from schemas.config import PipelineConfig
 from tests.conftest import connect
 from tests.support.convergence.history import History

@@ -23,7 +23,8 @@ from prometheus_client import CollectorRegistry
 from cdcsync.tools.dlq_reader import DlqEntry, read_dead_letters
 from common import metadata_tables
 from common.kafka import TopicCreator, client_settings
-from consumers.cache.sink import cache_key, decode_row, redis_client
+from schemas.cache_layout import cache_key, decode_row
+from common.redis_connect import redis_client
 from consumers.db.sink import DatabaseSink
 from consumers.dlq import DeadLetterPublisher
 from consumers.metrics import SinkMetrics

@@ -13,7 +13,9 @@ import pytest
 import redis
 
 from cdcsync.tools.clock_init import init
-from consumers.cache.sink import decode_row, redis_client
+from common.mysql import connect as mysql_connect
+from schemas.cache_layout import decode_row
+from common.redis_connect import redis_client
 from schemas.config import parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database
@@ -64,7 +66,7 @@ def items(config, region, db) -> dict[int, str]:
 def test_users_really_are_limited(least) -> None:
     admin, config, db = least
     reader = config.region("eu").mysql.reader()
-    with pymysql.connect(**reader.connect_settings(), database=db) as conn, conn.cursor() as cur:
+    with mysql_connect(reader, database=db) as conn, conn.cursor() as cur:
         with pytest.raises(pymysql.err.OperationalError, match="INSERT command denied"):
             cur.execute("INSERT INTO items VALUES (1, 'x')")
     with connect(config, "us", db) as conn, conn.cursor() as cur:   # the applier

@@ -20,7 +20,7 @@ from consumers.cache.bloom.maintainer import BloomMaintainer
 from consumers.cache.bloom.store import BloomStore
 from consumers.cache.lookup_metrics import FilterMetrics, LookupMetrics
 from consumers.cache.reader import CacheReader
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
@@ -243,7 +243,7 @@ def test_no_false_negatives_across_churn_restarts_and_rebuild(sandbox_config, un
 
 @pytest.mark.parametrize("clocks", [True, False], ids=["with-clocks", "without-clocks"])
 def test_read_through_never_overwrites_a_newer_sink_value(sandbox_config, unique, tmp_path, clocks) -> None:
-    from consumers.cache.sink import cache_key, decode_row
+    from schemas.cache_layout import cache_key, decode_row
     from cdcsync.tools.clock_init import init_region
 
     config, db = lookup_config(sandbox_config, unique, tmp_path)
@@ -323,7 +323,8 @@ def test_a_cache_hit_is_one_command_in_either_format_and_a_tombstone_is_a_miss(s
     """`get` answers a cached row with one command (HGET of `_json`, or HGETALL of a `hash` table)
     and `get_many` with one pipeline, no lookup script; both count cache hits. A tombstone, and a
     row cached in the other format, still go through the full lookup."""
-    from consumers.cache.sink import CacheWriter, cache_key
+    from consumers.cache.sink import CacheWriter
+    from schemas.cache_layout import cache_key
     from schemas.config import TableConfig
 
     db = f"lk_{unique}"

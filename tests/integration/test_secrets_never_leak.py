@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from cdcsync.tools.clock_init import init
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from schemas.config import PipelineConfig, parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database

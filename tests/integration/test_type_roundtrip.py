@@ -1,9 +1,11 @@
 """Every MariaDB column type survives binlog -> wire -> database, and the snapshot path agrees.
 
-One table holds every type with minimum, maximum, zero-date, NULL and awkward values. Its binlog
-rows go through TableEncoder, orjson, to_db_param and into a second table of the same definition,
-which must then hold exactly the same values; SnapshotEncoder must produce exactly the wire values
-the binlog path produced.
+One table holds every type with minimum, maximum, zero-date, NULL and awkward values, written by a
+non-strict session (so it also holds the invalid ENUM value '' and invalid dates). Its binlog rows
+go through TableEncoder and the wire codec into the real database sink (`DatabaseSink`, as
+`cdcsync consumer --sink db` wires it) writing another region's table of the same definition,
+which must then hold exactly the same values, with no dead letter; SnapshotEncoder must produce
+exactly the wire values the binlog path produced.
 """
 
 from __future__ import annotations
@@ -15,17 +17,27 @@ from typing import Any
 import orjson
 import pymysql
 import pytest
+from prometheus_client import CollectorRegistry
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+from cdcsync.tools.dlq_reader import read_dead_letters
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import json_columns, snapshot_columns
-from consumers.db.params import SESSION_SETUP, to_db_param
-from producers.binlog import fixes as binlog_fixes
+from consumers.db.sink import DatabaseSink
+from consumers.dlq import DeadLetterPublisher
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord
+from producers.binlog import fixes as binlog_fixes, stream as binlog_stream
 from producers.binlog.value_encoding import TableEncoder
+from schemas import messages
+from schemas.codec import encode
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
-from tests.conftest import connect
+from schemas.topics import TopicNames
+from tests.conftest import config_for_test, connect
 
 pytestmark = pytest.mark.integration
 
@@ -188,9 +200,8 @@ def wire(row: dict[str, Any]) -> dict[str, Any]:
 
 def read_changes(config: PipelineConfig, db: str, start: str, server_id: int) -> list[tuple[str, dict, dict]]:
     """(kind, before, after) of every row change in t1 since `start`, as wire values."""
-    m = config.region("eu").mysql
-    settings = {"host": m.host, "port": m.port, "user": m.user, "passwd": m.password.get_secret_value()}
-    stream = BinLogStreamReader(connection_settings=settings, server_id=server_id, is_mariadb=True,
+    stream = BinLogStreamReader(connection_settings=binlog_stream.connection_settings(config.region("eu").mysql),
+                                server_id=server_id, is_mariadb=True,
                                 blocking=False, auto_position=start, only_schemas=[db], only_tables=["t1"],
                                 only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent])
     ctl = connect(config, "eu")
@@ -217,41 +228,67 @@ def read_changes(config: PipelineConfig, db: str, start: str, server_id: int) ->
     return changes
 
 
-def apply(conn: pymysql.Connection, kind: str, before: dict, after: dict, types: dict[str, str]) -> None:
-    """What the database sink does with one change (the session runs SESSION_SETUP)."""
-    if kind == "insert":
-        cols = ", ".join(quote_name(c) for c in after)
-        params = [to_db_param(v, types[c]) for c, v in after.items()]
-        execute(conn, f"INSERT INTO t2 ({cols}) VALUES ({', '.join(['%s'] * len(params))})", params)
-    elif kind == "update":
-        sets = ", ".join(f"{quote_name(c)} = %s" for c in after)
-        params = [to_db_param(v, types[c]) for c, v in after.items()]
-        execute(conn, f"UPDATE t2 SET {sets} WHERE id = %s", [*params, before["id"]])
-    else:
-        execute(conn, "DELETE FROM t2 WHERE id = %s", [before["id"]])
+def sink_records(config: PipelineConfig, db: str, changes: list[tuple[str, dict, dict]],
+                 types: dict[str, str], table: str = "t1") -> list[SourceRecord]:
+    """The changes as eu's producer publishes them (one transaction each), as the sink consumes them."""
+    topic = TopicNames.of(config).changes("eu", db, table)
+    out = []
+    for offset, (kind, before, after) in enumerate(c for c in changes if c[0] != "types"):
+        txn = messages.TxnInfo("eu", "eu", 1, f"1-1-{offset + 1}", f"t{offset}", 1_700_000_000_000_000 + offset)
+        pk = {"id": (after or before)["id"]}
+        message = messages.change(txn, "bin.000001", 4 + offset, db, table, kind, pk, before or None,
+                                  after or None, types)
+        message["txn_last"] = True
+        out.append(SourceRecord.from_message(topic, 0, offset, messages.message_key(message, None, b""),
+                                             encode(message)))
+    return out
+
+
+def database_sink(config: PipelineConfig, region: str) -> DatabaseSink:
+    """The database sink of `region`, as `cdcsync consumer --sink db` wires it (its DLQ on the broker)."""
+    kafka = config.kafka_for(region)
+    dlq_topic = TopicNames.of(config).dlq(region)
+    TopicCreator(kafka).ensure(dlq_topic)
+    with connect(config, region) as conn:
+        metadata_tables.ensure(conn, config.meta_db)
+    return DatabaseSink(config, region, DeadLetterPublisher(client_settings(kafka), dlq_topic, region=region,
+                                                            sink="db"), SinkMetrics(region, CollectorRegistry()))
+
+
+def utc(conn: pymysql.Connection) -> pymysql.Connection:
+    execute(conn, "SET SESSION time_zone = '+00:00'")
+    return conn
 
 
 @pytest.fixture
 def db(sandbox_config: PipelineConfig, unique: str):
+    """The database `types_<unique>` in eu and us."""
     name = f"types_{unique}"
-    conn = connect(sandbox_config, "eu")
-    execute(conn, f"CREATE DATABASE {name}")
+    conns = [connect(sandbox_config, region) for region in ("eu", "us")]
+    for conn in conns:
+        execute(conn, f"CREATE DATABASE {name}")
     try:
         yield name
     finally:
-        execute(conn, f"DROP DATABASE {name}")
-        conn.close()
+        for conn in conns:
+            execute(conn, f"DROP DATABASE {name}")
+            conn.close()
 
 
-def test_every_type_roundtrips_through_binlog_wire_and_snapshot(sandbox_config: PipelineConfig, db: str,
-                                                                unique: str) -> None:
+@pytest.fixture
+def config(sandbox_config: PipelineConfig, db: str, unique: str, tmp_path) -> PipelineConfig:
+    return config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                           regions=("eu", "us"))
+
+
+def test_every_type_roundtrips_through_binlog_wire_the_database_sink_and_snapshot(
+        config: PipelineConfig, db: str, unique: str) -> None:
     binlog_fixes.install()
-    source = connect(sandbox_config, "eu", db)
-    sink = connect(sandbox_config, "eu", db)
-    execute(source, "SET SESSION time_zone = '+00:00', sql_mode = 'ALLOW_INVALID_DATES'")
-    execute(sink, SESSION_SETUP)
-    for table in ("t1", "t2"):
-        execute(source, f"CREATE TABLE {table} ({DDL})")
+    source = connect(config, "eu", db)
+    target = utc(connect(config, "us", db))
+    execute(source, "SET SESSION time_zone = '+00:00', sql_mode = 'ALLOW_INVALID_DATES'")   # non-strict
+    execute(source, f"CREATE TABLE t1 ({DDL})")
+    execute(target, f"CREATE TABLE t1 ({DDL})")
     with source.cursor() as cur:
         cur.execute("SELECT @@gtid_binlog_pos")
         (start,) = cur.fetchone()
@@ -262,11 +299,14 @@ def test_every_type_roundtrips_through_binlog_wire_and_snapshot(sandbox_config: 
     execute(source, "DELETE FROM t1 WHERE id = 6")
     assert stored_rows(source, "t1") != inserted[:5]  # the update changed something
 
-    changes = read_changes(sandbox_config, db, start, server_id=100_000 + int(unique, 16) % 2**30)
+    changes = read_changes(config, db, start, server_id=100_000 + int(unique, 16) % 2**30)
     types = changes[0][1]
     assert [kind for kind, _, _ in changes if kind != "types"] == ["insert"] * 6 + ["update", "delete"]
 
-    # (a) binlog -> wire -> INSERT/UPDATE/DELETE on t2 stores exactly what t1 holds, after each step.
+    # (a) binlog -> wire -> the database sink into us's t1 stores exactly what eu's t1 holds, after
+    # each step: the invalid ENUM value '' (rows 3 and 5) included, and nothing is dead-lettered.
+    records = iter(sink_records(config, db, changes, types))
+    sink = database_sink(config, "us")
     state: dict[int, dict] = {}
     for kind, before, after in changes:
         if kind == "types":
@@ -279,10 +319,12 @@ def test_every_type_roundtrips_through_binlog_wire_and_snapshot(sandbox_config: 
             state.pop(before["id"])
             if kind == "update":
                 state[after["id"]] = after
-        apply(sink, kind, before, after, types)
+        sink.write_batch([next(records)])
         if kind == "insert" and after["id"] == 6:
-            assert stored_rows(sink, "t2") == inserted
-    assert stored_rows(sink, "t2") == stored_rows(source, "t1")
+            assert stored_rows(target, "t1") == inserted
+    sink.close()
+    assert stored_rows(target, "t1") == stored_rows(source, "t1")
+    assert read_dead_letters(config, "us") == []
 
     # The wire values themselves, for the cases the contract singles out.
     zero, misc, nulls, maxima = state[3], state[5], state[4], state[2]
@@ -316,7 +358,7 @@ def test_every_type_roundtrips_through_binlog_wire_and_snapshot(sandbox_config: 
         snapshot = [wire(encoder.encode_row(row)) for row in cur.fetchall()]
     assert snapshot == [state[key] for key in sorted(state)]
     source.close()
-    sink.close()
+    target.close()
 
 
 def test_catalog_reports_json_columns_and_primary_key(sandbox_config: PipelineConfig, db: str) -> None:
@@ -329,3 +371,57 @@ def test_catalog_reports_json_columns_and_primary_key(sandbox_config: PipelineCo
     assert [(c.name, c.data_type, c.ordinal) for c in table.columns] == [
         ("a", "int", 1), ("we`ird", "longtext", 2), ("b", "longtext", 3), ("c", "longtext", 4), ("d", "int", 5)]
     conn.close()
+
+
+def test_an_invalid_enum_row_is_written_and_the_rest_of_it_stays_strict(config: PipelineConfig, db: str) -> None:
+    """The sink writes a row holding the invalid ENUM value '' without strict mode, for that row
+    only: another value of the row that the target cannot hold (us's `v` is narrower than eu's) is
+    still refused and dead-lettered, never truncated, and the rows after it are strict again."""
+    with connect(config, "us", db) as conn:
+        execute(conn, "CREATE TABLE t1 (id INT PRIMARY KEY, en ENUM('a','b') NOT NULL, v VARCHAR(4))")
+    types = {"id": "int", "en": "enum('a','b')", "v": "varchar(16)"}
+    rows = [{"id": 1, "en": "", "v": "ok"}, {"id": 2, "en": "", "v": "too long"}, {"id": 3, "en": "a", "v": "long!"},
+            {"id": 4, "en": "", "v": None}, {"id": 5, "en": "b", "v": "much too long"}]
+    sink = database_sink(config, "us")
+    try:
+        sink.write_batch(sink_records(config, db, [("insert", {}, row) for row in rows], types))
+    finally:
+        sink.close()
+    with connect(config, "us", db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, en + 0, en, v FROM t1 ORDER BY id")
+        assert cur.fetchall() == ((1, 0, "", "ok"), (4, 0, "", None))
+    letters = sorted(read_dead_letters(config, "us"), key=lambda e: e.source_offset)
+    assert [(e.source_offset, e.kind) for e in letters] == [(1, "constraint"), (2, "constraint"), (4, "constraint")]
+    assert "column 'v'" in letters[0].error and "column 'v'" in letters[2].error, letters
+
+
+def test_region_add_copies_the_invalid_enum_value_and_stays_strict(config: PipelineConfig, db: str) -> None:
+    """`cdcsync region add`'s copy writes rows as the sink does: the invalid ENUM value '' a
+    non-strict source stored is copied, a value the new region cannot hold is still refused."""
+    from cdcsync.tools.regions.seed import applier_session, copy_snapshot
+
+    with connect(config, "eu", db) as conn:
+        execute(conn, "SET SESSION sql_mode = ''")   # non-strict: an unknown label is stored as ''
+        execute(conn, "CREATE TABLE t1 (id INT PRIMARY KEY, en ENUM('a','b') NOT NULL, v VARCHAR(16))")
+        execute(conn, "INSERT INTO t1 VALUES (1, 'zz', 'x'), (2, 'a', 'y'), (3, 'zz', NULL)")
+    with connect(config, "us", db) as conn:
+        execute(conn, "CREATE TABLE t1 (id INT PRIMARY KEY, en ENUM('a','b') NOT NULL, v VARCHAR(16))")
+    target = applier_session(config, "us")
+    try:
+        report = copy_snapshot(config, "eu", target, tables=[(db, "t1")])
+    finally:
+        target.close()
+    assert report.rows == {f"{db}.t1": 3}
+    with connect(config, "us", db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, en + 0, v FROM t1 ORDER BY id")
+        assert cur.fetchall() == ((1, 0, "x"), (2, 1, "y"), (3, 0, None))
+        execute(conn, "DELETE FROM t1")
+        execute(conn, "ALTER TABLE t1 MODIFY v VARCHAR(1)")
+    with connect(config, "eu", db) as conn:
+        execute(conn, "UPDATE t1 SET v = 'too long' WHERE id = 1")
+    target = applier_session(config, "us")
+    try:
+        with pytest.raises(pymysql.err.DataError, match="column 'v'"):
+            copy_snapshot(config, "eu", target, tables=[(db, "t1")])
+    finally:
+        target.close()

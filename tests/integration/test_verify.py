@@ -13,7 +13,7 @@ import pytest
 
 from cdcsync.tools.cache_rebuild import rebuild_cache
 from cdcsync.tools.verify import verify
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from deploy.local.processes import free_port
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import REGIONS, config_for_test, connect

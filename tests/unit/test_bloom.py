@@ -9,10 +9,11 @@ import sys
 import pytest
 from pybloom_live import BloomFilter
 
-from consumers.cache.bloom.format import FORMAT, Sizing, expected_fp_rate, key_text, offsets
+from consumers.cache.bloom.format import FORMAT, Sizing, expected_fp_rate, offsets
 from consumers.cache.bloom.maintainer import added_keys
 from consumers.cache.bloom.policy import capacity_for, rebuild_reason
 from consumers.cache.bloom.store import FilterStats
+from schemas.codec import canonical_pk
 from schemas.config import LookupConfig
 from schemas.events import ChangeEvent
 
@@ -23,15 +24,15 @@ def test_offsets_are_the_bits_pybloom_live_sets(capacity: int, rate: float) -> N
     for pk in ([1], ["k", 7], ["ü", None], [2**63 - 1]):
         reference = BloomFilter(capacity, rate)
         assert (reference.num_slices, reference.bits_per_slice) == (sizing.slices, sizing.bits_per_slice)
-        reference.add(key_text(pk))
-        assert sorted(offsets(sizing, key_text(pk))) == list(reference.bitarray.search(1))
+        reference.add(canonical_pk(pk))
+        assert sorted(offsets(sizing, canonical_pk(pk))) == list(reference.bitarray.search(1))
 
 
 def test_hashing_is_the_same_in_another_process_whatever_its_hash_seed() -> None:
     sizing = Sizing.for_capacity(5000, 0.01)
-    here = [offsets(sizing, key_text([i, "x"])) for i in range(50)]
-    code = ("from consumers.cache.bloom.format import Sizing, offsets, key_text; s = Sizing.for_capacity(5000, 0.01); "
-            "print([offsets(s, key_text([i, 'x'])) for i in range(50)])")
+    here = [offsets(sizing, canonical_pk([i, "x"])) for i in range(50)]
+    code = ("from consumers.cache.bloom.format import Sizing, offsets; from schemas.codec import canonical_pk; "
+            "s = Sizing.for_capacity(5000, 0.01); print([offsets(s, canonical_pk([i, 'x'])) for i in range(50)])")
     for seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout

@@ -57,7 +57,22 @@ def test_last_change_per_key_wins_in_order() -> None:
     assert [(r.event.pk["id"], r.event.op.value) for r in final] == [(1, "update"), (2, "delete")]
     deletes, upserts = _plan(final)
     assert deletes == {("app", "t", ("id",)): [[2]]}
-    assert upserts == {("app", "t", ("id", "v"), ("id",)): [[1, "c"]]}
+    assert upserts == {("app", "t", ("id", "v"), ("id",), (), None): [[1, "c"]]}
+
+
+def test_a_row_holding_the_invalid_enum_value_gets_a_statement_of_its_own() -> None:
+    def enum_record(offset: int, pk: int, en: str) -> SourceRecord:
+        event = {"schema_version": 1, "kind": "change", "region": "eu", "origin": "eu", "server_id": 1,
+                 "gtid": f"1-1-{offset}", "binlog_file": "binlog.000001", "binlog_pos": offset, "txn_id": "t",
+                 "ts_us": 0, "db": "app", "table": "t", "txn_index": 0, "txn_last": True, "op": "insert",
+                 "pk": {"id": pk}, "before": None, "after": {"id": pk, "en": en},
+                 "types": {"id": "int", "en": "enum('a','b')"}}
+        return SourceRecord.from_message("cdcsync.eu.app.t", 0, offset, f"[{pk}]".encode(), encode(event))
+
+    _, upserts = _plan([enum_record(1, 1, "a"), enum_record(2, 2, ""), enum_record(3, 3, "b"), enum_record(4, 4, "")])
+    assert sorted(upserts.values()) == [[[1, "a"], [3, "b"]], [[2, ""]], [[4, ""]]]
+    zero = [key for key in upserts if key[4]]
+    assert len(zero) == 2 and all(key[4] == ("en",) for key in zero)
 
 
 def test_topology_decides_what_a_sink_accepts() -> None:

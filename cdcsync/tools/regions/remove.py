@@ -26,6 +26,7 @@ import pymysql
 from cdcsync.tools.clock_init import InitReport, init_region
 from cdcsync.tools.status import GroupLag, sink_group_lag, topic_group_lag
 from common.metadata_tables import ROW_CLOCKS
+from common.mysql import connect
 from schemas.config import PipelineConfig
 from schemas.topics import TopicNames
 
@@ -83,7 +84,7 @@ def check_preconditions(config: PipelineConfig, name: str, *, ignore_lag: bool =
 
 
 def _connect(config: PipelineConfig, region: str) -> pymysql.Connection:
-    return pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=True)
+    return connect(config.region(region).mysql)
 
 
 def strip_counters(conn: pymysql.Connection, config: PipelineConfig, region: str, name: str) -> int:

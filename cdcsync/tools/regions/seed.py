@@ -5,7 +5,8 @@ and its `<meta_db>.row_clocks` rows (tombstones included) are of the same instan
 new region's database as its applier user, in one session with `@cdcsync_applying = 1` (the clock
 triggers leave them alone: the copied clocks are the versions), a transaction per chunk. Values
 travel as wire values (common/snapshot_encoding.py) and bind through
-consumers/value_decoding.param_converter, exactly as the database sink stores a change.
+consumers/db/params.param_converter under `session_setup.APPLY`, exactly as the database sink
+stores a change.
 
 The target tables must be empty (checked by `empty_target_problems`, before anything is written):
 the copy inserts, it never overwrites.
@@ -15,14 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
 import pymysql
 
 from cdcsync.tools.clock_init import SYSTEM_SCHEMAS
 from common.metadata_tables import APPLY_MARKER, ROW_CLOCKS
+from common.mysql import connect
 from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from consumers.db import dialect as db_dialect
 from consumers.db.params import param_converter
-from consumers.db.sink import SESSION_SETUP
+from consumers.db import session_setup
 from schemas.config import PipelineConfig, table_selected
 from schemas.identifiers import quote_name
 from schemas.position import BinlogPosition
@@ -89,9 +93,9 @@ def applied_markers(conn: pymysql.Connection, meta_db: str, prefix: str) -> list
 
 def applier_session(config: PipelineConfig, region: str) -> pymysql.Connection:
     """A connection to `region` as its applier, set up like the database sink's (clock triggers off)."""
-    conn = pymysql.connect(**config.region(region).mysql.connect_settings(), autocommit=False)
+    conn = connect(config.region(region).mysql, autocommit=False)
     with conn.cursor() as cur:
-        cur.execute(SESSION_SETUP)
+        cur.execute(session_setup.APPLY)
     return conn
 
 
@@ -124,13 +128,24 @@ def _copy_rows(snap: ConsistentSnapshot, t: SnapshotTable, target: pymysql.Conne
                progress: Progress | None) -> int:
     columns = tuple(t.encoder.types)
     converters = [param_converter(t.encoder.types[c]) for c in columns]
+
+    def params(rows: list[dict[str, Any]]) -> list[Any]:
+        return [v if convert is None or v is None else convert(v)
+                for row in rows for convert, v in zip(converters, (row[c] for c in columns))]
+
     done = 0
     for rows in snap.chunks(t):
         if rows:
-            params = [v if convert is None or v is None else convert(v)
-                      for row in rows for convert, v in zip(converters, (row[c] for c in columns))]
+            # A row holding the invalid ENUM value '' is written alone, as the database sink does.
+            zero = [(row, session_setup.enum_zero_columns(t.encoder.types, row)) for row in rows]
+            plain = [row for row, columns_zero in zero if not columns_zero]
             with target.cursor() as cur:
-                cur.execute(db_dialect.insert(t.db, t.table, columns, len(rows)), params)
+                if plain:
+                    cur.execute(db_dialect.insert(t.db, t.table, columns, len(plain)), params(plain))
+                for row, columns_zero in zero:
+                    if columns_zero:
+                        with session_setup.enum_zero(cur, columns_zero):
+                            cur.execute(db_dialect.insert(t.db, t.table, columns, 1), params([row]))
             target.commit()
         done += len(rows)
         if progress is not None:

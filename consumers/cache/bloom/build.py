@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 from common.mysql import connect
 from common.snapshot_reader import ConsistentSnapshot, snapshot_key_values
-from consumers.cache.bloom.format import Sizing, key_text, offsets
+from consumers.cache.bloom.format import Sizing, offsets
 from consumers.cache.bloom.policy import capacity_for
 from consumers.cache.bloom.store import BloomStore, Generation
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 
@@ -70,7 +71,7 @@ def _scan(config: PipelineConfig, region: str, store: BloomStore, table: str, ge
             if not rows:
                 continue
             offs = [o for row in rows
-                    for o in offsets(generation.sizing, key_text(snapshot_key_values(t, row)))]
+                    for o in offsets(generation.sizing, canonical_pk(snapshot_key_values(t, row)))]
             store.add_scanned(table, generation, offs)
             scanned += len(rows)
     return scanned

@@ -15,23 +15,17 @@ values (`[42]`, `["k",7]`; text folded by collation, schemas/key_fold.py), exact
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
 from typing import Any
 
-import orjson
 from pybloom_live.pybloom import make_hashfuncs
 
 PYBLOOM_VERSION = version("pybloom-live")
 # Stored with every filter; a filter of another format is treated as missing (and rebuilt).
 FORMAT = f"pybloom-live-{PYBLOOM_VERSION}/redis-bitmap/1"
-
-
-def key_text(pk_values: Sequence[Any]) -> str:
-    """The canonical text of a primary key (its wire values, in key order)."""
-    return orjson.dumps(list(pk_values)).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,13 @@ from common.kafka import client_settings, watermarks
 from common.mysql import connect
 from common.snapshot_reader import ConsistentSnapshot
 from consumers.cache.bloom.build import build_table
-from consumers.cache.bloom.format import key_text
 from consumers.cache.bloom.policy import rebuild_reason
 from consumers.cache.bloom.store import BloomStore, Generation
 from consumers.cache.lookup_metrics import FilterMetrics
-from consumers.cache.sink import event_key_values, redis_client
+from schemas.cache_layout import event_key_values
+from common.redis_connect import redis_client
 from consumers.records import SourceRecord
+from schemas.codec import canonical_pk
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent, Op
 from schemas.topics import TopicNames
@@ -58,7 +59,7 @@ def binlog_order(file: str, pos: int) -> tuple[int, int]:
 def added_keys(event: ChangeEvent) -> list[str]:
     """Keys a change makes exist: inserts, snapshot rows, and the new key of a key-changing update."""
     if event.op in (Op.INSERT, Op.SNAPSHOT):
-        return [key_text(event_key_values(event))]
+        return [canonical_pk(event_key_values(event))]
     if event.op is Op.UPDATE and event.pk_fold:
         # A text key its collation folds: the producer publishes a change of the key (by its fold)
         # as a delete and an insert, so an update keeps its key (a new spelling is the same key).
@@ -66,9 +67,9 @@ def added_keys(event: ChangeEvent) -> list[str]:
     if event.op is Op.UPDATE:
         columns, after, before = list(event.pk), event.after or {}, event.before or {}
         if all(c in after for c in columns) and all(c in before for c in columns):
-            new, old = key_text([after[c] for c in columns]), key_text([before[c] for c in columns])
+            new, old = canonical_pk([after[c] for c in columns]), canonical_pk([before[c] for c in columns])
             return [new] if new != old else []
-        return [key_text(list(event.pk.values()))]   # no full images: add the event's key, to be safe
+        return [canonical_pk(list(event.pk.values()))]   # no full images: add the event's key, to be safe
     return []
 
 

@@ -14,7 +14,8 @@ import pymysql.cursors
 
 from cdcsync.tools.dlq_reader import DlqEntry, read_dead_letters
 from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
-from consumers.cache.sink import cache_key, decode_row, redis_client
+from schemas.cache_layout import cache_key, decode_row
+from common.redis_connect import redis_client
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent
 from schemas.row_clock_key import split_key

@@ -20,7 +20,8 @@ from typing import Any
 from cdcsync.tools.clock_init import init_region
 from cdcsync.tools.verify import verify
 from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
-from consumers.cache.sink import cache_key, redis_client
+from schemas.cache_layout import cache_key
+from common.redis_connect import redis_client
 from deploy.local import Sandbox
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect
