@@ -29,6 +29,7 @@ def _section(kind: str) -> str:
 
 def describe(err: BaseException) -> tuple[str, int] | None:
     """(one-line message naming the fix, exit code) for an expected failure, None for anything else."""
+    from common.acked_producer import BrokerUnreachable
     from producers.fence import ProducerFenced
 
     if isinstance(err, ProducerFenced):
@@ -47,6 +48,9 @@ def describe(err: BaseException) -> tuple[str, int] | None:
                 f"{_section('redis')}"), 1
     if isinstance(err, redis.ConnectionError):
         return f"cannot reach Redis ({err}): start the server, or fix `host`/`port` in {_section('redis')}", 1
+    if isinstance(err, BrokerUnreachable):     # a sink's retries ran out during a broker outage
+        return (f"cannot reach Kafka ({err}): start the broker, or fix `bootstrap` in [kafka] (or "
+                f"{_section('kafka')} where the region has its own cluster)"), 1
     if isinstance(err, KafkaException) and err.args and isinstance(err.args[0], KafkaError):
         kafka_error = err.args[0]
         if kafka_error.code() in _KAFKA_UNREACHABLE:

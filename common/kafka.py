@@ -21,18 +21,48 @@ def client_settings(kafka: KafkaConfig) -> dict[str, object]:
     return kafka.client_settings()
 
 
-class TopicCreator:
-    """Creates topics once per process; remembers what exists so the hot path asks nothing."""
+# How long a streaming component waits for an absent broker to create a topic: as long as a publish
+# waits for its acknowledgement (librdkafka's default `message.timeout.ms`), after which it stops.
+STREAMING_OUTAGE_S = 300.0
 
-    def __init__(self, kafka: KafkaConfig) -> None:
+
+class TopicCreator:
+    """Creates topics once per process; remembers what exists so the hot path asks nothing.
+
+    `outage_s`: how long `ensure` keeps trying while the broker does not answer (a stall, a network
+    partition), one warning per attempt and `reconnected` at the end; 0 raises at once, as a
+    command starting against a broker that is not there should. A streaming producer or sink sets
+    it: a new table's first change during a broker outage must wait for the broker like any publish
+    does, not stop the component (a region cut of the nemesis did, docs/reliability.md)."""
+
+    def __init__(self, kafka: KafkaConfig, *, outage_s: float = 0.0) -> None:
         self._admin = AdminClient(client_settings(kafka))
         self._kafka = kafka
         self._known: set[str] = set()
+        self.outage_s = outage_s
 
     def ensure(self, *topics: str, timeout: float = 30.0) -> None:
         missing = [t for t in topics if t not in self._known]
         if not missing:
             return
+        deadline = time.monotonic() + self.outage_s
+        retries = 0
+        while True:
+            try:
+                self._create(missing, timeout)
+                break
+            except KafkaException as err:
+                if not (unreachable(err) and time.monotonic() < deadline):
+                    raise
+                retries += 1
+                log.warning("cannot reach Kafka to create topic %s (%s); retry %d, for %.0f s more at most",
+                            ", ".join(missing), kafka_message(err), retries, deadline - time.monotonic())
+                time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        if retries:
+            log.info("reconnected to Kafka after %d retr%s", retries, "y" if retries == 1 else "ies")
+        self._known.update(missing)
+
+    def _create(self, missing: list[str], timeout: float) -> None:
         existing = set(self._admin.list_topics(timeout=timeout).topics)
         to_create = [t for t in missing if t not in existing]
         if to_create:
@@ -46,7 +76,15 @@ class TopicCreator:
                 except KafkaException as err:
                     if err.args[0].name() != "TOPIC_ALREADY_EXISTS":
                         raise
-        self._known.update(missing)
+
+
+# The broker did not answer (as opposed to refusing): worth waiting for.
+_UNREACHABLE = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT,
+                KafkaError.REQUEST_TIMED_OUT}
+
+
+def unreachable(err: KafkaException) -> bool:
+    return bool(err.args) and isinstance(err.args[0], KafkaError) and err.args[0].code() in _UNREACHABLE
 
 
 def watermarks(settings: dict[str, object], partitions: list[KafkaTP],

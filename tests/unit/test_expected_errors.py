@@ -52,6 +52,16 @@ def test_kafka_transport() -> None:
     assert "`bootstrap` in [kafka] (or [regions.eu.kafka]" in message
 
 
+def test_a_broker_that_stopped_answering_a_sink() -> None:
+    from common.acked_producer import BrokerUnreachable
+
+    message, code = describe(BrokerUnreachable("forwarding to eu's topics: 3 messages not acknowledged by the "
+                                               "broker within 30 s (stalled or unreachable)"))
+    assert code == 1 and "\n" not in message
+    assert message.startswith("cannot reach Kafka (forwarding to eu's topics: 3 messages not acknowledged")
+    assert "`bootstrap` in [kafka] (or [regions.eu.kafka]" in message
+
+
 def test_fence_refusal_exits_3() -> None:
     assert describe(ProducerFenced("region eu: another producer ...")) == ("region eu: another producer ...",
                                                                           FENCED_EXIT)

@@ -40,3 +40,15 @@ def test_kind_lists() -> None:
     assert "kill-supervisor" not in parse_kinds("-kill-supervisor")
     with pytest.raises(ValueError, match="unknown fault kind kill-broker"):
         parse_kinds("kill-broker")
+
+
+def test_a_region_cut_lasts_cut_s_and_targets_a_region() -> None:
+    kinds = ("cut-region", "cut-region-mid-txn", "kill-db")
+    faults = schedule(9, kinds, REGIONS, count=8, span_s=10, cut_s=(20, 30))
+    assert {f.kind for f in faults} == set(kinds)
+    for fault in faults:
+        if fault.kind.startswith("cut-region"):
+            assert 20 <= fault.duration_s <= 30 and fault.target in REGIONS
+        else:
+            assert fault.duration_s == 1.0
+    assert parse_kinds("cut-region,cut-region-mid-txn") == ("cut-region", "cut-region-mid-txn")

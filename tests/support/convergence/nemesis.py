@@ -9,6 +9,7 @@ Each fault uses the real mechanism, never a mock:
 | `restart-mariadb` | a region's mariadbd shut down cleanly (SIGTERM) and started again, same port and datadir |
 | `restart-redis` | a region's redis-server restarted without persistence (empty), then `cdcsync cache rebuild` |
 | `kill-supervisor` | `kill -9` of `cdcsync run` (a supervised seed only); its components must exit by themselves (none orphaned), and its restart must run each exactly once |
+| `cut-region`, `cut-region-mid-txn` | a region's components cut off from the broker (both directions) for `cut_s`, then healed; the second cuts in the middle of a large transaction's delivery (region_cut.py) |
 
 In a supervised seed (`cdcsync run`), a killed component is restarted by the supervisor, not by the
 nemesis.
@@ -36,10 +37,11 @@ from typing import Any
 
 from deploy.local import Sandbox
 from tests.support import process_table
+from tests.support.convergence.region_cut import CUTS, RegionCutter
 from tests.support.producer import CdcsyncProcess
 
 KILLS = {"kill-producer": "producer", "kill-db": "db", "kill-cache": "cache"}
-KINDS = (*KILLS, "stop-broker", "restart-mariadb", "restart-redis", "kill-supervisor")
+KINDS = (*KILLS, "stop-broker", "restart-mariadb", "restart-redis", "kill-supervisor", *CUTS)
 # The CI schedule's kinds: the ones the issue asks CI to prove on every run, and a MariaDB restart
 # (the workload's clients must reconnect, the producer and sinks retry).
 CI_KINDS = ("kill-producer", "kill-db", "stop-broker", "restart-mariadb")
@@ -71,7 +73,7 @@ class Fault:
 
 def schedule(seed: int, kinds: tuple[str, ...], regions: list[str], *, count: int, span_s: float,
              stop_s: tuple[float, float] = (5.0, 60.0), restart_s: float = 1.0,
-             must: tuple[str, ...] = ()) -> list[Fault]:
+             must: tuple[str, ...] = (), cut_s: tuple[float, float] = (60.0, 180.0)) -> list[Fault]:
     """`count` faults spread over `span_s` seconds, each kind at least once when `count` allows
     (`must` first), the others drawn at random. Faults never overlap: each starts after the previous
     one's duration, so a schedule longer than `span_s` simply runs later."""
@@ -88,6 +90,8 @@ def schedule(seed: int, kinds: tuple[str, ...], regions: list[str], *, count: in
         at += rng.uniform(0.3, 1.0) * gap
         target = "broker" if kind == "stop-broker" else rng.choice(regions)
         duration = round(rng.uniform(*stop_s), 1) if kind == "stop-broker" else restart_s
+        if kind in CUTS:
+            duration = round(rng.uniform(*cut_s), 1)
         faults.append(Fault(round(at, 1), kind, target, duration))
         at += duration
     return faults
@@ -110,6 +114,7 @@ class Nemesis:
     config_path: Path
     procs: MutableMapping[str, CdcsyncProcess]
     faults: list[Fault]
+    cutter: RegionCutter | None = None      # the seed's broker front, for the region cuts
     injected: list[Injected] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _thread: threading.Thread | None = None
@@ -158,6 +163,8 @@ class Nemesis:
             "restart-redis": self._restart_redis, "kill-supervisor": self._kill_supervisor}
         if fault.kind in KILLS:
             return self._kill(fault)
+        if fault.kind in CUTS:
+            return self._cut_region(fault)
         return handlers[fault.kind](fault)
 
     def _kill(self, fault: Fault) -> str:
@@ -225,6 +232,12 @@ class Nemesis:
         if len(running) != expected:
             raise RuntimeError(f"{len(running)} components after the restart, {expected} expected: {running}")
         return f"pid {pid} -> {restarted.proc.pid}, {len(children)} components stopped, {expected} started once"
+
+    def _cut_region(self, fault: Fault) -> str:
+        if self.cutter is None:
+            raise RuntimeError("a region cut needs the broker behind a BrokerFront (run_seed(front=...), "
+                               "region_cut.py)")
+        return self.cutter.inject(fault, self._stop)
 
     def _stop_broker(self, fault: Fault) -> str:
         pid = self.sandbox.pid("broker")

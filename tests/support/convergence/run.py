@@ -30,6 +30,7 @@ from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
 from tests.support.convergence.history import History
 from tests.support.convergence.nemesis import Fault, Nemesis
+from tests.support.convergence.region_cut import BrokerFront, RegionCutter
 from tests.support.convergence.report import failure_report
 from tests.support.convergence.schema import create_statements
 from tests.support.convergence.shapes import Statement, Txn, kv_touch
@@ -225,12 +226,14 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
              clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
              read_topics: bool = True, after_quiescence: AfterQuiescence | None = None,
              faults: list[Fault] | None = None, sandbox: Sandbox | None = None,
-             supervised: bool = False) -> SeedResult:
+             supervised: bool = False, front: BrokerFront | None = None) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
 
     `faults` (with the `sandbox` the servers run in) is a nemesis schedule injected while the
     workload runs (nemesis.py); the checks are the same, after the last fault and quiescence.
     `supervised` runs the components under one `cdcsync run` instead of one process each.
+    `front`: the proxy the broker advertises (`base` names it as bootstrap), which the region cuts
+    of the schedule use (region_cut.py).
 
     `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
     (the checker's own test uses it to break a region on purpose)."""
@@ -252,19 +255,23 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
         with pipeline(config, path, tmp, result.problems) as procs:
             wait_until_flowing(config, db, result.history)
             nemesis = None
+            cutter = RegionCutter(front, config, db) if front is not None else None
             if faults:
                 if sandbox is None:
                     raise ValueError("a nemesis schedule needs the sandbox its servers run in")
-                nemesis = Nemesis(sandbox, path, procs, faults).start()
+                nemesis = Nemesis(sandbox, path, procs, faults, cutter=cutter).start()
             try:
                 workload = run_workload(lambda region: connect(config, region, db), spec, regions,
                                         meta_db=config.meta_db, db=db)
             finally:
                 if nemesis is not None:
-                    nemesis.join()
+                    # Region cuts last minutes: the schedule's own length is part of the timeout.
+                    nemesis.join(600.0 + sum(f.duration_s for f in faults or []))
                     result.faults = nemesis.log()
                     result.problems.extend(Problem("nemesis", None, error) for error in nemesis.errors)
             result.history.merge(workload)
+            if cutter is not None:
+                result.history.merge(cutter.history)
             try:
                 wait_quiescent(config, timeout=120)
             except AssertionError as err:

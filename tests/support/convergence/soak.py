@@ -30,6 +30,7 @@ from deploy.local import Sandbox
 from schemas.config import load_config
 from tests.conftest import REGIONS
 from tests.support.convergence.nemesis import parse_kinds, schedule
+from tests.support.convergence.region_cut import CUTS, BrokerFront
 from tests.support.convergence.reliability import fault_table
 from tests.support.convergence.run import TOPOLOGIES, run_seed
 from tests.support.convergence.shapes import parse_shapes
@@ -73,11 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--supervised", action="store_true", help="run the components under one `cdcsync run` "
                                                                    "(implied by the kill-supervisor fault)")
     parser.add_argument("--stop-s", default="5,60", help="broker SIGSTOP length range in seconds, with --nemesis")
+    parser.add_argument("--cut-s", default="60,180", help="region cut length range in seconds, with --nemesis "
+                                                          "cut-region or cut-region-mid-txn")
     args = parser.parse_args(argv)
     try:
         shapes = parse_shapes(args.shapes)
         kinds = parse_kinds(args.nemesis) if args.nemesis is not None else ()
         low, high = (float(x) for x in args.stop_s.split(","))
+        cut_low, cut_high = (float(x) for x in args.cut_s.split(","))
     except ValueError as err:
         parser.error(str(err))
     if args.seeds < 1:
@@ -87,22 +91,26 @@ def main(argv: list[str] | None = None) -> int:
     root = args.dir or Path(tempfile.mkdtemp(prefix="cdcsync-soak-"))
     root.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(root / "sandbox")
+    # A region cut needs every client of the broker to go through a proxy: the broker advertises it.
+    front = BrokerFront().start() if set(kinds) & set(CUTS) else None
     started = time.monotonic()
     results = []
     try:
-        sandbox.up(REGIONS)
+        sandbox.up(REGIONS, broker_advertised_port=front.port if front else None)
+        if front is not None:
+            front.forward_to(next(s.port for s in sandbox.status() if s.name == "broker"))
         base = load_config(sandbox.config_path)
         for index in range(args.seeds):
             seed = args.first_seed + index
             topology = topology_of(args.topology, index)
             # The faults spread over about the workload's length (txns x mean pause).
             faults = schedule(seed, kinds, REGIONS, count=args.faults, span_s=args.txns * args.pause_ms / 2000,
-                              stop_s=(low, high)) if kinds else None
+                              stop_s=(low, high), cut_s=(cut_low, cut_high)) if kinds else None
             try:
                 result = run_seed(base, seed, topology=topology, shapes=shapes, tmp=root / f"seed-{seed}",
                                   clients_per_region=args.clients, txns_per_client=args.txns,
                                   pause_ms=args.pause_ms, keep=args.keep, faults=faults, sandbox=sandbox,
-                                  supervised=args.supervised or "kill-supervisor" in kinds)
+                                  supervised=args.supervised or "kill-supervisor" in kinds, front=front)
             finally:
                 reap_all()
             results.append(result)
@@ -114,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(result.report, file=sys.stderr, flush=True)
     finally:
         sandbox.down()
+        if front is not None:
+            front.close()
     failed = [r for r in results if not r.ok]
     problems: dict[str, int] = {}
     for r in failed:
