@@ -24,6 +24,7 @@ from schemas.clock_init import init_region
 from schemas.config import PipelineConfig
 from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from tests.conftest import config_for_test, connect
+from tests.support.convergence.bloom_check import bloom_problems
 from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
 from tests.support.convergence.history import History
@@ -101,14 +102,23 @@ def _tail(proc: CdcsyncProcess, lines: int = 15) -> str:
     return "\n      ".join(proc.output().splitlines()[-lines:])
 
 
+def start_blooms(config: PipelineConfig, path: Path, tmp: Path, procs: dict[str, CdcsyncProcess]) -> None:
+    """Every region's `cdcsync bloom` (`bloom-eu`), a process of its own in either pipeline."""
+    for region in config.regions:
+        procs[f"bloom-{region}"] = CdcsyncProcess(["bloom"], path, region, tmp / f"bloom-{region}.log").start()
+
+
 @contextmanager
-def running_pipeline(config: PipelineConfig, path: Path, tmp: Path,
-                     problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+def running_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem],
+                     bloom: bool = False) -> Iterator[dict[str, CdcsyncProcess]]:
     """Every region's producer and db + cache sinks, by name (`producer-eu`, `db-us`, `cache-ap`; the
-    nemesis replaces a component it killed by its restart). A process that dies, or does not exit 0
-    on SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
+    nemesis replaces a component it killed by its restart), and with `bloom` its Bloom maintainer
+    (`bloom-eu`). A process that dies, or does not exit 0 on SIGTERM, is a problem of the seed (with
+    the end of its log), not an exception."""
     procs: dict[str, CdcsyncProcess] = {}
     try:
+        if bloom:
+            start_blooms(config, path, tmp, procs)
         for region in config.regions:
             procs[f"producer-{region}"] = ProducerProcess(path, region, tmp / f"producer-{region}.log").start()
             for sink in ("db", "cache"):
@@ -130,12 +140,15 @@ class SupervisorProcess(CdcsyncProcess):
 
 
 @contextmanager
-def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path,
-                        problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem],
+                        bloom: bool = False) -> Iterator[dict[str, CdcsyncProcess]]:
     """The same pipeline through `cdcsync run` (`{"supervisor": ...}`; component logs in `tmp`,
-    named `eu-producer.log`). It must exit 0 on SIGTERM, its components with it."""
+    named `eu-producer.log`). It must exit 0 on SIGTERM, its components with it. `cdcsync run` has
+    no Bloom maintainer: with `bloom`, they run beside it (`bloom-eu`)."""
     procs: dict[str, CdcsyncProcess] = {"supervisor": SupervisorProcess(path, tmp).start()}
     try:
+        if bloom:
+            start_blooms(config, path, tmp, procs)
         for region in config.regions:
             wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
                        what=f"{region} checkpoint")
@@ -224,12 +237,14 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
              clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
              read_topics: bool = True, after_quiescence: AfterQuiescence | None = None,
              faults: list[Fault] | None = None, sandbox: Sandbox | None = None,
-             supervised: bool = False) -> SeedResult:
+             supervised: bool = False, bloom: bool = False) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
 
     `faults` (with the `sandbox` the servers run in) is a nemesis schedule injected while the
     workload runs (nemesis.py); the checks are the same, after the last fault and quiescence.
     `supervised` runs the components under one `cdcsync run` instead of one process each.
+    `bloom` runs every region's Bloom maintainer too, and adds its verdict (bloom_check.py): no
+    present key missing from its region's filter or answered absent by `CacheReader`.
 
     `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
     (the checker's own test uses it to break a region on purpose)."""
@@ -248,7 +263,7 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
     states: list[RegionState] = []
     try:
         pipeline = supervised_pipeline if supervised else running_pipeline
-        with pipeline(config, path, tmp, result.problems) as procs:
+        with pipeline(config, path, tmp, result.problems, bloom=bloom) as procs:
             wait_until_flowing(config, db, result.history)
             nemesis = None
             if faults:
@@ -270,6 +285,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
                 result.problems.append(Problem("pipeline", None, str(err)[:2000]))
             if after_quiescence is not None:
                 after_quiescence(config, db, result.history)
+            if bloom:
+                result.problems.extend(bloom_problems(config, db))
         for region in regions:
             with connect(config, region) as conn:
                 states.append(read_region(config, region, conn, db=db))
