@@ -62,7 +62,8 @@ def _region_problems(config: PipelineConfig, region: str, db: str, store: BloomS
             if table.db != db:
                 continue
             name = f"{table.db}.{table.table}"
-            keys = [snapshot_key_values(table, row) for rows in snap.chunks(table) for row in rows]
+            rows = [row for chunk in snap.chunks(table) for row in chunk]
+            keys = [snapshot_key_values(table, row) for row in rows]     # text keys by their fold, as filters hold them
             generation = store.current(name)
             if generation is None:
                 problems.append(Problem("bloom", None, f"{region}: {name} has no current filter "
@@ -81,9 +82,11 @@ def _region_problems(config: PipelineConfig, region: str, db: str, store: BloomS
                 problems.append(Problem("bloom", None, f"{region}: {len(missing)} of {len(keys)} keys of {name} "
                                                        f"absent from filter {generation.gen} (false negatives): "
                                                        f"{missing[:10]}"))
-            if keys:
-                answers = reader.lookup_many(name, keys)
-                absent = [f"{key_text(k)} ({a.layer})" for k, a in zip(keys, answers, strict=True) if a.row is None]
+            if rows:
+                # As an application asks: the key as stored (CacheReader folds it itself).
+                asked = [[row[c] for c in table.key_columns] for row in rows]
+                answers = reader.lookup_many(name, asked)
+                absent = [f"{k} ({a.layer})" for k, a in zip(asked, answers, strict=True) if a.row is None]
                 if absent:
                     problems.append(Problem("bloom", None, f"{region}: CacheReader answered absent for "
                                                            f"{len(absent)} present keys of {name}: {absent[:10]}"))
