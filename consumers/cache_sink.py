@@ -39,6 +39,7 @@ import redis
 
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
+from consumers.redis_link import ReportingRetry
 from consumers.retry import RetryPolicy
 from consumers.versions import event_version
 from schemas import key_fold
@@ -111,7 +112,8 @@ def clock_json(counters: Mapping[str, int] | None) -> str:
     return orjson.dumps({r: int(counters[r]) for r in sorted(counters) if counters[r]}).decode()
 
 
-def redis_client(cfg: RedisConfig) -> redis.Redis:
+def redis_client(cfg: RedisConfig, *, report: bool = False) -> redis.Redis:
+    """`report`: log a lost connection and the reconnection (consumers/redis_link.py)."""
     tls: dict[str, object] = {}
     if cfg.ssl:
         tls = {"ssl": True, "ssl_ca_certs": str(cfg.ssl_ca) if cfg.ssl_ca else None,
@@ -119,7 +121,8 @@ def redis_client(cfg: RedisConfig) -> redis.Redis:
                "ssl_keyfile": str(cfg.ssl_key) if cfg.ssl_key else None}
     return redis.Redis(host=cfg.host, port=cfg.port, db=cfg.db, username=cfg.username,
                        password=cfg.password.get_secret_value() if cfg.password else None,
-                       socket_timeout=10, socket_connect_timeout=10, **tls)
+                       socket_timeout=10, socket_connect_timeout=10, **tls,
+                       **({"retry": ReportingRetry(f"Redis {cfg.host}:{cfg.port}")} if report else {}))
 
 
 def cache_key(prefix: str, db: str, table: str, pk_values: list[Any]) -> str:
@@ -163,7 +166,7 @@ class CacheWriter:
 
     def __init__(self, config: PipelineConfig, region: str) -> None:
         self.config = config
-        self.client = redis_client(config.region(region).redis)
+        self.client = redis_client(config.region(region).redis, report=True)
         self._cas = self.client.register_script(CAS_SCRIPT)
 
     def queue_set(self, pipe: Any, key: str, version: str, row: dict[str, Any], table: TableConfig,

@@ -91,6 +91,7 @@ def _silent_s(broker: dict[str, Any]) -> float | None:
     if state in CONNECTING:
         return broker.get("stateage", 0) / 1e6
     rx_idle = broker.get("rxidle", -1)
-    if state == "UP" and broker.get("waitresp_cnt", 0) > 0 and rx_idle >= 0:
+    # Not the group coordinator's connection: a JoinGroup waits there, by design, for the other members.
+    if state == "UP" and broker.get("source") != "logical" and broker.get("waitresp_cnt", 0) > 0 and rx_idle >= 0:
         return rx_idle / 1e6
     return None

@@ -90,3 +90,13 @@ def test_an_idle_client_is_not_lost(caplog: pytest.LogCaptureFixture) -> None:
     watch.on_stats(stats(broker("TRY_CONNECT", rxidle_s=-1, waiting=0, stateage_s=300)))
     watch.on_stats("not json")
     assert lines(caplog) == []
+
+
+def test_a_join_waiting_at_the_group_coordinator_is_not_a_stall(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "producers.kafka_link")
+    watch = KafkaLinkWatch("consumer", clock=Clock())
+    coordinator = {**broker(rxidle_s=8.0), "name": "GroupCoordinator", "source": "logical"}
+    watch.on_stats(stats(broker(rxidle_s=0.3), coordinator))
+    assert lines(caplog) == []
+    watch.on_stats(stats(broker(rxidle_s=0.3), {**coordinator, "state": "APIVERSION_QUERY", "stateage": int(6e6)}))
+    assert len(lines(caplog)) == 1 and "GroupCoordinator" in lines(caplog)[0]
