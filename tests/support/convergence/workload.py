@@ -132,8 +132,7 @@ def client_loop(connect: Connect, spec: WorkloadSpec, region: str, client: int, 
                 history: History, *, meta_db: str, db: str) -> None:
     rng = random.Random(f"{spec.seed}-{region}-{client}")
     ctx = ClientContext(region, client, shared)
-    conn = connect(region)
-    conn.autocommit(False)
+    conn = _reconnect(connect, region)     # the nemesis may be restarting this region's server already
     number = 0
     try:
         for _ in range(spec.txns_per_client):
