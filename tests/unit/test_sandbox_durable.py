@@ -31,3 +31,13 @@ def test_a_sandbox_keeps_the_durability_it_was_started_with(tmp_path: Path) -> N
     assert Sandbox(tmp_path).durable is False
     (tmp_path / "state.json").write_text(json.dumps({"regions": {"eu": {}}, "durable": True}))
     assert Sandbox(tmp_path).durable is True
+
+
+def test_sandbox_up_durable_reaches_the_sandbox(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cdcsync.cli import app
+
+    (tmp_path / "state.json").write_text(json.dumps({"regions": {"eu": {}}, "durable": False}))
+    result = CliRunner().invoke(app, ["sandbox", "up", "--regions", "eu", "--durable", "--dir", str(tmp_path)])
+    assert result.exit_code == 1 and "started with durable=False" in result.output, result.output
