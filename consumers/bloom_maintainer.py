@@ -26,7 +26,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from consumers.bloom_build import build_table
@@ -36,6 +36,7 @@ from consumers.bloom_store import BloomStore, Generation
 from consumers.cache_sink import event_key_values, redis_client
 from consumers.lookup_metrics import FilterMetrics
 from consumers.records import SourceRecord
+from consumers.retry import is_transient
 from consumers.status import watermarks
 from producers import binlog_stream
 from producers.checkpoint import FileCheckpointStore
@@ -101,6 +102,7 @@ class BloomMaintainer:
         self._proven_head: tuple[str, int] | None = None
         self._lease_renewed = time.monotonic()
         self._conn: Any = None
+        self._unproven_since: float | None = None     # since when proofs fail for a lost server
         self.builds_done = 0
         self.last_error: BaseException | None = None
 
@@ -136,7 +138,7 @@ class BloomMaintainer:
                 # every IDLE_PROOF_PERIOD_S: an idle region costs a few statements a second.
                 if time.monotonic() - last_proof >= IDLE_PROOF_PERIOD_S or self.client.exists(self.store.keys.wanted):
                     last_proof = time.monotonic()
-                    self.prove()
+                    self._prove_through_outages()
                 self.poll_once(PROOF_PERIOD_S)
                 if time.monotonic() >= next_check:
                     self.check_filters()
@@ -276,6 +278,34 @@ class BloomMaintainer:
         self._proven_head = head
         self.proofs += 1
         return True
+
+    def _prove_through_outages(self) -> None:
+        """`prove`, surviving a MySQL server that went away (restart, crash) or a broker that does not
+        answer: no proof is published meanwhile, so readers ask the database for absent keys, and
+        the stream positions stay with the bits. One line when it starts, one when proofs resume."""
+        try:
+            self.prove()
+        except Exception as err:
+            if not (is_transient(err) or isinstance(err, KafkaException)):
+                raise
+            self._drop_mysql()
+            if self._unproven_since is None:
+                self._unproven_since = time.monotonic()
+                log.warning("bloom %s: cannot prove freshness (%s); retrying, readers ask the database for absent "
+                            "keys meanwhile", self.region, err)
+            return
+        if self._unproven_since is not None:
+            log.info("bloom %s: reconnected; proving freshness again after %.1f s", self.region,
+                     time.monotonic() - self._unproven_since)
+            self._unproven_since = None
+
+    def _drop_mysql(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken; a new connection is opened next time
+                pass
+            self._conn = None
 
     def _mysql(self) -> Any:
         if self._conn is None:
