@@ -127,6 +127,7 @@ class BloomMaintainer:
         for table in selected:
             self._ensure_filter(table)
         threading.Thread(target=self._build_loop, name="bloom-build", daemon=True).start()
+        log.info("bloom %s: started: %d tables, %d partitions", self.region, len(selected), len(self._next))
 
     def run(self) -> None:
         self.start()

@@ -279,9 +279,9 @@ class Nemesis:
     def _wait_bloom_started(self, proc: CdcsyncProcess, region: str, logged: int, timeout_s: float = 90.0) -> str:
         """As `_wait_started`: a maintainer exits at start-up with one line when a server does not
         answer (seed 602 of the first soak: a broker stall 1 s after the restart, while the new
-        maintainer waited for the dead one's lease). Its start-up ends when it has assigned its
-        partitions (`bloom eu: assigned`), after the lease (up to 15 s after a kill -9)."""
-        marker = f"bloom {region}: assigned"
+        maintainer waited for the dead one's lease). Its start-up ends with `bloom eu: started`,
+        after the lease (up to 15 s after a kill -9), the partitions and the captured tables."""
+        marker = f"bloom {region}: started"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and proc.alive():
             if marker in (proc.log.read_bytes()[logged:].decode(errors="replace") if proc.log.exists() else ""):
