@@ -6,7 +6,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps system-deps venv test demo bench soak clean
+.PHONY: deps system-deps venv test demo bench soak docs clean
 
 deps: system-deps venv
 
@@ -55,5 +55,10 @@ soak: deps
 	@$(PY) -m tests.support.convergence.soak --seeds $(SEEDS) --topology $(TOPOLOGY) --first-seed $(FIRST_SEED) \
 		$(if $(SHAPES),--shapes=$(SHAPES)) $(if $(NEMESIS),--nemesis=$(NEMESIS)) $(SOAK_ARGS)
 
+# The docs site (mkdocs.yml) into ./site. Strict: a broken link or anchor, or a page left out of the nav,
+# fails the build (tests/unit/test_docs_site.py builds it the same way in `make test`).
+docs: deps
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info site

@@ -37,13 +37,13 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import Running, Stopwatch, connect, emit, progress, repeat, sandbox  # noqa: E402
+from common import metadata_tables  # noqa: E402
+from common.kafka import TopicCreator, client_settings  # noqa: E402
+from consumers.db.params import to_db_param  # noqa: E402
 from consumers.dlq import DeadLetterPublisher  # noqa: E402
 from consumers.metrics import SinkMetrics  # noqa: E402
 from consumers.runner import SinkRunner  # noqa: E402
 from consumers.source import KafkaSource  # noqa: E402
-from consumers.value_decoding import to_db_param  # noqa: E402
-from producers.topics import TopicCreator, client_settings  # noqa: E402
-from schemas import metadata_tables  # noqa: E402
 from schemas.config import PipelineConfig, parse_config  # noqa: E402
 from schemas.version import SCHEMA_VERSION  # noqa: E402
 
@@ -133,10 +133,10 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
         kafka = config.kafka_for(TARGET)
         dead = DeadLetterPublisher(client_settings(kafka), f"{config.prefix}.{TARGET}.dlq", region=TARGET, sink=kind)
         if kind == "db":
-            from consumers.db_sink import DatabaseSink
+            from consumers.db.sink import DatabaseSink
             sink = DatabaseSink(config, TARGET, dead, metrics)
         else:
-            from consumers.cache_sink import CacheSink
+            from consumers.cache.sink import CacheSink
             sink = CacheSink(config, TARGET, metrics)
         runner: SinkRunner
         source = KafkaSource(client_settings(kafka), f"bench-{kind}-{next(_groups)}",
@@ -161,7 +161,7 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
 
 
 def bare_cache(config: PipelineConfig, rows: list[dict], batch: int):
-    from consumers.cache_sink import redis_client
+    from consumers.cache.sink import redis_client
 
     client = redis_client(config.region(TARGET).redis)
 
@@ -195,7 +195,7 @@ def run_all(running: Running, n: int, runs: int) -> None:
     topic = publish_events(config, rows)
     clocked_topic = publish_events(config, rows, clocked=True)
     others = {k: v for k, v in running.server_pids().items() if k.startswith(TARGET) or k == "broker"}
-    from consumers.cache_sink import redis_client
+    from consumers.cache.sink import redis_client
 
     flush_cache = redis_client(config.region(TARGET).redis).flushdb
     results = []

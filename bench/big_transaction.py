@@ -36,11 +36,12 @@ from pymysqlreplication.row_event import RowsEvent
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `python bench/big_transaction.py`
 
 from bench._common import connect, emit, narrowed_config, progress, sandbox  # noqa: E402
-from producers import binlog_stream  # noqa: E402
-from producers.checkpoint import FileCheckpointStore  # noqa: E402
-from producers.position import BinlogPosition  # noqa: E402
+from cdcsync.tools.clock_init import init_region  # noqa: E402
+from common.checkpoint_store import FileCheckpointStore  # noqa: E402
+from common.mysql import current_position  # noqa: E402
+from producers.binlog import stream as binlog_stream  # noqa: E402
 from schemas.config import PipelineConfig  # noqa: E402
-from schemas.clock_init import init_region  # noqa: E402
+from schemas.position import BinlogPosition  # noqa: E402
 from tests.support.producer import CdcsyncProcess, rss_mb, write_config  # noqa: E402
 
 REGION = "eu"
@@ -111,13 +112,13 @@ def measure(config: PipelineConfig, producer: CdcsyncProcess, root: Path,
     before = rss_mb(pid)
     progress(f"producer {pid} ready, RSS {before:.0f} MB; writing {rows} rows in one transaction")
     with connect(config, REGION) as conn, conn.cursor() as cur:
-        start = binlog_stream.current_position(conn, "mariadb")
+        start = current_position(conn, "mariadb")
         conn.begin()
         cur.execute(f"INSERT INTO {DB}.t SELECT seq, CONCAT('row-', seq), seq % 1000, "
                     f"'2024-01-01' + INTERVAL seq SECOND FROM {DB}.seq_1_to_{rows}")
         conn.commit()
         committed = time.perf_counter()
-        end = binlog_stream.current_position(conn, "mariadb")
+        end = current_position(conn, "mariadb")
     progress(f"committed {start.describe()} -> {end.describe()}")
     peak = before
     while True:

@@ -23,7 +23,7 @@ Each workload's binlog range is then read, in the same process, by
               before the clock starts. Each run checks that the acknowledged position is the
               workload's end position and that one message per row was published.
 
-All raw runs come first: `open_stream` installs producers/binlog_fixes.py into the library for the
+All raw runs come first: `open_stream` installs producers/binlog/fixes.py into the library for the
 rest of the process, and the raw loop must see the library unpatched. The raw loop is measured once
 more after the producer runs, with the fixes installed, and that figure is printed on stderr only.
 
@@ -72,19 +72,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from bench._common import (Running, Stopwatch, Timing, connect, emit, narrowed_config, progress,  # noqa: E402
                            repeat, sandbox)
-from producers import binlog_fixes, binlog_stream, messages, value_encoding  # noqa: E402
+from common.checkpoint_store import FileCheckpointStore  # noqa: E402
+from common.kafka import TopicCreator  # noqa: E402
+from common.mysql import current_position  # noqa: E402
 from producers import capture as capture_module  # noqa: E402
 from producers import metrics as metrics_module  # noqa: E402
 from producers import publisher as publisher_module  # noqa: E402
+from producers.binlog import fixes as binlog_fixes, stream as binlog_stream, value_encoding  # noqa: E402
 from producers.capture import Capture  # noqa: E402
-from producers.checkpoint import FileCheckpointStore  # noqa: E402
 from producers.metrics import ProducerMetrics  # noqa: E402
-from producers.position import BinlogPosition, MariaGtidState  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
 from producers.service import Checkpointer, JsonCatalog  # noqa: E402
 from producers.service import pump as service_pump  # noqa: E402
-from producers.topics import TopicCreator, TopicNames  # noqa: E402
+from schemas import messages  # noqa: E402
 from schemas.config import PipelineConfig  # noqa: E402
+from schemas.position import BinlogPosition, MariaGtidState  # noqa: E402
+from schemas.topics import TopicNames  # noqa: E402
 
 REGION = "eu"
 TABLE = "orders"
@@ -143,7 +146,7 @@ def _insert_transactions(conn: pymysql.Connection, rng: random.Random, txns: int
 
 
 def _position(conn: pymysql.Connection) -> BinlogPosition:
-    return binlog_stream.current_position(conn, "mariadb")
+    return current_position(conn, "mariadb")
 
 
 def write_bulk(config: PipelineConfig, txns: int, rows_per_txn: int) -> Workload:
@@ -320,7 +323,7 @@ TIMED: tuple[tuple[Any, str, str], ...] = (
     (Capture, "_seal", "cdcsync:   Capture._seal (sends the held message)"),
     (metrics_module.ProducerMetrics, "observed_commit", "cdcsync: metrics.observed_commit"),
     (publisher_module.Publisher, "poll", "cdcsync: Publisher.poll"),
-    (publisher_module._Txn, "on_delivery", "cdcsync:   _Txn.on_delivery (delivery callback)"),
+    (publisher_module.Txn, "on_delivery", "cdcsync:   Txn.on_delivery (delivery callback)"),
     (publisher_module.Publisher, "flush", "cdcsync: Publisher.flush"),
 )
 

@@ -39,10 +39,10 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import Running, connect, emit, progress, sandbox  # noqa: E402
-from consumers.bloom_store import BloomStore  # noqa: E402
-from consumers.cache_reader import CacheReader  # noqa: E402
-from consumers.cache_sink import redis_client  # noqa: E402
-from consumers.lookup_metrics import LookupMetrics  # noqa: E402
+from consumers.cache.bloom.store import BloomStore  # noqa: E402
+from consumers.cache.lookup_metrics import LookupMetrics  # noqa: E402
+from consumers.cache.reader import CacheReader  # noqa: E402
+from consumers.cache.sink import redis_client  # noqa: E402
 from schemas.config import PipelineConfig, parse_config  # noqa: E402
 
 REGION, DB, TABLE = "eu", "bench", "items"

@@ -5,7 +5,7 @@ the producer's own preflight), the applier's MySQL user (DML on the replicated s
 metadata tables, which must exist unless it may create them), Redis (AUTH, a write and a script
 under the key prefix, as the cache sink does) and every Kafka cluster the region's components use
 (reachable; the region's `_schema` and `dlq` topics present), and that the installed clock triggers
-are not stale (schemas/clock_init.py `stale_triggers`), and that every
+are not stale (cdcsync/tools/clock_init.py `stale_triggers`), and that every
 replicated table has them (a table without them fails unless declared `single_writer`). It also checks the replicated tables' foreign keys (no referential action that changes rows
 without binlog events, as `cdcsync init` refuses them) and their AUTO_INCREMENT settings (no two
 regions generating the same ids; producers/auto_increment.py). Nothing raises: a failure becomes a
@@ -23,15 +23,15 @@ import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consumers.applier_grants import applier_problems, may_create
-from consumers.cache_sink import redis_client
+from cdcsync.tools.applier_grants import applier_problems, may_create
+from cdcsync.tools.clock_init import ForeignKeyRefused, wanted_triggers
+from common import metadata_tables
+from common.clock_coverage import coverage, unclocked_message
+from consumers.cache.sink import redis_client
 from producers import auto_increment, preflight
-from producers.service import _fixed_schemas
-from producers.topics import TopicNames
-from schemas import metadata_tables
-from schemas.clock_coverage import coverage, unclocked_message
-from schemas.clock_init import ForeignKeyRefused, wanted_triggers
+from producers.service import fixed_schemas
 from schemas.config import KafkaConfig, MySQLConfig, PipelineConfig
+from schemas.topics import TopicNames
 
 Outcome = Literal["ok", "warn", "fail"]
 
@@ -49,13 +49,13 @@ class CheckResult:
 
 def replicated_schemas(config: PipelineConfig) -> list[str]:
     """Schemas any region's include patterns name without wildcards."""
-    return sorted({s for r in config.regions.values() for s in _fixed_schemas(r.producer.include)})
+    return sorted({s for r in config.regions.values() for s in fixed_schemas(r.producer.include)})
 
 
 def check_reader(config: PipelineConfig, region: str) -> CheckResult:
     mysql = config.region(region).mysql.reader()
     where = f"{mysql.host}:{mysql.port} as {mysql.user!r}"
-    schemas = _fixed_schemas(config.region(region).producer.include)
+    schemas = fixed_schemas(config.region(region).producer.include)
     try:
         problems = preflight.source_problems(mysql, schemas)
     except (preflight.PreflightError, pymysql.MySQLError, OSError) as err:
@@ -90,7 +90,7 @@ def check_applier(config: PipelineConfig, region: str) -> CheckResult:
 
 def check_key_collations(config: PipelineConfig, region: str) -> CheckResult:
     """Every replicated table's text key columns are in a collation the key fold covers."""
-    from schemas.clock_init import unsupported_key_collations
+    from cdcsync.tools.clock_init import unsupported_key_collations
 
     mysql: MySQLConfig = config.region(region).mysql
     try:
@@ -159,12 +159,12 @@ def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
     missing = check_clock_coverage(config, region)
     if missing.outcome != "ok":
         return missing
-    from schemas.clock_init import _connect, stale_trigger_problem, stale_triggers
+    from cdcsync.tools.clock_init import connect_region, stale_trigger_problem, stale_triggers
 
     try:
         problem = stale_trigger_problem(config, region)
         if problem is None:
-            with _connect(config, region) as conn:
+            with connect_region(config, region) as conn:
                 _, unreadable = stale_triggers(config, region, conn)
     except (pymysql.MySQLError, OSError) as err:
         return CheckResult(region, "clock triggers", "fail", f"cannot read the triggers: {err.args[-1]}")
@@ -181,7 +181,7 @@ def check_clock_triggers(config: PipelineConfig, region: str) -> CheckResult:
 
 def check_clock_coverage(config: PipelineConfig, region: str) -> CheckResult:
     """Every replicated table has its clock triggers, or is declared single-writer: otherwise
-    concurrent writes to it diverge without a conflict (schemas/clock_coverage.py)."""
+    concurrent writes to it diverge without a conflict (common/clock_coverage.py)."""
     mysql: MySQLConfig = config.region(region).mysql
     try:
         with pymysql.connect(**mysql.connect_settings()) as conn:
@@ -200,7 +200,7 @@ def check_clock_coverage(config: PipelineConfig, region: str) -> CheckResult:
 
 
 def check_foreign_keys(config: PipelineConfig, region: str) -> CheckResult:
-    """The referential actions `cdcsync init` would refuse (schemas/foreign_keys.py)."""
+    """The referential actions `cdcsync init` would refuse (cdcsync/tools/foreign_keys.py)."""
     mysql = config.region(region).mysql
     try:
         with pymysql.connect(**mysql.connect_settings()) as conn:

@@ -11,7 +11,7 @@ import pymysql
 import redis
 from confluent_kafka import KafkaError, KafkaException
 
-from cdcsync import log_context
+from common import log_context
 
 # Exit code of a producer that another producer of its region fences out (the supervisor waits on it).
 FENCED_EXIT = 3

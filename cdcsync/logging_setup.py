@@ -1,6 +1,6 @@
 """Logging for every command: readable text by default, one JSON object per line with --log-format json.
 
-Every line carries the process's region, component and position (cdcsync/log_context.py).
+Every line carries the process's region, component and position (common/log_context.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 
 import orjson
 
-from cdcsync import log_context
+from common import log_context
 
 # Set by `setup`: errors the commands print go through logging too, so a JSON log stays JSON.
 json_lines = False

@@ -1,0 +1,9 @@
+"""Apply: the sink runner (poll, apply, commit), its Kafka source, dead letters and metrics, with
+the database wing (consumers/db/) and the cache wing (consumers/cache/). Imports common/ and
+schemas/, never producers/ or cdcsync/.
+"""
+
+__all__ = [
+    "cache", "db", "dlq", "dlq_limit", "memory_source", "metrics", "records", "runner", "service", "source",
+    "source_protocol", "topic_ids", "unclocked_changes"
+]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from consumers.acked_producer import AckedProducer, Outgoing
+from common.acked_producer import AckedProducer, Outgoing
 from consumers.dlq_limit import DeadLetterLimit
 from consumers.records import SourceRecord
 

@@ -6,6 +6,7 @@ partitions move; on SIGTERM the loop finishes the batch, commits, leaves the gro
 Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
 A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_letters`) raises
 `DeadLetterFlood` out of `flush` before the batch commits, and `run` stops (consumers/dlq_limit.py).
+The source is any `Source` (consumers/source_protocol.py: Kafka, or in memory for tests).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import logging
 import time
 from typing import Protocol
 
-from cdcsync import log_context
-from cdcsync.health_server import HealthState
+from common import log_context
+from common.health_server import HealthState
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition
-from consumers.source import KafkaSource
+from consumers.source_protocol import Source
 from consumers.unclocked_changes import UnclockedChanges
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Sink(Protocol):
 
 
 class SinkRunner:
-    def __init__(self, *, source: KafkaSource, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
+    def __init__(self, *, source: Source, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
                  batch_max_events: int, batch_max_ms: int) -> None:
         self.source = source
         self.sink = sink

@@ -11,15 +11,16 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
 from consumers.dlq import DeadLetterPublisher
 from consumers.dlq_limit import DeadLetterLimit
 from consumers.metrics import SinkMetrics
 from consumers.runner import Sink, SinkRunner
 from consumers.source import KafkaSource
 from consumers.unclocked_changes import UnclockedChanges
-from producers.topics import TopicCreator, TopicNames, client_settings
-from schemas import metadata_tables
 from schemas.config import KafkaConfig, PipelineConfig
+from schemas.topics import TopicNames
 
 SinkKind = Literal["db", "cache"]
 
@@ -43,23 +44,23 @@ def build_sink(config: PipelineConfig, region: str, sink: SinkKind, metrics: Sin
                dead_letters: DeadLetterPublisher, cluster: KafkaConfig | None = None) -> Sink:
     """`cluster`: the Kafka cluster the sink reads from (default: the region's own)."""
     if sink == "db":
-        from consumers.db_sink import DatabaseSink
+        from consumers.db.sink import DatabaseSink
         from consumers.topic_ids import TopicIds
 
-        from consumers.conflict_publisher import ConflictPublisher
+        from consumers.db.conflict_publisher import ConflictPublisher
 
         local = config.kafka_for(region)
         topic = TopicNames.of(config).conflicts()
         TopicCreator(local).ensure(topic)
         forwarder = None
         if config.topology.mode == "star" and config.topology.hub == region:
-            from consumers.forwarder import Forwarder
+            from consumers.db.forwarder import Forwarder
 
             forwarder = Forwarder(config, region, local, client_settings(local))
         return DatabaseSink(config, region, dead_letters, metrics,
                             conflicts=ConflictPublisher(client_settings(local), topic), forwarder=forwarder,
                             topic_ids=TopicIds(client_settings(cluster or local)))
-    from consumers.cache_sink import CacheSink
+    from consumers.cache.sink import CacheSink
 
     return CacheSink(config, region, metrics)
 
@@ -73,7 +74,7 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
     dlq_topic = TopicNames.of(config).dlq(region)
     TopicCreator(local).ensure(dlq_topic)
     if sink == "db":
-        from producers.binlog_stream import connect
+        from common.mysql import connect
 
         with connect(config.region(region).mysql) as conn:
             metadata_tables.ensure(conn, config.meta_db)

@@ -1,4 +1,5 @@
-"""The Kafka side of a sink: one member of a consumer group, explicit commits only.
+"""The Kafka side of a sink: one member of a consumer group, explicit commits only. Keeps the
+`Source` contract (consumers/source_protocol.py).
 
 Threading: everything, including the rebalance callbacks, runs on the thread that calls `consume`.
 """
@@ -12,7 +13,7 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from consumers.records import SourceRecord, TopicPartition
-from producers.kafka_link import KafkaLinkWatch
+from common.kafka_link import KafkaLinkWatch
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A deleted and recreated topic (or one on a restarted in-memory broker) restarts its offsets at 0
 under a new id, so the database sink stores the id with each partition's applied offset and
-trusts the offset only within that id (consumers/replays.py).
+trusts the offset only within that id (consumers/db/replays.py).
 """
 
 from __future__ import annotations

@@ -31,19 +31,20 @@ from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, Mariadb
 from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, TableMapEvent,
                                           UpdateRowsEvent, WriteRowsEvent)
 
-from producers import messages, table_map_cache
+from common.kafka import TopicCreator
+from common.metadata_tables import APPLY_MARKER, PUBLISHED_DELETES, ROW_CLOCKS
+from producers.binlog import table_map_cache
+from producers.binlog.fast_rows import RowImages
+from producers.binlog.stream import COMPRESSED_EVENT_TYPES
 from producers.clock_matching import ClockPairingError, ClockRows, StreamingPairs
-from producers.binlog_stream import COMPRESSED_EVENT_TYPES
-from producers.fast_rows import RowImages
 from producers.metrics import ProducerMetrics
-from producers.position import BinlogPosition, MariaGtidState
-from producers.publisher import Publisher, _Txn
-from producers.topics import TopicCreator, TopicNames
-from schemas import key_fold
+from producers.publisher import Publisher, Txn
 from producers.unclocked import UnclockedWatch
+from schemas import key_fold, messages
 from schemas.codec import encode
-from schemas.metadata_tables import APPLY_MARKER, PUBLISHED_DELETES, ROW_CLOCKS
 from schemas.config import PipelineConfig, table_selected
+from schemas.position import BinlogPosition, MariaGtidState
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Capture:
         self._in_txn = False
         self._gtid: str | None = None
         self._info: messages.TxnInfo | None = None
-        self._ack: _Txn | None = None
+        self._ack: Txn | None = None
         # The held transaction's messages, sent at its commit once its clock rows are known.
         self._pending: list[tuple[str, bytes, dict[str, Any], list[tuple[str, bytes]]]] = []
         self._clock_rows = ClockRows()

@@ -3,7 +3,7 @@
 Every local write to a table with clock triggers upserts the row's clock in the writer's own
 transaction, right after the row (AFTER triggers; MariaDB logs the row event, then the trigger's
 clock row event, row by row). The UPDATE trigger ticks only when the row's stored bytes change,
-which is exactly when the server logs a row event (schemas/clock_triggers.py). So in a local
+which is exactly when the server logs a row event (common/clock_triggers.py). So in a local
 transaction, per (db, table, canonical key) and in binlog order, changes and clock rows alternate:
 each change is followed by its own clock row, whose `deleted` flag says the same as the change (a
 delete is followed by a tombstone). A key change (an Update_rows row whose key differs) is
@@ -24,7 +24,7 @@ The database sink's own transactions (origin from `apply_marker`) legitimately h
   row event). The clock row pairs with nothing and is not published. Safe in a mesh because every
   region consumes the same versions and resolves them deterministically to the same result and
   clock; safe in a star because the hub forwards every version it consumes, unchanged, to the
-  spokes (consumers/forwarder.py), and the spokes ignore the hub's clocked applied state and
+  spokes (consumers/db/forwarder.py), and the spokes ignore the hub's clocked applied state and
   resolve those versions themselves. Only this region's cache keeps the older clock for the same
   value, until the next write of the key (docs/clocks.md, "The cache");
 - changes without a clock row: versions that carried no clock (snapshot events, tables without

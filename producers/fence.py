@@ -18,7 +18,7 @@ import time
 
 import pymysql
 
-from producers import binlog_stream
+from common.mysql import connect
 from schemas.config import MySQLConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ProducerFence:
 
     def acquire(self) -> None:
         """Take the lock or raise ProducerFenced naming the holder's connection."""
-        conn = binlog_stream.connect(self._mysql)
+        conn = connect(self._mysql)
         try:
             with conn.cursor() as cur:
                 cur.execute("SET SESSION wait_timeout = %s", (_SESSION_TIMEOUT_S,))

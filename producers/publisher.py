@@ -16,17 +16,17 @@ from typing import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from producers.kafka_link import KafkaLinkWatch
-from producers.position import BinlogPosition
-from producers.topics import client_settings
+from common.kafka import client_settings
+from common.kafka_link import KafkaLinkWatch
 from schemas.config import KafkaConfig
+from schemas.position import BinlogPosition
 
 
 class PublishError(RuntimeError):
     """The broker refused or lost a message after librdkafka's own retries: the producer must stop."""
 
 
-class _Txn:
+class Txn:
     __slots__ = ("pending", "position", "tracker", "abandoned")
 
     def __init__(self, tracker: "AckTracker") -> None:
@@ -46,20 +46,20 @@ class AckTracker:
     """Transactions in binlog order with their unacknowledged event counts."""
 
     def __init__(self) -> None:
-        self._txns: deque[_Txn] = deque()
+        self._txns: deque[Txn] = deque()
         self.in_flight = 0
         self.error: PublishError | None = None
         self._acked: BinlogPosition | None = None
 
-    def open(self) -> _Txn:
-        txn = _Txn(self)
+    def open(self) -> Txn:
+        txn = Txn(self)
         self._txns.append(txn)
         return txn
 
-    def seal(self, txn: _Txn, position: BinlogPosition) -> None:
+    def seal(self, txn: Txn, position: BinlogPosition) -> None:
         txn.position = position
 
-    def abandon(self, txn: _Txn) -> None:
+    def abandon(self, txn: Txn) -> None:
         """A transaction cut off by a reopened stream (its messages are published again from its
         start, under a new entry): it no longer holds the watermark back once its sent messages are
         acknowledged, and never moves it, since it has no end."""
@@ -94,7 +94,7 @@ class Publisher:
         self._max_bytes = int(settings.get("message.max.bytes", 1_000_000))   # librdkafka's default
         self.tracker = AckTracker()
 
-    def produce(self, txn: _Txn, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    def produce(self, txn: Txn, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         """Queue one message. Blocks (serving callbacks) while too many are unacknowledged."""
         tracker = self.tracker
         if tracker.in_flight >= self._max_in_flight:

@@ -18,20 +18,23 @@ from typing import Any
 import pymysql
 from pymysqlreplication.event import XidEvent
 
-from cdcsync import log_context
-from cdcsync.health_server import HealthState
-from producers import binlog_stream, preflight, snapshot
+from common import log_context
+from common.checkpoint_store import FileCheckpointStore
+from common.clock_coverage import unclocked_message, unclocked_tables
+from common.health_server import HealthState
+from common.kafka import TopicCreator
+from common.mysql import connect, current_position
+from common.table_catalog import json_columns
+from producers import preflight, snapshot
+from producers.binlog import stream as binlog_stream
 from producers.capture import Capture, StreamInterrupted
-from producers.checkpoint import FileCheckpointStore
 from producers.fence import ProducerFence
 from producers.metrics import ProducerMetrics
-from producers.position import BinlogPosition
 from producers.publisher import Publisher
-from producers.table_catalog import json_columns
 from schemas import key_fold
-from producers.topics import TopicCreator, TopicNames
-from schemas.clock_coverage import unclocked_message, unclocked_tables
 from schemas.config import MySQLConfig, PipelineConfig
+from schemas.position import BinlogPosition
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class ProducerService:
     def _run(self) -> None:
         mysql = self.region.mysql.reader()
         settings = self.region.producer
-        preflight.check_source(mysql, schemas=_fixed_schemas(settings.include))
+        preflight.check_source(mysql, schemas=fixed_schemas(settings.include))
         self._report_unclocked(self.region.mysql)
         preflight.check_auto_increment(self.config, self.region.name)
         kafka = self.config.kafka_for(self.region.name)
@@ -125,8 +128,8 @@ class ProducerService:
             self.store.save(start)
             log.info("region %s: snapshot done at %s", self.region.name, start.describe())
         else:
-            with binlog_stream.connect(mysql) as conn:
-                start = binlog_stream.current_position(conn, mysql.flavor)
+            with connect(mysql) as conn:
+                start = current_position(conn, mysql.flavor)
             self.store.save(start)
             log.info("region %s: no checkpoint, streaming from now (%s)", self.region.name, start.describe())
         self._stream(start, publisher, topics)
@@ -145,7 +148,7 @@ class ProducerService:
         # As the config's user, not the reader: information_schema shows triggers only to a user
         # with the TRIGGER privilege, which `cdcsync init`'s user has.
         try:
-            with binlog_stream.connect(mysql) as conn:
+            with connect(mysql) as conn:
                 tables = unclocked_tables(self.config, self.region.name, conn)
         except pymysql.MySQLError as err:
             log.error("region %s: cannot check the clock triggers: %s", self.region.name, err)
@@ -172,7 +175,7 @@ class ProducerService:
                               progress_every_s=settings.progress_log_s)
             try:
                 if attempt:   # the last try lost the server: say so once it answers again
-                    binlog_stream.connect(mysql).close()
+                    connect(mysql).close()
                     log.info("region %s: reconnected to MySQL %s:%s; streaming again from %s", self.region.name,
                              mysql.host, mysql.port, position.describe())
                     attempt = 0
@@ -272,7 +275,7 @@ class JsonCatalog:
     def lookup(self, db: str, table: str) -> frozenset[str]:
         key = (db, table)
         if key not in self._cache:
-            with binlog_stream.connect(self._mysql) as conn:
+            with connect(self._mysql) as conn:
                 self._cache[key] = json_columns(conn, db, table)
         return self._cache[key]
 
@@ -283,11 +286,11 @@ class JsonCatalog:
         """Read the weights of the key collations from the server (once per process: schemas/key_fold.py)."""
         if all(key_fold.loaded(c) for c in collations.values()):
             return
-        with binlog_stream.connect(self._mysql) as conn, conn.cursor() as cur:
+        with connect(self._mysql) as conn, conn.cursor() as cur:
             key_fold.ensure(cur, collations)
 
 
-def _fixed_schemas(include: tuple[str, ...]) -> list[str]:
+def fixed_schemas(include: tuple[str, ...]) -> list[str]:
     """Schemas named without wildcards in the include patterns (for the SELECT privilege check)."""
     names = {pattern.split(".", 1)[0] for pattern in include}
     return sorted(n for n in names if not any(ch in n for ch in "*?["))

@@ -1,7 +1,7 @@
 """Consistent initial snapshot: every existing row, then streaming from exactly that point.
 
 Rows are read in primary-key chunks inside one consistent-snapshot transaction
-(producers/snapshot_reader.py) and published as `op = "snapshot"` events carrying the snapshot's
+(common/snapshot_reader.py) and published as `op = "snapshot"` events carrying the snapshot's
 binlog position; streaming then resumes at that position, so no change is missed or doubled.
 Each event carries the row's clock from `<meta_db>.row_clocks`, read in the same snapshot, and the
 table's tombstones follow its rows as `delete` events with theirs (producers/snapshot_clocks.py),
@@ -23,16 +23,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from producers import messages
+from common.kafka import TopicCreator
+from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from producers.metrics import ProducerMetrics
-from producers.position import BinlogPosition
 from producers.publisher import Publisher
 from producers.snapshot_clocks import SnapshotClocks, SnapshotVersion
-from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
-from producers.topics import TopicCreator, TopicNames
-from schemas import key_fold
+from schemas import key_fold, messages
 from schemas.codec import encode
 from schemas.config import PipelineConfig
+from schemas.position import BinlogPosition
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import orjson
 
-from producers.snapshot_reader import ConsistentSnapshot, SnapshotTable
-from schemas.clock_triggers import CLOCK_EVENTS, trigger_name
+from common.clock_triggers import CLOCK_EVENTS, trigger_name
+from common.metadata_tables import ROW_CLOCKS
+from common.snapshot_reader import ConsistentSnapshot, SnapshotTable
 from schemas.identifiers import quote_name
-from schemas.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import UnsupportedKey, key_hash, key_kind, key_values, row_clock_key
 
 log = logging.getLogger(__name__)
@@ -142,4 +142,3 @@ class SnapshotClocks:
         if skipped:
             log.warning("snapshot of %s.%s: %d tombstone(s) whose key does not fit the table's key were not "
                         "published", table.db, table.table, skipped)
-

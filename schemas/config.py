@@ -1,7 +1,7 @@
 """The pipeline configuration: one TOML file, validated once at start-up into frozen models.
 
-Every setting is declared here, once, with its default and a one-line description. The README's
-configuration reference is generated from these descriptions (`cdcsync config reference`).
+Every setting is declared here, once, with its default and a one-line description. The docs site's
+configuration reference (docs/reference/configuration.md) is generated from these descriptions (`cdcsync config reference`).
 """
 
 from __future__ import annotations
@@ -436,7 +436,7 @@ def table_selected(producer: ProducerConfig, db: str, table: str) -> bool:
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
-    """A config key as the README writes it: a `db.table` part quoted, `tables."shop.t".cache_ttl_s`."""
+    """A config key as the docs write it: a `db.table` part quoted, `tables."shop.t".cache_ttl_s`."""
     return ".".join(f'"{p}"' if "." in str(p) else str(p) for p in loc) or "(top level)"
 
 

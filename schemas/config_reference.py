@@ -1,4 +1,4 @@
-"""The configuration reference, generated from the config models (README embeds its output)."""
+"""The configuration reference, generated from the config models (the docs site renders it: docs/hooks/generated_pages.py)."""
 
 from __future__ import annotations
 
@@ -66,16 +66,3 @@ def reference_markdown() -> str:
     lines = ["| key | default | meaning |", "|---|---|---|"]
     lines += [f"| `{key}` | {default} | {text} |" for key, default, text in _rows(PipelineConfig, "")]
     return "\n".join([BEGIN, *lines, END])
-
-
-def update_file(path: Path) -> None:
-    """Replace the generated block in a Markdown file (README.md)."""
-    text = path.read_text()
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    path.write_text(text[:start] + reference_markdown() + text[end:])
-
-
-if __name__ == "__main__":
-    import sys
-
-    update_file(Path(sys.argv[1]))

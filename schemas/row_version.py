@@ -1,7 +1,7 @@
 """One version of one row, as the conflict resolver sees it: values (None = deleted), clock, origin.
 
 `RowVersion` is a frozen value object; the sinks build one from the local row's stored version and
-one from the incoming change, and ask `consumers.resolution.decide` which to keep.
+one from the incoming change, and ask `consumers.db.resolution.decide` which to keep.
 
 `siblings` (strategies whose order does not follow causality: `region-priority`, `custom`) are the
 concurrent versions a resolved version was computed from, winner first. A later write on top of it

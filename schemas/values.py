@@ -23,9 +23,29 @@
 
 from __future__ import annotations
 
+import binascii
+from collections.abc import Callable
 from typing import Any
 
 ZERO_DATE = "$zero_date"
+
+# A per-column function from a decoded value to its wire value.
+Converter = Callable[[Any], Any]
+
+
+def b64(value: bytes) -> str:
+    # An empty binary value arrives as '' (str): b''.decode() skips the failing codec lookup.
+    return binascii.b2a_base64(value, newline=False).decode("ascii") if value else ""
+
+
+def format_decimal(value: Any) -> str:
+    # format "f" never switches to exponent notation and keeps the scale (Decimal('0E-10') too).
+    return format(value, "f")
+
+
+def geometry(value: bytes) -> dict[str, Any]:
+    """MariaDB's internal geometry value: 4-byte little-endian SRID, then WKB."""
+    return {"srid": int.from_bytes(value[:4], "little"), "wkb": b64(value[4:])}
 
 
 def zero_date(raw: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, help="The region caches.")
 def rebuild(config: Path = ConfigOption, region: str = RegionOption,
             table: str = typer.Option(None, "--table", "-t", help="Only this `db.table`.")) -> None:
     """Repopulate a region's Redis from its database; safe while the cache sink runs."""
-    from consumers.cache_rebuild import rebuild_cache
+    from cdcsync.tools.cache_rebuild import rebuild_cache
 
     cfg = load(config)
     tasks: dict[str, int] = {}

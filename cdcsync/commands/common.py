@@ -43,7 +43,7 @@ def start_logging(level: str, fmt: str, *, region: str | None = None, component:
 
 def serve_health(port: int | None):
     """Serve /metrics, /healthz and /readyz on `port` (nothing when unset); returns the state to report to."""
-    from cdcsync.health_server import HealthState, serve
+    from common.health_server import HealthState, serve
 
     state = HealthState()
     if port is not None:

@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, help="The pipeline configuration.")
 
 @app.command("reference")
 def reference() -> None:
-    """Print every setting with its default, as Markdown (the README embeds this)."""
+    """Print every setting with its default, as Markdown (the docs site's configuration page renders it)."""
     typer.echo(reference_markdown())
 
 

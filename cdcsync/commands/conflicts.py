@@ -1,4 +1,4 @@
-"""`cdcsync conflicts list|show|stats|resolve`: the regions' conflict logs (consumers/conflict_log.py)."""
+"""`cdcsync conflicts list|show|stats|resolve`: the regions' conflict logs (consumers/db/conflict_log.py)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def _connect(cfg: PipelineConfig, region: str) -> pymysql.Connection:
 
 def _key_columns(conn: pymysql.Connection, table: str) -> list[tuple[str, str]]:
     """The table's primary key as (column, wire type) in key order, from this region's information_schema."""
-    from producers.snapshot_encoding import describe
-    from producers.table_catalog import snapshot_columns
+    from common.snapshot_encoding import describe
+    from common.table_catalog import snapshot_columns
 
     db, _, name = table.partition(".")
     info = snapshot_columns(conn, db, name)   # LookupError when the table does not exist
@@ -65,7 +65,7 @@ def _key_columns(conn: pymysql.Connection, table: str) -> list[tuple[str, str]]:
 
 
 def _filters(table: str | None, key: str | None, since: str | None, until: str | None) -> dict[str, Any]:
-    from consumers.conflict_filters import FilterError, parse_time_us
+    from cdcsync.tools.conflict_filters import FilterError, parse_time_us
 
     if table is not None and (table.count(".") < 1 or table.startswith(".") or table.endswith(".")):
         fail(f"--table {table!r}: expected db.table", 2)
@@ -83,11 +83,11 @@ def _filters(table: str | None, key: str | None, since: str | None, until: str |
 
 def _region_key(conn: pymysql.Connection, region: str, table: str, key: str | None) -> str | None:
     """`--key` as this region's canonical key text of `table`."""
-    from consumers.conflict_filters import FilterError, canonical_key
+    from cdcsync.tools.conflict_filters import FilterError, canonical_key
 
     if key is None:
         return None
-    from producers.table_catalog import snapshot_columns
+    from common.table_catalog import snapshot_columns
     from schemas import key_fold
 
     try:
@@ -154,7 +154,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 def _query_regions(cfg: PipelineConfig, regions: list[str], filters: dict[str, Any], key: str | None,
                    limit: int | None) -> tuple[list, list[str]]:
     """Records of every region (sorted by time), and an error line per region that could not be read."""
-    from consumers import conflict_log
+    from consumers.db import conflict_log
 
     found, errors = [], []
     for region in regions:
@@ -223,7 +223,7 @@ class _Tail:
         self.marks: deque[tuple[float, int]] = deque()
 
     def poll(self, conn: pymysql.Connection, meta_db: str, key: str | None, filters: dict[str, Any]) -> list:
-        from consumers import conflict_log
+        from consumers.db import conflict_log
 
         now = time.monotonic()
         newest = _newest_id(conn, meta_db)
@@ -239,7 +239,7 @@ class _Tail:
 
 def _newest_id(conn: pymysql.Connection, meta_db: str) -> int:
     from schemas.identifiers import quote_name
-    from schemas.metadata_tables import CONFLICT_LOG
+    from common.metadata_tables import CONFLICT_LOG
 
     with conn.cursor() as cur:
         cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quote_name(meta_db)}.{quote_name(CONFLICT_LOG)}")
@@ -250,7 +250,7 @@ def _follow(cfg: PipelineConfig, regions: list[str], filters: dict[str, Any], ke
             as_json: bool, interval: float, timeout: float | None) -> list[str]:
     """Print the matching records, then poll every region for new ones until SIGINT, SIGTERM or the
     timeout. Returns an error line per region that could not be followed."""
-    from consumers import conflict_log
+    from consumers.db import conflict_log
 
     errors: list[str] = []
     tails: dict[str, _Tail] = {}
@@ -306,7 +306,7 @@ def show(record_id: int = typer.Argument(..., metavar="ID", help="The record's i
          config: Path = ConfigOption, region: str = OneRegionOption, as_json: bool = typer.Option(
              False, "--json", help="The record as one JSON document.")) -> None:
     """Print one record in full: every version's values and clock, the winner, the source and the GTIDs."""
-    from consumers import conflict_log
+    from consumers.db import conflict_log
 
     cfg = load(config)
     _regions(cfg, [region])
@@ -353,8 +353,8 @@ def stats(config: Path = ConfigOption, regions: list[str] = RegionsOption, table
           bucket: str = typer.Option("1h", "--bucket", "-b", help="Bucket size: 1m, 1h, 1d (any <n><s|m|h|d>)."),
           as_json: bool = JsonOption) -> None:
     """Count conflict records per region, time bucket (UTC, aligned on the epoch), table and strategy."""
-    from consumers import conflict_log
-    from consumers.conflict_filters import FilterError, parse_bucket_s
+    from consumers.db import conflict_log
+    from cdcsync.tools.conflict_filters import FilterError, parse_bucket_s
 
     cfg = load(config)
     chosen = _regions(cfg, regions)
@@ -401,7 +401,7 @@ def resolve(record_id: int = typer.Argument(..., metavar="ID", help="The record 
     both versions, so it replicates everywhere, and log an override record. Needs the clock triggers.
     When REGION already holds the chosen values, they are written in the first region that does not,
     with a clock that dominates every region's; when every region holds them, nothing is written."""
-    from consumers.conflict_override import OverrideError, resolve_anywhere
+    from cdcsync.tools.conflict_override import OverrideError, resolve_anywhere
 
     if take not in ("local", "remote", "json"):
         fail(f"--take {take!r}: expected local, remote or json", 2)

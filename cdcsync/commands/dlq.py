@@ -1,4 +1,4 @@
-"""`cdcsync dlq list|show|replay|discard`: a region's dead-letter topic (logic in consumers/dlq_reader.py)."""
+"""`cdcsync dlq list|show|replay|discard`: a region's dead-letter topic (logic in cdcsync/tools/dlq_reader.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cdcsync.commands.common import ConfigOption, RegionOption, err_console, fai
 from schemas.config import ConfigError, PipelineConfig
 
 if TYPE_CHECKING:
-    from consumers.dlq_reader import DlqEntry
+    from cdcsync.tools.dlq_reader import DlqEntry
 
 app = typer.Typer(no_args_is_help=True, help="The dead-letter topic `<prefix>.<region>.dlq` of a region's sinks.")
 
@@ -32,7 +32,7 @@ def _setup(config: Path, region: str) -> PipelineConfig:
 
 
 def _read(cfg: PipelineConfig, region: str):
-    from consumers.dlq_reader import DlqError, read_dead_letters
+    from cdcsync.tools.dlq_reader import DlqError, read_dead_letters
 
     try:
         return read_dead_letters(cfg, region)
@@ -51,7 +51,7 @@ def _handled(entry: DlqEntry) -> str:
 
 def _selected(found: list[DlqEntry], entries: list[str], *, force: bool, verb: str) -> list[DlqEntry]:
     """The entries named on the command line; handled ones refused unless `force` (fail() exits)."""
-    from consumers.dlq_reader import select
+    from cdcsync.tools.dlq_reader import select
 
     chosen: list[DlqEntry] = []
     try:
@@ -81,7 +81,7 @@ def _time(us: int | None) -> str:
 def list_entries(config: Path = ConfigOption, region: str = RegionOption, as_json: bool = JsonOption,
                  limit: int = typer.Option(None, "--limit", "-n", min=1, help="Only the N most recent entries.")) -> None:
     """List the entries (oldest first): where each sits, why it failed, where it came from, whether replayed."""
-    from consumers.dlq_reader import latest, short
+    from cdcsync.tools.dlq_reader import latest, short
 
     cfg = _setup(config, region)
     entries = latest(_read(cfg, region), limit)
@@ -104,7 +104,7 @@ def show(config: Path = ConfigOption, region: str = RegionOption,
          entry: str = typer.Argument(..., metavar="ENTRY", help="<partition>:<offset> as `dlq list` shows it, "
                                                                  "or an offset that only one partition has.")) -> None:
     """Print one entry in full, its payload as JSON when it is JSON, else base64."""
-    from consumers.dlq_reader import select
+    from cdcsync.tools.dlq_reader import select
 
     cfg = _setup(config, region)
     try:
@@ -130,7 +130,7 @@ def replay(config: Path = ConfigOption, region: str = RegionOption,
 
     Exits 1 if any entry was not applied.
     """
-    from consumers.dlq_reader import DlqError, replay as replay_entries
+    from cdcsync.tools.dlq_reader import DlqError, replay as replay_entries
 
     if bool(entries) == all_pending:
         fail("name the entries to replay, or pass --all (not both)", 2)
@@ -178,7 +178,7 @@ def discard(config: Path = ConfigOption, region: str = RegionOption,
 
     Exits 1 if a named entry was already replayed or discarded (unless --force).
     """
-    from consumers.dlq_reader import DlqError, discard as discard_entries, short
+    from cdcsync.tools.dlq_reader import DlqError, discard as discard_entries, short
 
     if bool(entries) == all_pending:
         fail("name the entries to discard, or pass --all (not both)", 2)
@@ -201,4 +201,3 @@ def discard(config: Path = ConfigOption, region: str = RegionOption,
     for e in chosen:
         typer.echo(f"{e.id} discarded ({e.kind}: {short(e.error, 60)})")
     typer.echo(f"{len(chosen)} discarded")
-

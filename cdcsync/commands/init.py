@@ -1,4 +1,4 @@
-"""`cdcsync init`: metadata tables and clock triggers in every region (logic in schemas/clock_init.py)."""
+"""`cdcsync init`: metadata tables and clock triggers in every region (logic in cdcsync/tools/clock_init.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def init(config: Path = ConfigOption,
 
     Idempotent: unchanged triggers are left alone, changed ones replaced, stale ones dropped.
     """
-    from schemas.clock_init import ForeignKeyRefused, init_region
+    from cdcsync.tools.clock_init import ForeignKeyRefused, init_region
     from schemas.key_fold import UnsupportedCollation
 
     cfg = load(config)

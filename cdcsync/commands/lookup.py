@@ -32,10 +32,10 @@ def lookup(config: Path = ConfigOption, region: str = RegionOption,
     """Look rows up through the region's cache, Bloom filter and database; one JSON line per key.
 
     Exit 0 when every key was found, 3 when some were not."""
-    from consumers.cache_reader import CacheReader
+    from consumers.cache.reader import CacheReader
     from prometheus_client import CollectorRegistry
 
-    from consumers.lookup_metrics import LookupMetrics
+    from consumers.cache.lookup_metrics import LookupMetrics
 
     cfg = load(config)
     try:
@@ -66,7 +66,7 @@ def bloom(config: Path = ConfigOption, region: str = RegionOption,
     """Maintain the region's Bloom filters: build, feed from the change stream, prove freshness, rebuild.
 
     Run one per region, where the region producer's checkpoint_dir is readable."""
-    from consumers.bloom_maintainer import BloomMaintainer
+    from consumers.cache.bloom.maintainer import BloomMaintainer
 
     logging_setup.setup(log_level, log_format)
     cfg = load(config)

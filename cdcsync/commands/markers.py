@@ -1,4 +1,4 @@
-"""`cdcsync markers`: the database sink's per-partition apply markers (schemas/metadata_tables.py)."""
+"""`cdcsync markers`: the database sink's per-partition apply markers (common/metadata_tables.py)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def rebase(config: Path = ConfigOption, region: str = RegionOption,
     """
     import pymysql
 
-    from producers.binlog_stream import connect
-    from schemas import metadata_tables
+    from common.mysql import connect
+    from common import metadata_tables
 
     cfg = load(config)
     if region not in cfg.regions:

@@ -24,7 +24,7 @@ def producer(config: Path = ConfigOption, region: str = RegionOption,
              log_format: str = LogFormatOption, log_level: str = LogLevelOption) -> None:
     """Capture one region's committed row changes and publish them to its Kafka topics."""
     from producers.capture import CaptureError
-    from producers.checkpoint import CheckpointError
+    from schemas.checkpoint import CheckpointError
     from producers.preflight import PreflightError
     from producers.publisher import PublishError
     from producers.service import PositionGone, ProducerService

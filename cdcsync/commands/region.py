@@ -1,4 +1,4 @@
-"""`cdcsync region add`: seed a new region from an existing one (logic in consumers/region_add.py)."""
+"""`cdcsync region add`: seed a new region from an existing one (logic in cdcsync/tools/regions/add.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def add(name: str = typer.Argument(..., help="The new region, already configured
         seed_from: str = typer.Option(..., "--seed-from", help="The existing region whose data NAME starts with."),
         config: Path = ConfigOption) -> None:
     """Copy a consistent snapshot of --seed-from (rows and clocks) into NAME, register NAME with the
-    other regions, and position NAME's producer and database sink; see README "Adding a region"."""
-    from consumers.region_add import RegionAddError, add_region
+    other regions, and position NAME's producer and database sink; see docs/operations/regions.md."""
+    from cdcsync.tools.regions.add import RegionAddError, add_region
 
     cfg = load(config)
     tasks: dict[str, int] = {}
@@ -66,10 +66,10 @@ def remove(name: str = typer.Argument(..., help="The removed region, no longer i
            dry_run: bool = typer.Option(False, "--dry-run", help="Only check the preconditions and print the lags."),
            ignore_lag: bool = typer.Option(False, "--ignore-lag",
                                            help="Go on when the sinks' lag on NAME's topics cannot be read.")) -> None:
-    """Drop NAME's entry from every remaining region's row clocks and re-run init there; see README
-    "Removing a region". Run it with the config WITHOUT [regions.NAME], after NAME's producer and
+    """Drop NAME's entry from every remaining region's row clocks and re-run init there; see
+    docs/operations/regions.md. Run it with the config WITHOUT [regions.NAME], after NAME's producer and
     sinks are stopped and the other regions' database sinks, restarted with this config, drained NAME's topics."""
-    from consumers.region_remove import RegionRemoveError, remove_region
+    from cdcsync.tools.regions.remove import RegionRemoveError, remove_region
 
     cfg = load(config)
     try:

@@ -1,4 +1,4 @@
-"""`cdcsync status`: producer checkpoints and sink-group lag, per region (logic in consumers/status.py)."""
+"""`cdcsync status`: producer checkpoints and sink-group lag, per region (logic in cdcsync/tools/status.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cdcsync.commands.common import ConfigOption, err_console, load
-from schemas.clock_coverage import unclocked_message
+from common.clock_coverage import unclocked_message
 
 
 def _position(gtid: str, file: str, pos: int) -> str:
@@ -40,7 +40,7 @@ def status(config: Path = ConfigOption,
     has replicated tables without clock triggers (not declared single_writer), or has dead letters neither
     replayed nor discarded (`cdcsync dlq list`).
     """
-    from consumers.status import pipeline_status
+    from cdcsync.tools.status import pipeline_status
 
     cfg = load(config)
     regions = pipeline_status(cfg, timeout_s=timeout)

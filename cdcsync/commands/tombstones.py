@@ -1,4 +1,4 @@
-"""`cdcsync tombstones purge`: delete row-clock tombstones every region has seen (logic in consumers/tombstones.py)."""
+"""`cdcsync tombstones purge`: delete row-clock tombstones every region has seen (logic in cdcsync/tools/tombstones.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def purge(config: Path = ConfigOption,
     """
     import pymysql
 
-    from consumers.tombstones import PartialPurge, PurgeRefused, purge as run_purge
+    from cdcsync.tools.tombstones import PartialPurge, PurgeRefused, purge as run_purge
 
     cfg = load(config)
     try:

@@ -1,4 +1,4 @@
-"""`cdcsync verify`: every region's tables compared, and each cache with its database (logic in consumers/verify.py)."""
+"""`cdcsync verify`: every region's tables compared, and each cache with its database (logic in cdcsync/tools/verify.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cdcsync.commands.common import ConfigOption, err_console, fail, load
 from producers.snapshot import progress_bar
 
 if TYPE_CHECKING:
-    from consumers.verify import VerifyReport
+    from cdcsync.tools.verify import VerifyReport
 
 
 def verify(config: Path = ConfigOption,
@@ -30,7 +30,7 @@ def verify(config: Path = ConfigOption,
 
     Exits 0 when everything matches, 1 on any difference, 2 when a region cannot be read.
     """
-    from consumers.verify import VerifyError, verify as run_verify
+    from cdcsync.tools.verify import VerifyError, verify as run_verify
 
     cfg = load(config)
     tasks: dict[str, Any] = {}

@@ -12,3 +12,5 @@ with deliberate conflicts, live progress, quiescence, `verify` and a summary.
 
 The command (`cdcsync/commands/demo.py`) only parses options and calls `run.main`.
 """
+
+__all__ = ["progress", "quiescence", "resolvers", "run", "summary", "tables", "workload"]

@@ -7,7 +7,7 @@ Sources, each chosen for being exact and cheap enough to read every half second:
   from zero again, which the rate treats as a reset;
 - conflicts per region: `COUNT(*)` of the region's `<meta_db>.conflict_log`, durable and exactly
   what `cdcsync conflicts` reads (the sinks' `cdcsync_conflicts_total` restarts with the process);
-- lag: `consumers/status.py`, the same numbers as `cdcsync status` (producer transactions behind its
+- lag: `cdcsync/tools/status.py`, the same numbers as `cdcsync status` (producer transactions behind its
   server, each sink group's committed offsets behind the high watermarks). One status round opens a
   few Kafka clients per region and takes a second or more, so `LagWatcher` runs it in a thread and
   the view shows its latest round.
@@ -27,11 +27,11 @@ from rich.table import Table
 from rich.text import Text
 
 from cdcsync.demo.workload import RegionCounts
-from consumers.status import RegionStatus, pipeline_status
-from producers.binlog_stream import connect
+from cdcsync.tools.status import RegionStatus, pipeline_status
+from common.metadata_tables import CONFLICT_LOG
+from common.mysql import connect
 from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
-from schemas.metadata_tables import CONFLICT_LOG
 
 
 def producer_events(port: int, timeout_s: float = 1.0) -> int | None:

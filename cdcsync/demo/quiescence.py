@@ -1,6 +1,6 @@
 """When the pipeline has settled after the writers stop.
 
-Settled means: in two consecutive status rounds (consumers/status.py), both begun after the last
+Settled means: in two consecutive status rounds (cdcsync/tools/status.py), both begun after the last
 write, every producer has checkpointed its server's whole binlog, every sink group has committed
 everything on every partition it reads, and every server's GTID position (`@@gtid_binlog_pos`) is
 the same in both rounds. A sink commits its offsets only after applying, and every database change
@@ -10,7 +10,7 @@ is in flight and no database changed between the rounds. Only then is `verify` m
 
 from __future__ import annotations
 
-from consumers.status import RegionStatus
+from cdcsync.tools.status import RegionStatus
 
 
 def busy(statuses: list[RegionStatus]) -> list[str]:

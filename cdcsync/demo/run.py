@@ -34,7 +34,7 @@ from cdcsync.demo.quiescence import QuiescenceTracker
 from cdcsync.demo.tables import TABLES, create_tables, write_demo_config
 from cdcsync.demo.workload import ConflictWorkload, WorkloadSpec
 from cdcsync.supervisor import Supervisor, components
-from consumers.verify import VerifyReport
+from cdcsync.tools.verify import VerifyReport
 from deploy.local import Sandbox
 from schemas.config import PipelineConfig, load_config
 
@@ -156,7 +156,7 @@ def _demo(run: DemoRun, options: DemoOptions, mode: Mode) -> bool:
         console.print(f"[bold red]the pipeline did not settle within {options.settle_s:.0f}s[/bold red]: "
                       + "; ".join(tracker.reasons))
 
-    from consumers.verify import verify
+    from cdcsync.tools.verify import verify
 
     began = time.monotonic()
     with console.status("cdcsync verify: every table across the regions, every cache against its database"):
@@ -168,7 +168,7 @@ def _demo(run: DemoRun, options: DemoOptions, mode: Mode) -> bool:
 
 def _init(config: PipelineConfig) -> None:
     """`cdcsync init`: after the tables exist in every region, before any write."""
-    from schemas.clock_init import init
+    from cdcsync.tools.clock_init import init
 
     for report in init(config):
         console.print(f"cdcsync init {report.region}: metadata tables in `{config.meta_db}`, "

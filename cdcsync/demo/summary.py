@@ -13,9 +13,9 @@ from rich.text import Text
 
 from cdcsync.demo.tables import TABLES
 from cdcsync.demo.workload import RegionCounts
-from consumers import conflict_log
-from consumers.verify import VerifyReport
-from producers.binlog_stream import connect
+from cdcsync.tools.verify import VerifyReport
+from common.mysql import connect
+from consumers.db import conflict_log
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord, VersionImage
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import tomli_w
 
+from common.mysql import connect
 from deploy.local.processes import free_port
-from producers.binlog_stream import connect
 from schemas.config import PipelineConfig
 
 DB = "shop"
@@ -94,6 +94,6 @@ def write_demo_config(sandbox_config: Path, target: Path, regions: list[str]) ->
         region.setdefault("producer", {})["include"] = [f"{DB}.*"]
         region["metrics_port"] = free_port()
     header = ("# Written by `cdcsync demo`: the sandbox's cdcsync.toml, the demo tables' conflict strategies\n"
-              "# and producer metrics ports. Reference: README.md, section Configuration.\n")
+              "# and producer metrics ports. Reference: docs/reference/configuration.md.\n")
     target.write_text(header + tomli_w.dumps(data))
     return target

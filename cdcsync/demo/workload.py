@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import pymysql
 
 from cdcsync.demo.tables import TABLES, DemoTable
-from producers.binlog_stream import connect
+from common.mysql import connect
 from schemas.config import PipelineConfig
 
 RETRYABLE = {1205, 1213}    # lock wait timeout, deadlock

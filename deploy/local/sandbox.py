@@ -185,7 +185,7 @@ class Sandbox:
                 for name, r in state["regions"].items()
             },
         }
-        header = "# Written by `cdcsync sandbox up`. Reference: README.md, section Configuration.\n"
+        header = "# Written by `cdcsync sandbox up`. Reference: docs/reference/configuration.md.\n"
         self.config_path.write_text(header + tomli_w.dumps(config))
 
     # -- down / status ----------------------------------------------------------------------

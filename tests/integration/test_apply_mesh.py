@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cache_sink import decode_row, redis_client
+from consumers.cache.sink import decode_row, redis_client
 from schemas.config import KafkaConfig, PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import pipeline, wait_until, write_config

@@ -11,7 +11,7 @@ import time
 import orjson
 import pytest
 
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
 from tests.conftest import config_for_test, connect
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, rss_mb, wait_until, write_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.bloom_store import BloomStore
-from consumers.cache_sink import redis_client
+from consumers.cache.bloom.store import BloomStore
+from consumers.cache.sink import redis_client
 from deploy.local import Sandbox
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.convergence.bloom_check import bloom_problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.cache_sink import CacheSink, decode_row, redis_client
+from consumers.cache.sink import CacheSink, decode_row, redis_client
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from prometheus_client import CollectorRegistry
@@ -230,9 +230,9 @@ def test_read_through_fills_only_absent_keys_or_over_an_older_clock(clock_sink) 
 
 
 def test_rebuild_writes_each_rows_clock_and_verify_ignores_it(sandbox_config, unique, tmp_path) -> None:
-    from consumers.cache_rebuild import rebuild_cache
-    from consumers.verify import verify
-    from schemas.clock_init import init_region
+    from cdcsync.tools.cache_rebuild import rebuild_cache
+    from cdcsync.tools.verify import verify
+    from cdcsync.tools.clock_init import init_region
 
     db, meta = f"crc_{unique}", f"crcm_{unique}"
     config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
@@ -293,8 +293,8 @@ def test_cached_clocks_equal_the_databases_row_clocks_end_to_end(sandbox_config,
     cache's `_c` is exactly the row's `row_clocks` counters."""
     import orjson
 
-    from consumers.cache_sink import cache_key, clock_json
-    from schemas.clock_init import init_region
+    from consumers.cache.sink import cache_key, clock_json
+    from cdcsync.tools.clock_init import init_region
     from schemas.vclock import Order, VectorClock
     from tests.conftest import create_database
     from tests.support.producer import pipeline

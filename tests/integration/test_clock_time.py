@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.clock_init import init_region
-from schemas.metadata_tables import ROW_CLOCKS
+from cdcsync.tools.clock_init import init_region
+from common.metadata_tables import ROW_CLOCKS
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 

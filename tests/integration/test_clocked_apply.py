@@ -15,14 +15,14 @@ import pymysql
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.db_sink import DatabaseSink
+from cdcsync.tools.clock_init import init_region
+from common import metadata_tables
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db.sink import DatabaseSink
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from schemas import metadata_tables
-from schemas.clock_init import init_region
 from schemas.codec import encode
 from schemas.config import PipelineConfig
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from tests.conftest import config_for_test, connect
 
 pytestmark = pytest.mark.integration

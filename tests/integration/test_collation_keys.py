@@ -17,13 +17,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers.cache_reader import CacheReader
-from consumers.cache_sink import redis_client
-from consumers.lookup_metrics import LookupMetrics
-from producers.topics import TopicNames
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.cache.lookup_metrics import LookupMetrics
+from consumers.cache.reader import CacheReader
+from consumers.cache.sink import redis_client
 from schemas.codec import decode
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from schemas.topics import TopicNames
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent

@@ -1,4 +1,4 @@
-"""The conflict log against real MariaDB: storage (consumers/conflict_log.py), `cdcsync conflicts
+"""The conflict log against real MariaDB: storage (consumers/db/conflict_log.py), `cdcsync conflicts
 list|show|stats` with their filters, `--follow`, and `resolve` writing a dominating local write under
 the clock triggers of `cdcsync init`."""
 
@@ -23,13 +23,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cdcsync.cli import app
-from consumers import conflict_log
-from schemas import metadata_tables
-from schemas.clock_init import init_region
-from schemas.conflict_record import ConflictRecord, VersionImage
-from schemas.config import PipelineConfig
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from cdcsync.tools.clock_init import init_region
+from common import metadata_tables
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db import conflict_log
 from schemas import key_fold
+from schemas.config import PipelineConfig
+from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from schemas.row_version import value_hash
 from schemas.vclock import Order, VectorClock

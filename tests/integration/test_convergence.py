@@ -24,8 +24,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas.conflict_record import ConflictRecord
 
-from schemas.clock_init import init_region
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from cdcsync.tools.clock_init import init_region
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from schemas.vclock import Order, VectorClock
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.producer import pipeline, write_config

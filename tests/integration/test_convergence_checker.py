@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cache_sink import cache_key, redis_client
+from consumers.cache.sink import cache_key, redis_client
 from schemas.config import PipelineConfig
 from tests.conftest import connect
 from tests.support.convergence.history import History

@@ -20,16 +20,17 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers.cache_sink import cache_key, decode_row, redis_client
-from consumers.db_sink import DatabaseSink
+from cdcsync.tools.dlq_reader import DlqEntry, read_dead_letters
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
+from consumers.cache.sink import cache_key, decode_row, redis_client
+from consumers.db.sink import DatabaseSink
 from consumers.dlq import DeadLetterPublisher
-from consumers.dlq_reader import DlqEntry, read_dead_letters
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from producers.topics import TopicCreator, TopicNames, client_settings
-from schemas import metadata_tables
 from schemas.codec import decode, encode
 from schemas.config import PipelineConfig
+from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, SinkProcess, pipeline, wait_until, write_config
@@ -336,7 +337,7 @@ def test_bad_input_is_dead_lettered_by_both_sinks_with_its_reason_and_the_stream
 
 
 def committed(config: PipelineConfig, region: str, sink: str, topic: str, partition: int) -> int | None:
-    from consumers.status import sink_group_lag
+    from cdcsync.tools.status import sink_group_lag
 
     lag = sink_group_lag(config, region, sink)
     assert lag.error is None, lag.error

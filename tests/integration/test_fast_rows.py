@@ -1,4 +1,4 @@
-"""producers/fast_rows.py on a real binlog: fast-path wire values == library + TableEncoder ones.
+"""producers/binlog/fast_rows.py on a real binlog: fast-path wire values == library + TableEncoder ones.
 
 Tables of every covered column type get random and edge values (min/max integers, negative
 decimals, NULL in every column, empty and multi-byte text, emoji, all 256 byte values, every
@@ -27,13 +27,14 @@ from prometheus_client import CollectorRegistry
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from producers import binlog_fixes, binlog_stream, fast_rows
+from common.mysql import current_position
+from producers.binlog import fixes as binlog_fixes, stream as binlog_stream, fast_rows
+from producers.binlog.fast_rows import RowImages
 from producers.capture import Capture
-from producers.fast_rows import RowImages
 from producers.metrics import ProducerMetrics
-from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import AckTracker
 from producers.service import JsonCatalog
+from schemas.position import BinlogPosition, MariaGtidState
 from tests.conftest import config_for_test, connect
 
 pytestmark = pytest.mark.integration
@@ -238,7 +239,7 @@ def written(sandbox_config, tmp_path_factory) -> Written:
             cur.execute(f"CREATE TABLE `{table}` (id INT NOT NULL PRIMARY KEY, {definitions})")
         for table, (definition, _, _) in UNCOVERED.items():
             cur.execute(f"CREATE TABLE `{table}` (id INT NOT NULL PRIMARY KEY, n INT, {definition})")
-        start = binlog_stream.current_position(conn, "mariadb")
+        start = current_position(conn, "mariadb")
         for table, columns in COVERED.items():
             if table != MINIMAL_TABLE:
                 _write_table(cur, rng, table, columns)
@@ -249,7 +250,7 @@ def written(sandbox_config, tmp_path_factory) -> Written:
             cur.execute(f"INSERT INTO `{table}` VALUES (1, 1, {value}), (2, NULL, NULL), (3, 3, {value})")
             cur.execute(f"UPDATE `{table}` SET n = n + 1, id = id + 10")
             cur.execute(f"DELETE FROM `{table}` WHERE id = 11")
-        end = binlog_stream.current_position(conn, "mariadb")
+        end = current_position(conn, "mariadb")
     return config, db, start, end
 
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.db_sink import DatabaseSink
-from consumers.dlq_reader import read_dead_letters
+from cdcsync.tools.clock_init import ForeignKeyRefused, init_region
+from cdcsync.tools.dlq_reader import read_dead_letters
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db.sink import DatabaseSink
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
-from schemas.clock_init import ForeignKeyRefused, init_region
 from schemas.codec import encode
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, pipeline, wait_until, write_config

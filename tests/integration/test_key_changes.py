@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
 from tests.conftest import config_for_test, connect
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
+from cdcsync.tools.clock_init import init_region
+from common.metadata_tables import ROW_CLOCKS
 from schemas import key_fold
-from schemas.clock_init import init_region
-from schemas.metadata_tables import ROW_CLOCKS
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from tests.conftest import config_for_test, connect
 from tests.support.producer import write_config

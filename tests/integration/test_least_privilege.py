@@ -12,8 +12,8 @@ import pymysql
 import pytest
 import redis
 
-from consumers.cache_sink import decode_row, redis_client
-from schemas.clock_init import init
+from cdcsync.tools.clock_init import init
+from consumers.cache.sink import decode_row, redis_client
 from schemas.config import parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database
@@ -32,7 +32,7 @@ def least(sandbox_config, unique, tmp_path):
     admin = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
                             regions=["eu", "us"], sink={"batch_max_ms": 50})
     create_database(admin, ["eu", "us"], db, TABLE)
-    init(admin, None)   # metadata tables and clock triggers, once, as the admin (README, Security)
+    init(admin, None)   # metadata tables and clock triggers, once, as the admin (docs/deployment/security.md)
     users = {"reader": f"r_{unique}", "applier": f"a_{unique}", "cache": f"c_{unique}"}
     pw = {k: f"{k}-pw-{unique}" for k in users}
     for region in ("eu", "us"):

@@ -16,11 +16,11 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.bloom_maintainer import BloomMaintainer
-from consumers.bloom_store import BloomStore
-from consumers.cache_reader import CacheReader
-from consumers.cache_sink import redis_client
-from consumers.lookup_metrics import FilterMetrics, LookupMetrics
+from consumers.cache.bloom.maintainer import BloomMaintainer
+from consumers.cache.bloom.store import BloomStore
+from consumers.cache.lookup_metrics import FilterMetrics, LookupMetrics
+from consumers.cache.reader import CacheReader
+from consumers.cache.sink import redis_client
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
@@ -243,8 +243,8 @@ def test_no_false_negatives_across_churn_restarts_and_rebuild(sandbox_config, un
 
 @pytest.mark.parametrize("clocks", [True, False], ids=["with-clocks", "without-clocks"])
 def test_read_through_never_overwrites_a_newer_sink_value(sandbox_config, unique, tmp_path, clocks) -> None:
-    from consumers.cache_sink import cache_key, decode_row
-    from schemas.clock_init import init_region
+    from consumers.cache.sink import cache_key, decode_row
+    from cdcsync.tools.clock_init import init_region
 
     config, db = lookup_config(sandbox_config, unique, tmp_path)
     create_database(config, [REGION], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
@@ -287,7 +287,7 @@ def test_read_through_never_overwrites_a_newer_sink_value(sandbox_config, unique
 def test_write_back_compare_and_set(sandbox_config, unique) -> None:
     """The write-back rule the reader relies on, on a real Redis: absent, or holding a clock strictly
     before ours."""
-    from consumers.cache_sink import CacheWriter
+    from consumers.cache.sink import CacheWriter
     from schemas.config import TableConfig
 
     writer = CacheWriter(sandbox_config, REGION)
@@ -323,7 +323,7 @@ def test_a_cache_hit_is_one_command_in_either_format_and_a_tombstone_is_a_miss(s
     """`get` answers a cached row with one command (HGET of `_json`, or HGETALL of a `hash` table)
     and `get_many` with one pipeline, no lookup script; both count cache hits. A tombstone, and a
     row cached in the other format, still go through the full lookup."""
-    from consumers.cache_sink import CacheWriter, cache_key
+    from consumers.cache.sink import CacheWriter, cache_key
     from schemas.config import TableConfig
 
     db = f"lk_{unique}"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bloom_format import key_text, offsets
-from consumers.bloom_store import BloomStore
-from consumers.cache_sink import redis_client
+from consumers.cache.bloom.format import key_text, offsets
+from consumers.cache.bloom.store import BloomStore
+from consumers.cache.sink import redis_client
 from deploy.local import Sandbox
 from schemas.config import PipelineConfig, load_config
 from tests.conftest import connect

@@ -23,12 +23,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db import conflict_log
 from schemas.conflict_record import ConflictRecord, VersionImage
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from schemas.row_version import value_hash
 from schemas.vclock import VectorClock
-from consumers import conflict_log
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.integration.test_convergence import Ack, RETRYABLE, final_state, losers, unaccounted
 from tests.support.producer import pipeline, write_config
@@ -307,7 +307,7 @@ def test_a_transaction_whose_clocks_do_not_pair_stops_the_producer(sandbox_confi
     """Stale triggers (a column added after init, so the UPDATE trigger does not see it change): a
     transaction with one row change the trigger missed and one it clocked stops the producer, naming
     db, table, key, GTID and the fix; `--accept-unpaired GTID` lets that one transaction through."""
-    from consumers.status import region_status
+    from cdcsync.tools.status import region_status
     from tests.support.producer import ProducerProcess, wait_until
 
     db = f"noop_{unique}"

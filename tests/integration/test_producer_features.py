@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from schemas import metadata_tables
+from common import metadata_tables
 from schemas.events import ChangeEvent, DdlEvent
 from tests.conftest import config_for_test, connect
 from tests.support.kafka import read_all

@@ -9,10 +9,9 @@ import time
 
 import pytest
 
-from producers.binlog_stream import connect as mysql_connect
-from producers.binlog_stream import current_position
-from producers.checkpoint import FileCheckpointStore
-from producers.position import BinlogPosition
+from common.checkpoint_store import FileCheckpointStore
+from common.mysql import connect as mysql_connect, current_position
+from schemas.position import BinlogPosition
 from tests.conftest import config_for_test, connect
 from tests.support.kafka import read_all
 from tests.support.producer import ProducerProcess, write_config

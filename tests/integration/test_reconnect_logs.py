@@ -1,5 +1,5 @@
 """A sink whose MySQL connection is killed says `reconnected to MySQL host:port` once it is back, and
-applies on (consumers/retry.py)."""
+applies on (common/retry.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from consumers.cache_sink import cache_key, redis_client
+from consumers.cache.sink import cache_key, redis_client
 from deploy.local import Sandbox, processes
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config

@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka import Consumer, Producer, TopicPartition as KafkaTP
 
-from consumers.cache_rebuild import rebuild_cache
-from consumers.region_add import RegionAddError, add_region, check_preconditions
-from consumers.region_offsets import committed, record_start_offsets
-from consumers.status import watermarks
-from producers.checkpoint import FileCheckpointStore
-from producers.topics import TopicCreator, TopicNames, client_settings
-from schemas.clock_init import init_region
-from schemas.metadata_tables import APPLY_MARKER, ROW_CLOCKS
+from cdcsync.tools.cache_rebuild import rebuild_cache
+from cdcsync.tools.clock_init import init_region
+from cdcsync.tools.regions.add import RegionAddError, add_region, check_preconditions
+from cdcsync.tools.regions.offsets import committed, record_start_offsets
+from common.checkpoint_store import FileCheckpointStore
+from common.kafka import TopicCreator, client_settings, watermarks
+from common.metadata_tables import APPLY_MARKER, ROW_CLOCKS
+from schemas.topics import TopicNames
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.kafka import read_all
 from tests.support.producer import pipeline, write_config

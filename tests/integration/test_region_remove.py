@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.region_remove import RegionRemoveError, check_preconditions, remove_region
-from schemas.clock_init import init_region
-from schemas.metadata_tables import ROW_CLOCKS
+from cdcsync.tools.clock_init import init_region
+from cdcsync.tools.regions.remove import RegionRemoveError, check_preconditions, remove_region
+from common.metadata_tables import ROW_CLOCKS
 from tests.conftest import REGIONS, config_for_test, connect
 from tests.support.producer import pipeline, write_config
 from tests.support.quiescence import wait_quiescent
@@ -115,7 +115,8 @@ def test_region_remove_refuses_a_region_still_in_the_config_and_unapplied_events
     # ap's change topic holds an event eu's and us's database sinks never read: refused, even with --ignore-lag.
     from confluent_kafka import Producer
 
-    from producers.topics import TopicCreator, TopicNames, client_settings
+    from common.kafka import TopicCreator, client_settings
+    from schemas.topics import TopicNames
     topic = TopicNames.of(two).changes("ap", db, "kv")
     TopicCreator(two.kafka).ensure(topic)
     producer = Producer(client_settings(two.kafka))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.clock_init import init_region
+from cdcsync.tools.clock_init import init_region
 from tests.conftest import config_for_test, connect
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 

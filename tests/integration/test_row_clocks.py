@@ -16,13 +16,13 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import GtidEvent, XidEvent
 from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
-from producers import binlog_fixes
-from producers.table_catalog import json_columns
-from producers.value_encoding import TableEncoder
-from schemas.clock_init import init_region
-from schemas.config import PipelineConfig
-from schemas.metadata_tables import ROW_CLOCKS
+from cdcsync.tools.clock_init import init_region
+from common.metadata_tables import ROW_CLOCKS
+from common.table_catalog import json_columns
+from producers.binlog import fixes as binlog_fixes
+from producers.binlog.value_encoding import TableEncoder
 from schemas import key_fold
+from schemas.config import PipelineConfig
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from tests.conftest import config_for_test, connect
 from tests.support.producer import write_config
@@ -329,10 +329,10 @@ def test_database_sink_writes_do_not_tick_local_clocks(setup) -> None:
     """The sink's session marks itself as the applier, so installed triggers leave its writes alone."""
     from prometheus_client import CollectorRegistry
 
-    from consumers.db_sink import DatabaseSink
+    from consumers.db.sink import DatabaseSink
     from consumers.metrics import SinkMetrics
     from consumers.records import SourceRecord
-    from schemas import metadata_tables
+    from common import metadata_tables
     from schemas.codec import encode
 
     config, db, conn = setup

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from consumers.cache_sink import redis_client
-from schemas.clock_init import init
+from cdcsync.tools.clock_init import init
+from consumers.cache.sink import redis_client
 from schemas.config import PipelineConfig, parse_config
 from schemas.config_secrets import plain_data
 from tests.conftest import config_for_test, connect, create_database

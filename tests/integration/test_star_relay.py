@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.db_sink import DatabaseSink
-from consumers.forwarder import Forwarder
+from cdcsync.tools.clock_init import init_region
+from common import metadata_tables
+from common.kafka import client_settings
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.db.forwarder import Forwarder
+from consumers.db.sink import DatabaseSink
 from consumers.metrics import SinkMetrics
-from producers.topics import client_settings
-from schemas import metadata_tables
-from schemas.clock_init import init_region
 from schemas.config import PipelineConfig
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from tests.conftest import config_for_test, connect
 from tests.integration.test_clocked_apply import NoDeadLetters, event, row
 from tests.support.kafka import read_all

@@ -9,13 +9,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cdcsync.tools.clock_init import init_region
+from common.kafka import TopicCreator, client_settings
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.records import SourceRecord
 from deploy.local.processes import free_port
-from producers.topics import TopicCreator, TopicNames, client_settings
 from schemas.codec import encode
-from schemas.clock_init import init_region
 from schemas.config import PipelineConfig, parse_config
+from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 

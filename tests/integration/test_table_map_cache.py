@@ -1,4 +1,4 @@
-"""producers/table_map_cache.py: a cached TABLE_MAP parse equals the library's own, and is reused.
+"""producers/binlog/table_map_cache.py: a cached TABLE_MAP parse equals the library's own, and is reused.
 
 Each test writes transactions to a table of its own, then reads their table maps back twice
 with the same stream setup: once with the library's original `TableMapEvent.__init__`, once
@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from pymysqlreplication.row_event import OptionalMetaData, TableMapEvent
 
-from producers import binlog_stream, table_map_cache
-from producers.position import BinlogPosition
+from common.mysql import current_position
+from producers.binlog import stream as binlog_stream, table_map_cache
+from schemas.position import BinlogPosition
 from tests.conftest import connect
 
 pytestmark = pytest.mark.integration
@@ -74,7 +75,7 @@ def _write(sandbox_config, db: str, txns: int, flush_after: int | None = None) -
         cur.execute(f"CREATE DATABASE {db}")
         cur.execute(f"USE {db}")
         cur.execute(DDL)
-        start = binlog_stream.current_position(conn, "mariadb")
+        start = current_position(conn, "mariadb")
         for i in range(txns):
             cur.execute("INSERT INTO t VALUES (%s, %s, 1.5, 'y', 'p,q', '2024-01-02 03:04:05.6789', %s, 'abc')",
                         (i, f"k{i}", bytes([i % 256])))

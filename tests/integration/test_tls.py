@@ -13,9 +13,11 @@ import redis
 import pytest
 from pymysqlreplication.row_event import WriteRowsEvent
 
+from common.mysql import connect as mysql_connect, current_position
+from consumers.cache.sink import redis_client
 from deploy.local import mariadb, processes
-from producers import binlog_stream, preflight
-from consumers.cache_sink import redis_client
+from producers import preflight
+from producers.binlog import stream as binlog_stream
 from schemas.config import MySQLConfig, RedisConfig
 
 pytestmark = pytest.mark.integration
@@ -74,8 +76,8 @@ def test_client_certificate_connections(tls_server) -> None:
         cur.execute("CREATE TABLE tlsdb.t (id INT PRIMARY KEY)")
     assert preflight.source_problems(mysql, ["tlsdb"]) == []
     # The binlog reader connects with the same TLS settings (the user cannot connect without them).
-    with binlog_stream.connect(mysql) as conn:
-        start = binlog_stream.current_position(conn, "mariadb")
+    with mysql_connect(mysql) as conn:
+        start = current_position(conn, "mariadb")
         with conn.cursor() as cur:
             cur.execute("INSERT INTO tlsdb.t VALUES (7)")
     stream = binlog_stream.open_stream(mysql, start, reader_server_id=1091, heartbeat_s=0.5)
@@ -119,7 +121,7 @@ def test_operator_commands_connect_with_the_regions_tls_settings(tls_server) -> 
     region's TLS settings, or the password would cross the network in clear (the user here cannot
     connect without its certificate, so a connection that drops the settings is refused)."""
     from cdcsync.commands import conflicts
-    from consumers import tombstones
+    from cdcsync.tools import tombstones
     from schemas.config import parse_config
 
     spec, certs = tls_server

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumers import tombstones
-from schemas import metadata_tables
+from cdcsync.tools import tombstones
+from common import metadata_tables
 from schemas.config import PipelineConfig
 from schemas.row_clock_key import key_hash, row_clock_key
 from tests.conftest import REGIONS, config_for_test, connect, create_database

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cdcsync.tools.clock_init import init_region
 from deploy.local.processes import free_port
-from schemas.clock_init import init_region
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, wait_until, write_config
 

@@ -18,13 +18,13 @@ import pytest
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from consumers.value_decoding import SESSION_SETUP, to_db_param
-from producers import binlog_fixes
-from producers.snapshot_encoding import SnapshotEncoder
-from schemas.identifiers import quote_name
-from producers.table_catalog import json_columns, snapshot_columns
-from producers.value_encoding import TableEncoder
+from common.snapshot_encoding import SnapshotEncoder
+from common.table_catalog import json_columns, snapshot_columns
+from consumers.db.params import SESSION_SETUP, to_db_param
+from producers.binlog import fixes as binlog_fixes
+from producers.binlog.value_encoding import TableEncoder
 from schemas.config import PipelineConfig
+from schemas.identifiers import quote_name
 from tests.conftest import connect
 
 pytestmark = pytest.mark.integration

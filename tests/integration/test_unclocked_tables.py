@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cdcsync.tools.clock_init import init_region
 from deploy.local.processes import free_port
-from schemas.clock_init import init_region
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config

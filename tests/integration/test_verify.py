@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.cache_rebuild import rebuild_cache
-from consumers.cache_sink import redis_client
-from consumers.verify import verify
+from cdcsync.tools.cache_rebuild import rebuild_cache
+from cdcsync.tools.verify import verify
+from consumers.cache.sink import redis_client
 from deploy.local.processes import free_port
 from schemas.config import PipelineConfig, parse_config
 from tests.conftest import REGIONS, config_for_test, connect

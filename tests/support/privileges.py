@@ -1,12 +1,12 @@
 """Least-privilege users in the sandbox: a MySQL binlog reader, a MySQL applier, a Redis ACL user.
 
 Created through the sandbox's admin user and dropped by `drop()`; the grants are exactly the ones
-README's Security section documents.
+docs/deployment/security.md documents.
 """
 
 from __future__ import annotations
 
-from schemas import metadata_tables
+from common import metadata_tables
 from schemas.config import PipelineConfig
 from tests.conftest import connect
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from consumers.status import RegionStatus, pipeline_status
+from cdcsync.tools.status import RegionStatus, pipeline_status
 from schemas.config import PipelineConfig
 
 

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from consumers.verify import VerifyReport, verify
+from cdcsync.tools.verify import VerifyReport, verify
 from schemas.config import PipelineConfig
 
 

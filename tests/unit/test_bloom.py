@@ -9,10 +9,10 @@ import sys
 import pytest
 from pybloom_live import BloomFilter
 
-from consumers.bloom_format import FORMAT, Sizing, expected_fp_rate, key_text, offsets
-from consumers.bloom_maintainer import added_keys
-from consumers.bloom_policy import capacity_for, rebuild_reason
-from consumers.bloom_store import FilterStats
+from consumers.cache.bloom.format import FORMAT, Sizing, expected_fp_rate, key_text, offsets
+from consumers.cache.bloom.maintainer import added_keys
+from consumers.cache.bloom.policy import capacity_for, rebuild_reason
+from consumers.cache.bloom.store import FilterStats
 from schemas.config import LookupConfig
 from schemas.events import ChangeEvent
 
@@ -30,7 +30,7 @@ def test_offsets_are_the_bits_pybloom_live_sets(capacity: int, rate: float) -> N
 def test_hashing_is_the_same_in_another_process_whatever_its_hash_seed() -> None:
     sizing = Sizing.for_capacity(5000, 0.01)
     here = [offsets(sizing, key_text([i, "x"])) for i in range(50)]
-    code = ("from consumers.bloom_format import Sizing, offsets, key_text; s = Sizing.for_capacity(5000, 0.01); "
+    code = ("from consumers.cache.bloom.format import Sizing, offsets, key_text; s = Sizing.for_capacity(5000, 0.01); "
             "print([offsets(s, key_text([i, 'x'])) for i in range(50)])")
     for seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -81,7 +81,7 @@ def test_added_keys() -> None:
 def test_key_of_an_undecodable_message_comes_from_its_topic_and_key() -> None:
     from types import SimpleNamespace
 
-    from consumers.bloom_maintainer import BloomMaintainer
+    from consumers.cache.bloom.maintainer import BloomMaintainer
     from consumers.records import SourceRecord
     from schemas.config import parse_config
 
@@ -97,7 +97,7 @@ def test_key_of_an_undecodable_message_comes_from_its_topic_and_key() -> None:
 
 
 def test_readers_of_one_process_share_the_default_metrics() -> None:
-    from consumers.cache_reader import CacheReader
+    from consumers.cache.reader import CacheReader
     from schemas.config import parse_config
 
     config = parse_config({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}}})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.cache_sink import clock_json
+from consumers.cache.sink import clock_json
 
 
 def test_compact_sorted_without_zero_entries() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from common.checkpoint_store import FileCheckpointStore
 from producers.capture import parse_ddl
-from producers.checkpoint import CheckpointError, FileCheckpointStore
-from producers.position import BinlogPosition, MariaGtidState
 from producers.publisher import AckTracker
+from schemas.checkpoint import CheckpointError
+from schemas.position import BinlogPosition, MariaGtidState
 
 
 @pytest.mark.parametrize("statement, expected", [

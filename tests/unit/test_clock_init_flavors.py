@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from schemas import clock_init
-from schemas.clock_triggers import triggers
+from cdcsync.tools import clock_init
+from common.clock_triggers import triggers
 from schemas.config import parse_config
 
 COLUMNS = [("id", "int"), ("code", "varchar"), ("price", "double"), ("at", "timestamp")]
@@ -111,7 +111,7 @@ def test_init_region_uses_the_flavors_statements(monkeypatch, flavor: str) -> No
     # The insert trigger is current, the update trigger changed, the delete trigger missing.
     existing = [("shop", wanted[0].name, "orders", wanted[0].body), ("shop", wanted[1].name, "orders", "BEGIN END")]
     conn = FakeConnection(existing)
-    monkeypatch.setattr(clock_init, "_connect", lambda config, region: conn)
+    monkeypatch.setattr(clock_init, "connect_region", lambda config, region: conn)
     report = clock_init.init_region(_config(flavor), "eu")
     assert report.unchanged == ["shop.cdcsync_orders_ai"]
     assert report.replaced == ["shop.cdcsync_orders_au"] and report.created == ["shop.cdcsync_orders_ad"]
@@ -127,7 +127,7 @@ def test_init_region_uses_the_flavors_statements(monkeypatch, flavor: str) -> No
 def test_update_trigger_ticks_only_when_a_column_changes_byte_wise() -> None:
     """Bytes, as the server decides whether to log a row event: a case-only change under a _ci
     collation is a change; FLOAT/DOUBLE by value (their text rounds), TIMESTAMP by instant."""
-    from schemas.clock_triggers import changed_condition
+    from common.clock_triggers import changed_condition
 
     assert changed_condition([("v", "varchar"), ("f", "float"), ("d", "double"), ("t", "timestamp"),
                               ("b`x", "blob")]) == (

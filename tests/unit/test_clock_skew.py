@@ -1,6 +1,6 @@
 import pytest
 
-from consumers.clock_skew import ClockSkewError, check_skew
+from consumers.db.clock_skew import ClockSkewError, check_skew
 from schemas.events import ChangeEvent
 
 NOW = 1_800_000_000_000_000

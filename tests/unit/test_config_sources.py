@@ -106,7 +106,7 @@ def test_reader_defaults_to_user() -> None:
 def test_tls_settings() -> None:
     mysql = parse_config({"regions": {"eu": {"server_id": 1, "mysql": {
         "ssl_ca": "/ca.pem", "ssl_cert": "/c.pem", "ssl_key": "/k.pem", "reader_user": "r"}}}}).regions["eu"].mysql
-    from producers.binlog_stream import connection_settings
+    from producers.binlog.stream import connection_settings
 
     for settings in (mysql.connect_settings(), connection_settings(mysql.reader())):
         assert settings["ssl_ca"] == "/ca.pem" and settings["ssl_cert"] == "/c.pem"

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from consumers.conflict_filters import FilterError, canonical_key, parse_bucket_s, parse_key, parse_time_us
-from consumers.conflict_override import OverrideError, chosen_values
+from cdcsync.tools.conflict_filters import FilterError, canonical_key, parse_bucket_s, parse_key, parse_time_us
+from cdcsync.tools.conflict_override import OverrideError, chosen_values
 from schemas.conflict_record import ConflictRecord, VersionImage
 from schemas.row_clock_key import row_clock_key
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from consumers.dlq_reader import DlqEntry, EntryId
+from cdcsync.tools.dlq_reader import DlqEntry, EntryId
 from schemas.events import ChangeEvent
 from schemas.vclock import VectorClock
 from tests.support.convergence.checker import (accounted, check, compare_caches, compare_databases,

@@ -7,10 +7,10 @@ import random
 import pymysql
 import pytest
 
-from consumers import db_dialect
-from consumers.db_sink import _last_per_key, _plan, poison_kind
+from common.retry import RetryPolicy, is_transient
+from consumers.db import dialect as db_dialect
+from consumers.db.sink import _last_per_key, _plan, poison_kind
 from consumers.records import SourceRecord, source_region
-from consumers.retry import RetryPolicy, is_transient
 from schemas.codec import encode
 from schemas.config import parse_config
 
@@ -103,7 +103,7 @@ def test_retry_backs_off_with_jitter_then_gives_up() -> None:
 
 
 def test_runs_group_into_transactions_per_origin_keeping_partition_order() -> None:
-    from consumers.db_sink import _Run, transactions
+    from consumers.db.sink import _Run, transactions
 
     a1, b1, a2 = _Run("t", 0, "us"), _Run("t", 0, "ap"), _Run("t", 0, "us")   # partition 0: us, ap, us
     c1 = _Run("t", 1, "us")

@@ -11,11 +11,11 @@ from cdcsync.demo.progress import RegionRate
 from cdcsync.demo.quiescence import QuiescenceTracker, busy
 from cdcsync.demo.summary import explore_commands, pick_examples
 from cdcsync.demo.tables import TABLES, write_demo_config
-from consumers.status import GroupLag, PartitionLag, RegionStatus
-from producers.checkpoint import Checkpoint
-from producers.position import BinlogPosition
+from cdcsync.tools.status import GroupLag, PartitionLag, RegionStatus
+from schemas.checkpoint import Checkpoint
 from schemas.config import load_config
 from schemas.conflict_record import ConflictRecord, VersionImage
+from schemas.position import BinlogPosition
 
 
 def status(region: str, *, checkpoint: str = "1-1-10", server: str = "1-1-10", db_lag: int = 0,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, mysqld_variables, parse_cli
 from producers.preflight import binlog_problems, privilege_problems
 from schemas.config import PipelineConfig, load_config
+from tests.support.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, mysqld_variables, parse_cli
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 COMPOSE = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
@@ -215,7 +215,7 @@ def test_init_runs_cdcsync_init_before_the_pipeline() -> None:
 def test_the_cli_service_can_run_verify_and_status() -> None:
     assert argv_of(SERVICES["cli"])[0] == "cdcsync"
     config = str(parsed("cli").params["config"])
-    assert parse_cli(["verify", "--config", config]).path == ("verify",)    # the README's command
+    assert parse_cli(["verify", "--config", config]).path == ("verify",)    # docs/deployment/production.md's command
     volumes = named_volumes(SERVICES["cli"])
     for region in CONFIG.regions.values():                # status reads the producers' checkpoints
         assert str(region.producer.checkpoint_dir) in volumes

@@ -1,12 +1,12 @@
-"""deploy/consistency.py: the checks the deployment tests rely on must themselves catch mistakes."""
+"""tests/support/consistency.py: the checks the deployment tests rely on must themselves catch mistakes."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy.consistency import (CommandLineError, env_setting_exists, metric_definitions, mysqld_variables, parse_cli,
-                                promql_grouping_labels, promql_metric_names, promql_selector_labels, series_index)
 from producers.preflight import binlog_problems
+from tests.support.consistency import (CommandLineError, env_setting_exists, metric_definitions, mysqld_variables,
+    parse_cli, promql_grouping_labels, promql_metric_names, promql_selector_labels, series_index)
 
 
 def test_parse_cli_accepts_a_real_command_and_returns_its_parameters() -> None:

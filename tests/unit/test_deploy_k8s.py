@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, env_setting_exists, parse_cli
 from schemas.config import PipelineConfig, load_config
+from tests.support.consistency import ROOT, ParsedCommand, dockerfile_entrypoint, env_setting_exists, parse_cli
 
 K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZATION = yaml.safe_load((K8S / "kustomization.yaml").read_text())

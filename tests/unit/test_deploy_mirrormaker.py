@@ -10,9 +10,9 @@ import tomllib
 import pytest
 import yaml
 
-from deploy.consistency import ROOT
-from producers.topics import TopicNames
 from schemas.config import PipelineConfig, parse_config
+from schemas.topics import TopicNames
+from tests.support.consistency import ROOT
 
 MM2 = ROOT / "deploy" / "mirrormaker"
 

@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
-from deploy.consistency import (ROOT, metric_definitions, promql_grouping_labels, promql_metric_names,
-                                promql_selector_labels, series_index)
+from tests.support.consistency import (ROOT, metric_definitions, promql_grouping_labels, promql_metric_names,
+    promql_selector_labels, series_index)
 
 ALERTS = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
 RULES = [rule for group in ALERTS["groups"] for rule in group["rules"]]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.consistency import ROOT, ParsedCommand, env_setting_exists, parse_cli, split_command
 from schemas.config import load_config
+from tests.support.consistency import ROOT, ParsedCommand, env_setting_exists, parse_cli, split_command
 
 SYSTEMD = ROOT / "deploy" / "systemd"
 CONFIG = load_config(SYSTEMD / "cdcsync.toml")

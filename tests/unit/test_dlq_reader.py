@@ -7,9 +7,9 @@ import base64
 import orjson
 import pytest
 
+from cdcsync.tools.dlq_reader import (DlqEntry, EntryId, ReplayMark, assemble, decoded_payload, latest,
+    parse_entry_id, parse_message, replay_mark, select, short)
 from consumers.dlq import DeadLetter, to_json
-from consumers.dlq_reader import (DlqEntry, EntryId, ReplayMark, assemble, decoded_payload, latest, parse_entry_id,
-                                  parse_message, replay_mark, select, short)
 from consumers.records import SourceRecord
 from schemas.codec import encode
 

@@ -8,8 +8,9 @@ import pytest
 import redis
 from confluent_kafka import KafkaError, KafkaException
 
-from cdcsync import cli, log_context
+from cdcsync import cli
 from cdcsync.expected_errors import FENCED_EXIT, describe
+from common import log_context
 from producers.fence import ProducerFenced, lock_name
 
 

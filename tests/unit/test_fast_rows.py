@@ -1,4 +1,4 @@
-"""producers/fast_rows.py against the library's own readers, on synthetic rows-event bytes.
+"""producers/binlog/fast_rows.py against the library's own readers, on synthetic rows-event bytes.
 
 The oracle is python-mysql-replication 1.0.17 itself (with binlog_fixes) plus TableEncoder, run on
 the same bytes through `RowsEvent._read_column_data`. The property: whenever the fast decoder
@@ -25,9 +25,9 @@ from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEven
                                           find_charset)
 from pymysqlreplication.table import Table
 
-from producers import binlog_fixes, fast_rows
-from producers.fast_rows import RowImages, Unsupported, compile_table
-from producers.value_encoding import TableEncoder
+from producers.binlog import fixes as binlog_fixes, fast_rows
+from producers.binlog.fast_rows import RowImages, Unsupported, compile_table
+from producers.binlog.value_encoding import TableEncoder
 
 binlog_fixes.install()
 

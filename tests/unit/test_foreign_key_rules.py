@@ -1,10 +1,10 @@
 """Foreign-key actions: which ones `cdcsync init` emulates with a cascade trigger, which it refuses,
-and the trigger's SQL (schemas/foreign_keys.py, schemas/cascade_triggers.py)."""
+and the trigger's SQL (cdcsync/tools/foreign_keys.py, cdcsync/tools/cascade_triggers.py)."""
 
 from __future__ import annotations
 
-from schemas.cascade_triggers import cascade_triggers
-from schemas.foreign_keys import ForeignKey, cascade_problems, emulated
+from cdcsync.tools.cascade_triggers import cascade_triggers
+from cdcsync.tools.foreign_keys import ForeignKey, cascade_problems, emulated
 
 
 def fk(child: str, parent: str, on_delete: str = "CASCADE", on_update: str = "RESTRICT",

@@ -9,7 +9,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
-from producers.kafka_link import KafkaLinkWatch
+from common.kafka_link import KafkaLinkWatch
 
 
 class Clock:
@@ -32,11 +32,11 @@ def broker(state: str = "UP", *, rxidle_s: float = 0.2, waiting: int = 1, statea
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "producers.kafka_link"]
+    return [r.getMessage() for r in caplog.records if r.name == "common.kafka_link"]
 
 
 def test_a_stalled_broker_is_lost_once_and_reconnected_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "producers.kafka_link")
+    caplog.set_level(logging.INFO, "common.kafka_link")
     clock = Clock()
     watch = KafkaLinkWatch("consumer", clock=clock)
     for idle in (0.3, 2.0, 4.9):                     # answering, or not long enough
@@ -55,7 +55,7 @@ def test_a_stalled_broker_is_lost_once_and_reconnected_once(caplog: pytest.LogCa
 
 
 def test_a_receive_before_the_loss_was_noticed_is_not_a_reconnection(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "producers.kafka_link")
+    caplog.set_level(logging.INFO, "common.kafka_link")
     clock = Clock()
     watch = KafkaLinkWatch("consumer", clock=clock)
     coordinator = {**broker(rxidle_s=4.0), "name": "GroupCoordinator", "source": "logical"}
@@ -66,7 +66,7 @@ def test_a_receive_before_the_loss_was_noticed_is_not_a_reconnection(caplog: pyt
 
 
 def test_a_transport_error_is_lost_at_once_and_a_new_connection_reconnects(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "producers.kafka_link")
+    caplog.set_level(logging.INFO, "common.kafka_link")
     clock = Clock()
     errors: list[str] = []
     watch = KafkaLinkWatch("producer", clock=clock, on_error=errors.append)
@@ -84,7 +84,7 @@ def test_a_transport_error_is_lost_at_once_and_a_new_connection_reconnects(caplo
 
 
 def test_an_idle_client_is_not_lost(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "producers.kafka_link")
+    caplog.set_level(logging.INFO, "common.kafka_link")
     watch = KafkaLinkWatch("producer", clock=Clock())
     watch.on_stats(stats(broker(rxidle_s=300.0, waiting=0)))
     watch.on_stats(stats(broker("TRY_CONNECT", rxidle_s=-1, waiting=0, stateage_s=300)))
@@ -93,7 +93,7 @@ def test_an_idle_client_is_not_lost(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_a_join_waiting_at_the_group_coordinator_is_not_a_stall(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "producers.kafka_link")
+    caplog.set_level(logging.INFO, "common.kafka_link")
     watch = KafkaLinkWatch("consumer", clock=Clock())
     coordinator = {**broker(rxidle_s=8.0), "name": "GroupCoordinator", "source": "logical"}
     watch.on_stats(stats(broker(rxidle_s=0.3), coordinator))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from producers import messages
 from producers.capture import _same_key
 from producers.clock_matching import ClockRows
+from schemas import messages
 from schemas import key_fold
 from schemas.key_fold import UnsupportedCollation, Weights
 from schemas.row_clock_key import key_hash, key_identity, row_clock_key, row_identity, sql_key_identity

@@ -13,9 +13,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from cdcsync import log_context, logging_setup
-from cdcsync.health_server import HealthState, serve
+from cdcsync import logging_setup
 from cdcsync.supervisor import components
+from common import log_context
+from common.health_server import HealthState, serve
 
 
 class FakeClock:

@@ -41,7 +41,7 @@ def test_privileges() -> None:
 
 
 def test_applier_needs_dml_on_replicated_schemas_and_metadata_tables() -> None:
-    from consumers.applier_grants import applier_problems
+    from cdcsync.tools.applier_grants import applier_problems
 
     least = ["GRANT USAGE ON *.* TO `a`@`%`",
              "GRANT SELECT, INSERT, UPDATE, DELETE ON `shop`.* TO `a`@`%`",

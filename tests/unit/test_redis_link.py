@@ -8,15 +8,15 @@ import logging
 import pytest
 import redis
 
-from consumers.redis_link import ReportingRetry
+from consumers.cache.redis_link import ReportingRetry
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "consumers.redis_link"]
+    return [r.getMessage() for r in caplog.records if r.name == "consumers.cache.redis_link"]
 
 
 def test_an_outage_gets_one_lost_and_one_reconnected_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "consumers.redis_link")
+    caplog.set_level(logging.INFO, "consumers.cache.redis_link")
     retry = ReportingRetry("Redis h:1")
     connection = copy.deepcopy(retry)            # what redis-py does per connection: the outage is shared
     assert connection.outage is retry.outage
@@ -36,7 +36,7 @@ def test_an_outage_gets_one_lost_and_one_reconnected_line(caplog: pytest.LogCapt
 
 
 def test_no_line_while_the_server_answers(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "consumers.redis_link")
+    caplog.set_level(logging.INFO, "consumers.cache.redis_link")
     retry = ReportingRetry("Redis h:1")
     for _ in range(3):
         retry.call_with_retry(lambda: 1, lambda error: None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.region_add import RegionAddError, check_preconditions
-from consumers.region_offsets import record_start_offsets
+from cdcsync.tools.regions.add import RegionAddError, check_preconditions
+from cdcsync.tools.regions.offsets import record_start_offsets
 from schemas.config import parse_config
 
 NOWHERE = {"host": "192.0.2.1", "connect_timeout": 0.5}   # TEST-NET-1: never answers

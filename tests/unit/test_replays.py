@@ -1,12 +1,12 @@
-"""The replay rule (consumers/replays.py): skip only what is provably applied."""
+"""The replay rule (consumers/db/replays.py): skip only what is provably applied."""
 
 from __future__ import annotations
 
 import pytest
 
-from consumers.replays import Reset, SourceHistoryError, gtid_position, verdict
+from common.metadata_tables import Marker
+from consumers.db.replays import Reset, SourceHistoryError, gtid_position, verdict
 from schemas.events import ChangeEvent
-from schemas.metadata_tables import Marker
 
 
 def change(gtid: str | None = "0-1-10", index: int = 0, epoch: str | None = "e1", region: str = "eu") -> ChangeEvent:
@@ -91,7 +91,7 @@ def test_an_offset_nothing_can_prove_stops() -> None:
 def test_the_cache_sink_reports_a_new_producer_epoch(caplog) -> None:
     from prometheus_client import CollectorRegistry
 
-    from consumers.cache_sink import CacheSink
+    from consumers.cache.sink import CacheSink
     from consumers.metrics import SinkMetrics
     from consumers.records import SourceRecord
     from schemas.config import parse_config

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.resolution import (
-    LWW, Action, Custom, RegionPriority, ResolverError, Strategy, decide, load_resolver, lww_key, strategy_for,
-)
+from consumers.db.resolution import (LWW, Action, Custom, RegionPriority, ResolverError, Strategy, decide,
+    load_resolver, lww_key, strategy_for)
 from schemas.config import ConfigError, TableConfig
 from schemas.row_version import RowVersion, value_hash
 from schemas.vclock import VectorClock

@@ -1,5 +1,5 @@
 """RetryPolicy says `reconnected to <server>` once after a lost connection comes back, never after
-other transient errors (consumers/retry.py)."""
+other transient errors (common/retry.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 import pymysql
 import redis
 
-from consumers.cache_sink import _transient as redis_transient
-from consumers.retry import RetryPolicy
+from common.retry import RetryPolicy
+from consumers.cache.sink import _transient as redis_transient
 
 
 def _failing(*errors: BaseException):
@@ -27,7 +27,7 @@ def _reconnected(caplog) -> list[str]:
 
 
 def test_lost_mysql_connection_logs_reconnected_once(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.retry")
+    caplog.set_level(logging.INFO, logger="common.retry")
     policy = RetryPolicy(sleep=lambda s: None, server="MySQL 127.0.0.1:3306")
     lost = pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
     assert policy.run(_failing(lost, pymysql.err.OperationalError(2003, "Can't connect"))) == "done"
@@ -35,7 +35,7 @@ def test_lost_mysql_connection_logs_reconnected_once(caplog) -> None:
 
 
 def test_deadlock_retry_is_not_a_reconnection(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.retry")
+    caplog.set_level(logging.INFO, logger="common.retry")
     policy = RetryPolicy(sleep=lambda s: None, server="MySQL x:1")
     assert policy.run(_failing(pymysql.err.OperationalError(1213, "Deadlock found"))) == "done"
     assert policy.run(_failing()) == "done"
@@ -43,7 +43,7 @@ def test_deadlock_retry_is_not_a_reconnection(caplog) -> None:
 
 
 def test_redis_connection_error(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.retry")
+    caplog.set_level(logging.INFO, logger="common.retry")
     policy = RetryPolicy(sleep=lambda s: None, server="Redis 127.0.0.1:6379", connection_lost=redis_transient)
     assert policy.run(_failing(redis.ConnectionError("Connection refused")), transient=redis_transient) == "done"
     assert _reconnected(caplog) == ["reconnected to Redis 127.0.0.1:6379 after 1 retry"]

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from schemas.clock_triggers import trigger_name, triggers
+from common.clock_triggers import trigger_name, triggers
 from schemas.row_clock_key import UnsupportedKey, key_hash, key_kind, row_clock_key, sql_key_expression
 
 

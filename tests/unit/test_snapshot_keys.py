@@ -43,7 +43,7 @@ def test_key_values_refuses_a_key_of_another_shape(key, types, columns) -> None:
 
 
 def test_trigger_visibility_follows_the_trigger_privilege() -> None:
-    from schemas.clock_coverage import _trigger_scopes
+    from common.clock_coverage import _trigger_scopes
     grants = ["GRANT SELECT, INSERT ON `app`.* TO `a`@`h`", "GRANT SELECT, TRIGGER ON `shop`.* TO `a`@`h`",
               "GRANT ALL PRIVILEGES ON `x`.`t` TO `a`@`h`", "GRANT USAGE ON *.* TO `a`@`h`"]
     assert _trigger_scopes(grants) == {"shop.*", "x.t"}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from consumers.status import (GroupLag, PartitionLag, RegionStatus, bytes_behind, matching_topics, partition_lag,
-                              transactions_behind)
-from producers.checkpoint import Checkpoint
-from producers.position import BinlogPosition
-from producers.topics import TopicNames
+from cdcsync.tools.status import (GroupLag, PartitionLag, RegionStatus, bytes_behind, matching_topics, partition_lag,
+    transactions_behind)
+from schemas.checkpoint import Checkpoint
+from schemas.position import BinlogPosition
+from schemas.topics import TopicNames
 
 
 def test_partition_lag() -> None:

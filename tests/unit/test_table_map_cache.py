@@ -1,4 +1,4 @@
-"""producers/table_map_cache.py bookkeeping: which cache a stream gets, and when it starts over.
+"""producers/binlog/table_map_cache.py bookkeeping: which cache a stream gets, and when it starts over.
 
 The parse itself is compared with the library's in tests/integration/test_table_map_cache.py.
 """
@@ -9,7 +9,7 @@ from typing import Any
 
 from pymysqlreplication.row_event import TableMapEvent
 
-from producers import table_map_cache
+from producers.binlog import table_map_cache
 
 
 class Ctl:

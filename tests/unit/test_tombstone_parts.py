@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdcsync.commands.tombstones import parse_duration
-from consumers.tombstones import PurgeRefused, candidates, clock_of, purge
+from cdcsync.tools.tombstones import PurgeRefused, candidates, clock_of, purge
 from schemas.config import parse_config
 from schemas.row_clock_key import row_clock_key, split_key
 
@@ -55,7 +55,7 @@ def _run(tmp_path, monkeypatch, *args: str, min_age_config: int | None = None):
     from typer.testing import CliRunner
 
     from cdcsync.cli import app
-    from consumers import tombstones
+    from cdcsync.tools import tombstones
 
     extra = "" if min_age_config is None else f"tombstone_min_age_s = {min_age_config}\n"
     path = tmp_path / "c.toml"

@@ -1,10 +1,10 @@
-"""Who keeps a contested unique value (consumers/unique_keys.py): a pure, total order."""
+"""Who keeps a contested unique value (consumers/db/unique_keys.py): a pure, total order."""
 
 from __future__ import annotations
 
 import itertools
 
-from consumers.unique_keys import unique_rank
+from consumers.db.unique_keys import unique_rank
 from schemas.row_version import RowVersion
 from schemas.vclock import VectorClock
 

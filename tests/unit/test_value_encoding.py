@@ -14,12 +14,12 @@ import pytest
 from pymysqlreplication.constants import FIELD_TYPE as F
 from pymysqlreplication.row_event import RowsEvent
 
-from consumers.value_decoding import param_converter, to_db_param
-from producers import binlog_fixes
-from producers.binlog_fixes import ZeroDate
-from producers.snapshot_encoding import SnapshotEncoder
-from producers.table_catalog import ColumnInfo
-from producers.value_encoding import TableEncoder, format_time
+from common.snapshot_encoding import SnapshotEncoder
+from common.table_catalog import ColumnInfo
+from consumers.db.params import param_converter, to_db_param
+from producers.binlog import fixes as binlog_fixes
+from producers.binlog.fixes import ZeroDate
+from producers.binlog.value_encoding import TableEncoder, format_time
 
 Z = "$zero_date"
 

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.verify import (OCCURRENCES, CacheDifference, RowDifference, TableResult, VerifyReport, cache_mismatch,
-                              checksum_sql, chunk_ranges, column_digest, diff_rows, glob_escape, range_condition,
-                              row_key, row_kind, schema_problems)
-from producers.table_catalog import ColumnInfo
+from cdcsync.tools.verify import (OCCURRENCES, CacheDifference, RowDifference, TableResult, VerifyReport,
+    cache_mismatch, checksum_sql, chunk_ranges, column_digest, diff_rows, glob_escape, range_condition, row_key,
+    row_kind, schema_problems)
+from common.table_catalog import ColumnInfo
 
 
 def evaluate(condition: str, params: list[Any], row: dict[str, Any]) -> bool:

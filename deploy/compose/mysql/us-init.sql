@@ -2,7 +2,7 @@
 -- The application schema, cdcsync's metadata database, and the cdcsync user: the binlog reader
 -- (REPLICATION SLAVE, REPLICATION CLIENT, SELECT) and the applier (DML on the replicated schema and on
 -- the metadata database, TRIGGER for `cdcsync init`'s clock triggers) in one local-development user.
--- Split the reader and the applier into two users in production (README, "Production deployment").
+-- Split the reader and the applier into two users in production (docs/deployment/security.md).
 CREATE DATABASE IF NOT EXISTS shop;
 CREATE DATABASE IF NOT EXISTS cdcsync;
 

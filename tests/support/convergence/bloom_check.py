@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from consumers.bloom_format import key_text, offsets
-from consumers.bloom_store import BloomStore
-from consumers.cache_reader import CacheReader
-from consumers.cache_sink import redis_client
-from consumers.lookup_metrics import LookupMetrics
-from producers.snapshot_reader import ConsistentSnapshot, snapshot_key_values
+from consumers.cache.bloom.format import key_text, offsets
+from consumers.cache.bloom.store import BloomStore
+from consumers.cache.reader import CacheReader
+from consumers.cache.sink import redis_client
+from consumers.cache.lookup_metrics import LookupMetrics
+from common.snapshot_reader import ConsistentSnapshot, snapshot_key_values
 from schemas.config import PipelineConfig
 from tests.support.convergence.checker import Problem
 from tests.support.producer import wait_until

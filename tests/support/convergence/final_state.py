@@ -12,11 +12,11 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from consumers.cache_sink import cache_key, decode_row, redis_client
-from consumers.dlq_reader import DlqEntry, read_dead_letters
+from cdcsync.tools.dlq_reader import DlqEntry, read_dead_letters
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.cache.sink import cache_key, decode_row, redis_client
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from schemas.row_clock_key import split_key
 from schemas.vclock import VectorClock
 from tests.support.convergence.history import read_clock

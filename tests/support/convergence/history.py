@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.metadata_tables import ROW_CLOCKS
+from common.metadata_tables import ROW_CLOCKS
 import pymysql
 
 from schemas import key_fold

@@ -292,7 +292,7 @@ class Nemesis:
     def _restart_redis(self, fault: Fault) -> str:
         old = self.sandbox.pid(f"{fault.target}/redis-server")
         new = self.sandbox.restart(f"{fault.target}/redis-server")
-        # What the operator does after losing a cache without persistence (README: cache rebuild).
+        # What the operator does after losing a cache without persistence (docs/components/sinks.md, "Cache rebuild").
         rebuilt = subprocess.run([sys.executable, "-m", "cdcsync", "cache", "rebuild", "--config", str(self.config_path),
                                   "--region", fault.target], capture_output=True, text=True, timeout=300)
         if rebuilt.returncode != 0:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from producers.topics import TopicNames
 from schemas.config import PipelineConfig
 from schemas.events import ChangeEvent
+from schemas.topics import TopicNames
 from tests.support.convergence.checker import Problem
 from tests.support.convergence.final_state import RegionState, TableKey
 from tests.support.convergence.history import History

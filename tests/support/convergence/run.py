@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumers.cache_sink import cache_key, redis_client
-from consumers.verify import verify
+from cdcsync.tools.clock_init import init_region
+from cdcsync.tools.verify import verify
+from common.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
+from consumers.cache.sink import cache_key, redis_client
 from deploy.local import Sandbox
-from schemas.clock_init import init_region
 from schemas.config import PipelineConfig
-from schemas.metadata_tables import CONFLICT_LOG, ROW_CLOCKS
 from tests.conftest import config_for_test, connect
+from tests.support import process_table
 from tests.support.convergence.bloom_check import bloom_problems
 from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
@@ -33,7 +34,6 @@ from tests.support.convergence.report import failure_report
 from tests.support.convergence.schema import create_statements
 from tests.support.convergence.shapes import Statement, Txn, kv_touch
 from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
-from tests.support import process_table
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent
 

@@ -1,0 +1,11 @@
+"""The shared layer below producers/ and consumers/: opening MySQL connections (TLS always
+honoured), consistent snapshot reads and their encoding, the table catalog, Kafka admin and the acked
+producer, retry, the checkpoint file, the metadata tables and clock triggers, health and log context.
+Imports only schemas/ and the drivers, never producers/, consumers/ or cdcsync/.
+"""
+
+__all__ = [
+    "acked_producer", "checkpoint_store", "clock_coverage", "clock_triggers", "health_server", "kafka",
+    "log_context", "metadata_tables", "mysql", "retry", "snapshot_encoding", "snapshot_reader",
+    "table_catalog"
+]

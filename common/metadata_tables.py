@@ -1,0 +1,215 @@
+"""cdcsync's own tables in every region's `meta_db`. Never captured, never replicated.
+
+`apply_marker`: the database sink writes its row FIRST in every transaction it applies, keyed by
+the source partition it applies from (one writer per partition, so no lock contention). The
+region's producer sees that row in the binlog and publishes the rest of the transaction with
+`origin` = the marker's origin, so no other region applies it again (loop prevention). It also
+holds the last applied source offset, which makes replays recognisable.
+
+`row_clocks`: the vector clock of every row version, keyed by (db, tbl, pk_hash), `pk_hash` being
+the SHA-256 of the canonical key text `pk` (schemas/row_clock_key.py; the hash keeps the primary
+key under InnoDB's 3072-byte limit). The clock triggers (common/clock_triggers.py) write it in the
+same transaction as every local write; the database sink writes it itself. `deleted = 1` is a
+tombstone. `heads` (JSON, NULL for a plain write) holds the concurrent versions a resolved version
+stands for, for strategies whose order does not follow causality (region-priority, custom); a local
+write dominates them all and clears it. See docs/clocks.md.
+
+`published_deletes`: a delete the database sink decided and every region must apply, written in the
+sink's transaction: a remote version that lost its secondary UNIQUE value (consumers/db/unique_keys.py).
+The sink cannot delete a row it never wrote, so this row (`body`: the delete's key, image, types and
+clock, as JSON) is how the decision reaches the binlog; the producer publishes it as a delete of
+this region (producers/capture.py). Keyed by the source record, so a retried batch writes it once.
+
+`conflict_log`: one row per conflict resolution (and per operator override), written by the
+database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
+version images are JSON text. Never replicated (the producer publishes nothing of `meta_db` but
+the clocks it attaches to events).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+import pymysql
+
+APPLY_MARKER = "apply_marker"
+ROW_CLOCKS = "row_clocks"
+CONFLICT_LOG = "conflict_log"
+PUBLISHED_DELETES = "published_deletes"
+
+
+def ddl(meta_db: str) -> list[str]:
+    q = f"`{meta_db}`"
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {q}",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{APPLY_MARKER}` (
+            source_topic VARCHAR(249) NOT NULL,
+            source_partition INT NOT NULL,
+            origin VARCHAR(32) NOT NULL,
+            applied_offset BIGINT NOT NULL,
+            source_gtid VARCHAR(128) NULL,
+            source_txn_index INT NULL,
+            source_epoch VARCHAR(64) NULL,
+            source_topic_id VARCHAR(64) NULL,
+            applied_count BIGINT NOT NULL DEFAULT 0,
+            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (source_topic, source_partition)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{ROW_CLOCKS}` (
+            db VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            tbl VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            pk_hash BINARY(32) NOT NULL,
+            pk TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            counters TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            hlc_us BIGINT NOT NULL,
+            deleted TINYINT NOT NULL DEFAULT 0,
+            origin VARCHAR(32) NOT NULL,
+            heads MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (db, tbl, pk_hash)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{CONFLICT_LOG}` (
+            id BIGINT NOT NULL AUTO_INCREMENT,
+            kind VARCHAR(16) NOT NULL DEFAULT 'resolution',
+            logged_at_us BIGINT NOT NULL,
+            region VARCHAR(32) NOT NULL,
+            db VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            tbl VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            pk TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            pk_hash BINARY(32) NOT NULL,
+            strategy VARCHAR(32) NOT NULL,
+            winner VARCHAR(16) NOT NULL,
+            local_version MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+            remote_version MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            result_version MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            losers MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            source_topic VARCHAR(249) NULL,
+            source_partition INT NULL,
+            source_offset BIGINT NULL,
+            source_gtid VARCHAR(128) NULL,
+            local_gtid TEXT NULL,
+            overrides BIGINT NULL,
+            PRIMARY KEY (id),
+            KEY by_time (logged_at_us),
+            KEY by_row (db, tbl, pk_hash, logged_at_us)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{PUBLISHED_DELETES}` (
+            source_topic VARCHAR(249) NOT NULL,
+            source_partition INT NOT NULL,
+            source_offset BIGINT NOT NULL,
+            body MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (source_topic, source_partition, source_offset)
+        ) ENGINE=InnoDB""",
+    ]
+
+
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG, PUBLISHED_DELETES)
+_MARKER_INCARNATION = {"source_epoch": "source_txn_index", "source_topic_id": "source_epoch"}   # column: after
+
+
+def ensure(conn: pymysql.Connection, meta_db: str) -> None:
+    """Create the metadata database and tables, and add columns newer versions need; idempotent.
+
+    Runs no DDL when every table and column exists: an applier with only DML privileges (least
+    privilege, tables created once by `cdcsync init` as an admin) never needs CREATE or ALTER."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (meta_db,))
+        tables = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND COLUMN_NAME = 'heads'", (meta_db, ROW_CLOCKS))
+        has_heads = cur.fetchone() is not None
+        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND COLUMN_NAME IN ('source_epoch', 'source_topic_id')", (meta_db, APPLY_MARKER))
+        present = {row[0] for row in cur.fetchall()}
+        missing = [c for c in _MARKER_INCARNATION if c not in present]
+        if set(TABLES) <= tables and has_heads and not missing:
+            return
+        for statement in ddl(meta_db):
+            cur.execute(statement)
+        if ROW_CLOCKS in tables and not has_heads:   # row_clocks created before `heads` existed
+            cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN heads MEDIUMTEXT CHARACTER SET utf8mb4 "
+                        f"COLLATE utf8mb4_bin NULL AFTER origin")
+        if APPLY_MARKER in tables:   # apply_marker created before epochs and topic ids
+            for column in missing:
+                cur.execute(f"ALTER TABLE `{meta_db}`.`{APPLY_MARKER}` ADD COLUMN {column} VARCHAR(64) NULL "
+                            f"AFTER {_MARKER_INCARNATION[column]}")
+
+
+def write_marker(cur: pymysql.cursors.Cursor, meta_db: str, *, topic: str, partition: int, origin: str,
+                 offset: int, gtid: str | None = None, txn_index: int | None = None, epoch: str | None = None,
+                 topic_id: str | None = None) -> None:
+    """The first statement of every applied transaction. The count always changes, so the row is
+    always logged, even when the same offset is written twice."""
+    write_markers(cur, meta_db, [(topic, partition, origin, offset, gtid, txn_index, epoch, topic_id)])
+
+
+class Marker(NamedTuple):
+    """A source partition's `apply_marker` row: what was applied last, and from which incarnation."""
+
+    offset: int
+    gtid: str | None = None
+    txn_index: int | None = None
+    epoch: str | None = None       # the source producer's history id (common/checkpoint_store.py)
+    topic_id: str | None = None    # the Kafka topic id the offset belongs to (a recreated topic has another)
+
+
+_MARKER_COLUMNS = "applied_offset, source_gtid, source_txn_index, source_epoch, source_topic_id"
+
+
+def _marker(row: tuple[Any, ...]) -> Marker:
+    return Marker(int(row[0]), row[1], None if row[2] is None else int(row[2]), row[3], row[4])
+
+
+def read_marker(cur: pymysql.cursors.Cursor, meta_db: str, topic: str, partition: int) -> Marker | None:
+    """The marker of a source partition, row-locked until commit."""
+    cur.execute(f"SELECT {_MARKER_COLUMNS} FROM `{meta_db}`.`{APPLY_MARKER}` "
+                f"WHERE source_topic = %s AND source_partition = %s FOR UPDATE", (topic, partition))
+    row = cur.fetchone()
+    return _marker(row) if row else None
+
+
+def read_markers(cur: pymysql.cursors.Cursor, meta_db: str,
+                 partitions: list[tuple[str, int]]) -> dict[tuple[str, int], Marker]:
+    """`read_marker` for several source partitions in one statement (row-locked until commit)."""
+    if not partitions:
+        return {}
+    where = " OR ".join(["(source_topic = %s AND source_partition = %s)"] * len(partitions))
+    cur.execute(f"SELECT source_topic, source_partition, {_MARKER_COLUMNS} "
+                f"FROM `{meta_db}`.`{APPLY_MARKER}` WHERE {where} FOR UPDATE",
+                [v for tp in partitions for v in tp])
+    return {(row[0], int(row[1])): _marker(row[2:]) for row in cur.fetchall()}
+
+
+def write_markers(cur: pymysql.cursors.Cursor, meta_db: str, markers: list[tuple[Any, ...]]) -> None:
+    """`write_marker` for several source partitions in one statement: rows of
+    (topic, partition, origin, offset, gtid, txn_index, epoch, topic_id), all of one origin."""
+    one = "(%s, %s, %s, %s, %s, %s, %s, %s, 1)"
+    cur.execute(
+        f"INSERT INTO `{meta_db}`.`{APPLY_MARKER}` (source_topic, source_partition, origin, applied_offset, "
+        f"source_gtid, source_txn_index, source_epoch, source_topic_id, applied_count) "
+        f"VALUES {', '.join([one] * len(markers))} "
+        f"ON DUPLICATE KEY UPDATE origin = VALUES(origin), applied_offset = VALUES(applied_offset), "
+        f"source_gtid = VALUES(source_gtid), source_txn_index = VALUES(source_txn_index), "
+        f"source_epoch = VALUES(source_epoch), source_topic_id = VALUES(source_topic_id), "
+        f"applied_count = applied_count + 1",
+        [v for marker in markers for v in marker])
+
+
+def delete_markers(cur: pymysql.cursors.Cursor, meta_db: str, topic: str, partition: int | None = None) -> int:
+    """Forget what was applied from a topic (or one partition of it): `cdcsync markers rebase`."""
+    if partition is None:
+        return cur.execute(f"DELETE FROM `{meta_db}`.`{APPLY_MARKER}` WHERE source_topic = %s", (topic,))
+    return cur.execute(f"DELETE FROM `{meta_db}`.`{APPLY_MARKER}` WHERE source_topic = %s AND source_partition = %s",
+                       (topic, partition))
+
+
+def write_published_deletes(cur: pymysql.cursors.Cursor, meta_db: str,
+                            rows: list[tuple[str, int, int, dict[str, Any]]]) -> None:
+    """(source topic, partition, offset, body) rows of `published_deletes`. A row already written
+    for the same source record keeps its body (no new row event: that delete was published)."""
+    cur.executemany(f"INSERT INTO `{meta_db}`.`{PUBLISHED_DELETES}` (source_topic, source_partition, source_offset, "
+                    f"body) VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE body = body",
+                    [(topic, partition, offset, json.dumps(body))
+                     for topic, partition, offset, body in rows])

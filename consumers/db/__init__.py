@@ -1,0 +1,8 @@
+"""The database wing: applying change events to a peer database (sink, planner, conflict
+resolution, unique keys, forwarding, the conflict log, the SQL dialect and parameter conversion).
+"""
+
+__all__ = [
+    "clock_skew", "conflict_log", "conflict_publisher", "dialect", "forwarder", "local_versions", "params",
+    "replays", "resolution", "sink", "unique_keys"
+]
