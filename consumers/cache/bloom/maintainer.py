@@ -52,6 +52,10 @@ PROOF_PERIOD_S = 0.01
 IDLE_PROOF_PERIOD_S = 0.25
 
 
+class BrokerUnanswered(Exception):
+    """The broker did not answer a watermark query in time (a stall, a partition)."""
+
+
 def binlog_order(file: str, pos: int) -> tuple[int, int]:
     return (int(file.rsplit(".", 1)[1]) if "." in file else 0, pos)
 
@@ -269,7 +273,10 @@ class BloomMaintainer:
             self.poll_once(0.02)
         self._discover()
         if self._next:
-            ends = watermarks(self._kafka, [KafkaTP(t, p) for t, p in self._next], timeout_s=10)
+            try:
+                ends = watermarks(self._kafka, [KafkaTP(t, p) for t, p in self._next], timeout_s=10)
+            except RuntimeError as err:      # common.kafka.watermarks reports a KafkaException as one
+                raise BrokerUnanswered(str(err)) from err
             while any(self._next[tp] < ends[tp][1] for tp in self._next):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return False
@@ -286,7 +293,7 @@ class BloomMaintainer:
         try:
             self.prove()
         except Exception as err:
-            if not (is_transient(err) or isinstance(err, KafkaException)):
+            if not (is_transient(err) or isinstance(err, (KafkaException, BrokerUnanswered))):
                 raise
             self._drop_mysql()
             if self._unproven_since is None:
