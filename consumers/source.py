@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from consumers.records import SourceRecord, TopicPartition
+from common.kafka_link import KafkaLinkWatch
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class KafkaSource:
             # New tables mean new topics; a regex subscription sees them after a metadata refresh.
             "topic.metadata.refresh.interval.ms": 5000,
             "partition.assignment.strategy": "cooperative-sticky",
+            **KafkaLinkWatch("consumer").settings(),     # `kafka consumer: lost broker` / `reconnected`
         })
         self._on_revoke = on_revoke
         self.assigned: set[TopicPartition] = set()

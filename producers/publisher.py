@@ -17,6 +17,7 @@ from typing import Callable
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from common.kafka import client_settings
+from common.kafka_link import KafkaLinkWatch
 from schemas.config import KafkaConfig
 from schemas.position import BinlogPosition
 
@@ -86,8 +87,8 @@ class Publisher:
             "queue.buffering.max.messages": max(max_in_flight * 2, 100_000),
             "batch.num.messages": 10_000,
         }
-        if on_error is not None:
-            settings["error_cb"] = lambda err: on_error(str(err))
+        # Every error still goes to on_error; a lost broker and its return get one line each.
+        settings.update(KafkaLinkWatch("producer", on_error=on_error).settings())
         self._producer = Producer(settings)
         self._max_in_flight = max_in_flight
         self._max_bytes = int(settings.get("message.max.bytes", 1_000_000))   # librdkafka's default

@@ -20,12 +20,15 @@ DirOption = typer.Option(Path("sandbox"), "--dir", envvar="CDCSYNC_SANDBOX_DIR",
 @app.command()
 def up(regions: str = typer.Option("eu,us,ap", "--regions", envvar="CDCSYNC_SANDBOX_REGIONS",
                                    help="Comma-separated region names."),
-       dir: Path = DirOption) -> None:
+       dir: Path = DirOption,
+       durable: bool = typer.Option(False, "--durable", help="Start MariaDB with sync_binlog=1 and "
+                                                             "innodb_flush_log_at_trx_commit=1 (fsync at every "
+                                                             "commit; slower). Kept across restarts.")) -> None:
     """Start (or complete) the sandbox and write sandbox.json and cdcsync.toml."""
     names = [r.strip() for r in regions.split(",") if r.strip()]
     try:
         with console.status(f"starting sandbox for {', '.join(names)} in {dir}"):
-            contract = Sandbox(dir).up(names)
+            contract = Sandbox(dir, durable=True if durable else None).up(names)
     except (SandboxError, RuntimeError, FileNotFoundError) as err:
         console.print(f"[red]sandbox up failed:[/red] {err}")
         raise typer.Exit(1) from None

@@ -109,7 +109,7 @@ class CacheWriter:
 
     def __init__(self, config: PipelineConfig, region: str) -> None:
         self.config = config
-        self.client = redis_client(config.region(region).redis)
+        self.client = redis_client(config.region(region).redis, report=True)
         self._cas = self.client.register_script(CAS_SCRIPT)
 
     def queue_set(self, pipe: Any, key: str, version: str, row: dict[str, Any], table: TableConfig,

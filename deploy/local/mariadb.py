@@ -30,6 +30,7 @@ class MariaDBSpec:
     gtid_domain_id: int
     auto_increment_increment: int = 1   # the number of regions (at least)
     auto_increment_offset: int = 1      # the region's place, 1..increment
+    durable: bool = False               # fsync the redo log and the binlog at every commit
 
     @property
     def socket(self) -> Path:
@@ -50,7 +51,9 @@ def render_cnf(spec: MariaDBSpec) -> str:
     return template.format(home=spec.home, port=spec.port, server_id=spec.server_id,
                            gtid_domain_id=spec.gtid_domain_id, user=user,
                            auto_increment_increment=spec.auto_increment_increment,
-                           auto_increment_offset=spec.auto_increment_offset)
+                           auto_increment_offset=spec.auto_increment_offset,
+                           innodb_flush_log_at_trx_commit=1 if spec.durable else 2,
+                           sync_binlog=1 if spec.durable else 0)
 
 
 def install(spec: MariaDBSpec) -> None:

@@ -92,6 +92,11 @@ def stop(pid: int, marker: str, timeout: float = 15.0) -> bool:
     return True
 
 
+def reap(pid: int) -> None:
+    """Collect a child that exited (a no-op for a process that is not our child)."""
+    _reap(pid)
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)

@@ -4,6 +4,7 @@ Layout of DIR:
     sandbox.json         the contract other tools read (shape fixed by the capture issue)
     cdcsync.toml         a ready-to-use pipeline config
     state.json           PIDs, ports and passwords of what `up` started (private to this module)
+                         and whether the MariaDBs are durable (fsync at every commit)
     <region>/mysql/      datadir, binlogs, socket, log
     <region>/redis/      log
     broker/              broker log
@@ -13,7 +14,10 @@ Layout of DIR:
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +43,15 @@ class ServiceStatus:
 
 
 class Sandbox:
-    """A sandbox rooted at `root`. All methods are idempotent."""
+    """A sandbox rooted at `root`. All methods are idempotent.
 
-    def __init__(self, root: str | Path) -> None:
+    `durable=True` starts every MariaDB with `sync_binlog=1` and `innodb_flush_log_at_trx_commit=1`
+    (the `kill -9` nemesis needs them); None keeps what the sandbox was first started with (False
+    for a new one). The choice is recorded in state.json, so restarts keep it."""
+
+    def __init__(self, root: str | Path, *, durable: bool | None = None) -> None:
         self.root = Path(root).resolve()
+        self._durable = durable
 
     # -- files -----------------------------------------------------------------------------
     @property
@@ -87,6 +96,11 @@ class Sandbox:
         if known and known != regions:
             raise SandboxError(f"{self.root} already holds a sandbox for regions {','.join(known)}; "
                                f"use that list or another --dir")
+        recorded = state.get("durable")
+        if known and self._durable is not None and bool(recorded) != self._durable:
+            raise SandboxError(f"{self.root} holds a sandbox started with durable={bool(recorded)}; "
+                               f"stop it (`cdcsync sandbox down`) and use another --dir")
+        state["durable"] = bool(recorded) if recorded is not None and known else bool(self._durable)
         state.setdefault("regions", {})
         for index, name in enumerate(regions):
             region = state["regions"].setdefault(name, {
@@ -97,7 +111,8 @@ class Sandbox:
                 "redis": {"port": processes.free_port(), "pid": None},
             })
             self._save_state(state)
-            spec = self._mysql_spec(name, region, increment=len(regions), offset=index + 1)
+            spec = self._mysql_spec(name, region, increment=len(regions), offset=index + 1,
+                                    durable=state["durable"])
             if not self._running(region["mysql"], mariadb.MARKER):
                 self._ensure_port_free(region["mysql"], f"{name} mariadbd")
                 region["mysql"]["pid"] = mariadb.start(spec)
@@ -123,11 +138,18 @@ class Sandbox:
         self._write_config(state)
         return contract
 
-    def _mysql_spec(self, name: str, region: dict[str, Any], *, increment: int, offset: int) -> mariadb.MariaDBSpec:
+    def _mysql_spec(self, name: str, region: dict[str, Any], *, increment: int, offset: int,
+                    durable: bool) -> mariadb.MariaDBSpec:
         # Every region writes: its own AUTO_INCREMENT offset keeps concurrent inserts' ids apart.
         return mariadb.MariaDBSpec(home=self.root / name / "mysql", port=region["mysql"]["port"],
                                    server_id=region["server_id"], gtid_domain_id=region["gtid_domain_id"],
-                                   auto_increment_increment=increment, auto_increment_offset=offset)
+                                   auto_increment_increment=increment, auto_increment_offset=offset,
+                                   durable=durable)
+
+    @property
+    def durable(self) -> bool:
+        """Whether the MariaDBs run with sync_binlog=1 and innodb_flush_log_at_trx_commit=1."""
+        return bool(self._load_state().get("durable", self._durable))
 
     @staticmethod
     def _running(entry: dict[str, Any], marker: str) -> bool:
@@ -216,6 +238,29 @@ class Sandbox:
                     processes.stop(entry["pid"], marker, timeout=60.0)
                 entry["pid"] = None
                 self._save_state(state)
+                self.up(list(state["regions"]))
+                new = self.pid(service)
+                assert new is not None
+                return new
+        raise SandboxError(f"no service {service!r} in the sandbox at {self.root}")
+
+    def crash(self, service: str, pause_s: float = 1.0) -> int:
+        """`kill -9` one service, wait `pause_s`, start it again on the same port and data directory
+        (MariaDB runs its crash recovery at start). Returns the new PID."""
+        state = self._load_state()
+        for name, entry, marker in self._services(state):
+            if name == service:
+                pid = entry.get("pid")
+                if not pid or not processes.alive(pid, marker):
+                    raise SandboxError(f"{service} is not running")
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while processes.alive(pid, marker) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                processes.reap(pid)
+                entry["pid"] = None
+                self._save_state(state)
+                time.sleep(pause_s)
                 self.up(list(state["regions"]))
                 new = self.pid(service)
                 assert new is not None

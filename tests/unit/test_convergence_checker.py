@@ -186,3 +186,17 @@ def test_check_combines_every_rule() -> None:
     us = state("us", {1: {"id": 1, "v": "a"}}, {1: vc(eu=1)})
     problems = check(history, [eu, us])
     assert [(p.kind, p.key) for p in problems] == [("write lost", ("kv", (2,)))]
+
+
+def test_a_commit_of_unknown_outcome_may_supersede_but_is_never_required() -> None:
+    a = ack({"id": 1, "v": "a"}, vc(eu=1))
+    maybe = ack({"id": 1, "v": "u"}, vc(eu=2))           # COMMIT lost with the server: it did commit
+    final = state("eu", {1: {"id": 1, "v": "u"}}, {1: vc(eu=2)})
+    history = History()
+    history.record([a])
+    assert [p.kind for p in check(history, [final])] == ["write lost"]   # without it: a false loss
+    history.unknown_outcome([maybe])
+    assert check(history, [final]) == [] and history.unknown == 1
+    assert accounted(a, [a], final, [], [maybe]) == "superseded by a commit of unknown outcome"
+    # Never required: the same unknown commit that did not happen leaves the final state of `a`.
+    assert check(history, [state("eu", {1: {"id": 1, "v": "a"}}, {1: vc(eu=1)})]) == []

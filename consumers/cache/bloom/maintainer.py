@@ -26,10 +26,11 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, OFFSET_BEGINNING, TopicPartition as KafkaTP
+from confluent_kafka import Consumer, KafkaException, OFFSET_BEGINNING, TopicPartition as KafkaTP
 
 from common.checkpoint_store import FileCheckpointStore
 from common.kafka import client_settings, watermarks
+from common.retry import is_transient
 from common.mysql import connect
 from common.snapshot_reader import ConsistentSnapshot
 from consumers.cache.bloom.build import build_table
@@ -50,6 +51,10 @@ LEASE_MS = 15_000
 # Time between two proofs while readers wait for one; an idle cycle is one SHOW MASTER STATUS.
 PROOF_PERIOD_S = 0.01
 IDLE_PROOF_PERIOD_S = 0.25
+
+
+class BrokerUnanswered(Exception):
+    """The broker did not answer a watermark query in time (a stall, a partition)."""
 
 
 def binlog_order(file: str, pos: int) -> tuple[int, int]:
@@ -101,6 +106,7 @@ class BloomMaintainer:
         self._proven_head: tuple[str, int] | None = None
         self._lease_renewed = time.monotonic()
         self._conn: Any = None
+        self._unproven_since: float | None = None     # since when proofs fail for a lost server
         self.builds_done = 0
         self.last_error: BaseException | None = None
 
@@ -125,6 +131,7 @@ class BloomMaintainer:
         for table in selected:
             self._ensure_filter(table)
         threading.Thread(target=self._build_loop, name="bloom-build", daemon=True).start()
+        log.info("bloom %s: started: %d tables, %d partitions", self.region, len(selected), len(self._next))
 
     def run(self) -> None:
         self.start()
@@ -136,7 +143,7 @@ class BloomMaintainer:
                 # every IDLE_PROOF_PERIOD_S: an idle region costs a few statements a second.
                 if time.monotonic() - last_proof >= IDLE_PROOF_PERIOD_S or self.client.exists(self.store.keys.wanted):
                     last_proof = time.monotonic()
-                    self.prove()
+                    self._prove_through_outages()
                 self.poll_once(PROOF_PERIOD_S)
                 if time.monotonic() >= next_check:
                     self.check_filters()
@@ -267,7 +274,10 @@ class BloomMaintainer:
             self.poll_once(0.02)
         self._discover()
         if self._next:
-            ends = watermarks(self._kafka, [KafkaTP(t, p) for t, p in self._next], timeout_s=10)
+            try:
+                ends = watermarks(self._kafka, [KafkaTP(t, p) for t, p in self._next], timeout_s=10)
+            except RuntimeError as err:      # common.kafka.watermarks reports a KafkaException as one
+                raise BrokerUnanswered(str(err)) from err
             while any(self._next[tp] < ends[tp][1] for tp in self._next):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return False
@@ -276,6 +286,34 @@ class BloomMaintainer:
         self._proven_head = head
         self.proofs += 1
         return True
+
+    def _prove_through_outages(self) -> None:
+        """`prove`, surviving a MySQL server that went away (restart, crash) or a broker that does not
+        answer: no proof is published meanwhile, so readers ask the database for absent keys, and
+        the stream positions stay with the bits. One line when it starts, one when proofs resume."""
+        try:
+            self.prove()
+        except Exception as err:
+            if not (is_transient(err) or isinstance(err, (KafkaException, BrokerUnanswered))):
+                raise
+            self._drop_mysql()
+            if self._unproven_since is None:
+                self._unproven_since = time.monotonic()
+                log.warning("bloom %s: cannot prove freshness (%s); retrying, readers ask the database for absent "
+                            "keys meanwhile", self.region, err)
+            return
+        if self._unproven_since is not None:
+            log.info("bloom %s: reconnected; proving freshness again after %.1f s", self.region,
+                     time.monotonic() - self._unproven_since)
+            self._unproven_since = None
+
+    def _drop_mysql(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken; a new connection is opened next time
+                pass
+            self._conn = None
 
     def _mysql(self) -> Any:
         if self._conn is None:

@@ -6,7 +6,9 @@
 3. Every acknowledged write is accounted for:
    - final: the final row equals its values (None = absent) and the final clock dominates its clock;
    - superseded: another acknowledged write of the key has a clock strictly after it (it was made
-     on top of it, in a region that had it), or is a delete with the same clock (a cascade);
+     on top of it, in a region that had it), or is a delete with the same clock (a cascade); or a
+     write whose COMMIT had an unknown outcome (the server was killed during it) has such a clock:
+     it may have committed (crash recovery keeps what reached the binlog);
    - a logged loser: some region's conflict log lists a losing version of the key with its values
      and a clock that dominates its clock (a delete: a losing tombstone whose clock dominates the
      delete's). Not for a row whose key the server generated (AUTO_INCREMENT): two regions
@@ -66,9 +68,11 @@ def compare_caches(states: list[RegionState]) -> list[Problem]:
     return problems
 
 
-def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list[Loser]) -> str | None:
+def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list[Loser],
+              maybe: list[Ack] = ()) -> str | None:  # type: ignore[assignment]
     """How `ack` is accounted for (final, superseded, a logged loser), or None when it is not.
-    `acks_of_key` are every acknowledged write of its key, `losers` every logged loser of its key."""
+    `acks_of_key` are every acknowledged write of its key, `losers` every logged loser of its key,
+    `maybe` the writes of its key whose COMMIT had an unknown outcome (they may supersede it)."""
     key = (ack.table, ack.key)
     final_row, final_clock = final.rows.get(key), final.final_clock(key)
     if ack.clock is None:
@@ -77,6 +81,8 @@ def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list
         return "final"
     if any(o.clock is not None and o.clock.compare(ack.clock) is Order.AFTER for o in acks_of_key):
         return "superseded"
+    if any(o.clock is not None and o.clock.compare(ack.clock) is Order.AFTER for o in maybe):
+        return "superseded by a commit of unknown outcome"
     if ack.values is not None and any(o.values is None and o.clock == ack.clock for o in acks_of_key):
         # A delete made by a foreign key's ON DELETE CASCADE: MariaDB runs no trigger for it, so the
         # child's clock stays the one of the version it removed (which came first: a row written
@@ -98,9 +104,10 @@ def unaccounted(history: History, states: list[RegionState]) -> list[Problem]:
         for loser in s.losers:
             losers[(loser.table, loser.key)].append(loser)
     problems = []
+    maybe = history.maybe_by_key()
     for key, acks in sorted(history.by_key().items(), key=lambda kv: repr(kv[0])):
         for ack in acks:
-            how = accounted(ack, acks, final, losers.get(key, []))
+            how = accounted(ack, acks, final, losers.get(key, []), maybe.get(key, []))
             if how is None:
                 problems.append(Problem("write lost", key, f"{ack.describe()}; final in {final.region}: "
                                                            f"{final.rows.get(key)} [{_clock(final.final_clock(key))}]"))

@@ -53,6 +53,9 @@ class History:
     # Commits whose outcome the client cannot know (the server went away during COMMIT): neither
     # acknowledged nor refused, so the checker never counts them lost.
     unknown: int = 0
+    # What those commits would have left: they may have committed (a kill -9 during COMMIT, then
+    # crash recovery), so they may supersede an acknowledged write, but are never required.
+    maybe: list[Ack] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, acks: list[Ack]) -> None:
@@ -65,22 +68,30 @@ class History:
             self.attempts += 1
             self.refused[reason] += 1
 
-    def unknown_outcome(self) -> None:
+    def unknown_outcome(self, acks: list[Ack] | None = None) -> None:
         with self._lock:
             self.attempts += 1
             self.unknown += 1
+            self.maybe.extend(acks or ())
 
     def merge(self, other: "History") -> None:
         with self._lock:
             self.acks.extend(other.acks)
             self.attempts += other.attempts
             self.unknown += other.unknown
+            self.maybe.extend(other.maybe)
             for reason, count in other.refused.items():
                 self.refused[reason] += count
 
     def by_key(self) -> dict[tuple[str, ModelKey], list[Ack]]:
         grouped: dict[tuple[str, ModelKey], list[Ack]] = defaultdict(list)
         for ack in self.acks:
+            grouped[(ack.table, ack.key)].append(ack)
+        return grouped
+
+    def maybe_by_key(self) -> dict[tuple[str, ModelKey], list[Ack]]:
+        grouped: dict[tuple[str, ModelKey], list[Ack]] = defaultdict(list)
+        for ack in self.maybe:
             grouped[(ack.table, ack.key)].append(ack)
         return grouped
 

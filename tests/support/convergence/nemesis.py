@@ -10,6 +10,8 @@ Each fault uses the real mechanism, never a mock:
 | `restart-redis` | a region's redis-server restarted without persistence (empty), then `cdcsync cache rebuild` |
 | `kill-supervisor` | `kill -9` of `cdcsync run` (a supervised seed only); its components must exit by themselves (none orphaned), and its restart must run each exactly once |
 | `cut-region`, `cut-region-mid-txn` | a region's components cut off from the broker (both directions) for `cut_s`, then healed; the second cuts in the middle of a large transaction's delivery (region_cut.py) |
+| `kill-mariadb` | `kill -9` of a region's mariadbd, started again on the same port and datadir after `restart_s`: crash recovery (a durable sandbox only: `sync_binlog=1`, `innodb_flush_log_at_trx_commit=1`) |
+| `kill-bloom` | `kill -9` of a region's `cdcsync bloom` (a seed run with `bloom=True`), restarted after `restart_s` |
 
 In a supervised seed (`cdcsync run`), a killed component is restarted by the supervisor, not by the
 nemesis.
@@ -42,6 +44,8 @@ from tests.support.producer import CdcsyncProcess
 
 KILLS = {"kill-producer": "producer", "kill-db": "db", "kill-cache": "cache"}
 KINDS = (*KILLS, "stop-broker", "restart-mariadb", "restart-redis", "kill-supervisor", *CUTS)
+KINDS = (*KINDS, "kill-mariadb")   # needs Sandbox(durable=True)
+KINDS = (*KINDS, "kill-bloom")     # needs the seed's Bloom maintainers (run_seed(bloom=True))
 # The CI schedule's kinds: the ones the issue asks CI to prove on every run, and a MariaDB restart
 # (the workload's clients must reconnect, the producer and sinks retry).
 CI_KINDS = ("kill-producer", "kill-db", "stop-broker", "restart-mariadb")
@@ -120,6 +124,14 @@ class Nemesis:
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
+    def __post_init__(self) -> None:
+        # Refused before the seed starts, in one line: a kill -9 of a non-durable MariaDB proves less.
+        if any(f.kind == "kill-mariadb" for f in self.faults) and not self.sandbox.durable:
+            raise ValueError("kill-mariadb needs a durable sandbox (Sandbox(root, durable=True); the soak "
+                             "turns it on for this kind): sync_binlog=1 and innodb_flush_log_at_trx_commit=1")
+        if any(f.kind == "kill-bloom" for f in self.faults) and not any(n.startswith("bloom-") for n in self.procs):
+            raise ValueError("kill-bloom needs the seed's Bloom maintainers: run_seed(..., bloom=True)")
+
     def start(self) -> "Nemesis":
         self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
         self._thread.start()
@@ -161,6 +173,8 @@ class Nemesis:
         handlers: dict[str, Callable[[Fault], str]] = {
             "stop-broker": self._stop_broker, "restart-mariadb": self._restart_mariadb,
             "restart-redis": self._restart_redis, "kill-supervisor": self._kill_supervisor}
+        handlers["kill-mariadb"] = self._kill_mariadb
+        handlers["kill-bloom"] = self._kill_bloom
         if fault.kind in KILLS:
             return self._kill(fault)
         if fault.kind in CUTS:
@@ -254,6 +268,39 @@ class Nemesis:
         old = self.sandbox.pid(f"{fault.target}/mariadbd")
         new = self.sandbox.restart(f"{fault.target}/mariadbd")
         return f"pid {old} -> {new}"
+
+    def _kill_mariadb(self, fault: Fault) -> str:
+        old = self.sandbox.pid(f"{fault.target}/mariadbd")
+        new = self.sandbox.crash(f"{fault.target}/mariadbd", pause_s=fault.duration_s)
+        return f"pid {old} -> {new}, crash recovery"
+
+    def _kill_bloom(self, fault: Fault) -> str:
+        # Not a child of `cdcsync run` (the supervisor runs producer and sinks): always the nemesis's.
+        name = f"bloom-{fault.target}"
+        proc = self.procs[name]
+        if not proc.alive():
+            raise RuntimeError(f"{name} was not running (exit {proc.proc.returncode if proc.proc else None})")
+        pid = proc.proc.pid
+        proc.kill9()
+        time.sleep(fault.duration_s)
+        restarted = CdcsyncProcess([], self.config_path, fault.target, proc.log)
+        restarted.argv = proc.argv
+        logged = proc.log.stat().st_size if proc.log.exists() else 0
+        self.procs[name] = restarted.start()
+        return f"pid {pid} -> {restarted.proc.pid}{self._wait_bloom_started(restarted, fault.target, logged)}"
+
+    def _wait_bloom_started(self, proc: CdcsyncProcess, region: str, logged: int, timeout_s: float = 90.0) -> str:
+        """As `_wait_started`: a maintainer exits at start-up with one line when a server does not
+        answer (seed 602 of the first soak: a broker stall 1 s after the restart, while the new
+        maintainer waited for the dead one's lease). Its start-up ends with `bloom eu: started`,
+        after the lease (up to 15 s after a kill -9), the partitions and the captured tables."""
+        marker = f"bloom {region}: started"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.alive():
+            if marker in (proc.log.read_bytes()[logged:].decode(errors="replace") if proc.log.exists() else ""):
+                return ""
+            time.sleep(0.2)
+        return "" if proc.alive() else f", exited {proc.proc.returncode} at start-up"
 
     def _restart_redis(self, fault: Fault) -> str:
         old = self.sandbox.pid(f"{fault.target}/redis-server")

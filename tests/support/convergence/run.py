@@ -26,6 +26,7 @@ from deploy.local import Sandbox
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect
 from tests.support import process_table
+from tests.support.convergence.bloom_check import bloom_problems
 from tests.support.convergence.checker import Problem, check
 from tests.support.convergence.final_state import RegionState, read_region
 from tests.support.convergence.history import History
@@ -103,14 +104,23 @@ def _tail(proc: CdcsyncProcess, lines: int = 15) -> str:
     return "\n      ".join(proc.output().splitlines()[-lines:])
 
 
+def start_blooms(config: PipelineConfig, path: Path, tmp: Path, procs: dict[str, CdcsyncProcess]) -> None:
+    """Every region's `cdcsync bloom` (`bloom-eu`), a process of its own in either pipeline."""
+    for region in config.regions:
+        procs[f"bloom-{region}"] = CdcsyncProcess(["bloom"], path, region, tmp / f"bloom-{region}.log").start()
+
+
 @contextmanager
-def running_pipeline(config: PipelineConfig, path: Path, tmp: Path,
-                     problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+def running_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem],
+                     bloom: bool = False) -> Iterator[dict[str, CdcsyncProcess]]:
     """Every region's producer and db + cache sinks, by name (`producer-eu`, `db-us`, `cache-ap`; the
-    nemesis replaces a component it killed by its restart). A process that dies, or does not exit 0
-    on SIGTERM, is a problem of the seed (with the end of its log), not an exception."""
+    nemesis replaces a component it killed by its restart), and with `bloom` its Bloom maintainer
+    (`bloom-eu`). A process that dies, or does not exit 0 on SIGTERM, is a problem of the seed (with
+    the end of its log), not an exception."""
     procs: dict[str, CdcsyncProcess] = {}
     try:
+        if bloom:
+            start_blooms(config, path, tmp, procs)
         for region in config.regions:
             procs[f"producer-{region}"] = ProducerProcess(path, region, tmp / f"producer-{region}.log").start()
             for sink in ("db", "cache"):
@@ -132,12 +142,15 @@ class SupervisorProcess(CdcsyncProcess):
 
 
 @contextmanager
-def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path,
-                        problems: list[Problem]) -> Iterator[dict[str, CdcsyncProcess]]:
+def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems: list[Problem],
+                        bloom: bool = False) -> Iterator[dict[str, CdcsyncProcess]]:
     """The same pipeline through `cdcsync run` (`{"supervisor": ...}`; component logs in `tmp`,
-    named `eu-producer.log`). It must exit 0 on SIGTERM, its components with it."""
+    named `eu-producer.log`). It must exit 0 on SIGTERM, its components with it. `cdcsync run` has
+    no Bloom maintainer: with `bloom`, they run beside it (`bloom-eu`)."""
     procs: dict[str, CdcsyncProcess] = {"supervisor": SupervisorProcess(path, tmp).start()}
     try:
+        if bloom:
+            start_blooms(config, path, tmp, procs)
         for region in config.regions:
             wait_until((tmp / "checkpoints" / region / f"{region}.json").exists, timeout=90,
                        what=f"{region} checkpoint")
@@ -226,7 +239,7 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
              clients_per_region: int = 2, txns_per_client: int = 40, pause_ms: int = PAUSE_MS, keep: bool = False,
              read_topics: bool = True, after_quiescence: AfterQuiescence | None = None,
              faults: list[Fault] | None = None, sandbox: Sandbox | None = None,
-             supervised: bool = False, front: BrokerFront | None = None) -> SeedResult:
+             supervised: bool = False, front: BrokerFront | None = None, bloom: bool = False) -> SeedResult:
     """Run one seed and check it; the result holds the problems and, when there are any, the report.
 
     `faults` (with the `sandbox` the servers run in) is a nemesis schedule injected while the
@@ -234,6 +247,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
     `supervised` runs the components under one `cdcsync run` instead of one process each.
     `front`: the proxy the broker advertises (`base` names it as bootstrap), which the region cuts
     of the schedule use (region_cut.py).
+    `bloom` runs every region's Bloom maintainer too, and adds its verdict (bloom_check.py): no
+    present key missing from its region's filter or answered absent by `CacheReader`.
 
     `after_quiescence(config, db, history)` runs while the pipeline still runs, once it is quiescent
     (the checker's own test uses it to break a region on purpose)."""
@@ -252,7 +267,7 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
     states: list[RegionState] = []
     try:
         pipeline = supervised_pipeline if supervised else running_pipeline
-        with pipeline(config, path, tmp, result.problems) as procs:
+        with pipeline(config, path, tmp, result.problems, bloom=bloom) as procs:
             wait_until_flowing(config, db, result.history)
             nemesis = None
             cutter = RegionCutter(front, config, db) if front is not None else None
@@ -278,6 +293,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
                 result.problems.append(Problem("pipeline", None, str(err)[:2000]))
             if after_quiescence is not None:
                 after_quiescence(config, db, result.history)
+            if bloom:
+                result.problems.extend(bloom_problems(config, db))
         for region in regions:
             with connect(config, region) as conn:
                 states.append(read_region(config, region, conn, db=db))

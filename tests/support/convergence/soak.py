@@ -9,6 +9,10 @@ on stdout at the end:
 
     {"seeds_run": 50, "divergent_keys": 0, "failed_seeds": [], "shapes": [...], ...}
 
+Every region runs a Bloom maintainer and the verdict checks its filters (`--no-bloom`: none).
+`--durable` (implied by the `kill-mariadb` fault) starts the MariaDBs with `sync_binlog=1` and
+`innodb_flush_log_at_trx_commit=1`.
+
 With `--nemesis KINDS` (`make soak NEMESIS=all`) every seed runs under a seeded fault schedule
 (nemesis.py), the JSON line gets per-fault counts, and a markdown table, one row per fault kind (the
 table of docs/reliability.md), goes to stderr at the end.
@@ -76,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-s", default="5,60", help="broker SIGSTOP length range in seconds, with --nemesis")
     parser.add_argument("--cut-s", default="60,180", help="region cut length range in seconds, with --nemesis "
                                                           "cut-region or cut-region-mid-txn")
+    parser.add_argument("--durable", action="store_true", help="start the sandbox's MariaDBs with sync_binlog=1 and "
+                                                                "innodb_flush_log_at_trx_commit=1 (implied by the "
+                                                                "kill-mariadb fault)")
+    parser.add_argument("--no-bloom", dest="bloom", action="store_false",
+                        help="run no Bloom maintainer (by default each region runs one and the verdict checks its "
+                             "filters: no false negative)")
     args = parser.parse_args(argv)
     try:
         shapes = parse_shapes(args.shapes)
@@ -90,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     root = args.dir or Path(tempfile.mkdtemp(prefix="cdcsync-soak-"))
     root.mkdir(parents=True, exist_ok=True)
-    sandbox = Sandbox(root / "sandbox")
+    sandbox = Sandbox(root / "sandbox", durable=args.durable or "kill-mariadb" in kinds)
+    if "kill-bloom" in kinds and not args.bloom:
+        parser.error("the kill-bloom fault needs the Bloom maintainers: drop --no-bloom")
     # A region cut needs every client of the broker to go through a proxy: the broker advertises it.
     front = BrokerFront().start() if set(kinds) & set(CUTS) else None
     started = time.monotonic()
@@ -110,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_seed(base, seed, topology=topology, shapes=shapes, tmp=root / f"seed-{seed}",
                                   clients_per_region=args.clients, txns_per_client=args.txns,
                                   pause_ms=args.pause_ms, keep=args.keep, faults=faults, sandbox=sandbox,
-                                  supervised=args.supervised or "kill-supervisor" in kinds, front=front)
+                                  supervised=args.supervised or "kill-supervisor" in kinds, front=front,
+                                  bloom=args.bloom)
             finally:
                 reap_all()
             results.append(result)
@@ -135,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "failed_seeds": [r.seed for r in failed],
         "shapes": list(shapes),
         "topology": args.topology,
+        "durable": sandbox.durable,
+        "bloom": args.bloom,
         "acked_writes": sum(len(r.history.acks) for r in results),
         "conflicts": sum(r.conflicts for r in results),
         "problems": problems,

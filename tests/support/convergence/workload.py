@@ -9,8 +9,9 @@ statements, read the touched rows again and each key's `row_clocks` clock, commi
 that succeeded is recorded. A duplicate key, a missing parent (1062, 1452: the application's write
 is refused), a lock wait timeout or a deadlock (1205, 1213) rolls back and records nothing.
 
-A lost connection (the nemesis restarts a region's MariaDB) before COMMIT is a rollback too; during
-COMMIT its outcome is unknown: counted apart (`History.unknown`), never acknowledged. The client
+A lost connection (the nemesis restarts or kills a region's MariaDB) before COMMIT is a rollback
+too; during COMMIT its outcome is unknown: counted apart (`History.unknown`), never acknowledged,
+its would-be writes kept as `History.maybe` (it may have committed, and then superseded a write). The client
 then reconnects, retrying until the server is back, and goes on with its next transaction.
 """
 
@@ -75,9 +76,10 @@ def _lost(err: Exception) -> bool:
 
 
 def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, number: int,
-            meta_db: str, db: str) -> list[Ack] | str:
+            meta_db: str, db: str, attempted: list[Ack] | None = None) -> list[Ack] | str:
     """Run one transaction; its acks when it committed, or why it did not (LOST, UNKNOWN: the
-    connection is gone, reconnect)."""
+    connection is gone, reconnect). `attempted` receives the acks it sends COMMIT with (what an
+    UNKNOWN outcome may have committed)."""
     committing = False
     try:
         with conn.cursor(pymysql.cursors.DictCursor) as cur:
@@ -95,6 +97,8 @@ def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, num
                 acks.append(Ack(region, client, number, txn.shape, table_name, key, row,
                                 read_clock(cur, meta_db, db, table, spelled), txn.generated_key))
         committing = True
+        if attempted is not None:
+            attempted[:] = acks
         conn.commit()
         return acks
     except pymysql.err.IntegrityError as err:
@@ -128,16 +132,17 @@ def client_loop(connect: Connect, spec: WorkloadSpec, region: str, client: int, 
                 history: History, *, meta_db: str, db: str) -> None:
     rng = random.Random(f"{spec.seed}-{region}-{client}")
     ctx = ClientContext(region, client, shared)
-    conn = connect(region)
-    conn.autocommit(False)
+    conn = _reconnect(connect, region)     # the nemesis may be restarting this region's server already
     number = 0
     try:
         for _ in range(spec.txns_per_client):
             for txn in SHAPES[rng.choice(spec.shapes)](rng, ctx):
                 number += 1
-                outcome = run_txn(conn, txn, region=region, client=client, number=number, meta_db=meta_db, db=db)
+                attempted: list[Ack] = []
+                outcome = run_txn(conn, txn, region=region, client=client, number=number, meta_db=meta_db, db=db,
+                                  attempted=attempted)
                 if outcome in (LOST, UNKNOWN):
-                    history.unknown_outcome() if outcome == UNKNOWN else history.refuse(outcome)
+                    history.unknown_outcome(attempted) if outcome == UNKNOWN else history.refuse(outcome)
                     conn.close()
                     conn = _reconnect(connect, region)
                 elif isinstance(outcome, str):
