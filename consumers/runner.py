@@ -6,6 +6,8 @@ partitions move; on SIGTERM the loop finishes the batch, commits, leaves the gro
 Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
 A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_letters`) raises
 `DeadLetterFlood` out of `flush` before the batch commits, and `run` stops (consumers/dlq_limit.py).
+A sink left without partitions while its group has lag nobody applies raises `Unassigned` out of
+`run` after its limit (consumers/assignment_watchdog.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol
 
 from cdcsync import log_context
 from cdcsync.health_server import HealthState
+from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition
@@ -48,6 +51,7 @@ class SinkRunner:
         self.batches = 0
         self.health: HealthState | None = None   # set by the command that serves /healthz
         self.unclocked: UnclockedChanges | None = None   # reports changes without a clock (set by build_runners)
+        self.watchdog: AssignmentWatchdog | None = None  # stops a sink left without partitions (set by build_runners)
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -57,7 +61,8 @@ class SinkRunner:
 
     def step(self) -> int:
         """Fill one batch (up to `batch_max_events` or `batch_max_ms`), apply and commit it.
-        Returns the number of records it handled. Blocks up to the batch window."""
+        Returns the number of records it handled (0 after an idle poll of up to 0.25 s). Blocks up
+        to the batch window."""
         self._fill()
         return self.flush()
 
@@ -68,12 +73,14 @@ class SinkRunner:
                 self.step()
                 if self.health is not None:
                     self.health.beat()
+                if self.watchdog is not None:
+                    self.watchdog.observe(bool(self.source.assigned))
                 if time.monotonic() >= next_lag:
                     self._report_lag()
                     next_lag = time.monotonic() + 5.0
             self.flush()
         finally:
-            self.source.close()      # leaves the group: the others take over at once
+            self.source.close()      # no LeaveGroup: the others take over when its session times out
             self.sink.close()
 
     def _fill(self) -> None:
@@ -88,7 +95,9 @@ class SinkRunner:
             records = self.source.consume(self.batch_max_events - len(self._pending), min(timeout, 0.25))
             self._pending.extend(records)
             if not self._pending:
-                deadline = None          # a revoke may have flushed what we had
+                # Idle (or a revoke flushed what we had): back to `run`, which beats /healthz and
+                # runs the assignment watchdog between polls.
+                return
 
     def flush(self) -> int:
         """Apply and commit whatever is pending. Called by the loop and by the revoke callback."""

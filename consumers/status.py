@@ -246,7 +246,7 @@ def sink_group_lag(config: PipelineConfig, region: str, sink: str, *, timeout_s:
     try:
         for kafka, patterns in subscriptions(config, region, sink):  # type: ignore[arg-type]
             try:
-                partitions.extend(_partitions(client_settings(kafka), group, patterns, timeout_s))
+                partitions.extend(group_partition_lags(client_settings(kafka), group, patterns, timeout_s))
             except Exception as err:
                 raise RuntimeError(f"kafka {kafka.bootstrap} ({group}): {err}") from None
     except Exception as err:
@@ -259,13 +259,15 @@ def topic_group_lag(kafka: KafkaConfig, group: str, sink: str, patterns: list[st
     """The lag of `group` on the topics `patterns` match on one cluster (`region remove` asks about
     a region no longer in the config); a failure is the result's `error`."""
     try:
-        return GroupLag(group, sink, _partitions(client_settings(kafka), group, patterns, timeout_s))
+        return GroupLag(group, sink, group_partition_lags(client_settings(kafka), group, patterns, timeout_s))
     except Exception as err:
         return GroupLag(group, sink, error=f"kafka {kafka.bootstrap} ({group}): {err}")
 
 
-def _partitions(settings: dict[str, object], group: str, patterns: list[str],
-                timeout_s: float) -> tuple[PartitionLag, ...]:
+def group_partition_lags(settings: dict[str, object], group: str, patterns: list[str],
+                         timeout_s: float) -> tuple[PartitionLag, ...]:
+    """Per partition of the topics `patterns` match: the group's committed offset and the watermarks.
+    Also the sinks' own liveness check (consumers/assignment_watchdog.py)."""
     # The group's id only lets `committed()` fetch its offsets: no subscribe, so no join, no commit.
     consumer = Consumer({**settings, "group.id": group, "enable.auto.commit": False,
                          "enable.auto.offset.store": False, "client.id": f"cdcsync-status-{uuid.uuid4().hex[:8]}"})
