@@ -130,3 +130,7 @@ class KafkaSource:
         times out."""
         consumer, self._consumer = self._consumer, None
         del consumer
+        if self.assigned:
+            log.info("stopped without leaving the group: %d partition(s) move to the other members when the "
+                     "session times out", len(self.assigned))
+        self.assigned = set()
