@@ -15,6 +15,7 @@ back, so a stopped sink's partitions would stay with it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException
@@ -123,13 +124,26 @@ class KafkaSource:
         return {(p.topic, p.partition): (p.committed, p.lag)
                 for p in group_partition_lags(self._settings, self.group_id, self._patterns, timeout_s)}
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 10.0) -> None:
         """Stop consuming, without LeaveGroup (see the module doc): dropping the last reference destroys
         the client without librdkafka's consumer close. What was applied is committed already (the
         runner flushes first, and nothing is auto-committed); the partitions move once the session
-        times out."""
-        consumer, self._consumer = self._consumer, None
-        del consumer
+        times out. The destroy runs on a thread of its own: caught between a SyncGroup answer and the
+        assignment it hands to the application, librdkafka 2.16 waits for that assignment forever
+        (the soak's cache sink never exited); after `timeout_s` the sink goes on stopping without it."""
+        if self._consumer is None:
+            return
+        holder, self._consumer = [self._consumer], None
+        destroyed = threading.Event()
+
+        def destroy() -> None:
+            holder.clear()            # the last reference: the client is destroyed here
+            destroyed.set()
+
+        threading.Thread(target=destroy, name="kafka-consumer-destroy", daemon=True).start()
+        if not destroyed.wait(timeout_s):
+            log.warning("the Kafka consumer of group %s did not shut down within %.0fs (caught in a rebalance); "
+                        "stopping without it", self.group_id, timeout_s)
         if self.assigned:
             log.info("stopped without leaving the group: %d partition(s) move to the other members when the "
                      "session times out", len(self.assigned))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -136,3 +137,42 @@ def test_a_sink_without_partitions_while_its_group_lags_says_so_and_exits(sandbo
     assert group in lines[0] and "lag" in lines[0] and "restart" in lines[0], lines[0]
     assert "Traceback" not in sink.output()
     assert _rows(config, db, "t1") == set()
+
+
+def test_closing_a_sink_consumer_caught_in_a_rebalance_returns(sandbox_config, unique) -> None:
+    """Destroying the client without consumer close, between a SyncGroup answer and the assignment
+    handed to the application, waits forever in librdkafka 2.16: the soak's cache sink never exited
+    on SIGTERM. `KafkaSource.close` must return all the same (the process exits without the client)."""
+    from consumers.source import KafkaSource
+
+    bootstrap, prefix = sandbox_config.kafka.bootstrap, f"t{unique}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(f"{prefix}.a", 3, 1)])[f"{prefix}.a"].result()
+    rejoins: list[str] = []
+
+    class Joins(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Joining group" in record.getMessage():
+                rejoins.append(record.getMessage())
+
+    log = logging.getLogger(f"close-{unique}")
+    log.addHandler(Joins())
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    source = KafkaSource({"bootstrap.servers": bootstrap, "debug": "cgrp", "logger": log}, f"{prefix}.g",
+                         session_timeout_ms=6000, on_revoke=lambda partitions: None)
+    source.subscribe([f"^{prefix}\\..*"])
+    deadline = time.monotonic() + 60
+    while not source.assigned and time.monotonic() < deadline:
+        source.consume(10, 0.2)
+    assert source.assigned, "never assigned"
+    joined = len(rejoins)
+    admin.create_topics([NewTopic(f"{prefix}.b", 3, 1)])[f"{prefix}.b"].result()
+    while len(rejoins) == joined and time.monotonic() < deadline:
+        source.consume(10, 0.1)
+    assert len(rejoins) > joined, "never rejoined for the new topic"
+    time.sleep(3.5)     # not polling: the broker answers the JoinGroup (half a session), the SyncGroup follows
+    closing = threading.Thread(target=source.close, kwargs={"timeout_s": 5.0}, daemon=True)
+    closing.start()
+    closing.join(20)
+    assert not closing.is_alive(), "KafkaSource.close() hung in the middle of a rebalance"
