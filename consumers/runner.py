@@ -2,7 +2,8 @@
 
 A batch closes at `batch_max_events` events or `batch_max_ms` after its first event. On a
 rebalance the in-flight batch is applied and committed inside the revoke callback, before the
-partitions move; on SIGTERM the loop finishes the batch, commits, leaves the group and returns.
+partitions move; on SIGTERM the loop finishes the batch, commits, stops its consumer without
+LeaveGroup (consumers/source.py) and returns.
 Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
 A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_letters`) raises
 `DeadLetterFlood` out of `flush` before the batch commits, and `run` stops (consumers/dlq_limit.py).
