@@ -5,7 +5,7 @@ Imports only schemas/ and the drivers, never producers/, consumers/ or cdcsync/.
 """
 
 __all__ = [
-    "acked_producer", "checkpoint_store", "clock_coverage", "clock_triggers", "health_server", "kafka",
+    "acked_producer", "checkpoint_store", "group_lag", "clock_coverage", "clock_triggers", "health_server", "kafka",
     "log_context", "metadata_tables", "mysql", "redis_connect", "redis_link", "retry", "snapshot_encoding", "snapshot_reader",
     "table_catalog"
 ]

@@ -2,11 +2,14 @@
 
 A batch closes at `batch_max_events` events or `batch_max_ms` after its first event. On a
 rebalance the in-flight batch is applied and committed inside the revoke callback, before the
-partitions move; on SIGTERM the loop finishes the batch, commits, leaves the group and returns.
+partitions move; on SIGTERM the loop finishes the batch, commits, stops its consumer without
+LeaveGroup (consumers/source.py) and returns.
 Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
 A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_letters`) raises
 `DeadLetterFlood` out of `flush` before the batch commits, and `run` stops (consumers/dlq_limit.py).
 The source is any `Source` (consumers/source_protocol.py: Kafka, or in memory for tests).
+A sink left without partitions while its group has lag nobody applies raises `Unassigned` out of
+`run` after its limit (consumers/assignment_watchdog.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Protocol
 
 from common import log_context
 from common.health_server import HealthState
+from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition
@@ -49,6 +53,7 @@ class SinkRunner:
         self.batches = 0
         self.health: HealthState | None = None   # set by the command that serves /healthz
         self.unclocked: UnclockedChanges | None = None   # reports changes without a clock (set by build_runners)
+        self.watchdog: AssignmentWatchdog | None = None  # stops a sink left without partitions (set by build_runners)
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -58,7 +63,8 @@ class SinkRunner:
 
     def step(self) -> int:
         """Fill one batch (up to `batch_max_events` or `batch_max_ms`), apply and commit it.
-        Returns the number of records it handled. Blocks up to the batch window."""
+        Returns the number of records it handled (0 after an idle poll of up to 0.25 s). Blocks up
+        to the batch window."""
         self._fill()
         return self.flush()
 
@@ -69,12 +75,14 @@ class SinkRunner:
                 self.step()
                 if self.health is not None:
                     self.health.beat()
+                if self.watchdog is not None:
+                    self.watchdog.observe(bool(self.source.assigned))
                 if time.monotonic() >= next_lag:
                     self._report_lag()
                     next_lag = time.monotonic() + 5.0
             self.flush()
         finally:
-            self.source.close()      # leaves the group: the others take over at once
+            self.source.close()      # no LeaveGroup: the others take over when its session times out
             self.sink.close()
 
     def _fill(self) -> None:
@@ -89,7 +97,9 @@ class SinkRunner:
             records = self.source.consume(self.batch_max_events - len(self._pending), min(timeout, 0.25))
             self._pending.extend(records)
             if not self._pending:
-                deadline = None          # a revoke may have flushed what we had
+                # Idle (or a revoke flushed what we had): back to `run`, which beats /healthz and
+                # runs the assignment watchdog between polls.
+                return
 
     def flush(self) -> int:
         """Apply and commit whatever is pending. Called by the loop and by the revoke callback."""

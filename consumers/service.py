@@ -13,6 +13,7 @@ from typing import Literal
 
 from common import metadata_tables
 from common.kafka import TopicCreator, client_settings
+from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetterPublisher
 from consumers.dlq_limit import DeadLetterLimit
 from consumers.metrics import SinkMetrics
@@ -90,6 +91,9 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
         runners.append(SinkRunner(source=source, sink=target, dead_letters=dead_letters, metrics=metrics,
                                   batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms))
         runners[-1].unclocked = UnclockedChanges(config, sink, metrics)
+        runners[-1].watchdog = AssignmentWatchdog.for_session(
+            settings.session_timeout_ms, what=f"{sink} sink of region {region}", group=source.group_id,
+            progress=source.group_progress)
         source.subscribe(patterns)
     return runners
 

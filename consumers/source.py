@@ -2,18 +2,28 @@
 `Source` contract (consumers/source_protocol.py).
 
 Threading: everything, including the rebalance callbacks, runs on the thread that calls `consume`.
+
+Closing never sends LeaveGroup: the client is destroyed without librdkafka's consumer close, and the
+member's partitions move to the others when its session times out (`sink.session_timeout_ms`), as
+after a crash (Kafka Streams closes its consumers the same way). A LeaveGroup sent while a rebalance
+was in flight wedged the group on the sandbox broker (Tansu 0.6): the member that left stayed the
+group's leader, every later member's SyncGroup failed with REBALANCE_IN_PROGRESS, and no sink of the
+group got a partition again (docs/reliability.md, "Found by the nemesis"). A static member
+(`group.instance.id`) sends no LeaveGroup either, but Tansu never expires one that does not come
+back, so a stopped sink's partitions would stay with it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
-from consumers.records import SourceRecord, TopicPartition
 from common.kafka_link import KafkaLinkWatch
+from consumers.records import SourceRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +31,7 @@ log = logging.getLogger(__name__)
 class KafkaSource:
     def __init__(self, settings: dict[str, object], group_id: str, *, session_timeout_ms: int,
                  on_revoke: Callable[[list[TopicPartition]], None]) -> None:
-        self._consumer = Consumer({
+        self._consumer: Consumer | None = Consumer({
             **settings,
             "group.id": group_id,
             "enable.auto.commit": False,
@@ -35,10 +45,19 @@ class KafkaSource:
             **KafkaLinkWatch("consumer").settings(),     # `kafka consumer: lost broker` / `reconnected`
         })
         self._on_revoke = on_revoke
+        self._settings, self.group_id = settings, group_id
+        self._patterns: list[str] = []
         self.assigned: set[TopicPartition] = set()
 
+    @property
+    def _client(self) -> Consumer:
+        if self._consumer is None:
+            raise RuntimeError("the Kafka source is closed")
+        return self._consumer
+
     def subscribe(self, patterns: list[str]) -> None:
-        self._consumer.subscribe(patterns, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
+        self._patterns = list(patterns)
+        self._client.subscribe(patterns, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
 
     def _assigned(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         self.assigned |= {TopicPartition(p.topic, p.partition) for p in partitions}
@@ -59,7 +78,7 @@ class KafkaSource:
 
     def consume(self, max_messages: int, timeout_s: float) -> list[SourceRecord]:
         records = []
-        for msg in self._consumer.consume(max_messages, timeout_s):
+        for msg in self._client.consume(max_messages, timeout_s):
             err = msg.error()
             if err is not None:
                 if err.fatal():
@@ -79,7 +98,7 @@ class KafkaSource:
             return
         offsets = [KafkaTP(t, p, o) for (t, p), o in next_offsets.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._client.commit(offsets=offsets, asynchronous=False)
         except KafkaException as err:
             # Typically a rebalance took the partition; its new owner replays and the markers skip.
             log.warning("offset commit failed (%s); the next owner will replay, harmlessly", err)
@@ -89,16 +108,46 @@ class KafkaSource:
         result: dict[TopicPartition, int] = {}
         if not self.assigned:
             return result
-        committed = self._consumer.committed([KafkaTP(tp.topic, tp.partition) for tp in self.assigned], timeout=5)
+        committed = self._client.committed([KafkaTP(tp.topic, tp.partition) for tp in self.assigned], timeout=5)
         for tp in committed:
             # Cached: the high watermark from fetch responses. (The sandbox broker answers a
             # ListOffsets "latest" short of the real end when its last batch holds several records.)
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=True)
+            low, high = self._client.get_watermark_offsets(tp, timeout=5, cached=True)
             if high < 0:
                 continue
             position = tp.offset if tp.offset >= 0 else low
             result[TopicPartition(tp.topic, tp.partition)] = max(0, high - position)
         return result
 
-    def close(self) -> None:
-        self._consumer.close()
+    def group_progress(self, timeout_s: float = 10.0) -> dict[tuple[str, int], tuple[int | None, int]]:
+        """Per partition of the subscription: the group's committed offset (None: nothing committed)
+        and its lag, as `cdcsync status` reports them. Raises when the broker does not answer."""
+        from common.group_lag import group_partition_lags
+
+        return {(p.topic, p.partition): (p.committed, p.lag)
+                for p in group_partition_lags(self._settings, self.group_id, self._patterns, timeout_s)}
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop consuming, without LeaveGroup (see the module doc): dropping the last reference destroys
+        the client without librdkafka's consumer close. What was applied is committed already (the
+        runner flushes first, and nothing is auto-committed); the partitions move once the session
+        times out. The destroy runs on a thread of its own: caught between a SyncGroup answer and the
+        assignment it hands to the application, librdkafka 2.16 waits for that assignment forever
+        (the soak's cache sink never exited); after `timeout_s` the sink goes on stopping without it."""
+        if self._consumer is None:
+            return
+        holder, self._consumer = [self._consumer], None
+        destroyed = threading.Event()
+
+        def destroy() -> None:
+            holder.clear()            # the last reference: the client is destroyed here
+            destroyed.set()
+
+        threading.Thread(target=destroy, name="kafka-consumer-destroy", daemon=True).start()
+        if not destroyed.wait(timeout_s):
+            log.warning("the Kafka consumer of group %s did not shut down within %.0fs (caught in a rebalance); "
+                        "stopping without it", self.group_id, timeout_s)
+        if self.assigned:
+            log.info("stopped without leaving the group: %d partition(s) move to the other members when the "
+                     "session times out", len(self.assigned))
+        self.assigned = set()

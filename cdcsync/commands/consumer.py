@@ -20,6 +20,7 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
                                                    "(default: the region's sink.metrics_port)."),
              log_format: str = LogFormatOption, log_level: str = LogLevelOption) -> None:
     """Apply change events: other regions' to this region's database (db), or this region's to its Redis (cache)."""
+    from consumers.assignment_watchdog import Unassigned
     from consumers.dlq_limit import DeadLetterFlood
     from consumers.service import build_runners, run_all
 
@@ -47,6 +48,8 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
         try:
             run_all(runners)
         except DeadLetterFlood as err:   # expected: stop in one line, committed nothing after the run
+            fail(str(err))
+        except Unassigned as err:        # expected: one line; a supervisor starts a fresh member
             fail(str(err))
         return
     # A database sink with no source region (a one-region config) has nothing to apply; it idles

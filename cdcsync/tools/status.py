@@ -25,37 +25,19 @@ region's `errors` and the rest of the report is still filled in; nothing raises.
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
-from confluent_kafka import TopicPartition as KafkaTP
-
 from common.checkpoint_store import FileCheckpointStore
 from common.clock_coverage import unclocked_tables
-from common.kafka import client_settings, kafka_message, watermarks
+from common.group_lag import PartitionLag, group_partition_lags
+from common.kafka import client_settings
 from schemas.checkpoint import Checkpoint, CheckpointError
 from schemas.config import KafkaConfig, PipelineConfig
 from schemas.position import BinlogPosition, MariaGtidState
 
 SINKS = ("db", "cache")
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
-    topic: str
-    partition: int
-    committed: int | None      # None: the group has committed nothing on this partition
-    low: int
-    high: int
-
-    @property
-    def lag(self) -> int:
-        return partition_lag(self.committed, self.low, self.high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +108,6 @@ class RegionStatus:
 
 
 # -- pure parts -------------------------------------------------------------------------------------
-def partition_lag(committed: int | None, low: int, high: int) -> int:
-    """Messages a group has still to read on one partition."""
-    position = committed if committed is not None and committed >= 0 else low
-    return max(0, high - max(position, low))
-
-
 def transactions_behind(checkpoint_gtid: str, server_gtid: str) -> int | None:
     """Transactions in the server's binlog after the checkpoint, from MariaDB GTID states (summed
     per-domain sequence differences); None when either is not a MariaDB GTID state."""
@@ -152,13 +128,6 @@ def bytes_behind(checkpoint: BinlogPosition, server: BinlogPosition) -> int | No
     if checkpoint.file != server.file:
         return None
     return max(0, server.pos - checkpoint.pos)
-
-
-def matching_topics(topics: Iterable[str], subscriptions: list[str]) -> list[str]:
-    """The topics a consumer subscribed to `subscriptions` gets: `^...` entries are regexes."""
-    patterns = [re.compile(s) for s in subscriptions if s.startswith("^")]
-    exact = {s for s in subscriptions if not s.startswith("^")}
-    return sorted(t for t in topics if t in exact or any(p.search(t) for p in patterns))
 
 
 # -- servers ----------------------------------------------------------------------------------------
@@ -247,7 +216,7 @@ def sink_group_lag(config: PipelineConfig, region: str, sink: str, *, timeout_s:
     try:
         for kafka, patterns in subscriptions(config, region, sink):  # type: ignore[arg-type]
             try:
-                partitions.extend(_partitions(client_settings(kafka), group, patterns, timeout_s))
+                partitions.extend(group_partition_lags(client_settings(kafka), group, patterns, timeout_s))
             except Exception as err:
                 raise RuntimeError(f"kafka {kafka.bootstrap} ({group}): {err}") from None
     except Exception as err:
@@ -260,32 +229,6 @@ def topic_group_lag(kafka: KafkaConfig, group: str, sink: str, patterns: list[st
     """The lag of `group` on the topics `patterns` match on one cluster (`region remove` asks about
     a region no longer in the config); a failure is the result's `error`."""
     try:
-        return GroupLag(group, sink, _partitions(client_settings(kafka), group, patterns, timeout_s))
+        return GroupLag(group, sink, group_partition_lags(client_settings(kafka), group, patterns, timeout_s))
     except Exception as err:
         return GroupLag(group, sink, error=f"kafka {kafka.bootstrap} ({group}): {err}")
-
-
-def _partitions(settings: dict[str, object], group: str, patterns: list[str],
-                timeout_s: float) -> tuple[PartitionLag, ...]:
-    # The group's id only lets `committed()` fetch its offsets: no subscribe, so no join, no commit.
-    consumer = Consumer({**settings, "group.id": group, "enable.auto.commit": False,
-                         "enable.auto.offset.store": False, "client.id": f"cdcsync-status-{uuid.uuid4().hex[:8]}"})
-    try:
-        metadata = consumer.list_topics(timeout=timeout_s)
-        topics = matching_topics((t for t in metadata.topics if not t.startswith("__")), patterns)
-        wanted = [KafkaTP(t, p) for t in topics for p in sorted(metadata.topics[t].partitions)]
-        if not wanted:
-            return ()
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(wanted, timeout=timeout_s)}
-    except KafkaException as err:
-        raise RuntimeError(kafka_message(err)) from None
-    finally:
-        consumer.close()
-    ends = watermarks(settings, wanted, timeout_s)
-    result = []
-    for tp in wanted:
-        low, high = ends[(tp.topic, tp.partition)]
-        offset = committed.get((tp.topic, tp.partition))
-        result.append(PartitionLag(tp.topic, tp.partition, offset if offset is not None and offset >= 0 else None,
-                                   low, high))
-    return tuple(result)

@@ -146,13 +146,14 @@ def test_rebalance_two_members_one_leaves_mid_load(sandbox_config, unique, tmp_p
     wait_until(lambda: "assigned" in second.output() and "assigned" in first.output(), timeout=60,
                what="both members assigned")
     time.sleep(2.0)
-    assert second.terminate() == 0, second.output()      # leaves in the middle of the load
+    assert second.terminate() == 0, second.output()      # stops in the middle of the load (no LeaveGroup)
     time.sleep(3.0)
     stop_all([writer])
     expected = table(config, "eu", db)
     wait_until(lambda: table(config, "us", db) == expected, timeout=120, what="us equals eu")
     assert_verified(config, check_cache=False)
-    assert "revoked" in first.output() or "revoked" in second.output()
+    # The first member took over the second's partitions once its session timed out.
+    assert first.output().count("consumers.source: assigned") >= 2, first.output()
     counts = applied_counts(config, "us", db, "eu")
     assert not {v: c for v, c in counts.items() if c > 1}, "a change was applied twice across the rebalance"
     assert first.terminate() == 0, first.output()

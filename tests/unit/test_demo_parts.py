@@ -11,7 +11,8 @@ from cdcsync.demo.progress import RegionRate
 from cdcsync.demo.quiescence import QuiescenceTracker, busy
 from cdcsync.demo.summary import explore_commands, pick_examples
 from cdcsync.demo.tables import TABLES, write_demo_config
-from cdcsync.tools.status import GroupLag, PartitionLag, RegionStatus
+from cdcsync.tools.status import GroupLag, RegionStatus
+from common.group_lag import PartitionLag
 from schemas.checkpoint import Checkpoint
 from schemas.config import load_config
 from schemas.conflict_record import ConflictRecord, VersionImage

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cdcsync.tools.status import (GroupLag, PartitionLag, RegionStatus, bytes_behind, matching_topics, partition_lag,
-    transactions_behind)
+from cdcsync.tools.status import GroupLag, RegionStatus, bytes_behind, transactions_behind
+from common.group_lag import PartitionLag, matching_topics, partition_lag
 from schemas.checkpoint import Checkpoint
 from schemas.position import BinlogPosition
 from schemas.topics import TopicNames

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition as KafkaTP
 
-from cdcsync.tools.status import matching_topics
+from common.group_lag import matching_topics
 from common.kafka import client_settings, watermarks
 from consumers.service import group_id
 from schemas.config import KafkaConfig, PipelineConfig
