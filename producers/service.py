@@ -31,6 +31,7 @@ from producers.capture import Capture, StreamInterrupted
 from producers.fence import ProducerFence
 from producers.metrics import ProducerMetrics
 from producers.publisher import Publisher
+from producers.snapshot_progress import SnapshotProgress
 from schemas import key_fold
 from schemas.config import MySQLConfig, PipelineConfig
 from schemas.position import BinlogPosition
