@@ -19,6 +19,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
+from common.acked_producer import BrokerUnreachable
+
 log = logging.getLogger(__name__)
 
 _ZERO_ID = "AAAAAAAAAAAAAAAAAAAAAA"   # the null Uuid: a broker without topic ids
@@ -26,8 +28,9 @@ _ZERO_ID = "AAAAAAAAAAAAAAAAAAAAAA"   # the null Uuid: a broker without topic id
 _NO_TOPIC_IDS = {KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE}
 
 
-class TopicIdUnavailable(TimeoutError):
-    """The cluster did not answer the topic id lookup (a TimeoutError: `common.retry` retries it)."""
+class TopicIdUnavailable(BrokerUnreachable):
+    """The cluster did not answer the topic id lookup: a TimeoutError, so `common.retry` retries it,
+    and when the retries run out the sink exits with one `cannot reach Kafka (...)` line."""
 
 
 class TopicIds:

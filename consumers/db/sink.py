@@ -398,7 +398,8 @@ class DatabaseSink:
             topic_id = None if fresh else self.topic_ids.get(run.topic, fresh=True)
             if topic_id is None:   # the cluster says "no id" for a topic that had one: not trusted
                 raise TopicIdUnavailable(f"{run.topic}[{run.partition}]: the cluster gives no topic id, but the "
-                                         f"marker has {marker.topic_id}; not writing a marker without it")
+                                         f"marker has {marker.topic_id}; not writing a marker without it (a broker "
+                                         f"that no longer has topic ids: cdcsync markers rebase, docs/apply.md)")
         source = source_region(run.topic, self.config.prefix)
         kept: list[SourceRecord] = []
         seen: dict[str, SourceRecord] = {}

@@ -71,3 +71,14 @@ def test_fresh_asks_the_cluster_even_with_a_cached_answer() -> None:
     with pytest.raises(TopicIdUnavailable):
         ids.get(TOPIC, fresh=True)     # proving a replay: a stale id is not good enough, nor a missing one
     assert admin.asked == 2
+
+
+def test_a_lookup_still_unanswered_when_the_retries_run_out_is_one_line() -> None:
+    from cdcsync.expected_errors import describe
+
+    ids, _ = lookup(None)
+    with pytest.raises(TopicIdUnavailable) as raised:
+        ids.get(TOPIC)
+    message, code = describe(raised.value)
+    assert code == 1 and "\n" not in message
+    assert message.startswith(f"cannot reach Kafka (topic id of {TOPIC}: no answer from the cluster within 0.05 s")
