@@ -16,7 +16,9 @@ A record is skipped as already applied only with a proof, from the partition's `
 Anything else is applied (at least once: a clocked change that was applied is then skipped by the
 vector-clock decision, consumers/db/local_versions.py). The one case that can be neither proven nor
 safely applied stops the sink: an offset at or below the marker's, with no comparable history and
-no topic id to compare (`SourceHistoryError`, whose message names the fix).
+no topic id to compare (`SourceHistoryError`, whose message names the fix). A marker without a topic
+id, under a topic that has one now, is such a case: it does not say which incarnation its offset
+belongs to (the topic may have been recreated since), so it proves nothing by offset.
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ def verdict(event: ChangeEvent, offset: int, marker: Marker | None, *, own_regio
         return Verdict(False, reset)
     if topic_id is not None and marker.topic_id is not None:
         return Verdict(True) if topic_id == marker.topic_id else Verdict(False, Reset.TOPIC)
+    if topic_id is not None:
+        # A marker without an id (written before topic ids, or by a version that stored None when the
+        # id lookup went unanswered) does not say which incarnation its offset belongs to: the topic may
+        # have been recreated since, and skipping would lose the new incarnation's records.
+        raise SourceHistoryError(
+            f"offset {offset} is at or below the applied offset {marker.offset}, but the marker has no topic id "
+            f"(written before topic ids, or by an older cdcsync when the id lookup went unanswered), so nothing "
+            f"proves its offset belongs to this incarnation of the topic (id {topic_id} now), and the source "
+            f"history cannot compare (epoch {event.epoch or '-'} GTID {event.gtid or '-'}, marker: epoch "
+            f"{marker.epoch or '-'} GTID {marker.gtid or '-'})")
     raise SourceHistoryError(
         f"offset {offset} is at or below the applied offset {marker.offset}, but neither the source history "
         f"(epoch {event.epoch or '-'} GTID {event.gtid or '-'}, marker: epoch {marker.epoch or '-'} GTID "

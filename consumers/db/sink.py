@@ -62,7 +62,7 @@ from consumers.db.unique_keys import Collision, UniqueIndexes, find_collisions, 
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, source_region
-from consumers.topic_ids import TopicIds
+from consumers.topic_ids import TopicIds, TopicIdUnavailable
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord
 from schemas.events import ChangeEvent, Op
@@ -391,7 +391,15 @@ class DatabaseSink:
         """The run's records not provably applied (consumers/db/replays.py), and the topic id to store
         with the marker. A history or topic change is logged and counted once per run."""
         fresh = marker is not None and run.records[0].offset <= marker.offset   # proving by offset: ask now
+        # An unanswered lookup raises TopicIdUnavailable (transient: the batch rolls back and is retried),
+        # so the marker below is never written without the id of a topic that has one.
         topic_id = self.topic_ids.get(run.topic, fresh=fresh)
+        if topic_id is None and marker is not None and marker.topic_id is not None:
+            topic_id = None if fresh else self.topic_ids.get(run.topic, fresh=True)
+            if topic_id is None:   # the cluster says "no id" for a topic that had one: not trusted
+                raise TopicIdUnavailable(f"{run.topic}[{run.partition}]: the cluster gives no topic id, but the "
+                                         f"marker has {marker.topic_id}; not writing a marker without it (a broker "
+                                         f"that no longer has topic ids: cdcsync markers rebase, docs/apply.md)")
         source = source_region(run.topic, self.config.prefix)
         kept: list[SourceRecord] = []
         seen: dict[str, SourceRecord] = {}
@@ -401,8 +409,8 @@ class DatabaseSink:
                 found = verdict(event, record.offset, marker, own_region=event.region == source, topic_id=topic_id)
             except SourceHistoryError as err:
                 raise SourceHistoryError(
-                    f"{run.topic}[{run.partition}]: {err}. The topic was recreated or its source reset; re-base "
-                    f"this region's marker, then restart the sink: cdcsync markers rebase --config FILE --region "
+                    f"{run.topic}[{run.partition}]: {err}. Re-base this region's marker, then restart the "
+                    f"sink: cdcsync markers rebase --config FILE --region "
                     f"{self.region.name} --topic {run.topic} --partition {run.partition} (it then applies what it "
                     f"reads; versions applied before are skipped by their clocks)") from None
             if found.reset is not None and found.reset not in seen:

@@ -104,3 +104,68 @@ def test_the_cache_sink_reports_a_new_producer_epoch(caplog) -> None:
     assert sink.metrics.source_resets.labels("eu", "cache", "epoch_changed")._value.get() == 1
     assert "cdcsync cache rebuild" in caplog.text
     sink.close()
+
+
+def test_a_marker_without_a_topic_id_proves_no_offset_and_says_why() -> None:
+    """An older sink wrote markers with no topic id when the id lookup went unanswered (docs/reliability.md).
+    Such a marker's offset may belong to an earlier incarnation of the topic: a replay at or below it
+    cannot be proven, and the error says the marker lacks the id."""
+    old = Marker(offset=6, gtid="0-1-10", txn_index=0, epoch="e1", topic_id=None)
+    with pytest.raises(SourceHistoryError, match=r"the marker has no topic id .* \(id T1 now\)"):
+        judge(change("0-1-9", 0), 5, old, own_region=False, topic_id="T1")   # a star hub's forwarded version
+    assert not judge(change("0-1-11", 0), 7, old, own_region=False, topic_id="T1").applied   # above it: new
+    assert judge(change("0-1-9", 0), 5, old, topic_id="T1").applied          # the source history still proves
+
+
+class _Ids:
+    """A topic id lookup that gives scripted answers (an exception is raised)."""
+
+    def __init__(self, *answers) -> None:
+        self.answers, self.asked = list(answers), []
+
+    def get(self, topic: str, *, fresh: bool = False):
+        self.asked.append(fresh)
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _sink(ids: _Ids):
+    from prometheus_client import CollectorRegistry
+
+    from consumers.db.sink import DatabaseSink
+    from consumers.metrics import SinkMetrics
+    from schemas.config import parse_config
+
+    config = parse_config({"regions": {"eu": {"server_id": 1}, "us": {"server_id": 2}}})
+    return DatabaseSink(config, "us", None, SinkMetrics("us", CollectorRegistry()), topic_ids=ids)  # type: ignore[arg-type]
+
+
+def _run(offset: int):
+    from consumers.db.sink import _Run
+    from consumers.records import SourceRecord
+    from schemas.codec import encode
+
+    event = change("0-1-20", 0).model_dump(mode="json")
+    record = SourceRecord.from_message("cdcsync.eu.app.t", 0, offset, b"[1]", encode(event))
+    return _Run("cdcsync.eu.app.t", 0, "eu", [record])
+
+
+def test_the_sink_never_keeps_a_marker_topic_id_it_failed_to_read() -> None:
+    from common.retry import is_transient
+    from consumers.topic_ids import TopicIdUnavailable
+
+    # No answer: the error reaches the sink's retry (the batch rolls back), no marker id is made up.
+    sink = _sink(_Ids(TopicIdUnavailable("no answer")))
+    with pytest.raises(TopicIdUnavailable) as raised:
+        sink._unapplied(_run(101), MARKER)
+    assert is_transient(raised.value)
+    # The cluster says "no id" for a topic whose marker has one: asked again now, then not trusted.
+    ids = _Ids(None, None)
+    with pytest.raises(TopicIdUnavailable, match="marker has T1"):
+        _sink(ids)._unapplied(_run(101), MARKER)
+    assert ids.asked == [False, True]
+    ids = _Ids(None, "T1")                   # a stale cached "no id", corrected by a fresh answer
+    kept, topic_id = _sink(ids)._unapplied(_run(101), MARKER)
+    assert topic_id == "T1" and len(kept) == 1
