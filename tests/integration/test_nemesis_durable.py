@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cache.bloom.format import key_text, offsets
+from consumers.cache.bloom.format import offsets
+from schemas.codec import canonical_pk
 from consumers.cache.bloom.store import BloomStore
 from consumers.cache.sink import redis_client
 from deploy.local import Sandbox
@@ -81,7 +82,7 @@ def _clear_one_key(config: PipelineConfig, db: str, history: History) -> None:
         store = BloomStore(client, config.prefix, "eu")
         generation = store.current(f"{db}.kv")
         assert generation is not None, "eu has no filter of kv to break"
-        for offset in offsets(generation.sizing, key_text([key])):
+        for offset in offsets(generation.sizing, canonical_pk([key])):
             client.setbit(store.keys.bits(f"{db}.kv", generation.gen), offset, 0)
     finally:
         client.close()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from consumers.cache.bloom.format import key_text, offsets
+from consumers.cache.bloom.format import offsets
+from schemas.codec import canonical_pk
 from consumers.cache.bloom.store import BloomStore
 from consumers.cache.reader import CacheReader
 from consumers.cache.sink import redis_client
@@ -72,11 +73,11 @@ def _region_problems(config: PipelineConfig, region: str, db: str, store: BloomS
             bits = store.keys.bits(name, generation.gen)
             pipe = store.client.pipeline(transaction=False)
             for values in keys:
-                for offset in offsets(generation.sizing, key_text(values)):
+                for offset in offsets(generation.sizing, canonical_pk(values)):
                     pipe.getbit(bits, offset)
             replies = pipe.execute()
             slices = generation.sizing.slices
-            missing = [key_text(values) for i, values in enumerate(keys)
+            missing = [canonical_pk(values) for i, values in enumerate(keys)
                        if not all(replies[i * slices:(i + 1) * slices])]
             if missing:
                 problems.append(Problem("bloom", None, f"{region}: {len(missing)} of {len(keys)} keys of {name} "
