@@ -147,3 +147,28 @@ def test_a_proof_in_between_starts_the_count_again(monkeypatch: pytest.MonkeyPat
     assert m.prove() is True and m.store.fresh == 1
     m._next[(TOPIC, 1)] = 3             # stuck again later: recovering again, not exiting at once
     assert m.prove() is False and len(consumers) == 4
+
+
+def test_cdcsync_bloom_exits_1_with_the_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from cdcsync.cli import app
+    from cdcsync.commands import lookup
+    from schemas.config import parse_config
+
+    class Stalled:
+        def __init__(self, *args: object, **kw: object) -> None:
+            pass
+
+        def request_stop(self, *args: object) -> None:
+            pass
+
+        def run(self) -> None:
+            raise FetchStalled("bloom eu: no freshness proof in 30 s: ... p.eu.db.t[1] at 3 of 20; still so after "
+                               "recreating the Kafka consumer 2 time(s): exiting")
+
+    monkeypatch.setattr(lookup, "load", lambda path: parse_config({"regions": {"eu": {"server_id": 1}}}))
+    monkeypatch.setattr(module, "BloomMaintainer", Stalled)
+    result = CliRunner().invoke(app, ["bloom", "--config", str(tmp_path / "c.toml"), "--region", "eu"])
+    assert result.exit_code == 1, result.output
+    assert "error: bloom eu: no freshness proof in 30 s" in result.output and "Traceback" not in result.output
