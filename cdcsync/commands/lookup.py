@@ -66,6 +66,7 @@ def bloom(config: Path = ConfigOption, region: str = RegionOption,
     """Maintain the region's Bloom filters: build, feed from the change stream, prove freshness, rebuild.
 
     Run one per region, where the region producer's checkpoint_dir is readable."""
+    from consumers.cache.bloom.fetch_watch import FetchStalled
     from consumers.cache.bloom.maintainer import BloomMaintainer
 
     logging_setup.setup(log_level, log_format)
@@ -76,4 +77,7 @@ def bloom(config: Path = ConfigOption, region: str = RegionOption,
     maintainer = BloomMaintainer(cfg, region)
     signal.signal(signal.SIGTERM, maintainer.request_stop)
     signal.signal(signal.SIGINT, maintainer.request_stop)
-    maintainer.run()
+    try:
+        maintainer.run()
+    except FetchStalled as err:      # one line, exit 1: a supervisor restarts it (docs/lookup.md)
+        fail(str(err))

@@ -1,8 +1,11 @@
 """`cdcsync bloom` outlives its MySQL server going away (a restart; the nemesis's kill-mariadb):
 it logs one line when proofs stop and one when they resume, keeps running, and its filters still
-hold every key, including one written after the restart (docs/lookup.md)."""
+hold every key, including one written after the restart. A consumer that stops fetching is named
+and recreated (docs/lookup.md, "When the stream stalls")."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -42,4 +45,54 @@ def test_the_maintainer_outlives_a_mariadb_restart(sandbox: Sandbox, sandbox_con
     finally:
         client.close()
     assert bloom.terminate() == 0, bloom.output()
+    assert producer.terminate() == 0, producer.output()
+
+
+def test_a_maintainer_whose_consumer_stops_fetching_says_so_and_recovers(sandbox_config, unique, tmp_path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The soak's stuck partitions (docs/reliability.md): records past the maintainer's position that
+    its consumer never fetches. Here its real consumer is paused, on a real broker, so that it
+    fetches nothing more; the next proof times out, names the partition and its positions, recreates
+    the consumer at the stored positions, and proofs resume with the new key in the filter."""
+    import threading
+
+    from confluent_kafka import TopicPartition as KafkaTP
+    from prometheus_client import CollectorRegistry
+
+    from consumers.cache.bloom.maintainer import BloomMaintainer
+    from consumers.cache.lookup_metrics import FilterMetrics
+
+    caplog.set_level(logging.INFO, "consumers.cache.bloom.maintainer")
+    db = f"bs_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, regions=["eu"],
+                             snapshot="never", heartbeat_s=1)
+    create_database(config, ["eu"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY)")
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    producer = ProducerProcess(path, "eu", tmp_path / "producer.log").start()
+    wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=60, what="eu checkpoint")
+    maintainer = BloomMaintainer(config, "eu", metrics=FilterMetrics("eu", CollectorRegistry()), proof_timeout_s=4)
+    thread = threading.Thread(target=maintainer.run, daemon=True)
+    client = redis_client(config.region("eu").redis)
+    store = BloomStore(client, config.prefix, "eu")
+    try:
+        thread.start()
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (1)")
+        wait_until(lambda: store.fresh_us() > 0 and maintainer._next, timeout=60, what="a first freshness proof")
+
+        maintainer._consumer.pause([KafkaTP(t, p) for t, p in maintainer._next])     # it fetches no more
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (2)")
+        written = store.now_us()
+        wait_until(lambda: store.fresh_us() >= written, timeout=60, what="a proof after the consumer stopped fetching")
+        lines = [r.getMessage() for r in caplog.records if "hold records past" in r.getMessage()]
+        assert len(lines) == 1 and f"{config.prefix}.eu.{db}.t[" in lines[0], lines
+        assert "recreating the Kafka consumer" in lines[0] and " of " in lines[0]
+        assert thread.is_alive() and maintainer.last_error is None
+        assert bloom_problems(config, db, timeout_s=60) == []
+    finally:
+        maintainer.request_stop()
+        thread.join(30)
+        client.close()
+    assert not thread.is_alive()
     assert producer.terminate() == 0, producer.output()

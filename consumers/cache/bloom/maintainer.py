@@ -4,13 +4,17 @@ One maintainer per region (a Redis lease makes a second one wait). It reads ever
 the region by assignment (no consumer group: its positions are stored in Redis with the bits,
 `BloomStore.apply`), so a restart resumes exactly where the bits end, even after Redis itself was
 restored from an older snapshot. New partitions start at their beginning (adding a key twice is
-harmless; missing one is not).
+harmless; missing one is not), given as the explicit offset of the low watermark: an assignment at
+OFFSET_BEGINNING makes librdkafka look the offset up first, and partitions assigned so 3 s after a
+broker stall were never fetched (docs/reliability.md).
 
 Besides applying changes it publishes the freshness proof readers need before they may answer
 "absent" (docs/lookup.md, "The insert race"): at Redis time W it reads the server's binlog head
 H (`SHOW MASTER STATUS`); once the producer's checkpoint covers H, everything committed before W
 is in Kafka, and once this maintainer has applied every partition up to its high watermark taken
-after that, it is in the filters: it then stores W in `_fresh`.
+after that, it is in the filters: it then stores W in `_fresh`. A proof that times out names the
+partitions it waits on; stuck ones (records past a position that does not move) make it recreate
+its consumer, and exit non-zero if that does not help (consumers/cache/bloom/fetch_watch.py).
 
 Builds (missing filters, and rebuilds chosen by `bloom_policy`) run on a background thread;
 everything else runs on the thread that calls `run`.
@@ -26,7 +30,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, OFFSET_BEGINNING, TopicPartition as KafkaTP
+from confluent_kafka import Consumer, KafkaException, TopicPartition as KafkaTP
 
 from common.checkpoint_store import FileCheckpointStore
 from common.kafka import client_settings, watermarks
@@ -34,6 +38,7 @@ from common.retry import is_transient
 from common.mysql import connect
 from common.snapshot_reader import ConsistentSnapshot
 from consumers.cache.bloom.build import build_table
+from consumers.cache.bloom.fetch_watch import FetchWatch
 from consumers.cache.bloom.policy import rebuild_reason
 from consumers.cache.bloom.store import BloomStore, Generation
 from consumers.cache.lookup_metrics import FilterMetrics
@@ -91,9 +96,8 @@ class BloomMaintainer:
         self.lease_wait_s = lease_wait_s
         self._kafka = client_settings(config.kafka_for(region))
         self._pattern = re.compile(TopicNames.of(config).change_subscription(region))
-        self._consumer = Consumer({**self._kafka, "group.id": f"{config.prefix}.{region}.bloom",
-                                   "enable.auto.commit": False, "enable.auto.offset.store": False,
-                                   "fetch.wait.max.ms": 50})
+        self._consumer = self._new_consumer()
+        self._fetch_watch = FetchWatch(region)
         self._next: dict[tuple[str, int], int] = {}       # next offset to apply, per assigned partition
         self._live: dict[str, list[Generation]] = {}
         self._lock = threading.Lock()                     # apply vs. build registration and swap
@@ -161,6 +165,21 @@ class BloomMaintainer:
         self.client.close()
 
     # -- the stream -------------------------------------------------------------------------------
+    def _new_consumer(self) -> Consumer:
+        # Assignment only: the group id is never joined nor committed to.
+        return Consumer({**self._kafka, "group.id": f"{self.config.prefix}.{self.region}.bloom",
+                         "enable.auto.commit": False, "enable.auto.offset.store": False, "fetch.wait.max.ms": 50})
+
+    def _recreate_consumer(self) -> None:
+        """A fresh consumer assigned every partition at its explicit next offset: whatever state the old
+        one is stuck in goes with it. The old one is closed on a thread of its own, bounded: a broker
+        that does not answer must not hold the maintainer."""
+        old, self._consumer = self._consumer, self._new_consumer()
+        self._consumer.incremental_assign([KafkaTP(t, p, o) for (t, p), o in sorted(self._next.items())])
+        closer = threading.Thread(target=old.close, name="bloom-consumer-close", daemon=True)
+        closer.start()
+        closer.join(10)
+
     def _discover(self) -> None:
         """Assign partitions of change topics that appeared since, at their stored positions."""
         metadata = self._consumer.list_topics(timeout=10)
@@ -180,7 +199,7 @@ class BloomMaintainer:
                     gap.append(topic)
                     offset = low
                 self._next[(topic, partition)] = offset
-                new.append(KafkaTP(topic, partition, offset if offset > 0 else OFFSET_BEGINNING))
+                new.append(KafkaTP(topic, partition, offset))     # explicit: nothing to look up
         if gap:
             # Changes were deleted by retention before the filters applied them: a key may be missing.
             # Every filter is dropped (readers ask the database) and rebuilt from a key scan.
@@ -278,21 +297,38 @@ class BloomMaintainer:
                 ends = watermarks(self._kafka, [KafkaTP(t, p) for t, p in self._next], timeout_s=10)
             except RuntimeError as err:      # common.kafka.watermarks reports a KafkaException as one
                 raise BrokerUnanswered(str(err)) from err
+            # The wait for the partitions gets its own timeout: stuck or not is judged on a full one.
+            started, waited_from = dict(self._next), time.monotonic()
+            deadline = waited_from + self.proof_timeout_s
             while any(self._next[tp] < ends[tp][1] for tp in self._next):
-                if self._stop.is_set() or time.monotonic() > deadline:
+                if self._stop.is_set():
+                    return False
+                if time.monotonic() > deadline:
+                    self._proof_timed_out(ends, started, time.monotonic() - waited_from)
                     return False
                 self.poll_once(0.05)
         self.store.set_fresh(w)
         self._proven_head = head
         self.proofs += 1
+        self._fetch_watch.proven()
         return True
+
+    def _proof_timed_out(self, ends: dict[tuple[str, int], tuple[int, int]], started: dict[tuple[str, int], int],
+                         waited_s: float) -> None:
+        """One line naming the partitions the proof waited on; recreate the consumer when some are stuck
+        (`FetchStalled` propagates when that did not help)."""
+        waiting = {tp: (self._next[tp], ends[tp][1]) for tp in self._next if self._next[tp] < ends[tp][1]}
+        verdict = self._fetch_watch.judge(waiting, started, waited_s)
+        log.warning("%s", verdict.line)
+        if verdict.stuck:
+            self._recreate_consumer()
 
     def _prove_through_outages(self) -> None:
         """`prove`, surviving a MySQL server that went away (restart, crash) or a broker that does not
         answer: no proof is published meanwhile, so readers ask the database for absent keys, and
         the stream positions stay with the bits. One line when it starts, one when proofs resume."""
         try:
-            self.prove()
+            proven = self.prove()
         except Exception as err:
             if not (is_transient(err) or isinstance(err, (KafkaException, BrokerUnanswered))):
                 raise
@@ -302,7 +338,7 @@ class BloomMaintainer:
                 log.warning("bloom %s: cannot prove freshness (%s); retrying, readers ask the database for absent "
                             "keys meanwhile", self.region, err)
             return
-        if self._unproven_since is not None:
+        if proven and self._unproven_since is not None:
             log.info("bloom %s: reconnected; proving freshness again after %.1f s", self.region,
                      time.monotonic() - self._unproven_since)
             self._unproven_since = None
