@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from common.acked_producer import BrokerUnreachable
 from consumers.dlq import DeadLetter
 from consumers.dlq_limit import DeadLetterFlood, DeadLetterLimit
 from consumers.metrics import SinkMetrics
@@ -152,7 +153,7 @@ class FakeDeadLetters:
         if self.limit is not None:
             self.limit.admit((letter.record, f"{letter.kind}: {letter.error}") for letter in letters)
         if self.fail:
-            raise RuntimeError("dead-letter topic: 1 unacknowledged")
+            raise BrokerUnreachable("dead-letter topic: 1 messages not acknowledged by the broker")
         self.journal.add("dead_letter", "dlq", [(lt.record.partition, lt.record.offset) for lt in letters])
 
 
@@ -241,12 +242,22 @@ def _on_thread(runner: SinkRunner, call: Callable[[], object], timeout_s: float,
 
 
 def step_within(runner: SinkRunner, timeout_s: float) -> int:
-    """`runner.step()` on a thread, failing (instead of hanging) if its batch never closes."""
-    result, errors = _on_thread(runner, runner.step, timeout_s, 5, f"the batch did not close within {timeout_s} s")
+    """The size of the next batch `runner.step()` applies, on a thread; failing (instead of hanging) if
+    none closes within `timeout_s`. A step that found nothing returns at once (the runner goes back to
+    its loop between idle polls), so the steps are repeated until one handles records."""
+    deadline = time.monotonic() + timeout_s
+
+    def next_batch() -> int:
+        while True:
+            count = runner.step()
+            if count or time.monotonic() > deadline:
+                return count
+    result, errors = _on_thread(runner, next_batch, timeout_s + 1, 5,
+                                f"the batch did not close within {timeout_s} s")
     if errors:
         raise errors[0]
     count = result[0]
-    assert isinstance(count, int)
+    assert isinstance(count, int) and count, f"no batch within {timeout_s} s"
     return count
 
 
@@ -364,7 +375,7 @@ class RunnerRules:
         a = self.member(backend, journal, group, topic, "a", batch_max_events=3, batch_max_ms=5000,
                         dead_letters=backend.dead_letters(journal, fail=True))
         error = run_until_it_raises(a.runner, backend.join_timeout_s)
-        assert isinstance(error, RuntimeError) and "unacknowledged" in str(error), repr(error)
+        assert isinstance(error, BrokerUnreachable) and "not acknowledged" in str(error), repr(error)
         assert journal.of("commit", "a") == [], f"committed without the dead letter acknowledged:\n{journal}"
         assert backend.committed(group, topic, 1) == {0: None}
         b = self.member(backend, journal, group, topic, "b", batch_max_events=3, batch_max_ms=5000)
