@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from consumers.cache.bloom.store import BloomStore
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from deploy.local import Sandbox
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.convergence.bloom_check import bloom_problems
@@ -96,3 +96,32 @@ def test_a_maintainer_whose_consumer_stops_fetching_says_so_and_recovers(sandbox
         client.close()
     assert not thread.is_alive()
     assert producer.terminate() == 0, producer.output()
+
+
+def test_filters_lost_with_a_restarted_redis_are_built_again(sandbox: Sandbox, sandbox_config, unique,
+                                                             tmp_path) -> None:
+    """Redis restarted without persistence takes the filters (and the list of filtered tables) with
+    it; the soak found a maintainer that never noticed. It now builds them again by itself."""
+    db = f"br_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, regions=["eu"],
+                             snapshot="never", heartbeat_s=1)
+    config = config.model_copy(update={"lookup": config.lookup.model_copy(update={"check_interval_s": 1.0})})
+    create_database(config, ["eu"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY)")
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    producer = ProducerProcess(path, "eu", tmp_path / "producer.log").start()
+    wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=60, what="eu checkpoint")
+    bloom = CdcsyncProcess(["bloom"], path, "eu", tmp_path / "bloom.log").start()
+    try:
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (1), (2)")
+        assert bloom_problems(config, db, timeout_s=60) == []
+
+        sandbox.restart("eu/redis-server")          # no persistence: it comes back empty
+        with connect(config, "eu", db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (3)")
+        assert bloom_problems(config, db, timeout_s=60) == [], bloom.output()
+        assert "has no filter in Redis" in bloom.output()
+        assert bloom.alive(), bloom.output()
+    finally:
+        assert bloom.terminate() == 0, bloom.output()
+        assert producer.terminate() == 0, producer.output()

@@ -20,7 +20,7 @@ import pytest
 from consumers.cache.bloom.format import offsets
 from schemas.codec import canonical_pk
 from consumers.cache.bloom.store import BloomStore
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from deploy.local import Sandbox
 from schemas.config import PipelineConfig, load_config
 from tests.conftest import connect

@@ -15,7 +15,9 @@ import time
 
 import pytest
 
-from consumers.cache.sink import cache_key, redis_client
+from schemas.cache_layout import cache_key
+
+from common.redis_connect import redis_client
 from deploy.local import Sandbox, processes
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config

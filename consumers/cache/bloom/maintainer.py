@@ -103,6 +103,7 @@ class BloomMaintainer:
         self._lock = threading.Lock()                     # apply vs. build registration and swap
         self._builds: queue.Queue[tuple[str, str]] = queue.Queue()
         self._pending_builds: set[str] = set()
+        self._selected: list[str] = []                   # the captured tables, each of which has a filter
         self._stop = threading.Event()
         self._holder = uuid.uuid4().hex
         self._checkpoints = FileCheckpointStore(self.settings.producer.checkpoint_dir, region, self.settings.server_id)
@@ -132,6 +133,7 @@ class BloomMaintainer:
                 # No longer captured: its changes stop coming, so its filter would miss new keys.
                 log.warning("bloom %s: %s is no longer captured; dropping its filter", self.region, table)
                 self.store.drop(table)
+        self._selected = selected
         for table in selected:
             self._ensure_filter(table)
         threading.Thread(target=self._build_loop, name="bloom-build", daemon=True).start()
@@ -405,7 +407,8 @@ class BloomMaintainer:
                 self._pending_builds.discard(table)
 
     def check_filters(self) -> None:
-        """Update the filter metrics and queue the rebuilds the policy asks for."""
+        """Update the filter metrics, build the filters Redis lost, and queue the rebuilds the policy asks for."""
+        self._restore_lost_filters()
         now = time.time()
         self.metrics.fresh_lag.labels(self.region).set(max(0.0, (self.store.now_us() - self.store.fresh_us()) / 1e6))
         for table in self.store.tables():
@@ -425,6 +428,20 @@ class BloomMaintainer:
             if reason is not None and stats.building is None:
                 log.info("bloom %s: rebuilding %s (%s)", self.region, table, reason)
                 self.request_rebuild(table, reason)
+
+    def _restore_lost_filters(self) -> None:
+        """A Redis restarted without persistence (or flushed) comes back without the filters, and the
+        table list `check_filters` walks is gone with them: look at every selected table instead.
+        Until its new filter is current, readers ask the database (no filter, no absent answer)."""
+        for table in self._selected:
+            if table in self._pending_builds:
+                continue
+            with self._lock:
+                self._refresh_live(table)
+            if not self._live[table]:
+                log.warning("bloom %s: %s has no filter in Redis (Redis restarted or flushed?); building it again",
+                            self.region, table)
+                self._ensure_filter(table)
 
     def wait_builds(self, timeout_s: float = 60.0) -> None:
         """Block until no build is queued or running (tests and the bench use it)."""

@@ -18,7 +18,7 @@ from consumers.cache.bloom.format import offsets
 from schemas.codec import canonical_pk
 from consumers.cache.bloom.store import BloomStore
 from consumers.cache.reader import CacheReader
-from consumers.cache.sink import redis_client
+from common.redis_connect import redis_client
 from consumers.cache.lookup_metrics import LookupMetrics
 from common.snapshot_reader import ConsistentSnapshot, snapshot_key_values
 from schemas.config import PipelineConfig
