@@ -6,12 +6,14 @@ and recreated (docs/lookup.md, "When the stream stalls")."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from consumers.cache.bloom.store import BloomStore
 from common.redis_connect import redis_client
 from deploy.local import Sandbox
+from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.convergence.bloom_check import bloom_problems
 from tests.support.producer import CdcsyncProcess, ProducerProcess, wait_until, write_config
@@ -19,14 +21,24 @@ from tests.support.producer import CdcsyncProcess, ProducerProcess, wait_until, 
 pytestmark = pytest.mark.integration
 
 
-def test_the_maintainer_outlives_a_mariadb_restart(sandbox: Sandbox, sandbox_config, unique, tmp_path) -> None:
-    db = f"bo_{unique}"
+def _one_region_with_a_producer(sandbox_config, db: str, unique: str, tmp_path, *, check_interval_s: float | None = None
+                                ) -> tuple[PipelineConfig, Path, ProducerProcess]:
+    """eu alone, table `db.t`, its producer running and checkpointed: (config, config file, producer)."""
     config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, regions=["eu"],
                              snapshot="never", heartbeat_s=1)
+    if check_interval_s is not None:
+        config = config.model_copy(update={"lookup": config.lookup.model_copy(
+            update={"check_interval_s": check_interval_s})})
     create_database(config, ["eu"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY)")
     path = write_config(config, tmp_path / "cdcsync.toml")
     producer = ProducerProcess(path, "eu", tmp_path / "producer.log").start()
     wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=60, what="eu checkpoint")
+    return config, path, producer
+
+
+def test_the_maintainer_outlives_a_mariadb_restart(sandbox: Sandbox, sandbox_config, unique, tmp_path) -> None:
+    db = f"bo_{unique}"
+    config, path, producer = _one_region_with_a_producer(sandbox_config, db, unique, tmp_path)
     bloom = CdcsyncProcess(["bloom"], path, "eu", tmp_path / "bloom.log").start()
     client = redis_client(config.region("eu").redis)
     store = BloomStore(client, config.prefix, "eu")
@@ -64,12 +76,7 @@ def test_a_maintainer_whose_consumer_stops_fetching_says_so_and_recovers(sandbox
 
     caplog.set_level(logging.INFO, "consumers.cache.bloom.maintainer")
     db = f"bs_{unique}"
-    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, regions=["eu"],
-                             snapshot="never", heartbeat_s=1)
-    create_database(config, ["eu"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY)")
-    path = write_config(config, tmp_path / "cdcsync.toml")
-    producer = ProducerProcess(path, "eu", tmp_path / "producer.log").start()
-    wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=60, what="eu checkpoint")
+    config, path, producer = _one_region_with_a_producer(sandbox_config, db, unique, tmp_path)
     maintainer = BloomMaintainer(config, "eu", metrics=FilterMetrics("eu", CollectorRegistry()), proof_timeout_s=4)
     thread = threading.Thread(target=maintainer.run, daemon=True)
     client = redis_client(config.region("eu").redis)
@@ -103,13 +110,7 @@ def test_filters_lost_with_a_restarted_redis_are_built_again(sandbox: Sandbox, s
     """Redis restarted without persistence takes the filters (and the list of filtered tables) with
     it; the soak found a maintainer that never noticed. It now builds them again by itself."""
     db = f"br_{unique}"
-    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, regions=["eu"],
-                             snapshot="never", heartbeat_s=1)
-    config = config.model_copy(update={"lookup": config.lookup.model_copy(update={"check_interval_s": 1.0})})
-    create_database(config, ["eu"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY)")
-    path = write_config(config, tmp_path / "cdcsync.toml")
-    producer = ProducerProcess(path, "eu", tmp_path / "producer.log").start()
-    wait_until((tmp_path / "checkpoints" / "eu" / "eu.json").exists, timeout=60, what="eu checkpoint")
+    config, path, producer = _one_region_with_a_producer(sandbox_config, db, unique, tmp_path, check_interval_s=1.0)
     bloom = CdcsyncProcess(["bloom"], path, "eu", tmp_path / "bloom.log").start()
     try:
         with connect(config, "eu", db) as conn, conn.cursor() as cur:

@@ -184,19 +184,24 @@ class Nemesis:
     def _kill(self, fault: Fault) -> str:
         if "supervisor" in self.procs:
             return self._kill_supervised(fault)
-        name = f"{KILLS[fault.kind]}-{fault.target}"
+        pid, restarted, logged = self._kill_and_restart(f"{KILLS[fault.kind]}-{fault.target}", fault)
+        return f"pid {pid} -> {restarted.proc.pid}{self._wait_started(restarted, KILLS[fault.kind], logged)}"
+
+    def _kill_and_restart(self, name: str, fault: Fault) -> tuple[int, CdcsyncProcess, int]:
+        """kill -9 of the nemesis's own process `name`, then, after the fault's pause, the same command
+        line appending to the same log (what systemd's Restart=always does): (old pid, the new
+        process, the log's size before it started)."""
         proc = self.procs[name]
         if not proc.alive():
             raise RuntimeError(f"{name} was not running (exit {proc.proc.returncode if proc.proc else None})")
         pid = proc.proc.pid
         proc.kill9()
         time.sleep(fault.duration_s)
-        # The same command line, appending to the same log: what systemd's Restart=always does.
         restarted = CdcsyncProcess([], self.config_path, fault.target, proc.log)
         restarted.argv = proc.argv
         logged = proc.log.stat().st_size if proc.log.exists() else 0
         self.procs[name] = restarted.start()
-        return f"pid {pid} -> {restarted.proc.pid}{self._wait_started(restarted, KILLS[fault.kind], logged)}"
+        return pid, restarted, logged
 
     def _wait_started(self, proc: CdcsyncProcess, kind: str, logged: int, timeout_s: float = 90.0) -> str:
         """Wait until a restarted component is past its start-up before the next fault. A producer
@@ -276,17 +281,7 @@ class Nemesis:
 
     def _kill_bloom(self, fault: Fault) -> str:
         # Not a child of `cdcsync run` (the supervisor runs producer and sinks): always the nemesis's.
-        name = f"bloom-{fault.target}"
-        proc = self.procs[name]
-        if not proc.alive():
-            raise RuntimeError(f"{name} was not running (exit {proc.proc.returncode if proc.proc else None})")
-        pid = proc.proc.pid
-        proc.kill9()
-        time.sleep(fault.duration_s)
-        restarted = CdcsyncProcess([], self.config_path, fault.target, proc.log)
-        restarted.argv = proc.argv
-        logged = proc.log.stat().st_size if proc.log.exists() else 0
-        self.procs[name] = restarted.start()
+        pid, restarted, logged = self._kill_and_restart(f"bloom-{fault.target}", fault)
         return f"pid {pid} -> {restarted.proc.pid}{self._wait_bloom_started(restarted, fault.target, logged)}"
 
     def _wait_bloom_started(self, proc: CdcsyncProcess, region: str, logged: int, timeout_s: float = 90.0) -> str:
