@@ -24,6 +24,7 @@ from consumers.records import SourceRecord
 from schemas.codec import encode
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect
+from tests.support.kafka import CreatingTopicIds
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,8 @@ def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path):
     sinks = []
 
     def sink(region: str = "eu") -> DatabaseSink:
-        s = DatabaseSink(config, region, NoDeadLetters(), SinkMetrics(region, CollectorRegistry()))  # type: ignore[arg-type]
+        s = DatabaseSink(config, region, NoDeadLetters(), SinkMetrics(region, CollectorRegistry()),  # type: ignore[arg-type]
+                         topic_ids=CreatingTopicIds(config.kafka_for(region)))
         sinks.append(s)
         return s
 

@@ -33,7 +33,7 @@ from schemas.codec import decode, encode
 from schemas.config import PipelineConfig
 from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
-from tests.support.kafka import read_all
+from tests.support.kafka import CreatingTopicIds, read_all
 from tests.support.producer import ProducerProcess, SinkProcess, pipeline, wait_until, write_config
 
 pytestmark = pytest.mark.integration
@@ -262,7 +262,7 @@ def test_a_unique_key_collision_with_another_row_is_dead_lettered(sandbox_config
         return SourceRecord.from_message(topic, 0, offset, f"[{pk}]".encode(), encode(event))
 
     sink = DatabaseSink(config, "us", DeadLetterPublisher(client_settings(kafka), dlq_topic, region="us", sink="db"),
-                        SinkMetrics("us", CollectorRegistry()))
+                        SinkMetrics("us", CollectorRegistry()), topic_ids=CreatingTopicIds(config.kafka_for("us")))
     try:
         sink.write_batch([record(0, 10, "a")])
         sink.write_batch([record(1, 11, "a")])     # eu has no UNIQUE(name); us does

@@ -32,6 +32,7 @@ from consumers.records import SourceRecord
 from schemas.codec import encode
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect
+from tests.support.kafka import CreatingTopicIds
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +83,8 @@ def deliver(config: PipelineConfig, db: str, conn: pymysql.Connection, order: tu
     with conn.cursor() as cur:
         cur.execute(f"DELETE FROM {config.meta_db}.{ROW_CLOCKS} WHERE db = %s", (db,))
         cur.execute(f"DELETE FROM {db}.t")
-    sink = DatabaseSink(config, "us", NoDeadLetters(), SinkMetrics("us", CollectorRegistry()))  # type: ignore[arg-type]
+    sink = DatabaseSink(config, "us", NoDeadLetters(), SinkMetrics("us", CollectorRegistry()),  # type: ignore[arg-type]
+                        topic_ids=CreatingTopicIds(config.kafka_for("us")))
     try:
         for name in order:
             sink.write_batch([event(db, name)])

@@ -25,6 +25,7 @@ from schemas import key_fold
 from schemas.config import PipelineConfig
 from schemas.row_clock_key import key_hash, row_clock_key, row_identity
 from tests.conftest import config_for_test, connect
+from tests.support.kafka import CreatingTopicIds
 from tests.support.producer import write_config
 
 pytestmark = pytest.mark.integration
@@ -349,7 +350,8 @@ def test_database_sink_writes_do_not_tick_local_clocks(setup) -> None:
         def publish(self, letters) -> None:
             assert not letters, letters
 
-    sink = DatabaseSink(config, "eu", NoDeadLetters(), SinkMetrics("eu", CollectorRegistry()))  # type: ignore[arg-type]
+    sink = DatabaseSink(config, "eu", NoDeadLetters(), SinkMetrics("eu", CollectorRegistry()),  # type: ignore[arg-type]
+                        topic_ids=CreatingTopicIds(config.kafka_for("eu")))
     sink.write_batch([record])
     sink.close()
     with conn.cursor() as cur:

@@ -20,7 +20,7 @@ from consumers.metrics import SinkMetrics
 from schemas.config import PipelineConfig
 from tests.conftest import config_for_test, connect
 from tests.integration.test_clocked_apply import NoDeadLetters, event, row
-from tests.support.kafka import read_all
+from tests.support.kafka import CreatingTopicIds, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def star(sandbox_config: PipelineConfig, unique: str, tmp_path: Path):
 
 def sink(config: PipelineConfig, region: str, forwarder: Forwarder | None = None) -> DatabaseSink:
     return DatabaseSink(config, region, NoDeadLetters(), SinkMetrics(region, CollectorRegistry()),  # type: ignore[arg-type]
-                        forwarder=forwarder)
+                        forwarder=forwarder, topic_ids=CreatingTopicIds(config.kafka_for(region)))
 
 
 def with_prefix(record, config: PipelineConfig, region: str):

@@ -38,6 +38,7 @@ from schemas.config import PipelineConfig
 from schemas.identifiers import quote_name
 from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect
+from tests.support.kafka import CreatingTopicIds
 
 pytestmark = pytest.mark.integration
 
@@ -252,7 +253,8 @@ def database_sink(config: PipelineConfig, region: str) -> DatabaseSink:
     with connect(config, region) as conn:
         metadata_tables.ensure(conn, config.meta_db)
     return DatabaseSink(config, region, DeadLetterPublisher(client_settings(kafka), dlq_topic, region=region,
-                                                            sink="db"), SinkMetrics(region, CollectorRegistry()))
+                                                            sink="db"), SinkMetrics(region, CollectorRegistry()),
+                        topic_ids=CreatingTopicIds(config.kafka_for(region)))
 
 
 def utc(conn: pymysql.Connection) -> pymysql.Connection:

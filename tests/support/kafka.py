@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from common.kafka import TopicCreator, client_settings
+from consumers.topic_ids import TopicIds
 from schemas.codec import decode
+from schemas.config import KafkaConfig
 from schemas.events import ChangeEvent, DdlEvent
 
 
@@ -62,3 +65,17 @@ def read_all(bootstrap: str, topics: list[str], *, expect: int | None = None, id
         return records
     finally:
         consumer.close()
+
+
+class CreatingTopicIds(TopicIds):
+    """For tests that hand a sink records they made themselves, naming topics nobody produced to:
+    each topic is created for real on its first lookup, then the real cluster is asked for its id
+    (the sink stores it in its marker). Unanswered lookups raise as in `TopicIds`."""
+
+    def __init__(self, kafka: KafkaConfig) -> None:
+        super().__init__(client_settings(kafka))
+        self._creator = TopicCreator(kafka)
+
+    def get(self, topic: str, *, fresh: bool = False) -> str | None:
+        self._creator.ensure(topic)
+        return super().get(topic, fresh=fresh)
