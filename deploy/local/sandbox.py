@@ -18,6 +18,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,33 +232,30 @@ class Sandbox:
     def restart(self, service: str) -> int:
         """Stop one service cleanly (SIGTERM) and start it again on the same port and data directory,
         as an operator restarting a server would. Returns the new PID."""
-        state = self._load_state()
-        for name, entry, marker in self._services(state):
-            if name == service:
-                if entry.get("pid"):
-                    processes.stop(entry["pid"], marker, timeout=60.0)
-                entry["pid"] = None
-                self._save_state(state)
-                self.up(list(state["regions"]))
-                new = self.pid(service)
-                assert new is not None
-                return new
-        raise SandboxError(f"no service {service!r} in the sandbox at {self.root}")
+        def stop(pid: int | None, marker: str) -> None:
+            if pid:
+                processes.stop(pid, marker, timeout=60.0)
+        return self._replace(service, stop, pause_s=0.0)
 
     def crash(self, service: str, pause_s: float = 1.0) -> int:
         """`kill -9` one service, wait `pause_s`, start it again on the same port and data directory
         (MariaDB runs its crash recovery at start). Returns the new PID."""
+        def kill(pid: int | None, marker: str) -> None:
+            if not pid or not processes.alive(pid, marker):
+                raise SandboxError(f"{service} is not running")
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while processes.alive(pid, marker) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            processes.reap(pid)
+        return self._replace(service, kill, pause_s=pause_s)
+
+    def _replace(self, service: str, end: Callable[[int | None, str], None], *, pause_s: float) -> int:
+        """End one service with `end(pid, marker)`, wait `pause_s`, start it again; the new PID."""
         state = self._load_state()
         for name, entry, marker in self._services(state):
             if name == service:
-                pid = entry.get("pid")
-                if not pid or not processes.alive(pid, marker):
-                    raise SandboxError(f"{service} is not running")
-                os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + 30
-                while processes.alive(pid, marker) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                processes.reap(pid)
+                end(entry.get("pid"), marker)
                 entry["pid"] = None
                 self._save_state(state)
                 time.sleep(pause_s)
