@@ -408,11 +408,13 @@ def test_region_add_copies_the_invalid_enum_value_and_stays_strict(config: Pipel
         execute(conn, "INSERT INTO t1 VALUES (1, 'zz', 'x'), (2, 'a', 'y'), (3, 'zz', NULL)")
     with connect(config, "us", db) as conn:
         execute(conn, "CREATE TABLE t1 (id INT PRIMARY KEY, en ENUM('a','b') NOT NULL, v VARCHAR(16))")
-    target = applier_session(config, "us")
-    try:
-        report = copy_snapshot(config, "eu", target, tables=[(db, "t1")])
-    finally:
-        target.close()
+    def copy_eu_to_us() -> Any:
+        target = applier_session(config, "us")
+        try:
+            return copy_snapshot(config, "eu", target, tables=[(db, "t1")])
+        finally:
+            target.close()
+    report = copy_eu_to_us()
     assert report.rows == {f"{db}.t1": 3}
     with connect(config, "us", db) as conn, conn.cursor() as cur:
         cur.execute("SELECT id, en + 0, v FROM t1 ORDER BY id")
@@ -421,9 +423,5 @@ def test_region_add_copies_the_invalid_enum_value_and_stays_strict(config: Pipel
         execute(conn, "ALTER TABLE t1 MODIFY v VARCHAR(1)")
     with connect(config, "eu", db) as conn:
         execute(conn, "UPDATE t1 SET v = 'too long' WHERE id = 1")
-    target = applier_session(config, "us")
-    try:
-        with pytest.raises(pymysql.err.DataError, match="column 'v'"):
-            copy_snapshot(config, "eu", target, tables=[(db, "t1")])
-    finally:
-        target.close()
+    with pytest.raises(pymysql.err.DataError, match="column 'v'"):
+        copy_eu_to_us()
