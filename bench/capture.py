@@ -6,12 +6,18 @@ in its own database, and the GTID position is recorded before and after each:
     bulk    INSERT transactions of 1000 rows each (40 by default: 40k rows)
     single  single-row UPDATE statements, each its own autocommit transaction (10k by default),
             over rows inserted before the measured range
+    clocked single-row upserts (INSERT ... ON DUPLICATE KEY UPDATE), each its own autocommit
+            transaction (10k by default), over rows inserted before the measured range, on a table
+            with clock triggers (`cdcsync init`): each transaction also writes its row's clock
+            row in `<meta_db>.row_clocks`, which the producer pairs with the change (the demo's
+            and bench/e2e.py's load)
 
 Each workload's binlog range is then read, in the same process, by
 
     raw       BinLogStreamReader(is_mariadb=True, auto_position=<start>, blocking=True,
-              slave_heartbeat=<as the producer>, only_schemas=[db]) decoding every row
-              (`event.rows`) until it has the workload's row count; the library as shipped, no
+              slave_heartbeat=<as the producer>, only_schemas=<the workload's database; for
+              `clocked` the meta database too>) decoding every row (`event.rows`, clock rows
+              included) until it has the workload's row count; the library as shipped, no
               cdcsync code. Not blocking=False: on MariaDB the server drops a non-blocking dump
               at the end of the binlog (the client loses the data still in flight), and the
               library reconnects from the original auto_position and reads the range again,
@@ -38,7 +44,10 @@ inflates the library's decoding). The last lines of stdout are one JSON object p
     {"workload": "bulk", "raw_rows_per_s": ..., "producer_rows_per_s": ..., "ratio": ...}
 
 `ratio` = producer_rows_per_s / raw_rows_per_s: 1.0 means the pipeline keeps up with the bare
-library loop, 0.5 that it needs twice its time. For `single` a row is a transaction.
+library loop, 0.5 that it needs twice its time, 3.0 that it reads the same range in a third of the
+library's time (its own row decoder, producers/binlog/fast_rows.py, outruns the library's). For
+`single` and `clocked` a row is a transaction (for `clocked` the raw loop decodes its clock row
+too, and the producer pairs it).
 
     .venv/bin/python bench/capture.py [--runs N] [--profile]
 """
@@ -72,6 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from bench._common import (Running, Stopwatch, Timing, connect, emit, narrowed_config, progress,  # noqa: E402
                            repeat, sandbox)
+from cdcsync.tools.clock_init import init_region  # noqa: E402
 from common.checkpoint_store import FileCheckpointStore  # noqa: E402
 from common.kafka import TopicCreator  # noqa: E402
 from common.mysql import current_position  # noqa: E402
@@ -119,6 +129,16 @@ class Workload:
     rows: int
     start: BinlogPosition
     end: BinlogPosition
+    meta_db: str | None = None   # clocked: the clock rows in `<meta_db>.row_clocks`, one per row
+
+    @property
+    def schemas(self) -> list[str]:
+        return [self.db] + ([self.meta_db] if self.meta_db else [])
+
+    @property
+    def raw_rows(self) -> int:
+        """Rows the bare loop decodes: the row changes, and their clock rows."""
+        return self.rows * (2 if self.meta_db else 1)
 
 
 def _order_rows(rng: random.Random, first_id: int, count: int) -> list[tuple[Any, ...]]:
@@ -177,6 +197,31 @@ def write_single(config: PipelineConfig, updates: int) -> Workload:
     return Workload("single", "bench_single", updates, start, end)
 
 
+def write_clocked(config: PipelineConfig, root: Path, upserts: int) -> Workload:
+    """`upserts` autocommit single-row upserts of existing rows (each an update of the row and of its
+    clock row), on a table with clock triggers."""
+    rng = random.Random(3)
+    db = "bench_clocked"
+    with connect(config, REGION) as conn:
+        _create_table(conn, db)
+    init_region(narrowed_config(config, prefix="benchinit", include=[f"{db}.*"], checkpoint_dir=root / "init"),
+                REGION)
+    with connect(config, REGION) as conn:
+        with conn.cursor() as cur:
+            cur.execute(f"USE {db}")
+        _insert_transactions(conn, rng, -(-upserts // 1000), 1000)
+        ids = list(range(1, upserts + 1))
+        rng.shuffle(ids)
+        start = _position(conn)
+        with conn.cursor() as cur:
+            for row_id in ids:
+                amount, status = Decimal(rng.randrange(100, 10_000_000)) / 100, rng.choice(STATUSES)
+                cur.execute(f"{INSERT} ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount), "
+                            f"status = VALUES(status)", (row_id, 1, amount, status, None, datetime.datetime(2024, 1, 1)))
+        end = _position(conn)
+    return Workload("clocked", db, upserts, start, end, meta_db=config.meta_db)
+
+
 # -- (a) the bare library loop ---------------------------------------------------------------
 def raw_pass(config: PipelineConfig, workload: Workload, watch: Stopwatch) -> int:
     """Rows decoded by a bare BinLogStreamReader over the workload's range, timed by `watch`."""
@@ -186,23 +231,24 @@ def raw_pass(config: PipelineConfig, workload: Workload, watch: Stopwatch) -> in
                                 server_id=next(_reader_ids), is_mariadb=True,
                                 auto_position=workload.start.gtid_state, blocking=True,
                                 slave_heartbeat=config.region(REGION).producer.heartbeat_s,
-                                only_schemas=[workload.db])
+                                only_schemas=workload.schemas)
     deadline = time.monotonic() + PASS_TIMEOUT_S
     rows = 0
     try:
         for event in stream:
             if isinstance(event, RowsEvent):
                 rows += len(event.rows)
-                if rows >= workload.rows:
+                if rows >= workload.raw_rows:
                     break
             elif time.monotonic() > deadline:
-                raise TimeoutError(f"raw {workload.name}: {rows} of {workload.rows} rows after {PASS_TIMEOUT_S:.0f}s")
+                raise TimeoutError(f"raw {workload.name}: {rows} of {workload.raw_rows} rows after "
+                                   f"{PASS_TIMEOUT_S:.0f}s")
     finally:
         stream.close()
     watch.stop()
-    if rows != workload.rows:  # the library reconnected and read part of the range twice
-        raise RuntimeError(f"raw {workload.name}: decoded {rows} rows, expected {workload.rows}")
-    return rows
+    if rows != workload.raw_rows:  # the library reconnected and read part of the range twice
+        raise RuntimeError(f"raw {workload.name}: decoded {rows} rows, expected {workload.raw_rows}")
+    return workload.rows
 
 
 # -- (b) the producer ------------------------------------------------------------------------
@@ -421,6 +467,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows-per-txn", type=int, default=1000, help="rows per `bulk` transaction (default 1000)")
     parser.add_argument("--single-updates", type=int, default=10_000,
                         help="single-row UPDATE transactions in `single` (default 10000)")
+    parser.add_argument("--clocked-upserts", type=int, default=10_000,
+                        help="single-row upsert transactions in `clocked` (default 10000; 0 leaves it out)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per measurement; best reported (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="unrecorded runs first (default 1)")
     parser.add_argument("--profile", action="store_true",
@@ -437,6 +485,8 @@ def main(argv: list[str]) -> int:
         progress("writing workloads")
         workloads = [write_bulk(running.config, args.bulk_txns, args.rows_per_txn),
                      write_single(running.config, args.single_updates)]
+        if args.clocked_upserts:
+            workloads.append(write_clocked(running.config, running.root, args.clocked_upserts))
         for w in workloads:
             progress(f"  {w.name}: {w.rows} rows in {w.db}, {w.start.describe()} -> {w.end.describe()}")
 

@@ -409,6 +409,8 @@ class Capture:
             route.marker = event.table == APPLY_MARKER
             route.clock = event.table == ROW_CLOCKS
             route.deletes = event.table == PUBLISHED_DELETES
+            if route.clock:   # one clock row per local write: decoded by the fast path too (no JSON columns)
+                route.images = RowImages(columns)
         elif table_selected(self._region.producer, event.schema, event.table):
             table_map = self._table_maps.get(event.table_id)
             pk_cols = key_columns(table_map) if table_map is not None else ()
@@ -465,7 +467,8 @@ class Capture:
         if route.clock:
             if not isinstance(event, DeleteRowsEvent):   # purged tombstones are nobody's version
                 self._ensure_txn(event, stream.log_pos)
-                self._clock_rows.add(event.rows, len(self._pending))
+                self._clock_rows.add_images(route.images.images(event),  # type: ignore[union-attr]
+                                            len(self._pending))
                 if self._stream is not None:
                     self._stream_step(self._last_route or route)
             return

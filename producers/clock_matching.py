@@ -38,6 +38,7 @@ Deleted clock rows (a tombstone purge) are not versions either; capture drops th
 
 from __future__ import annotations
 
+import binascii
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -170,14 +171,26 @@ class ClockRows:
             before = row.get("before_values")
             if before is not None and _rewrite(before, image):
                 continue
-            counters = orjson.loads(_text(image["counters"]))
-            clock = {"counters": {r: int(c) for r, c in sorted(counters.items()) if int(c) > 0},
-                     "hlc_us": int(image["hlc_us"])}
-            heads = image.get("heads")
-            self._rows.append(ClockRow(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]),
-                                       _hash(image["pk_hash"]), clock,
-                                       orjson.loads(_text(heads)) if heads else None, bool(int(image["deleted"])),
-                                       after))
+            self._append(image, _hash(image["pk_hash"]), after)
+
+    def add_images(self, images: Iterable[Any], after: int) -> None:
+        """The same from wire-value images (producers/binlog/fast_rows.RowImages: a row dict per
+        write, a (before, after) pair per update), where `pk_hash` is base64 text."""
+        for image in images:
+            if isinstance(image, tuple):
+                before, image = image
+                if _rewrite(before, image):
+                    continue
+            self._append(image, _hash(binascii.a2b_base64(image["pk_hash"])), after)
+
+    def _append(self, image: dict[str, Any], pk_hash: bytes, after: int) -> None:
+        counters = orjson.loads(_text(image["counters"]))
+        clock = {"counters": {r: int(c) for r, c in sorted(counters.items()) if int(c) > 0},
+                 "hlc_us": int(image["hlc_us"])}
+        heads = image.get("heads")
+        self._rows.append(ClockRow(_text(image["db"]), _text(image["tbl"]), _text(image["pk"]), pk_hash, clock,
+                                   orjson.loads(_text(heads)) if heads else None, bool(int(image["deleted"])),
+                                   after))
 
     def attach(self, messages: list[dict[str, Any]], *, applied: bool,
                published: Callable[[str, str], bool]) -> None:
