@@ -41,7 +41,7 @@ from producers.metrics import ProducerMetrics
 from producers.publisher import Publisher, Txn
 from producers.unclocked import UnclockedWatch
 from schemas import key_fold, messages
-from schemas.codec import encode
+from schemas.codec import canonical_pk_bytes, encode
 from schemas.config import PipelineConfig, table_selected
 from schemas.position import BinlogPosition, MariaGtidState
 from schemas.topics import TopicNames
@@ -508,30 +508,32 @@ class Capture:
                       pos: int) -> None:
         """Emit one change per image (an update image is a (before, after) pair), in order.
 
-        `_emit` is inlined: this loop runs once per row.
+        `_emit` and, for a key without folded text, `messages.message_key` are inlined: this loop
+        runs once per row.
         """
         types, pk_cols, topic, prefix, db, table = (route.types, route.pk_cols, route.topic, route.key_prefix,
                                                     route.db, route.table)
         hdrs = self._headers_for("change", info.origin)
-        change, message_key = messages.change, messages.message_key
+        change, message_key, pk_bytes = messages.change, messages.message_key, canonical_pk_bytes
         emit = self._stream.add if self._stream is not None else self._pending.append
         fold = route.fold
         for image in images:
             if op == "update":
                 before, after = image
                 old_pk = [before[c] for c in pk_cols]
-                new_pk = [after[c] for c in pk_cols]
-                if old_pk != new_pk and not (fold and _same_key(fold, pk_cols, old_pk, new_pk)):
+                pk_values = [after[c] for c in pk_cols]
+                if old_pk != pk_values and not (fold and _same_key(fold, pk_cols, old_pk, pk_values)):
                     # A key change is a delete of the old key and an insert of the new one, each on its
                     # own key's partition, so per-key order holds for both keys.
                     message = change(info, file, pos, db, table, "delete", dict(zip(pk_cols, old_pk)), before,
                                      None, types)
                     # The old key is named by its fold too (found by the checker's pkchange shape).
-                    emit((topic, message_key(message, fold, prefix), message, hdrs))
-                    message = change(info, file, pos, db, table, "insert", dict(zip(pk_cols, new_pk)), None,
+                    emit((topic, message_key(message, fold, prefix) if fold else prefix + pk_bytes(old_pk),
+                          message, hdrs))
+                    message = change(info, file, pos, db, table, "insert", dict(zip(pk_cols, pk_values)), None,
                                      after, types)
                 else:
-                    message = change(info, file, pos, db, table, "update", dict(zip(pk_cols, new_pk)), before,
+                    message = change(info, file, pos, db, table, "update", dict(zip(pk_cols, pk_values)), before,
                                      after, types)
             else:
                 pk_values = [image[c] for c in pk_cols]
@@ -540,7 +542,7 @@ class Capture:
                 else:
                     message = change(info, file, pos, db, table, op, dict(zip(pk_cols, pk_values)), image, None, types)
             # Named by the fold: one key whatever its spelling (an update keeps its new spelling).
-            emit((topic, message_key(message, fold, prefix), message, hdrs))
+            emit((topic, message_key(message, fold, prefix) if fold else prefix + pk_bytes(pk_values), message, hdrs))
 
     def _publish_decided(self, stream: Any) -> None:
         """The deletes the database sink decided in this transaction (metadata_tables.PUBLISHED_DELETES):

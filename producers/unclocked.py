@@ -41,18 +41,22 @@ class UnclockedWatch:
 
     def check(self, messages: Iterable[dict[str, Any]]) -> None:
         """Count and report the local row changes among `messages` that carry no clock."""
+        region = self._region
+        counts: dict[tuple[str, str], int] = {}   # one counter increment and log check per table, not per change
         for message in messages:
-            if message.get("vclock") is not None or message.get("origin") != self._region \
+            if message.get("vclock") is not None or message.get("origin") != region \
                     or message.get("op") not in _ROW_OPS:
                 continue
             table = (message["db"], message["table"])
+            counts[table] = counts.get(table, 0) + 1
+        for table, count in counts.items():
             if table not in self._counters:
                 self._counters[table] = (None if self._config.table(*table).single_writer
                                          else self._metrics.unclocked_events.labels(self._region, *table))
             counter = self._counters[table]
             if counter is None:
                 continue
-            counter.inc()
+            counter.inc(count)
             now = self._clock()
             last = self._logged.get(table)
             if last is None or now - last >= self._interval_s:

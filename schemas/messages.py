@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas import key_fold
-from schemas.codec import canonical_pk
+from schemas.codec import canonical_pk_bytes
 from schemas.version import SCHEMA_VERSION
 
 _VERSION_HEADER = ("cdcsync-schema-version", str(SCHEMA_VERSION).encode())
@@ -24,7 +24,7 @@ def headers(kind: str, origin: str) -> list[tuple[str, bytes]]:
 
 def row_key(pk_values: list[Any], key_prefix: bytes) -> bytes:
     """The Kafka key: `key_prefix` (`db.table:` on a per-region topic, else empty), then the canonical PK."""
-    return key_prefix + canonical_pk(pk_values).encode()
+    return key_prefix + canonical_pk_bytes(pk_values if isinstance(pk_values, list) else list(pk_values))
 
 
 def message_key(message: dict[str, Any], fold: Mapping[str, str | None] | None, key_prefix: bytes) -> bytes:
