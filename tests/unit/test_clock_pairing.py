@@ -138,52 +138,27 @@ def test_ddl_and_truncate_messages_are_not_row_changes() -> None:
 
 
 # -- clock rows decoded by the producer's fast path -------------------------------------------
-def _clock_table() -> list[Any]:
-    """`<meta_db>.row_clocks` as its table map describes it (common/metadata_tables.py)."""
-    from pymysqlreplication.constants import FIELD_TYPE as F
-
-    from tests.unit.test_fast_rows import column
-    return [column("db", F.VARCHAR, max_length=256, charset="utf8mb4_bin"),
-            column("tbl", F.VARCHAR, max_length=256, charset="utf8mb4_bin"),
-            column("pk_hash", F.STRING, max_length=32, charset="binary"),
-            column("pk", F.BLOB, length_size=2, charset="utf8mb4_bin"),
-            column("counters", F.BLOB, length_size=2, charset="utf8mb4_bin"),
-            column("hlc_us", F.LONGLONG), column("deleted", F.TINY),
-            column("origin", F.VARCHAR, max_length=128, charset="utf8mb4"),
-            column("heads", F.BLOB, length_size=3, charset="utf8mb4_bin"),
-            column("updated_at", F.TIMESTAMP2, fsp=6)]
-
-
-def _clock_row_bytes(key: str, counters: str, hlc_us: int, deleted: int, heads: str | None) -> bytes:
-    def text(value: str, size: int) -> bytes:
-        return len(value.encode()).to_bytes(size, "little") + value.encode()
-    pk_hash = key_hash(key).rstrip(b"\0")   # the binlog drops BINARY's trailing zero bytes
-    body = (text("shop", 2) + text("t", 2) + bytes([len(pk_hash)]) + pk_hash + text(key, 2) + text(counters, 2)
-            + hlc_us.to_bytes(8, "little", signed=True) + bytes([deleted]) + text("eu", 1)
-            + (text(heads, 3) if heads is not None else b"") + (1_700_000_000).to_bytes(4, "big") + b"\x01\x02\x03")
-    nulls = 0x100 if heads is None else 0   # heads is the ninth column
-    return nulls.to_bytes(2, "little") + body
-
-
 def test_clock_rows_from_fast_path_images_equal_the_library_rows() -> None:
     """The capture decodes row_clocks events with fast_rows (one per local write): the clock rows it
     pairs must be the ones the library's decoding gives, inserts, updates and maintenance rewrites."""
     from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
     from producers.binlog.fast_rows import RowImages
+    from tests.unit.test_capture_wire import clock_row_bytes, clock_table
     from tests.unit.test_fast_rows import shell_event
 
-    columns = _clock_table()
-    write = (_clock_row_bytes("1:1", '{"eu": 1, "us": 0}', 1001, 0, None)
-             + _clock_row_bytes("2:42", '{"ap": 3, "eu": 2}', 1002, 1, '[{"counters": {"ap": 3}}]'))
-    update = (_clock_row_bytes("1:1", '{"eu": 1}', 1001, 0, None) + _clock_row_bytes("1:1", '{"eu": 2}', 1003, 0, None)
+    columns = clock_table()
+    write = (clock_row_bytes("1:1", '{"eu": 1, "us": 0}', 1001, 0, None)
+             + clock_row_bytes("2:42", '{"ap": 3, "eu": 2}', 1002, 1, '[{"counters": {"ap": 3}}]'))
+    update = (clock_row_bytes("1:1", '{"eu": 1}', 1001, 0, None) + clock_row_bytes("1:1", '{"eu": 2}', 1003, 0, None)
               # `region remove` drops a counter, same hlc_us: maintenance, not a version
-              + _clock_row_bytes("1:7", '{"eu": 2, "us": 1}', 1005, 0, None)
-              + _clock_row_bytes("1:7", '{"eu": 2}', 1005, 0, None))
-    for cls, body in ((WriteRowsEvent, write), (UpdateRowsEvent, update)):
+              + clock_row_bytes("1:7", '{"eu": 2, "us": 1}', 1005, 0, None)
+              + clock_row_bytes("1:7", '{"eu": 2}', 1005, 0, None))
+    for cls, body, count in ((WriteRowsEvent, write, 2), (UpdateRowsEvent, update, 1)):
         images = RowImages(columns)
         fast, library = ClockRows(), ClockRows()
         fast.add_images(images.images(shell_event(cls, columns, body)), 3)
         assert (images.fast_events, images.library_events) == (1, 0)
         library.add(shell_event(cls, columns, body).rows, 3)
-        assert fast.take() == library.take() != []
+        taken = fast.take()
+        assert taken == library.take() and len(taken) == count
