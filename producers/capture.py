@@ -151,12 +151,22 @@ class Capture:
         self._table_maps: dict[int, TableMapEvent] = {}  # the last map per table id; read when a route is built
         self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         self._warned_no_pk: set[tuple[str, str]] = set()
+        self._selection: dict[tuple[str, str], bool] = {}
         self._accept_unpaired = accept_unpaired   # transaction ids whose clock rows may not pair up
         self._unclocked = UnclockedWatch(config, region, metrics)
         self.sealed = start
         self.file = start.file
         self._connects = 0   # fake rotate events seen: one per (re)connection of the binlog stream
         self._reset_txn()
+
+    def _selected(self, db: str, table: str) -> bool:
+        """`table_selected` for this producer, remembered per table (asked for every clock row;
+        the include and exclude globs do not change while the capture runs)."""
+        key = (db, table)
+        selected = self._selection.get(key)
+        if selected is None:
+            selected = self._selection[key] = table_selected(self._region.producer, db, table)
+        return selected
 
     # -- transaction state -------------------------------------------------------------------
     def _reset_txn(self) -> None:
@@ -192,8 +202,7 @@ class Capture:
                                       event.timestamp * 1_000_000, self._epoch)
         self._ack = self._publisher.tracker.open()
         if txn_id not in self._accept_unpaired:
-            producer = self._region.producer
-            self._stream = StreamingPairs(self._pairing_window, lambda db, table: table_selected(producer, db, table))
+            self._stream = StreamingPairs(self._pairing_window, self._selected)
         self._started = time.monotonic()
         self._progress_at = self._started + self._progress_every_s
 
@@ -282,8 +291,7 @@ class Capture:
         self._reset_txn()
 
     def _attach_clocks(self, messages_: list[dict[str, Any]]) -> None:
-        producer = self._region.producer
-        published = lambda db, table: table_selected(producer, db, table)  # noqa: E731
+        published = self._selected
         try:
             self._clock_rows.attach(messages_, applied=self._applied, published=published)
             return
