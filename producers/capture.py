@@ -26,6 +26,7 @@ import re
 import time
 from typing import Any, Protocol
 
+from pymysqlreplication.constants import FIELD_TYPE
 from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, MariadbGtidEvent, NotImplementedEvent,
                                       QueryEvent, RotateEvent, XAPrepareEvent, XidEvent)
 from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, TableMapEvent,
@@ -428,7 +429,7 @@ class Capture:
             if pk_cols:
                 route.publish = True
                 route.pk_cols = pk_cols
-                route.images = RowImages(columns, self._catalog.lookup(event.schema, event.table))
+                route.images = RowImages(columns, self._json_columns(event.schema, event.table, columns))
                 route.types = route.images.encoder.types
                 route.fold = self._key_fold(route, columns) if keyed else {}
                 if route.images.decode is None:
@@ -441,6 +442,14 @@ class Capture:
                 self._topics.ensure(route.topic)
         self._routes[event.table_id] = route
         return route
+
+    def _json_columns(self, db: str, table: str, columns: list[Any]) -> frozenset[str]:
+        """The table's JSON columns. Only a BLOB-type column (TEXT, LONGTEXT: MariaDB's JSON) is read
+        differently when it is JSON (value_encoding.describe; MySQL's JSON has a type of its own), so a
+        table without one needs no catalog query (a connection to the server, for every new table)."""
+        if not any(column.type == FIELD_TYPE.BLOB for column in columns):
+            return frozenset()
+        return self._catalog.lookup(db, table)
 
     def _key_fold(self, route: _Route, columns: list[Any]) -> dict[str, str]:
         """The text key columns whose collation folds (schemas/key_fold.py): their changes are keyed
