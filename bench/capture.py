@@ -41,13 +41,17 @@ by the broker; then, with `--profile`, one producer run per workload under low-o
 around the main library and cdcsync functions, and one under cProfile (its top functions; it
 inflates the library's decoding). The last lines of stdout are one JSON object per workload:
 
-    {"workload": "bulk", "raw_rows_per_s": ..., "producer_rows_per_s": ..., "ratio": ...}
+    {"workload": "bulk", "raw_rows_per_s": ..., "producer_rows_per_s": ..., "ratio": ...,
+     "raw_cpu_us_per_row": ..., "producer_cpu_us_per_row": ..., "cpu_ratio": ...}
 
-`ratio` = producer_rows_per_s / raw_rows_per_s: 1.0 means the pipeline keeps up with the bare
+`ratio` = producer_rows_per_s / raw_rows_per_s (wall time, best runs): 1.0 means the pipeline keeps up with the bare
 library loop, 0.5 that it needs twice its time, 3.0 that it reads the same range in a third of the
 library's time (its own row decoder, producers/binlog/fast_rows.py, outruns the library's). For
 `single` and `clocked` a row is a transaction (for `clocked` the raw loop decodes its clock row
-too, and the producer pairs it).
+too, and the producer pairs it). `cpu_ratio` is the same comparison in CPU seconds of this process
+(medians of the runs; the producer's include librdkafka's threads): on a shared machine, where
+waiting for a core stretches wall times, it is the steadier figure. `*_cpu_us_per_row` are those
+CPU seconds per row (per transaction for `single` and `clocked`).
 
     .venv/bin/python bench/capture.py [--runs N] [--profile]
 """
@@ -62,6 +66,7 @@ import logging
 import os
 import pstats
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -455,10 +460,19 @@ def profile_producer(bench: "ProducerBench", workload: Workload, servers: dict[s
 
 
 # -- main ------------------------------------------------------------------------------------
+def _median_cpu(timing: Timing) -> float:
+    """Median CPU seconds of this process over the runs (librdkafka's threads included)."""
+    return statistics.median(sample.cpu["process"] for sample in timing.samples)
+
+
 def result(workload: Workload, raw: Timing, producer: Timing) -> dict[str, Any]:
+    raw_cpu, producer_cpu = _median_cpu(raw), _median_cpu(producer)
     return {"workload": workload.name, "raw_rows_per_s": round(raw.best_rate, 1),
             "producer_rows_per_s": round(producer.best_rate, 1),
-            "ratio": round(producer.best_rate / raw.best_rate, 3)}
+            "ratio": round(producer.best_rate / raw.best_rate, 3),
+            "raw_cpu_us_per_row": round(1e6 * raw_cpu / workload.rows, 1),
+            "producer_cpu_us_per_row": round(1e6 * producer_cpu / workload.rows, 1),
+            "cpu_ratio": round(raw_cpu / producer_cpu, 3)}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
