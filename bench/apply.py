@@ -154,6 +154,7 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
         while done < n:
             done += runner.step()
         watch.stop()
+        progress(f"    {kind} sink: {runner.batches} batches")
         source.close()
         sink.close()
         return done
