@@ -23,6 +23,7 @@ from typing import Protocol
 
 from common import log_context
 from common.health_server import HealthState
+from consumers import gc_tuning
 from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
@@ -45,6 +46,7 @@ class Sink(Protocol):
 class SinkRunner:
     def __init__(self, *, source: Source, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
                  batch_max_events: int, batch_max_ms: int, batch_linger_ms: int = 0) -> None:
+        gc_tuning.for_batches()     # a batch of decoded events is many young objects (consumers/gc_tuning.py)
         self.source = source
         self.sink = sink
         self.dead_letters = dead_letters

@@ -130,3 +130,4 @@ def test_the_runner_commits_skipped_records_and_counts_them() -> None:
     assert runner.flush() == 3
     assert sink.batches == [[]] and source.commits == [[0, 1, 2]]
     assert metrics.skipped_events.labels("ap", "db", "echo")._value.get() == 3
+
