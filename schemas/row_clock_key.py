@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,7 @@ class UnsupportedKey(ValueError):
     """A primary-key column type the canonical key does not cover."""
 
 
+@functools.lru_cache(maxsize=1024)   # per value of every clocked change: parse each spelling once
 def key_kind(sql_type: str) -> tuple[str, int]:
     """(kind, fsp) of a PK column type: kind is int, decimal, text, binary, date or datetime.
     Accepts the wire's type names (`int unsigned`, `datetime(3)`) and information_schema's
