@@ -143,7 +143,8 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
                              session_timeout_ms=region.sink.session_timeout_ms,
                              on_revoke=lambda parts: runner.on_revoke(parts))
         runner = SinkRunner(source=source, sink=sink, dead_letters=dead, metrics=metrics,
-                            batch_max_events=region.sink.batch_max_events, batch_max_ms=region.sink.batch_max_ms)
+                            batch_max_events=region.sink.batch_max_events, batch_max_ms=region.sink.batch_max_ms,
+                            batch_linger_ms=region.sink.batch_linger_ms)
         source.subscribe([topic])
         first = []
         while not first:                          # the group join is not what we measure
