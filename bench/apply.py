@@ -14,7 +14,9 @@ six-column row) are published once to `<prefix>.eu.bench.orders`. Then, in the s
   reads each row and its `row_clocks` row, decides, and writes the clock (the conflict path's cost);
 - cache, bare: a redis-py pipeline of one SET per row (the row serialized to JSON, timed),
   executed per batch;
-- cache, sink: the cache sink's real loop writing the same rows (Lua compare-and-set).
+- cache, sink: the cache sink's real loop writing the same rows (Lua compare-and-set). A cache sink
+  applies its own region's changes, so both cache runs are in region `eu`, the events' region (a
+  cache sink of `us` would skip every one of them as a star hub's forwarded version).
 
 Each sink run uses a fresh consumer group; its clock starts when the first records arrive, so the
 group join (a broker property) is not measured. Best of K runs after a warm-up. Prints one JSON
@@ -125,25 +127,27 @@ def bare_db(config: PipelineConfig, rows: list[dict], batch: int, topic: str):
 
 
 def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: callable):
-    region = config.region(TARGET)
+    name = SOURCE if kind == "cache" else TARGET     # a cache sink applies its own region's changes
+    region = config.region(name)
 
     def run(watch: Stopwatch) -> int:
         before()
-        metrics = SinkMetrics(TARGET, CollectorRegistry())
-        kafka = config.kafka_for(TARGET)
-        dead = DeadLetterPublisher(client_settings(kafka), f"{config.prefix}.{TARGET}.dlq", region=TARGET, sink=kind)
+        metrics = SinkMetrics(name, CollectorRegistry())
+        kafka = config.kafka_for(name)
+        dead = DeadLetterPublisher(client_settings(kafka), f"{config.prefix}.{name}.dlq", region=name, sink=kind)
         if kind == "db":
             from consumers.db.sink import DatabaseSink
             sink = DatabaseSink(config, TARGET, dead, metrics)
         else:
             from consumers.cache.sink import CacheSink
-            sink = CacheSink(config, TARGET, metrics)
+            sink = CacheSink(config, name, metrics)
         runner: SinkRunner
         source = KafkaSource(client_settings(kafka), f"bench-{kind}-{next(_groups)}",
                              session_timeout_ms=region.sink.session_timeout_ms,
                              on_revoke=lambda parts: runner.on_revoke(parts))
         runner = SinkRunner(source=source, sink=sink, dead_letters=dead, metrics=metrics,
-                            batch_max_events=region.sink.batch_max_events, batch_max_ms=region.sink.batch_max_ms)
+                            batch_max_events=region.sink.batch_max_events, batch_max_ms=region.sink.batch_max_ms,
+                            batch_linger_ms=region.sink.batch_linger_ms)
         source.subscribe([topic])
         first = []
         while not first:                          # the group join is not what we measure
@@ -154,6 +158,9 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
         while done < n:
             done += runner.step()
         watch.stop()
+        written = getattr(sink, "last_written", None)
+        progress(f"    {kind} sink: {runner.batches} batches" + ("" if written is None else
+                                                                 f", last batch wrote {written} keys"))
         source.close()
         sink.close()
         return done
@@ -163,7 +170,7 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
 def bare_cache(config: PipelineConfig, rows: list[dict], batch: int):
     from common.redis_connect import redis_client
 
-    client = redis_client(config.region(TARGET).redis)
+    client = redis_client(config.region(SOURCE).redis)
 
     def run(watch: Stopwatch) -> int:
         client.flushdb()
@@ -194,10 +201,11 @@ def run_all(running: Running, n: int, runs: int) -> None:
     progress(f"publishing {n} change events")
     topic = publish_events(config, rows)
     clocked_topic = publish_events(config, rows, clocked=True)
-    others = {k: v for k, v in running.server_pids().items() if k.startswith(TARGET) or k == "broker"}
+    others = {k: v for k, v in running.server_pids().items()
+              if k.startswith(TARGET) or k == "broker" or k == f"{SOURCE}/redis-server"}
     from common.redis_connect import redis_client
 
-    flush_cache = redis_client(config.region(TARGET).redis).flushdb
+    flush_cache = redis_client(config.region(SOURCE).redis).flushdb
     results = []
     db_bare = repeat("db bare upsert", bare_db(config, rows, batch, topic), runs=runs, others=others)
     db_sink = repeat("db sink", sink_run(config, "db", n, topic, lambda: reset_target(config, topic)), runs=runs,

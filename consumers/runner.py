@@ -1,6 +1,9 @@
 """The sink loop: consume a batch, apply it, then commit its offsets. Nothing else commits.
 
-A batch closes at `batch_max_events` events or `batch_max_ms` after its first event. On a
+A batch is applied as soon as the source has nothing more waiting (after `batch_linger_ms`, 0 by
+default), at `batch_max_events` events, or `batch_max_ms` after its first event while records keep
+arriving: under load the batches grow by themselves (what arrives while one applies is the next),
+and a lone change is applied without waiting for a window. On a
 rebalance the in-flight batch is applied and committed inside the revoke callback, before the
 partitions move; on SIGTERM the loop finishes the batch, commits, stops its consumer without
 LeaveGroup (consumers/source.py) and returns.
@@ -20,6 +23,7 @@ from typing import Protocol
 
 from common import log_context
 from common.health_server import HealthState
+from consumers import gc_tuning
 from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
@@ -41,13 +45,15 @@ class Sink(Protocol):
 
 class SinkRunner:
     def __init__(self, *, source: Source, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
-                 batch_max_events: int, batch_max_ms: int) -> None:
+                 batch_max_events: int, batch_max_ms: int, batch_linger_ms: int = 0) -> None:
+        gc_tuning.for_batches()     # a batch of decoded events is many young objects (consumers/gc_tuning.py)
         self.source = source
         self.sink = sink
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_ms / 1000
+        self.batch_linger_s = batch_linger_ms / 1000
         self._pending: list[SourceRecord] = []
         self._stop = False
         self.batches = 0
@@ -62,7 +68,7 @@ class SinkRunner:
         self.flush()
 
     def step(self) -> int:
-        """Fill one batch (up to `batch_max_events` or `batch_max_ms`), apply and commit it.
+        """Fill one batch (see `_fill`), apply and commit it.
         Returns the number of records it handled (0 after an idle poll of up to 0.25 s). Blocks up
         to the batch window."""
         self._fill()
@@ -86,15 +92,27 @@ class SinkRunner:
             self.sink.close()
 
     def _fill(self) -> None:
+        """Wait up to 0.25 s for a first record, then take what the source already holds: the batch
+        is applied once the source has had nothing more for `batch_linger_ms` (0: at once), at
+        `batch_max_events`, or `batch_max_ms` after its first record while records keep coming."""
         deadline: float | None = None
+        dry_since: float | None = None    # when the source last came back empty for this batch
         while not self._stop and len(self._pending) < self.batch_max_events:
             now = time.monotonic()
-            if self._pending and deadline is None:
-                deadline = now + self.batch_max_s
-            timeout = 0.25 if deadline is None else deadline - now
-            if timeout <= 0:
-                return
+            if not self._pending:
+                timeout = 0.25
+            else:
+                if deadline is None:
+                    deadline = now + self.batch_max_s
+                end = deadline if dry_since is None else min(deadline, dry_since + self.batch_linger_s)
+                if now >= end:
+                    return
+                timeout = 0.0 if dry_since is None else end - now
             records = self.source.consume(self.batch_max_events - len(self._pending), min(timeout, 0.25))
+            if records:
+                dry_since = None
+            elif self._pending and dry_since is None:
+                dry_since = now
             self._pending.extend(records)
             if not self._pending:
                 # Idle (or a revoke flushed what we had): back to `run`, which beats /healthz and
@@ -108,7 +126,13 @@ class SinkRunner:
             return 0
         if self.dead_letters.limit is not None:
             self.dead_letters.limit.begin(records)
-        poison = [r for r in records if r.event is None]
+        skipped: dict[str, int] = {}
+        for r in records:
+            if r.skipped is not None:
+                skipped[r.skipped] = skipped.get(r.skipped, 0) + 1
+        for reason, count in skipped.items():   # left undecoded by the source (their headers proved it)
+            self.metrics.skipped(self.sink.name, reason, count)
+        poison = [r for r in records if r.event is None and r.skipped is None]
         if poison:
             self.dead_letters.publish([DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable")
                                        for r in poison])

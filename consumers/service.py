@@ -17,6 +17,7 @@ from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetterPublisher
 from consumers.dlq_limit import DeadLetterLimit
 from consumers.metrics import SinkMetrics
+from consumers.records import echo_filter
 from consumers.runner import Sink, SinkRunner
 from consumers.source import KafkaSource
 from consumers.unclocked_changes import UnclockedChanges
@@ -87,9 +88,11 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
         target = build_sink(config, region, sink, metrics, dead_letters, cluster)
         source = KafkaSource(client_settings(cluster), group_id(config, region, sink),
                              session_timeout_ms=settings.session_timeout_ms,
-                             on_revoke=lambda partitions, i=len(runners): runners[i].on_revoke(partitions))
+                             on_revoke=lambda partitions, i=len(runners): runners[i].on_revoke(partitions),
+                             discard=echo_filter(config, region) if sink == "db" else None)
         runners.append(SinkRunner(source=source, sink=target, dead_letters=dead_letters, metrics=metrics,
-                                  batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms))
+                                  batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms,
+                                  batch_linger_ms=settings.batch_linger_ms))
         runners[-1].unclocked = UnclockedChanges(config, sink, metrics)
         runners[-1].watchdog = AssignmentWatchdog.for_session(
             settings.session_timeout_ms, what=f"{sink} sink of region {region}", group=source.group_id,

@@ -24,13 +24,18 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from common.kafka_link import KafkaLinkWatch
 from consumers.records import SourceRecord, TopicPartition
+from schemas import messages
 
 log = logging.getLogger(__name__)
 
 
 class KafkaSource:
     def __init__(self, settings: dict[str, object], group_id: str, *, session_timeout_ms: int,
-                 on_revoke: Callable[[list[TopicPartition]], None]) -> None:
+                 on_revoke: Callable[[list[TopicPartition]], None],
+                 discard: Callable[[str, str], str | None] | None = None) -> None:
+        """`discard(topic, origin)`: the reason the sink would skip a change of that origin read
+        from that topic (None: it applies it). A change whose headers name its origin is then
+        handed over undecoded, as `SourceRecord.discarded`: a mesh sink's echoes cost no decoding."""
         self._consumer: Consumer | None = Consumer({
             **settings,
             "group.id": group_id,
@@ -45,6 +50,7 @@ class KafkaSource:
             **KafkaLinkWatch("consumer").settings(),     # `kafka consumer: lost broker` / `reconnected`
         })
         self._on_revoke = on_revoke
+        self._discard = discard
         self._settings, self.group_id = settings, group_id
         self._patterns: list[str] = []
         self.assigned: set[TopicPartition] = set()
@@ -77,14 +83,31 @@ class KafkaSource:
         self.assigned -= lost
 
     def consume(self, max_messages: int, timeout_s: float) -> list[SourceRecord]:
+        """What the client already holds, up to `max_messages`; when it holds nothing, waits up to
+        `timeout_s` for the first message and returns as soon as one arrives (librdkafka's batch
+        consume would wait the whole timeout for `max_messages`)."""
+        client = self._client
+        batch = client.consume(max_messages, 0)
+        if not batch and timeout_s > 0:
+            first = client.poll(timeout_s)
+            if first is not None:
+                batch = [first, *client.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
         records = []
-        for msg in self._client.consume(max_messages, timeout_s):
+        discard = self._discard
+        for msg in batch:
             err = msg.error()
             if err is not None:
                 if err.fatal():
                     raise KafkaException(err)
                 log.warning("consumer: %s", err)
                 continue
+            if discard is not None:
+                origin = messages.change_origin(msg.headers())
+                reason = None if origin is None else discard(msg.topic(), origin)
+                if reason is not None:
+                    records.append(SourceRecord.discarded(msg.topic(), msg.partition(), msg.offset(), msg.key(),
+                                                          msg.value() or b"", reason))
+                    continue
             records.append(SourceRecord.from_message(msg.topic(), msg.partition(), msg.offset(), msg.key(),
                                                      msg.value()))
         return records

@@ -32,7 +32,10 @@ The contract:
   raised, and the next owner replays from the last commit that held. The runner therefore commits
   a partition's batch inside the revoke callback, never after it. `lag` may raise anything; it is informational and the runner ignores its failures.
 - **Poison.** Every message is delivered as a `SourceRecord`, decoded or with the reason it is
-  poison (`SourceRecord.from_message`); a source never drops or skips a message.
+  poison (`SourceRecord.from_message`); a source never drops a message. A source may leave a
+  message undecoded when its headers prove the sink discards it (`SourceRecord.discarded`, the
+  Kafka source's `discard`: a database sink's echoes); the runner counts it and commits it with
+  its batch.
 """
 
 from __future__ import annotations

@@ -182,7 +182,11 @@ class ProducerConfig(_Frozen):
 
 class SinkConfig(_Frozen):
     batch_max_events: int = Field(2000, ge=1, description="A sink applies a batch when it holds this many events...")
-    batch_max_ms: int = Field(200, ge=1, description="...or when its first event has waited this long (ms).")
+    batch_max_ms: int = Field(200, ge=1, description="...or when its first event has waited this long (ms) while "
+                                                    "more kept arriving...")
+    batch_linger_ms: int = Field(0, ge=0, description="...or once the consumer has had no more events waiting for "
+                                                      "this long (ms). 0: at once, so a lone change is applied "
+                                                      "without waiting and batches grow with the load.")
     session_timeout_ms: int = Field(
         6000, ge=1000, description="Kafka consumer-group session timeout; a dead member's partitions move after it."
     )

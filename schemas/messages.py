@@ -13,13 +13,35 @@ from typing import Any
 
 from schemas import key_fold
 from schemas.codec import canonical_pk_bytes
-from schemas.version import SCHEMA_VERSION
+from schemas.version import SCHEMA_VERSION, SUPPORTED_VERSIONS
 
 _VERSION_HEADER = ("cdcsync-schema-version", str(SCHEMA_VERSION).encode())
+_SUPPORTED_VERSION_HEADERS = frozenset(str(v).encode() for v in SUPPORTED_VERSIONS)
 
 
 def headers(kind: str, origin: str) -> list[tuple[str, bytes]]:
     return [("cdcsync-kind", kind.encode()), _VERSION_HEADER, ("cdcsync-origin", origin.encode())]
+
+
+def change_origin(message_headers: list[tuple[str, bytes | None]] | None) -> str | None:
+    """The origin a message's headers give, when they say it is a change of a supported schema
+    version; else None (headers missing, or anything they do not prove)."""
+    if not message_headers:
+        return None
+    kind = version = origin = None
+    for name, value in message_headers:
+        if name == "cdcsync-kind":
+            kind = value
+        elif name == "cdcsync-schema-version":
+            version = value
+        elif name == "cdcsync-origin":
+            origin = value
+    if kind != b"change" or version not in _SUPPORTED_VERSION_HEADERS or not origin:
+        return None
+    try:
+        return origin.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def row_key(pk_values: list[Any], key_prefix: bytes) -> bytes:

@@ -67,6 +67,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -84,11 +88,26 @@ def _is_geometry(value: Any) -> bool:
 
 
 _WIRE_CHECKS: dict[str, Any] = {
-    **{t: _is_int for t in _INTEGER}, **{t: lambda v: isinstance(v, str) for t in _TEXT},
+    **{t: _is_int for t in _INTEGER}, **{t: _is_str for t in _TEXT},
     "float": _is_number, "double": _is_number, "real": _is_number,
     "date": _is_temporal, "datetime": _is_temporal, "timestamp": _is_temporal,
     "set": _is_set, "geometry": _is_geometry,
 }   # json: any JSON value; a type not listed here is not checked
+
+
+_CHECK_OF: dict[str, Any] = {}
+
+
+def _check_of(sql_type: str) -> Any:
+    """The wire check of a column type (`int unsigned`, `decimal(10,2)`), remembered per spelling:
+    a sink checks every value of every event."""
+    try:
+        return _CHECK_OF[sql_type]
+    except KeyError:
+        check = _WIRE_CHECKS.get(sql_type.split("(", 1)[0].split(" ", 1)[0].lower())
+        if len(_CHECK_OF) < 10_000:   # spellings come from the stream: bounded all the same
+            _CHECK_OF[sql_type] = check
+        return check
 
 
 def _describe(value: Any) -> str:
@@ -103,13 +122,15 @@ def value_type_problem(types: dict[str, str], images: dict[str, dict[str, Any] |
     A sink would otherwise store it as something else (a cache keeps the string, a database casts
     `"12"` to 12 or refuses `"abc"` only in strict mode), so the event is poison: it is dead-lettered."""
     for image_name, image in images.items():
-        for column, value in (image or {}).items():
+        if not image:
+            continue
+        for column, value in image.items():
             if value is None:
                 continue
             sql_type = types.get(column)
             if sql_type is None:
                 continue
-            check = _WIRE_CHECKS.get(sql_type.split("(", 1)[0].split(" ", 1)[0].lower())
+            check = _check_of(sql_type)
             if check is not None and not check(value):
                 return (f"column {column!r} ({image_name}) is {sql_type}, but the value is the JSON "
                         f"{_describe(value)}")

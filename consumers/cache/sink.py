@@ -169,18 +169,22 @@ class CacheSink:
 
     def write_batch(self, records: list[SourceRecord]) -> None:
         latest: dict[str, ChangeEvent] = {}
+        skipped = {"not_a_row_change": 0, "forwarded": 0}   # counted once per batch: a metric per event costs
         for record in records:  # one key is always on one partition, so this order is its order
             event = record.event
             if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
-                self.metrics.skipped(self.name, "not_a_row_change")
+                skipped["not_a_row_change"] += 1
                 continue
             if event.region != self.region:   # a star hub's forwarded version, not its database's state
-                self.metrics.skipped(self.name, "forwarded")
+                skipped["forwarded"] += 1
                 continue
             self._check_epoch(record, event)
             key = cache_key(self.config.prefix, event.db, event.table, event_key_values(event))
             latest.pop(key, None)
             latest[key] = event
+        for reason, count in skipped.items():
+            if count:
+                self.metrics.skipped(self.name, reason, count)
         if not latest:
             return
         started = time.perf_counter()

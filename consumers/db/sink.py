@@ -211,24 +211,28 @@ class DatabaseSink:
         for record in records:
             by_partition[(record.topic, record.partition)].append(record)
         runs: list[_Run] = []
+        skipped = {"not_a_row_change": 0, "echo": 0, "relayed_state": 0}   # one metric update per batch
         for (topic, partition), items in by_partition.items():
             source = source_region(topic, self.config.prefix)
             current: _Run | None = None
             for record in sorted(items, key=lambda r: r.offset):
                 event = record.event
                 if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
-                    self.metrics.skipped(self.name, "not_a_row_change")
+                    skipped["not_a_row_change"] += 1
                     continue
                 if not self.config.accepts(self.region.name, source, event.origin):
-                    self.metrics.skipped(self.name, "echo")
+                    skipped["echo"] += 1
                     continue
                 if self._relayed_state(source, event):
-                    self.metrics.skipped(self.name, "relayed_state")
+                    skipped["relayed_state"] += 1
                     continue
                 if current is None or current.origin != event.origin:
                     current = _Run(topic, partition, event.origin)
                     runs.append(current)
                 current.records.append(record)
+        for reason, count in skipped.items():
+            if count:
+                self.metrics.skipped(self.name, reason, count)
         return runs
 
     def _relayed_state(self, source: str, event: ChangeEvent) -> bool:

@@ -278,7 +278,8 @@ class RunnerRules:
         return Journal()
 
     def member(self, backend: Backend, journal: Journal, group: str, topic: str, who: str, *,
-               batch_max_events: int = 1000, batch_max_ms: int = 200, sink_fails: bool = False,
+               batch_max_events: int = 1000, batch_max_ms: int = 200, batch_linger_ms: int | None = None,
+               sink_fails: bool = False,
                dead_letters: Any = None, max_consecutive_dead_letters: int = 0) -> Member:
         runner_box: list[SinkRunner] = []
 
@@ -293,7 +294,9 @@ class RunnerRules:
         dead_letters.limit = DeadLetterLimit(max_consecutive_dead_letters, region="eu", sink=who)
         runner = SinkRunner(source=source, sink=sink, dead_letters=dead_letters,
                             metrics=SinkMetrics("eu", CollectorRegistry()),
-                            batch_max_events=batch_max_events, batch_max_ms=batch_max_ms)
+                            batch_max_events=batch_max_events, batch_max_ms=batch_max_ms,
+                            # These rules hold a batch open for its window unless they say otherwise.
+                            batch_linger_ms=batch_max_ms if batch_linger_ms is None else batch_linger_ms)
         runner_box.append(runner)
         return Member(runner, source, sink, dead_letters)
 
@@ -424,6 +427,59 @@ class RunnerRules:
         assert step_within(a.runner, 10) == 3
         assert a.sink.batches == [3, 3]
         assert journal.of("commit", "a") == [{0: 3}, {0: 6}]
+        a.source.close()
+
+    def test_a_batch_is_applied_once_the_source_has_no_more_records(self, backend: Backend,
+                                                                     journal: Journal) -> None:
+        """batch_linger_ms = 0 (the default): no waiting for a window that nothing more will fill."""
+        topic, group = backend.topic(1), self.group()
+        backend.produce(topic, 0, [event(0), event(1)])
+        a = self.member(backend, journal, group, topic, "a", batch_max_events=1000, batch_max_ms=60_000,
+                        batch_linger_ms=0)
+        started = time.monotonic()
+        assert step_within(a.runner, backend.join_timeout_s) == 2
+        assert time.monotonic() - started < backend.join_timeout_s, "the batch waited for its 60 s window"
+        backend.produce(topic, 0, [event(2)])
+        assert step_within(a.runner, 10) == 1, "a lone record waited for company"
+        assert a.sink.batches == [2, 1]
+        assert backend.committed(group, topic, 1) == {0: 3}
+        a.source.close()
+
+    def test_consume_returns_as_soon_as_records_arrive(self, backend: Backend, journal: Journal) -> None:
+        """Not after its whole timeout for `max_messages` (librdkafka's batch consume does that)."""
+        topic, group = backend.topic(1), self.group()
+        backend.produce(topic, 0, [event(0)])
+        a = self.member(backend, journal, group, topic, "a")
+        deadline = time.monotonic() + backend.join_timeout_s
+        while not a.source.consume(1000, 0.5):    # joins the group, gets the first record
+            assert time.monotonic() < deadline, f"no record within the join timeout:\n{journal}"
+        backend.produce(topic, 0, [event(1)])
+        started = time.monotonic()
+        records = a.source.consume(1000, 8.0)
+        took = time.monotonic() - started
+        assert [r.offset for r in records] == [1]
+        assert took < 4.0, f"consume took {took:.1f} s: it waited out its timeout for 1000 records"
+        a.source.close()
+
+    def test_a_batch_lingers_batch_linger_ms_once_the_source_runs_dry(self, backend: Backend,
+                                                                      journal: Journal) -> None:
+        topic, group = backend.topic(1), self.group()
+        backend.produce(topic, 0, [event(0), event(1)])
+        a = self.member(backend, journal, group, topic, "a", batch_max_events=1000, batch_max_ms=60_000,
+                        batch_linger_ms=400)
+        consumed_at: list[float] = []
+        consume = a.source.consume
+
+        def timed(max_messages: int, timeout_s: float) -> list[SourceRecord]:
+            records = consume(max_messages, timeout_s)
+            if records and not consumed_at:
+                consumed_at.append(time.monotonic())
+            return records
+        a.source.consume = timed                  # type: ignore[method-assign]
+        assert step_within(a.runner, backend.join_timeout_s) == 2
+        waited = time.monotonic() - consumed_at[0]
+        assert 0.35 <= waited < 0.4 + 2.0, f"the batch closed {waited:.2f} s after its first record, not 0.4 s"
+        assert a.sink.batches == [2]
         a.source.close()
 
     def test_a_batch_closes_batch_max_ms_after_its_first_record(self, backend: Backend, journal: Journal) -> None:
