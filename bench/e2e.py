@@ -1,7 +1,7 @@
 """End to end: the whole pipeline of a 3-region mesh against a native MariaDB replica, in one run.
 
     .venv/bin/python bench/e2e.py [--burst 30000] [--rate 20] [--seconds 20] [--quick]
-                                  [--profile DIR] [--components]
+                                  [--profile DIR] [--components] [--set KEY=VALUE ...]
 
 What it starts, in a temporary directory: the project's sandbox with regions eu, us, ap (3 MariaDB
 with `innodb_flush_log_at_trx_commit=2`, `sync_binlog=0`, a 128 MB buffer pool; 3 Redis; one
@@ -35,7 +35,8 @@ Phases, every write from one client connection to eu, autocommit:
 `--profile DIR` runs `py-spy record` (raw collapsed stacks and speedscope JSON in DIR) on every
 pipeline process during the burst and catch-up and prints each one's top frames on stderr and as
 a `profile` JSON line; profiling slows the processes, so its figures are for reading, not
-comparing. `--components` also runs bench/apply.py and bench/capture.py afterwards (each its own
+comparing. `--set KEY=VALUE` changes one config setting for the run (the figures of the issue
+are taken with none: the defaults). `--components` also runs bench/apply.py and bench/capture.py afterwards (each its own
 sandbox, minutes each) and fills their goals. Progress goes to stderr; stdout ends with one JSON
 line (after `profile` when asked): every figure and `goals` (issue 13) with whether each is met.
 """
@@ -46,10 +47,12 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +60,7 @@ from typing import Any
 
 import pymysql
 import redis
+import tomli_w
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `python bench/e2e.py`
 
@@ -69,7 +73,7 @@ from common.mysql import connect as mysql_connect  # noqa: E402
 from common.redis_connect import redis_client  # noqa: E402
 from deploy.local import mariadb, processes  # noqa: E402
 from schemas.cache_layout import cache_key  # noqa: E402
-from schemas.config import MySQLConfig, PipelineConfig  # noqa: E402
+from schemas.config import MySQLConfig, PipelineConfig, load_config  # noqa: E402
 
 REGIONS = ["eu", "us", "ap"]
 SOURCE = "eu"
@@ -191,6 +195,51 @@ class CacheTarget(Target):
         self.client.close()
 
 
+# -- config overrides (--set) -------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """`--set` values: integers, floats, true/false, else text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` settings into a parsed cdcsync.toml: `producer.X` and `sink.X` go to every region;
+    `kafka.extra.<librdkafka property>` keeps the property's dots; anything else is a dotted path."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        value = parse_value(text)
+        if key.startswith(("producer.", "sink.")):
+            section, name = key.split(".", 1)
+            for region in config["regions"].values():
+                region.setdefault(section, {})[name] = value
+            continue
+        if key.startswith("kafka.extra."):
+            config.setdefault("kafka", {}).setdefault("extra", {})[key.removeprefix("kafka.extra.")] = value
+            continue
+        *path, name = key.split(".")
+        node = config
+        for part in path:
+            node = node.setdefault(part, {})
+        node[name] = value
+    return config
+
+
+def overridden_config(run: Running, overrides: list[str]) -> Path:
+    """The sandbox's config with `overrides`, written next to it (the sandbox's own file stays)."""
+    if not overrides:
+        return run.sandbox.config_path
+    data = apply_overrides(tomllib.loads(run.sandbox.config_path.read_text()), overrides)
+    path = run.root / "e2e.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
 # -- the pipeline --------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Pipeline:
@@ -208,9 +257,9 @@ class Pipeline:
             raise RuntimeError(f"pipeline components exited: {', '.join(dead)} (see their logs)")
 
 
-def start_pipeline(run: Running, config: PipelineConfig, timeout_s: float = 180.0) -> Pipeline:
+def start_pipeline(run: Running, config_path: Path, config: PipelineConfig, timeout_s: float = 180.0) -> Pipeline:
     """`cdcsync run`'s supervisor and components; waits until every producer streams."""
-    supervisor = Supervisor(components(run.sandbox.config_path, REGIONS, run.root / "logs"))
+    supervisor = Supervisor(components(config_path, REGIONS, run.root / "logs"))
     supervisor.start()
     pipeline = Pipeline(supervisor, {p.name: p.proc.pid for p in supervisor.parts if p.proc is not None})
     deadline = time.monotonic() + timeout_s
@@ -379,12 +428,13 @@ def wait_idle(pipeline: Pipeline, rest_rate: float, timeout_s: float = 120.0) ->
 
 # -- profiling ----------------------------------------------------------------------------------
 class Profiles:
-    """`py-spy record` on every pipeline process, from `start` until `stop`."""
+    """`py-spy record` on every pipeline process, from `start` until `stop`: collapsed stacks in
+    DIR/<region>-<component>.txt (speedscope.app and flamegraph.pl read them)."""
 
     def __init__(self, directory: Path, pids: dict[str, int]) -> None:
         self.directory = directory
         self.pids = pids
-        self.procs: dict[str, list[subprocess.Popen]] = {}
+        self.procs: dict[str, subprocess.Popen] = {}
         self.spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
     def _path(self, name: str, suffix: str) -> Path:
@@ -393,23 +443,21 @@ class Profiles:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         for name, pid in self.pids.items():
-            self.procs[name] = [
-                subprocess.Popen([self.spy, "record", "--pid", str(pid), "--rate", "100", "--format", fmt,
-                                  "--output", str(self._path(name, suffix)), "--nonblocking"],
-                                 stdout=subprocess.DEVNULL, stderr=open(self._path(name, f"{suffix}.log"), "wb"))
-                for fmt, suffix in (("raw", "txt"), ("speedscope", "speedscope.json"))]
+            with open(self._path(name, "log"), "wb") as log:
+                self.procs[name] = subprocess.Popen(
+                    [self.spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw",
+                     "--output", str(self._path(name, "txt")), "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=log)
 
     def stop(self) -> dict[str, Any]:
-        for procs in self.procs.values():
-            for proc in procs:
-                proc.send_signal(2)   # SIGINT: py-spy writes its file and exits
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGINT)   # py-spy writes its file and exits
         summary: dict[str, Any] = {}
-        for name, procs in self.procs.items():
-            for proc in procs:
-                proc.wait(timeout=60)
+        for name, proc in self.procs.items():
+            proc.wait(timeout=60)
             raw = self._path(name, "txt")
             if not raw.exists():
-                raise RuntimeError(f"py-spy wrote no profile of {name}: see {self._path(name, 'txt.log')}")
+                raise RuntimeError(f"py-spy wrote no profile of {name}: see {self._path(name, 'log')}")
             summary[name] = top_frames(parse_collapsed(raw.read_text().splitlines()), idle=IDLE_FRAMES)
         return summary
 
@@ -434,7 +482,8 @@ def component_ratios() -> dict[str, float]:
 
 def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
     with sandbox(REGIONS) as run:
-        config = run.config
+        config_path = overridden_config(run, args.set)
+        config = load_config(config_path)
         replica = NativeReplica.start(run.root, config)
         pipeline: Pipeline | None = None
         targets: list[Target] = []
@@ -446,7 +495,7 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
                     cur.execute(DDL)    # eu's reaches the native replica through eu's binlog
             for report in clock_init(config):
                 progress(f"cdcsync init {report.region}: {len(report.created)} clock triggers created")
-            pipeline = start_pipeline(run, config)
+            pipeline = start_pipeline(run, config_path, config)
             progress(f"pipeline running: {', '.join(f'{n} pid {p}' for n, p in pipeline.pids.items())}")
             others = [r for r in REGIONS if r != SOURCE]
             dbs = [DbTarget(f"{r}/db", config.region(r).mysql) for r in others]
@@ -508,7 +557,7 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
         "goals": goals(catchup_s=region_catchup, cpu_total_us=cpu["total"],
                        db_p50_ms=max(v["p50_ms"] for v in db_lat), cache_p50_ms=max(v["p50_ms"] for v in cache_lat),
                        p99_ms=max(v["p99_ms"] for v in db_lat + cache_lat), ratios=ratios),
-        "load_avg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+        "overrides": args.set, "load_avg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
     }
     results = [{"profile": profile}] if profile is not None else []
     return [*results, result]
@@ -523,6 +572,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="py-spy every pipeline process during the burst, files in DIR")
     parser.add_argument("--components", action="store_true",
                         help="also run bench/apply.py and bench/capture.py for their goals (minutes more)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config setting for this run, e.g. sink.batch_max_ms=20, producer.linger_ms=5, "
+                             "kafka.extra.fetch.wait.max.ms=10 (repeatable; default: the defaults)")
     args = parser.parse_args()
     if args.quick:
         args.burst, args.seconds = 2000, 5.0

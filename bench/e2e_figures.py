@@ -80,18 +80,22 @@ def goals(*, catchup_s: float, cpu_total_us: float, db_p50_ms: float, cache_p50_
 
 
 # -- py-spy profiles ----------------------------------------------------------------------------
+NO_PYTHON = "(no Python frame)"
+
+
 def parse_collapsed(lines: Iterable[str]) -> Counter[tuple[str, ...]]:
     """py-spy's `--format raw` output (collapsed stacks: `frame;frame;...;leaf count`) as counts
-    per stack, root first. Lines that are not a stack and a count are an error, not skipped."""
+    per stack, root first; a sample of a thread outside Python code (an empty stack) counts under
+    `NO_PYTHON`. Lines that are not a stack and a count are an error, not skipped."""
     stacks: Counter[tuple[str, ...]] = Counter()
     for number, line in enumerate(lines, 1):
         line = line.rstrip("\n")
         if not line:
             continue
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        stack, separator, count = line.rpartition(" ")
+        if not separator or not count.isdigit():
             raise ValueError(f"line {number} is not `stack count`: {line[:120]!r}")
-        stacks[tuple(stack.split(";"))] += int(count)
+        stacks[tuple(stack.split(";")) if stack else (NO_PYTHON,)] += int(count)
     return stacks
 
 
@@ -104,15 +108,31 @@ def _function(frame: str) -> str:
     return f"{name} ({path})"
 
 
+OWN_PACKAGES = ("cdcsync/", "producers/", "consumers/", "schemas/", "common/")
+
+
+def _module(function: str) -> str:
+    """Where a function lives, coarsely: cdcsync's own module file (`consumers/source.py`), else the
+    top-level package of a library (`pydantic`, `pymysql`) or `<stdlib>`-like names as given."""
+    _, _, where = function.partition(" (")
+    path = where.rstrip(")")
+    if path.startswith(OWN_PACKAGES):
+        return path
+    return path.split("/", 1)[0] if "/" in path else path or function
+
+
 def top_frames(stacks: Counter[tuple[str, ...]], *, limit: int = 10, idle: Iterable[str] = ()) \
         -> dict[str, Any]:
-    """Where a process's samples went: `self` (the function on top of the stack) and `total` (the
-    function anywhere on the stack, counted once per sample), each as the `limit` biggest shares.
-    Samples whose top frame names one of `idle` (say `poll`, `select`) are counted as `idle_share`
-    and left out of both rankings, so the rankings show where the busy time went."""
+    """Where a process's samples went: `self` (the function on top of the stack), `modules` (the
+    same by module: cdcsync's files, libraries by package) and `own_total` (cdcsync's own functions
+    anywhere on the stack, counted once per sample, leaving out the entry chain present in nearly
+    every sample), each as the `limit` biggest shares. Samples whose top frame names one of `idle`
+    are counted as `idle_share` and left out of the rankings, which show where the busy time went.
+    py-spy samples only threads that are not idle unless told `--idle`."""
     idle = tuple(idle)
     samples = sum(stacks.values())
     busy_self: Counter[str] = Counter()
+    busy_module: Counter[str] = Counter()
     busy_total: Counter[str] = Counter()
     idle_samples = 0
     for stack, count in stacks.items():
@@ -120,14 +140,17 @@ def top_frames(stacks: Counter[tuple[str, ...]], *, limit: int = 10, idle: Itera
         if functions and any(functions[-1].startswith(f"{name} ") or functions[-1] == name for name in idle):
             idle_samples += count
             continue
-        if functions:
-            busy_self[functions[-1]] += count
+        busy_self[functions[-1]] += count
+        busy_module[_module(functions[-1])] += count
         for function in set(functions):
-            busy_total[function] += count
+            if _module(function).startswith(OWN_PACKAGES):
+                busy_total[function] += count
     busy = samples - idle_samples
+    entry = {name for name, count in busy_total.items() if count >= 0.98 * busy}
 
     def shares(counter: Counter[str]) -> list[list[Any]]:
-        return [[name, round(count / busy, 3)] for name, count in counter.most_common(limit)] if busy else []
+        ranked = [(name, count) for name, count in counter.most_common() if name not in entry][:limit]
+        return [[name, round(count / busy, 3)] for name, count in ranked] if busy else []
 
     return {"samples": samples, "idle_share": round(idle_samples / samples, 3) if samples else 0.0,
-            "self": shares(busy_self), "total": shares(busy_total)}
+            "self": shares(busy_self), "modules": shares(busy_module), "own_total": shares(busy_total)}
