@@ -481,6 +481,7 @@ def component_ratios() -> dict[str, float]:
 
 
 def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
+    load_before = os.getloadavg()[0]   # other work on the machine, before this run adds its own
     with sandbox(REGIONS) as run:
         config_path = overridden_config(run, args.set)
         config = load_config(config_path)
@@ -557,7 +558,8 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
         "goals": goals(catchup_s=region_catchup, cpu_total_us=cpu["total"],
                        db_p50_ms=max(v["p50_ms"] for v in db_lat), cache_p50_ms=max(v["p50_ms"] for v in cache_lat),
                        p99_ms=max(v["p99_ms"] for v in db_lat + cache_lat), ratios=ratios),
-        "overrides": args.set, "load_avg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+        "overrides": args.set, "load_avg_1m_before": round(load_before, 2),
+        "load_avg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
     }
     results = [{"profile": profile}] if profile is not None else []
     return [*results, result]
