@@ -351,25 +351,29 @@ def measure_latency(config: PipelineConfig, targets: list[Target], rate: float, 
 
 # -- phase 2: the burst and its catch-up --------------------------------------------------------
 class CatchUp(threading.Thread):
-    """Waits until a target holds every row of the burst; `at` = the monotonic time it did."""
+    """Waits until a target holds every row of the burst; `at` = the monotonic time it did. Gives
+    up `timeout_s` after the burst's end (`burst_done`), however long the burst took."""
 
-    def __init__(self, target: Target, lo: int, hi: int, timeout_s: float) -> None:
+    def __init__(self, target: Target, lo: int, hi: int, timeout_s: float, burst_done: threading.Event) -> None:
         super().__init__(name=f"catch-up {target.name}", daemon=True)
         self.target, self.lo, self.hi = target, lo, hi
         self.timeout_s = timeout_s
+        self.burst_done = burst_done
         self.at: float | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            deadline = time.monotonic() + self.timeout_s
-            while time.monotonic() < deadline:
+            deadline: float | None = None
+            while deadline is None or time.monotonic() < deadline:
+                if deadline is None and self.burst_done.is_set():
+                    deadline = time.monotonic() + self.timeout_s
                 # The last key first (cheap); then the count, since partitions apply independently.
                 if self.target.visible([self.hi]) and self.target.count(self.lo, self.hi) == self.hi - self.lo + 1:
                     self.at = time.monotonic()
                     return
                 time.sleep(CATCHUP_POLL_S)
-            raise TimeoutError(f"{self.target.name} did not hold the burst's rows within {self.timeout_s:.0f}s")
+            raise TimeoutError(f"{self.target.name} did not hold the burst's rows {self.timeout_s:.0f}s after its end")
         except BaseException as err:  # noqa: BLE001 - re-raised by the main thread
             self.error = err
 
@@ -386,7 +390,8 @@ class Burst:
 
 def run_burst(config: PipelineConfig, targets: list[Target], writes: int, timeout_s: float) -> Burst:
     lo, hi = BURST_BASE + 1, BURST_BASE + writes
-    watchers = [CatchUp(t, lo, hi, timeout_s) for t in targets]
+    done = threading.Event()
+    watchers = [CatchUp(t, lo, hi, timeout_s, done) for t in targets]
     for watcher in watchers:
         watcher.start()
     progress(f"burst: {writes} single-row upserts into {SOURCE}, one client, as fast as it goes")
@@ -395,6 +400,7 @@ def run_burst(config: PipelineConfig, targets: list[Target], writes: int, timeou
         for row_id in range(lo, hi + 1):
             cur.execute(UPSERT, (row_id, row_id % 1000, "burst"))
         last = time.monotonic()
+    done.set()
     progress(f"burst: {writes} commits in {last - first:.2f}s ({writes / (last - first):,.0f} tps)")
     for watcher in watchers:
         watcher.join()
@@ -487,6 +493,7 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
         config = load_config(config_path)
         replica = NativeReplica.start(run.root, config)
         pipeline: Pipeline | None = None
+        profiles: Profiles | None = None
         targets: list[Target] = []
         try:
             progress(f"native replica of {SOURCE} on port {replica.spec.port}")
@@ -527,8 +534,13 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
             servers_after = {name: cpu_seconds(pid) for name, pid in {**run.server_pids(),
                                                                       "replica/mariadbd": replica.pid}.items()}
             profile = profiles.stop() if profiles is not None else None
+            profiles = None
             replica.check()
         finally:
+            if profiles is not None:    # an error mid-burst: stop the profilers too
+                for proc in profiles.procs.values():
+                    proc.kill()
+                    proc.wait()
             for target in targets:
                 target.close()
             if pipeline is not None:
@@ -561,6 +573,11 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
         "overrides": args.set, "load_avg_1m_before": round(load_before, 2),
         "load_avg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
     }
+    for name, goal in result["goals"].items():
+        if goal["met"] is not None:
+            limit = goal.get("max", goal.get("min"))
+            progress(f"goal {name}: {goal['value']} ({'<=' if 'max' in goal else '>='} {limit}): "
+                     f"{'met' if goal['met'] else 'NOT met'}")
     results = [{"profile": profile}] if profile is not None else []
     return [*results, result]
 
