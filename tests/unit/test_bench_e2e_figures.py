@@ -34,9 +34,12 @@ def test_cpu_per_write_per_process_and_total() -> None:
 
 
 def test_goals_say_met_unmet_and_unmeasured() -> None:
-    result = goals(catchup_s=0.8, cpu_total_us=300.0, db_p50_ms=50.0, cache_p50_ms=120.0, p99_ms=200.0,
+    result = goals(catchup_s=0.8, burst_tps=5500.4, cpu_total_us=300.0, db_p50_ms=50.0, cache_p50_ms=120.0,
+                   p99_ms=200.0,
                    ratios={"db": 0.9, "capture_bulk": 2.5})
-    assert result["catchup_s"] == {"value": 0.8, "max": 1.0, "met": True}
+    assert result["catchup_s"] == {"value": 0.8, "max": 1.0, "met": True, "burst_tps": 5500, "comparable": True}
+    slow = goals(catchup_s=0.5, burst_tps=700.0, cpu_total_us=1.0, db_p50_ms=1.0, cache_p50_ms=1.0, p99_ms=1.0)
+    assert slow["catchup_s"]["met"] is True and slow["catchup_s"]["comparable"] is False   # a loaded machine
     assert result["cpu_us_per_write"]["met"] is False
     assert result["db_visible_p50_ms"]["met"] is True           # at most: the limit itself passes
     assert result["cache_visible_p50_ms"]["met"] is False
