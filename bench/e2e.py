@@ -29,6 +29,9 @@ Phases, every write from one client connection to eu, autocommit:
    publish, which the other sinks discard), divided by the burst's writes; idle = its CPU rate
    back under `IDLE_FACTOR` times the rate measured before the burst. `idle_cpu_us_per_s` is
    that rate (every pipeline process together, polling and heartbeats).
+   After it, each sink's `cdcsync_sink_seconds_behind_source` (its last batch's lag, from its
+   /metrics: the components serve them on consecutive free ports) is reported as
+   `behind_source_s_after_latency`, a check of the metric against the polled delays.
 4. `events_per_s`: burst writes / seconds from the burst's first write until both other regions
    hold them all: the rate the pipeline sustained end to end.
 
@@ -55,6 +58,7 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +252,22 @@ def overridden_config(run: Running, overrides: list[str]) -> Path:
 class Pipeline:
     supervisor: Supervisor
     pids: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+
+    def behind_source(self) -> dict[str, dict[str, float]]:
+        """Each sink's `cdcsync_sink_seconds_behind_source` now, by source region (its /metrics)."""
+        found: dict[str, dict[str, float]] = {}
+        for name, port in self.metrics_ports.items():
+            if name.endswith("/producer"):
+                continue
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            for line in text.splitlines():
+                if line.startswith("cdcsync_sink_seconds_behind_source{"):
+                    labels, value = line.rsplit(" ", 1)
+                    source = labels.split('source="', 1)[1].split('"', 1)[0]
+                    found.setdefault(name, {})[source] = round(float(value), 3)
+        return found
 
     def cpu(self) -> dict[str, float]:
         self.check()
@@ -262,9 +282,13 @@ class Pipeline:
 
 def start_pipeline(run: Running, config_path: Path, config: PipelineConfig, timeout_s: float = 180.0) -> Pipeline:
     """`cdcsync run`'s supervisor and components; waits until every producer streams."""
-    supervisor = Supervisor(components(config_path, REGIONS, run.root / "logs"))
+    first = processes.free_port()
+    while not all(not processes.port_open(first + i) for i in range(3 * len(REGIONS))):
+        first = processes.free_port()
+    supervisor = Supervisor(components(config_path, REGIONS, run.root / "logs", first_metrics_port=first))
     supervisor.start()
-    pipeline = Pipeline(supervisor, {p.name: p.proc.pid for p in supervisor.parts if p.proc is not None})
+    pipeline = Pipeline(supervisor, {p.name: p.proc.pid for p in supervisor.parts if p.proc is not None},
+                        {p.name: first + i for i, p in enumerate(supervisor.parts)})
     deadline = time.monotonic() + timeout_s
     for region in REGIONS:
         checkpoint = config.region(region).producer.checkpoint_dir / f"{region}.json"
@@ -523,6 +547,8 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
             latency = measure_latency(config, targets, args.rate, args.seconds, pipeline)
             for name, figures in latency.items():
                 progress(f"  {name}: {figures}")
+            behind = pipeline.behind_source()   # each sink's last batch of the steady load
+            progress(f"  cdcsync_sink_seconds_behind_source after it: {behind}")
 
             rest = idle_rate(pipeline)
             progress(f"pipeline at rest: {rest * 1e6:,.0f} CPU µs/s")
@@ -570,6 +596,7 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
         "cpu_us_per_write": cpu, "server_cpu_us_per_write": servers,
         "idle_cpu_us_per_s": round(rest * 1e6),
         "latency": {"rate_per_s": args.rate, "seconds": args.seconds, "poll_ms": POLL_S * 1000, **latency},
+        "behind_source_s_after_latency": behind,
         "goals": goals(catchup_s=region_catchup, burst_tps=burst.writes / burst.seconds,
                        cpu_total_us=cpu["total"],
                        db_p50_ms=max(v["p50_ms"] for v in db_lat), cache_p50_ms=max(v["p50_ms"] for v in cache_lat),
