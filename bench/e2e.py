@@ -95,8 +95,9 @@ POLL_S = 0.005          # latency phase: a delay is late by at most this plus a 
 CATCHUP_POLL_S = 0.01   # burst phase: fewer polls, less CPU taken from the pipeline on a 2-core box
 IDLE_FACTOR = 3.0
 REPLICA_SERVER_ID = 90
-IDLE_FRAMES = ("poll", "select", "wait", "sleep", "_wait_for_tstate_lock", "recv_into", "consume", "flush",
-               "read", "accept", "epoll")
+# Bare (module-level) functions that only wait: a sample on top of one is idle, not work. py-spy
+# already leaves out most idle samples; these catch what it counts as running.
+IDLE_FRAMES = ("poll", "select", "epoll", "wait", "sleep", "_wait_for_tstate_lock", "accept")
 
 
 # -- the native replica -------------------------------------------------------------------------
