@@ -274,30 +274,51 @@ class Pipeline:
         self.check()
         return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
-    def check(self) -> None:
-        """Loud when a component died: its restart would be measured as the pipeline's cost."""
-        dead = [name for name, alive in self.supervisor.alive().items() if not alive]
-        if dead:
-            raise RuntimeError(f"pipeline components exited: {', '.join(dead)} (see their logs)")
+    def starting(self) -> None:
+        """While starting up: restart what exited, as `cdcsync run` does (a component may lose a
+        race for its port or the broker's first answers on a loaded machine)."""
+        self.supervisor.poll()
+
+    def freeze(self) -> None:
+        """Started: from now on the processes measured are these, and none may exit."""
+        self.check(strict=False)
+        self.pids = {p.name: p.proc.pid for p in self.supervisor.parts if p.proc is not None}
+        restarted = {p.name: p.exits for p in self.supervisor.parts if p.restarts}
+        if restarted:
+            progress(f"components restarted while starting (exit codes): {restarted}")
+
+    def check(self, *, strict: bool = True) -> None:
+        """Loud when a component died (its log's tail in the message): a restart would be measured
+        as the pipeline's cost."""
+        for part in self.supervisor.parts:
+            alive = part.proc is not None and part.proc.poll() is None
+            if not alive or (strict and self.pids and part.proc.pid != self.pids.get(part.name)):
+                tail = part.log_path.read_text(errors="replace").splitlines()[-15:] if part.log_path.exists() else []
+                raise RuntimeError(f"pipeline component {part.name} exited; the end of {part.log_path}:\n"
+                                   + "\n".join(tail))
 
 
 def start_pipeline(run: Running, config_path: Path, config: PipelineConfig, timeout_s: float = 180.0) -> Pipeline:
-    """`cdcsync run`'s supervisor and components; waits until every producer streams."""
+    """`cdcsync run`'s supervisor and components; waits until every producer streams. Stops
+    them again when they do not start."""
     first = processes.free_port()
     while not all(not processes.port_open(first + i) for i in range(3 * len(REGIONS))):
         first = processes.free_port()
     supervisor = Supervisor(components(config_path, REGIONS, run.root / "logs", first_metrics_port=first))
     supervisor.start()
-    pipeline = Pipeline(supervisor, {p.name: p.proc.pid for p in supervisor.parts if p.proc is not None},
-                        {p.name: first + i for i, p in enumerate(supervisor.parts)})
-    deadline = time.monotonic() + timeout_s
-    for region in REGIONS:
-        checkpoint = config.region(region).producer.checkpoint_dir / f"{region}.json"
-        while not checkpoint.exists():
-            pipeline.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {region} producer did not stream within {timeout_s:.0f}s")
-            time.sleep(0.2)
+    pipeline = Pipeline(supervisor, {}, {p.name: first + i for i, p in enumerate(supervisor.parts)})
+    try:
+        deadline = time.monotonic() + timeout_s
+        for region in REGIONS:
+            checkpoint = config.region(region).producer.checkpoint_dir / f"{region}.json"
+            while not checkpoint.exists():
+                pipeline.starting()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the {region} producer did not stream within {timeout_s:.0f}s")
+                time.sleep(0.2)
+    except BaseException:
+        supervisor.stop(timeout_s=60)
+        raise
     return pipeline
 
 
@@ -305,7 +326,7 @@ def wait_visible(targets: list[Target], ids: list[int], timeout_s: float, pipeli
     deadline = time.monotonic() + timeout_s
     for target in targets:
         while len(target.visible(ids)) < len(ids):
-            pipeline.check()
+            pipeline.starting()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"warm-up rows not visible in {target.name} within {timeout_s:.0f}s")
             time.sleep(0.1)
@@ -532,7 +553,8 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
             for report in clock_init(config):
                 progress(f"cdcsync init {report.region}: {len(report.created)} clock triggers created")
             pipeline = start_pipeline(run, config_path, config)
-            progress(f"pipeline running: {', '.join(f'{n} pid {p}' for n, p in pipeline.pids.items())}")
+            running = [f"{p.name} pid {p.proc.pid}" for p in pipeline.supervisor.parts if p.proc is not None]
+            progress(f"pipeline running: {', '.join(running)}")
             others = [r for r in REGIONS if r != SOURCE]
             dbs = [DbTarget(f"{r}/db", config.region(r).mysql) for r in others]
             caches = [CacheTarget(f"{r}/cache", config, r) for r in REGIONS]
@@ -542,6 +564,7 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for row_id in WARMUP_IDS:
                     cur.execute(UPSERT, (row_id, 0, "warm-up"))
             wait_visible(targets, list(WARMUP_IDS), 180.0, pipeline)
+            pipeline.freeze()
             replica.check()
             progress("warm-up rows visible everywhere")
 
