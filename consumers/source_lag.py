@@ -10,8 +10,9 @@ triggers, docs/clocks.md) carries `hlc_us`, the trigger's `SYSDATE(6)` at the wr
 it falls inside the transaction's commit second it is this write's own stamp, taken a statement
 before the commit, and it is used. Outside that second it belongs to an older write (a version
 applied from another region, a snapshot of an old row, a clock from a region whose clock runs
-ahead) and the binlog second is used. Either way the figure is never below the true lag by more
-than the clock difference between the source's and the sink's hosts, and at most 1 s above it.
+ahead) and the binlog second is used. Either way the figure is at most 1 s above the true lag,
+and below it only by clock differences between the hosts (the sink's, the source database's, and
+a region's whose clock ran ahead and left its stamp on the row: the trigger never lowers it).
 A version applied from another region within the second of its original write keeps that
 write's stamp: the cache of the applying region then reports the lag from the original write,
 end to end.
