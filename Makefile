@@ -36,11 +36,13 @@ test: deps
 demo: deps
 	$(VENV)/bin/cdcsync demo $(DEMO_ARGS)
 
+# bench/e2e.py: the whole 3-region pipeline against a native replica (docs/performance.md).
 bench: deps
 	$(PY) bench/capture.py
 	$(PY) bench/apply.py
 	$(PY) bench/lookup.py
 	$(PY) bench/big_transaction.py
+	$(PY) bench/e2e.py
 
 # The convergence checker over many seeds (docs/convergence-checker.md); ends with one JSON line.
 # e.g. `make soak SEEDS=50`, `make soak SEEDS=5 TOPOLOGY=star SHAPES=odku,noop FIRST_SEED=7`.

@@ -5,5 +5,5 @@ schemas/, never producers/ or cdcsync/.
 
 __all__ = [
     "cache", "db", "dlq", "dlq_limit", "gc_tuning", "memory_source", "metrics", "records", "runner", "service", "source",
-    "source_protocol", "topic_ids", "unclocked_changes"
+    "source_lag", "source_protocol", "topic_ids", "unclocked_changes"
 ]

@@ -23,6 +23,10 @@ class SinkMetrics:
                            ["region", "sink"], registry=registry)
         self.lag = Gauge("cdcsync_sink_consumer_lag_messages", "High watermark minus committed position",
                          ["region", "sink", "topic", "partition"], registry=registry)
+        self.behind_source_seconds = Gauge(
+            "cdcsync_sink_seconds_behind_source",
+            "Seconds between the source write of the newest event the sink applied and that batch's apply, per "
+            "source region (consumers/source_lag.py)", ["region", "sink", "source"], registry=registry)
         self.unclocked_events = Counter("cdcsync_sink_unclocked_events_total",
                                         "Row changes received without a clock (table without clock triggers in its "
                                         "region, not declared single_writer)", ["region", "sink", "table"],
@@ -33,6 +37,9 @@ class SinkMetrics:
         self.source_resets = Counter("cdcsync_sink_source_resets_total",
                                      "Source history or topic changes seen by replay detection (docs/apply.md)",
                                      ["region", "sink", "kind"], registry=registry)
+
+    def behind_source(self, sink: str, source: str, seconds: float) -> None:
+        self.behind_source_seconds.labels(self.region, sink, source).set(seconds)
 
     def source_reset(self, sink: str, kind: str) -> None:
         self.source_resets.labels(self.region, sink, kind).inc()

@@ -28,6 +28,7 @@ from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, TopicPartition
+from consumers.source_lag import BehindSource
 from consumers.source_protocol import Source
 from consumers.unclocked_changes import UnclockedChanges
 
@@ -60,6 +61,7 @@ class SinkRunner:
         self.health: HealthState | None = None   # set by the command that serves /healthz
         self.unclocked: UnclockedChanges | None = None   # reports changes without a clock (set by build_runners)
         self.watchdog: AssignmentWatchdog | None = None  # stops a sink left without partitions (set by build_runners)
+        self.behind_source = BehindSource(metrics, sink.name)   # seconds behind the source, per batch
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -141,6 +143,7 @@ class SinkRunner:
             self.unclocked.check(records)
         self.sink.write_batch([r for r in records if r.event is not None])
         self.source.commit(records)
+        self.behind_source.applied(records)
         if self.dead_letters.limit is not None:
             self.dead_letters.limit.end()
         last = records[-1]

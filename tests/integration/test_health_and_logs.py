@@ -62,6 +62,9 @@ def test_producer_and_sink_endpoints_and_json_logs(sandbox_config, unique, tmp_p
         return 'cdcsync_sink_events_applied_total{region="us",sink="db"} 2.0' in get(ports["db"], "/metrics")[1]
 
     wait_until(applied, timeout=60, what="sink metrics")
+    behind = [float(line.rsplit(" ", 1)[1]) for line in get(ports["db"], "/metrics")[1].splitlines()
+              if line.startswith('cdcsync_sink_seconds_behind_source{region="us",sink="db",source="eu"}')]
+    assert len(behind) == 1 and 0.0 <= behind[0] < 60.0, behind     # seconds since the INSERT's commit
     metrics = get(ports["producer"], "/metrics")[1]
     assert f'cdcsync_producer_events_total{{db="{db}",region="eu",table="t"}} 2.0' in metrics
     assert "cdcsync_producer_checkpoint_timestamp_seconds" in metrics
