@@ -101,7 +101,8 @@ class ConflictWorkload:
     def snapshot(self) -> dict[str, RegionCounts]:
         """A copy of the counters, consistent across regions."""
         with self._lock:
-            return {r: RegionCounts(Counter(c.ops), c.retries, c.errors, c.last_error, c.on_hand)
+            return {r: RegionCounts(Counter(c.ops), retries=c.retries, errors=c.errors, last_error=c.last_error,
+                                    on_hand=c.on_hand)
                     for r, c in self.counts.items()}
 
     # -- one writer -------------------------------------------------------------------------------
