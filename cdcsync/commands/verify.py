@@ -29,7 +29,11 @@ def verify(config: Path = ConfigOption,
                                        "region accepts, logged as a repair in every region (docs/operations/verify.md)."),
            dry_run: bool = typer.Option(False, "--dry-run", help="With --repair: show what it would write, write nothing."),
            prefer: str = typer.Option(None, "--prefer", help="With --repair: the region whose version wins (default: "
-                                      "the table's conflict strategy).")) -> None:
+                                      "the table's conflict strategy)."),
+           every: str = typer.Option(None, "--every", help="Run again every DURATION (90s, 15m, 1h) until stopped, "
+                                     "exporting divergence metrics on --metrics-port."),
+           metrics_port: int = typer.Option(None, "--metrics-port", help="With --every: serve the verify gauges "
+                                            "(cdcsync_verify_*) for Prometheus on this port.")) -> None:
     """Compare every replicated table across all regions (chunk checksums, then a row diff of the
     differing chunks) and each region's cache with its database. Run it at quiescence.
 
@@ -39,7 +43,13 @@ def verify(config: Path = ConfigOption,
 
     if (dry_run or prefer) and not repair:
         fail("--dry-run and --prefer go with --repair", code=2)
+    if metrics_port is not None and every is None:
+        fail("--metrics-port goes with --every", code=2)
     cfg = load(config)
+    if every is not None:
+        _scheduled(cfg, every, metrics_port, table=table, chunk_rows=chunk_rows, check_cache=not no_cache,
+                   repair=repair and not dry_run, prefer=prefer)
+        return
     if repair:
         details = max(details, 1_000_000)   # every difference is repaired, not only the ones shown
     tasks: dict[str, Any] = {}
@@ -66,6 +76,46 @@ def verify(config: Path = ConfigOption,
             return   # repaired: the new versions replicate; run verify again once the sinks applied them
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _scheduled(cfg: Any, every: str, metrics_port: int | None, *, table: str | None, chunk_rows: int,
+               check_cache: bool, repair: bool, prefer: str | None) -> None:
+    """Verify (and repair) every `every` until SIGTERM/SIGINT; one JSON line per round."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from cdcsync.tools.conflict_override import OverrideError
+    from cdcsync.tools.repair import RepairError, repair as run_repair
+    from cdcsync.tools.verify import VerifyError, verify as run_verify
+    from cdcsync.tools.verify_schedule import VerifyMetrics, parse_interval
+
+    try:
+        interval = parse_interval(every)
+    except ValueError as err:
+        fail(str(err), code=2)
+    metrics = VerifyMetrics()
+    if metrics_port is not None:
+        start_http_server(metrics_port, registry=metrics.registry)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            report = run_verify(cfg, table=table, chunk_rows=chunk_rows, check_cache=check_cache,
+                                max_details=1_000_000 if repair else 20)
+            repaired: dict[str, int] = {}
+            if repair and report.row_details:
+                for done in run_repair(cfg, report, prefer=prefer):
+                    repaired[done.table] = repaired.get(done.table, 0) + 1
+            metrics.record(report, repaired)
+            typer.echo(orjson.dumps({"ok": report.ok, "row_differences": report.row_differences,
+                                     "cache_differences": report.cache_differences, "repaired": repaired}).decode())
+        except (VerifyError, RepairError, OverrideError) as err:
+            metrics.errors.inc()
+            err_console.print(f"verify round failed: {err}", highlight=False, markup=False, soft_wrap=True)
+        stop.wait(interval)
 
 
 def _repair(cfg: Any, report: VerifyReport, *, prefer: str | None, dry_run: bool, as_json: bool) -> None:
