@@ -139,8 +139,11 @@ def merge(columns: DeltaColumns, *, region: str, local: RowVersion | None, resul
     seen = frontier.get(origin, 0)
     fresh = [e for e in run if counter(e) > seen]
     updated = dict(frontier)
-    if fresh:
-        updated[origin] = max(seen, *(counter(e) for e in fresh))
+    # A snapshot event is another region's copy of a version, not its writer's own change: the
+    # writer's updates up to that counter may still be on their way here, so it moves no frontier.
+    writes = [e for e in fresh if e.op is not Op.SNAPSHOT]
+    if writes:
+        updated[origin] = max(seen, *(counter(e) for e in writes))
     local_present = local is not None and local.values is not None
     assignment = any(e.op is not Op.UPDATE for e in fresh)
     if result.values is None:

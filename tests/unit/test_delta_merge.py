@@ -171,6 +171,13 @@ def test_an_insert_or_delete_in_the_run_is_whole_row() -> None:
     assert deleted.values is None and deleted.frontier == {"eu": 2}
 
 
+def test_a_dominated_snapshot_moves_no_frontier() -> None:
+    snap = event(Op.SNAPSHOT, "eu", VectorClock(counters={"eu": 5}, hlc_us=5), None, dict(ROW, stock=1))
+    snap = snap.model_copy(update={"origin": "ap", "version_origin": "eu"})
+    merged = _merge(dict(ROW, stock=30), {"eu": 2}, [snap], result_values=dict(ROW, stock=30), skipped=True)
+    assert merged.values["stock"] == 30 and merged.frontier == {"eu": 2}   # eu's 3..5 still count when they come
+
+
 def test_bad_delta_columns_stop_with_a_clear_error() -> None:
     with pytest.raises(DeltaColumnError, match="NULL"):
         _merge(dict(ROW), {}, [_update(1, dict(ROW, stock=None), dict(ROW, stock=3))])
