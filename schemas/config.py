@@ -222,6 +222,11 @@ class TableConfig(_Frozen):
     custom_resolver: str | None = Field(
         None, description="`module:function` returning the winning values, for `custom`."
     )
+    delta_columns: tuple[str, ...] = Field(
+        (), description="Numeric columns (integer or DECIMAL, NOT NULL) merged as counters: every update's "
+                        "`after - before` counts once in every region, whatever the conflict strategy decides "
+                        "for the other columns (docs/conflicts.md, \"delta columns\"). Mesh topology only."
+    )
     single_writer: bool = Field(
         False, description="The table is written in one region only, so it may run without clock triggers: "
                            "`config check`, `status`, the producer and the sinks then do not report its changes "
@@ -247,6 +252,8 @@ class TableConfig(_Frozen):
             raise ValueError("conflict_strategy 'region-priority' needs region_priority")
         if len(set(self.region_priority)) != len(self.region_priority):
             raise ValueError(f"region_priority lists a region twice: {list(self.region_priority)}")
+        if len(set(self.delta_columns)) != len(self.delta_columns) or not all(self.delta_columns):
+            raise ValueError(f"delta_columns must name distinct columns: {list(self.delta_columns)}")
         return self
 
 
@@ -387,6 +394,10 @@ class PipelineConfig(_Frozen):
             if unknown or missing:
                 raise ValueError(f'tables."{key}".region_priority: unknown regions {unknown}, '
                                  f"regions not listed {missing}; list every region once")
+            if table.delta_columns and self.topology.mode != "mesh":
+                # A hub's applied delta is published without a clock, which its spokes would apply again.
+                raise ValueError(f'tables."{key}".delta_columns: offered in a mesh topology only '
+                                 f"(topology.mode is {self.topology.mode!r}); see docs/conflicts.md")
         return self
 
     def sources_of(self, region: str) -> tuple[str, ...]:

@@ -32,7 +32,8 @@ class ConflictRecord(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     id: int | None = Field(None, description="conflict_log id; None until stored.")
-    kind: Literal["resolution", "override", "unique"] = "resolution"   # unique: two keys claimed one unique value
+    # unique: two keys claimed one unique value; repair: `cdcsync verify --repair` (cdcsync/tools/repair.py)
+    kind: Literal["resolution", "override", "unique", "repair"] = "resolution"
     logged_at_us: int = Field(description="When the sink decided, µs since the epoch (UTC).")
     region: str = Field(description="The region whose sink decided.")
     db: str

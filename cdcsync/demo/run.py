@@ -31,7 +31,7 @@ from rich.live import Live
 from cdcsync.demo import summary
 from cdcsync.demo.progress import LagWatcher, ProgressView
 from cdcsync.demo.quiescence import QuiescenceTracker
-from cdcsync.demo.tables import TABLES, create_tables, write_demo_config
+from cdcsync.demo.tables import STOCK_START, TABLES, create_tables, on_hand, seed_stock, write_demo_config
 from cdcsync.demo.workload import ConflictWorkload, WorkloadSpec
 from cdcsync.supervisor import Supervisor, components
 from cdcsync.tools.verify import VerifyReport
@@ -151,6 +151,8 @@ def _demo(run: DemoRun, options: DemoOptions, mode: Mode) -> bool:
     console.print(f"pipeline running ({run.timings['pipeline start']:.0f}s): a producer, a database sink and a "
                   f"cache sink per region under one supervisor, logs in {run.root / 'logs'}")
 
+    with console.status("the stock rows (a delta column: on_hand) in every region"):
+        seed_stock(config, options.spec.keys_per_table)
     tracker = _drive(run, config, options.spec, options.settle_s)
     if not tracker.settled:
         console.print(f"[bold red]the pipeline did not settle within {options.settle_s:.0f}s[/bold red]: "
@@ -163,7 +165,22 @@ def _demo(run: DemoRun, options: DemoOptions, mode: Mode) -> bool:
         report = verify(config)
     run.timed("verify", began)
     _summary(run, config, report, started_us, mode)
-    return report.ok and tracker.settled
+    return report.ok and tracker.settled and _stock_sums(run, config, options.spec.keys_per_table)
+
+
+def _stock_sums(run: DemoRun, config: PipelineConfig, keys: int) -> bool:
+    """The delta column: every region's total on hand is the start plus every region's changes."""
+    counts = run.workload.snapshot() if run.workload else {}
+    expected = keys * STOCK_START + sum(c.on_hand for c in counts.values())
+    sums = on_hand(config)
+    changes = ", ".join(f"{r} {c.on_hand:+d}" for r, c in counts.items())
+    held = ", ".join(f"{r} {s}" for r, s in sums.items())
+    if all(s == expected for s in sums.values()):
+        console.print(f"[bold green]stock on hand adds up[/bold green]: {keys} x {STOCK_START} {changes} = {expected}; "
+                      f"every region holds {expected} (delta column `on_hand`, docs/conflicts.md)")
+        return True
+    console.print(f"[bold red]stock on hand does NOT add up[/bold red]: expected {expected} ({changes}), held: {held}")
+    return False
 
 
 def _init(config: PipelineConfig) -> None:

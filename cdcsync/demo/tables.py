@@ -62,7 +62,49 @@ TABLES: tuple[DemoTable, ...] = (
               {"custom_resolver": "cdcsync.demo.resolvers:most_on_hand"}),
     DemoTable("customers", "id", "INT",
               {"email": "VARCHAR(32)", "tier": "VARCHAR(32)", "credit": "DECIMAL(8,2)"}, "region-priority"),
+    # A delta column (docs/conflicts.md): every region's `on_hand = on_hand + d` counts, once, everywhere.
+    DemoTable("stock", "sku", "VARCHAR(8)", {"on_hand": "INT", "note": "VARCHAR(32)"}, "lww",
+              {"delta_columns": ["on_hand"]}),
 )
+STOCK_START = 1000          # every stock row's on_hand before the workload
+
+
+def delta_columns(table: DemoTable) -> tuple[str, ...]:
+    return tuple(table.settings.get("delta_columns", ()))
+
+
+def seed_stock(config: PipelineConfig, keys: int, timeout_s: float = 90.0) -> None:
+    """The stock rows, written once in the first region (with clocks, through the pipeline) and
+    awaited everywhere: the workload only changes their counters, so the sum is known."""
+    import time
+
+    stock = next(t for t in TABLES if delta_columns(t))
+    first = next(iter(config.regions))
+    rows = [(stock.key_value(i), STOCK_START, "start") for i in range(keys)]
+    with connect(config.region(first).mysql) as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT IGNORE INTO {stock.qualified} ({stock.key}, on_hand, note) VALUES (%s, %s, %s)", rows)
+        conn.commit()
+    deadline = time.monotonic() + timeout_s
+    for region in config.regions:
+        while True:
+            with connect(config.region(region).mysql) as conn, conn.cursor() as cur:
+                cur.execute(f"SELECT COUNT(*) FROM {stock.qualified}")
+                if cur.fetchone()[0] >= keys:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stock rows did not reach {region} within {timeout_s:.0f}s")
+            time.sleep(0.3)
+
+
+def on_hand(config: PipelineConfig) -> dict[str, int]:
+    """Region -> the sum of every stock row's on_hand."""
+    stock = next(t for t in TABLES if delta_columns(t))
+    sums = {}
+    for region in config.regions:
+        with connect(config.region(region).mysql) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT COALESCE(SUM(on_hand), 0) FROM {stock.qualified}")
+            sums[region] = int(cur.fetchone()[0])
+    return sums
 
 
 def create_tables(config: PipelineConfig) -> None:

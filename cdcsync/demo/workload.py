@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pymysql
 
-from cdcsync.demo.tables import TABLES, DemoTable
+from cdcsync.demo.tables import TABLES, DemoTable, delta_columns
 from common.mysql import connect
 from schemas.config import PipelineConfig
 
@@ -52,6 +52,7 @@ class RegionCounts:
     """What a region's writers did; guarded by the workload's lock."""
 
     ops: Counter = field(default_factory=Counter)   # insert, update, delete, unchanged (no row, same values)
+    on_hand: int = 0                                 # the sum of the stock changes this region's writers made
     retries: int = 0
     errors: int = 0
     last_error: str | None = None
@@ -100,7 +101,9 @@ class ConflictWorkload:
     def snapshot(self) -> dict[str, RegionCounts]:
         """A copy of the counters, consistent across regions."""
         with self._lock:
-            return {r: RegionCounts(Counter(c.ops), c.retries, c.errors, c.last_error) for r, c in self.counts.items()}
+            return {r: RegionCounts(Counter(c.ops), retries=c.retries, errors=c.errors, last_error=c.last_error,
+                                    on_hand=c.on_hand)
+                    for r, c in self.counts.items()}
 
     # -- one writer -------------------------------------------------------------------------------
     def _writer(self, region: str, name: str, rnd: random.Random, deadline: float) -> None:
@@ -130,6 +133,8 @@ class ConflictWorkload:
                     continue
                 with self._lock:
                     self.counts[region].ops[outcome] += 1
+                    if delta_columns(table) and outcome == "update":
+                        self.counts[region].on_hand += statement[2][0]
                 done += 1
                 self._stop.wait(rnd.uniform(0, 2 * self.spec.pause_s))
         finally:
@@ -147,6 +152,13 @@ class ConflictWorkload:
 
     @staticmethod
     def _statement(table: DemoTable, key: object, rnd: random.Random, tag: str) -> tuple[str, str, list]:
+        if delta_columns(table):   # a counter: only changed by a delta, the first parameter
+            change = rnd.choice((-3, -2, -1, -1, -1, 1, 5))
+            if rnd.random() < 0.5:
+                return "update", f"UPDATE {table.qualified} SET on_hand = on_hand + %s WHERE {table.key} = %s", \
+                    [change, key]
+            return "update", (f"UPDATE {table.qualified} SET on_hand = on_hand + %s, note = %s "
+                              f"WHERE {table.key} = %s"), [change, tag, key]
         columns = list(table.columns)
         some = rnd.sample(columns, rnd.randint(1, len(columns)))
         roll = rnd.random()

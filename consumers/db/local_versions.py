@@ -25,6 +25,8 @@ from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import snapshot_columns
 from consumers.db import dialect as db_dialect
 from consumers.db.clock_skew import check_skew
+from consumers.db import delta_planning
+from consumers.db.delta_merge import DeltaColumns
 from consumers.db.resolution import Action, Decision, Strategy
 from consumers.records import SourceRecord
 from schemas import key_fold
@@ -48,6 +50,7 @@ class ClockRow:
     origin: str
     heads: str | None = None       # JSON, see heads_json
     text: str | None = None        # row_clocks.pk: the key text of the version written (None: `key`)
+    deltas: str | None = None      # row_clocks.delta_seen (consumers/db/delta_merge.py); None keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,16 +194,18 @@ def lock_clocks(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str,
 def write_clocks(cur: pymysql.cursors.Cursor, meta_db: str, rows: list[ClockRow]) -> None:
     if not rows:
         return
-    one = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    deltas = any(r.deltas is not None for r in rows)   # tables with delta columns only: no cost elsewhere
+    one = "(%s, %s, %s, %s, %s, %s, %s, %s, %s" + (", %s)" if deltas else ")")
     params: list[Any] = []
     for r in rows:
         params += [r.db, r.table, key_hash(r.key), r.text or r.key, orjson.dumps(r.clock.counters).decode(), r.clock.hlc_us,
-                   1 if r.deleted else 0, r.origin, r.heads]
+                   1 if r.deleted else 0, r.origin, r.heads] + ([r.deltas] if deltas else [])
     cur.execute(f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-                f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin, heads) "
+                f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin, heads{', delta_seen' if deltas else ''}) "
                 f"VALUES {', '.join([one] * len(rows))} "
                 f"ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), "
-                f"deleted = VALUES(deleted), origin = VALUES(origin), heads = VALUES(heads), pk = VALUES(pk)", params)
+                f"deleted = VALUES(deleted), origin = VALUES(origin), heads = VALUES(heads), pk = VALUES(pk)"
+                + (", delta_seen = COALESCE(VALUES(delta_seen), delta_seen)" if deltas else ""), params)
 
 
 class ClockedPlanner:
@@ -208,15 +213,20 @@ class ClockedPlanner:
 
     def __init__(self, *, region: str, flavor: str, meta_db: str, strategy: Callable[[str, str], Strategy],
                  decide: Callable[[RowVersion | None, RowVersion, Strategy], Decision],
-                 converted: Converted, max_skew_ms: int | None = None) -> None:
+                 converted: Converted, max_skew_ms: int | None = None,
+                 deltas: Callable[[str, str], DeltaColumns | None] = lambda db, table: None) -> None:
         self.region, self.flavor, self.meta_db = region, flavor, meta_db
         self._max_skew_ms = max_skew_ms
         self._strategy, self._decide, self._converted = strategy, decide, converted
+        self._deltas = deltas
         self._encoders = TableEncoders()
 
     def plan(self, conn: pymysql.Connection, cur: pymysql.cursors.Cursor,
-             records: list[SourceRecord]) -> list[Planned]:
-        """One `Planned` per record, in order. Records without a clock are written as they come."""
+             records: list[SourceRecord], runs: dict[tuple[str, bytes | None], list[SourceRecord]] | None = None
+             ) -> list[Planned]:
+        """One `Planned` per record, in order. Records without a clock are written as they come.
+        `runs`: for tables with delta columns, every record of the batch a record stands for
+        (by topic and Kafka key, consumers/db/delta_merge.key_runs); without it, the record alone."""
         by_table: dict[tuple[str, str], list[int]] = {}
         planned: list[Planned | None] = []
         for i, record in enumerate(records):
@@ -235,7 +245,7 @@ class ClockedPlanner:
                     planned[i] = Planned(records[i], records[i])
                 continue
             self._plan_table(cur, db, table, encoder, key_cols, [records[i] for i in indexes], planned, indexes,
-                             fold)
+                             fold, runs)
         if any(p is not None and p.conflict is not None for p in planned):
             # Only a conflict record needs the GTID state: no extra round trip for batches without one.
             cur.execute(db_dialect.gtid_state(self.flavor))
@@ -246,7 +256,8 @@ class ClockedPlanner:
 
     def _plan_table(self, cur: pymysql.cursors.Cursor, db: str, table: str, encoder: SnapshotEncoder,
                     key_cols: tuple[str, ...], records: list[SourceRecord], planned: list[Planned | None],
-                    indexes: list[int], fold: dict[str, str] | None = None) -> None:
+                    indexes: list[int], fold: dict[str, str] | None = None,
+                    runs: dict[tuple[str, bytes | None], list[SourceRecord]] | None = None) -> None:
         # Keys by identity: folded by this server's collation, as its triggers hash them (not the
         # producer's `pk_fold`, which names the key for Kafka and the caches).
         keys: list[str | None] = []
@@ -262,6 +273,9 @@ class ClockedPlanner:
                                      fold) if known else {}
         clocks = lock_clocks(cur, self.meta_db, db, table, [k for _, k in known]) if known else {}
         strategy = self._strategy(db, table)
+        deltas = self._deltas(db, table)
+        frontiers = delta_planning.read_frontiers(cur, self.meta_db, db, table, [k for _, k in known]) \
+            if deltas is not None and known else {}
         for i, record, key in zip(indexes, records, keys):
             if key is None:   # a key this table does not have (schema drift): applied as it comes
                 planned[i] = Planned(record, record)
@@ -274,7 +288,19 @@ class ClockedPlanner:
                 local = RowVersion(values, clock, origin, siblings=heads)
             remote = remote_version(record.event)  # type: ignore[arg-type]
             decision = self._decide(local, remote, strategy)
-            planned[i] = self._planned(record, key, decision)
+            if deltas is None:
+                planned[i] = self._planned(record, key, decision)
+                continue
+            planned[i] = delta_planning.planned(  # type: ignore[assignment]
+                deltas, region=self.region, record=record, run=(runs or {}).get((record.topic, record.key), [record]),
+                local=local, decision=decision, frontier=frontiers.get(key_hash(key), {}),
+                plan=lambda r, d, key=key: self._planned(r, key, d), rewrite=rewritten,
+                local_clock_row=lambda v, r=record, key=key: self._local_clock_row(r, key, v))
+
+    def _local_clock_row(self, record: SourceRecord, key: str, version: RowVersion) -> ClockRow:
+        event: ChangeEvent = record.event  # type: ignore[assignment]
+        return ClockRow(event.db, event.table, key, version.clock, version.deleted, version.origin,
+                        heads_json(version), _key_text(event, version.values))
 
     def _planned(self, record: SourceRecord, key: str, decision: Decision) -> Planned:
         event: ChangeEvent = record.event  # type: ignore[assignment]

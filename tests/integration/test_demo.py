@@ -51,13 +51,16 @@ def test_demo_converges_with_conflicts_and_leaves_nothing_running(tmp_path: Path
     assert time.monotonic() - started < 180
     # init ran in every region before the writes, and the pipeline ran under the supervisor.
     for region in ("eu", "us", "ap"):
-        assert re.search(rf"cdcsync init {region}: metadata tables in `cdcsync`, 9 clock triggers", out), out
+        assert re.search(rf"cdcsync init {region}: metadata tables in `cdcsync`, 12 clock triggers", out), out
     assert "the pipeline settled" in out
     # The writers made conflicts on purpose, and they were resolved and logged.
     converged = re.search(r"converged: (\d+) concurrent writes in 3 regions, (\d+) conflict resolutions logged", out)
     assert converged, out[-4000:]
     assert int(converged.group(1)) > 100 and int(converged.group(2)) > 0
-    assert "OK: 3 tables match in eu, us, ap" in out
+    assert "OK: 4 tables match in eu, us, ap" in out
+    # The delta column: every region holds the start plus every region's changes.
+    assert re.search(r"stock on hand adds up: 12 x 1000 eu [-+]\d+, us [-+]\d+, ap [-+]\d+ = \d+; every region holds", out), \
+        out[-4000:]
     for strategy in ("lww", "custom", "region-priority"):
         assert strategy in out
     assert re.search(r"(eu|us|ap) #\d+ +shop\.\w+ \w+=\w+ +[\w-]+, winner: (local|remote|merged)", out), out

@@ -200,3 +200,27 @@ def test_a_commit_of_unknown_outcome_may_supersede_but_is_never_required() -> No
     assert accounted(a, [a], final, [], [maybe]) == "superseded by a commit of unknown outcome"
     # Never required: the same unknown commit that did not happen leaves the final state of `a`.
     assert check(history, [state("eu", {1: {"id": 1, "v": "a"}}, {1: vc(eu=1)})]) == []
+
+
+# --- delta columns ---------------------------------------------------------------------------
+
+def test_delta_columns_must_add_up_and_are_left_out_of_the_write_accounting() -> None:
+    from tests.support.convergence.checker import delta_sums
+    key = ("stock", (1,))
+    history = History()
+    warm = Ack("eu", 0, 0, "warmup", "stock", (1,), {"id": 1, "qty": 0, "v": "w"}, vc(eu=1))
+    a = Ack("eu", 0, 1, "delta", "stock", (1,), {"id": 1, "qty": -3, "v": "w"}, vc(eu=2), delta={"qty": -3})
+    b = Ack("us", 0, 1, "delta", "stock", (1,), {"id": 1, "qty": 2, "v": "w"}, vc(eu=1, us=1), delta={"qty": 2})
+    history.record([warm, a, b])
+    final = RegionState("eu")
+    final.rows[key] = {"id": 1, "qty": -1, "v": "w"}
+    final.row_clock[key] = vc(eu=2, us=1)
+    assert delta_sums(history, [final], {"stock": ("qty",)}) == []
+    assert accounted(a, [warm, a, b], final, [], delta={"stock": ("qty",)}) == "final"
+    assert accounted(a, [warm, a, b], final, []) is None      # without the delta rule: qty differs
+    final.rows[key] = {"id": 1, "qty": 2, "v": "w"}            # the eu decrement lost
+    problems = delta_sums(history, [final], {"stock": ("qty",)})
+    assert [(p.kind, p.key) for p in problems] == [("delta sum", key)]
+    history.maybe.append(Ack("eu", 1, 9, "delta", "stock", (1,), None, None, delta={"qty": 3}))
+    final.rows[key] = {"id": 1, "qty": 2, "v": "w"}            # -1 + 3 of a commit of unknown outcome
+    assert delta_sums(history, [final], {"stock": ("qty",)}) == []

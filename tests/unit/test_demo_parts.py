@@ -64,7 +64,8 @@ def test_demo_config_adds_strategies_metrics_ports_and_the_demo_tables(tmp_path:
     path = write_demo_config(tmp_path / "cdcsync.toml", tmp_path / "demo.toml", ["eu", "us", "ap"])
     config = load_config(path)
     assert {t.qualified: config.table(*t.qualified.split(".")).conflict_strategy for t in TABLES} == {
-        "shop.products": "lww", "shop.inventory": "custom", "shop.customers": "region-priority"}
+        "shop.products": "lww", "shop.inventory": "custom", "shop.customers": "region-priority", "shop.stock": "lww"}
+    assert config.table("shop", "stock").delta_columns == ("on_hand",)
     assert config.table("shop", "inventory").custom_resolver == "cdcsync.demo.resolvers:most_on_hand"
     assert config.table("shop", "customers").region_priority == ("eu", "us", "ap")
     ports = {r.metrics_port for r in config.regions.values()}

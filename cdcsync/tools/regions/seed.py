@@ -33,7 +33,8 @@ from schemas.position import BinlogPosition
 
 Progress = Callable[[str, int, int], None]   # (label, done, estimated total)
 
-_CLOCK_COLUMNS = ("db", "tbl", "pk_hash", "pk", "counters", "hlc_us", "deleted", "origin", "heads", "updated_at")
+_CLOCK_COLUMNS = ("db", "tbl", "pk_hash", "pk", "counters", "hlc_us", "deleted", "origin", "heads", "delta_seen",
+                  "updated_at")
 
 
 @dataclass(slots=True)
@@ -120,7 +121,7 @@ def copy_snapshot(config: PipelineConfig, seed: str, target: pymysql.Connection,
             name = f"{t.db}.{t.table}"
             report.rows[name] = _copy_rows(snap, t, target, name, progress)
             if has_clocks:
-                report.clocks[name] = _copy_clocks(snap, config.meta_db, t, target, chunk, progress)
+                report.clocks[name] = _copy_clocks(snap, config.meta_db, t, target, chunk, progress, seed)
     return report
 
 
@@ -154,11 +155,17 @@ def _copy_rows(snap: ConsistentSnapshot, t: SnapshotTable, target: pymysql.Conne
 
 
 def _copy_clocks(snap: ConsistentSnapshot, meta_db: str, t: SnapshotTable, target: pymysql.Connection,
-                 chunk: int, progress: Progress | None) -> int:
+                 chunk: int, progress: Progress | None, seed: str) -> int:
     """Every `row_clocks` row of the table, tombstones included, `updated_at` kept (tombstone purge
     measures age by it), in pk_hash order."""
     source = f"{quote_name(meta_db)}.{quote_name(ROW_CLOCKS)}"
-    cols = ", ".join(_CLOCK_COLUMNS)
+    # The seed's values count its own writes, which its frontier of delta columns does not list (it lists
+    # other origins only): the copy's frontier gets the seed's counter, so re-read seed versions are not
+    # counted twice (consumers/db/delta_merge.py).
+    path = "'$.\"" + seed.replace("\\", "").replace("'", "").replace('"', "") + "\"'"
+    frontier = (f"JSON_SET(COALESCE(delta_seen, '{{}}'), {path}, "
+                f"CAST(COALESCE(JSON_VALUE(counters, {path}), 0) AS SIGNED))")
+    cols = ", ".join(frontier if c == "delta_seen" else c for c in _CLOCK_COLUMNS)
     label = f"{t.db}.{t.table} clocks"
     total = int(snap.query(f"SELECT COUNT(*) FROM {source} WHERE db = %s AND tbl = %s", (t.db, t.table))[0][0])
     done, last = 0, b""

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.vclock import Order
@@ -68,13 +68,26 @@ def compare_caches(states: list[RegionState]) -> list[Problem]:
     return problems
 
 
+def _without(values: dict[str, Any] | None, columns: tuple[str, ...]) -> dict[str, Any] | None:
+    return None if values is None else {c: v for c, v in values.items() if c not in columns}
+
+
+def _ack_without(ack: Ack, columns: tuple[str, ...]) -> Ack:
+    return replace(ack, values=_without(ack.values, columns))
+
+
 def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list[Loser],
-              maybe: list[Ack] = ()) -> str | None:  # type: ignore[assignment]
+              maybe: list[Ack] = (), delta: dict[str, tuple[str, ...]] | None = None) -> str | None:  # type: ignore[assignment]
     """How `ack` is accounted for (final, superseded, a logged loser), or None when it is not.
     `acks_of_key` are every acknowledged write of its key, `losers` every logged loser of its key,
-    `maybe` the writes of its key whose COMMIT had an unknown outcome (they may supersede it)."""
+    `maybe` the writes of its key whose COMMIT had an unknown outcome (they may supersede it);
+    `delta`: table -> delta columns, compared by `delta_sums` instead."""
     key = (ack.table, ack.key)
     final_row, final_clock = final.rows.get(key), final.final_clock(key)
+    if delta and ack.table in delta:
+        # Delta columns hold the sum of every write (checked by `delta_sums`), not one write's value.
+        final_row, ack = _without(final_row, delta[ack.table]), _ack_without(ack, delta[ack.table])
+        losers = [replace(loser, values=_without(loser.values, delta[ack.table])) for loser in losers]
     if ack.clock is None:
         return "final (no clock)" if final_row == ack.values else None
     if final_row == ack.values and final_clock is not None and final_clock.dominates(ack.clock):
@@ -96,7 +109,32 @@ def accounted(ack: Ack, acks_of_key: list[Ack], final: RegionState, losers: list
     return None
 
 
-def unaccounted(history: History, states: list[RegionState]) -> list[Problem]:
+def delta_sums(history: History, states: list[RegionState], delta: dict[str, tuple[str, ...]]) -> list[Problem]:
+    """Every row of a table with delta columns holds, in each of them, the sum of every acknowledged
+    update's `after - before` (the warm-up inserts them at 0). A commit of unknown outcome may or may
+    not count: any subset of those is accepted."""
+    problems = []
+    maybe = history.maybe_by_key()
+    final = states[0]
+    for key, row in sorted(final.rows.items(), key=lambda kv: repr(kv[0])):
+        table = key[0]
+        if table not in delta:
+            continue
+        acks = history.by_key().get(key, [])
+        unsure = [a.delta for a in maybe.get(key, []) if a.delta is not None]
+        for column in delta[table]:
+            expected = sum(a.delta[column] for a in acks if a.delta is not None)
+            possible = {expected}
+            for extra in unsure[:10]:
+                possible |= {p + extra[column] for p in possible}
+            if row[column] not in possible:
+                problems.append(Problem("delta sum", key, f"{final.region}: {column} = {row[column]}, the "
+                                                          f"acknowledged updates sum to {expected}"))
+    return problems
+
+
+def unaccounted(history: History, states: list[RegionState],
+                delta: dict[str, tuple[str, ...]] | None = None) -> list[Problem]:
     """Checked against the first region's final state (the others are compared with it above)."""
     final = states[0]
     losers: dict[TableKey, list[Loser]] = defaultdict(list)
@@ -107,7 +145,7 @@ def unaccounted(history: History, states: list[RegionState]) -> list[Problem]:
     maybe = history.maybe_by_key()
     for key, acks in sorted(history.by_key().items(), key=lambda kv: repr(kv[0])):
         for ack in acks:
-            how = accounted(ack, acks, final, losers.get(key, []), maybe.get(key, []))
+            how = accounted(ack, acks, final, losers.get(key, []), maybe.get(key, []), delta)
             if how is None:
                 problems.append(Problem("write lost", key, f"{ack.describe()}; final in {final.region}: "
                                                            f"{final.rows.get(key)} [{_clock(final.final_clock(key))}]"))
@@ -138,9 +176,11 @@ def unexplained_dead_letters(states: list[RegionState]) -> list[Problem]:
     return problems
 
 
-def check(history: History, states: list[RegionState]) -> list[Problem]:
-    return [*compare_databases(states), *compare_caches(states), *unaccounted(history, states),
-            *unexplained_dead_letters(states)]
+def check(history: History, states: list[RegionState],
+          delta: dict[str, tuple[str, ...]] | None = None) -> list[Problem]:
+    """`delta`: the tables configured with delta columns (schema.DELTA_COLUMNS in a mesh)."""
+    return [*compare_databases(states), *compare_caches(states), *unaccounted(history, states, delta),
+            *delta_sums(history, states, delta or {}), *unexplained_dead_letters(states)]
 
 
 def _clock(clock: Any) -> str:

@@ -37,6 +37,7 @@ class Ack:
     values: dict[str, Any] | None     # None: the key is absent (deleted)
     clock: VectorClock | None         # None: no row_clocks row (a table without triggers)
     generated_key: bool = False       # inserted with an id the server chose (AUTO_INCREMENT)
+    delta: dict[str, int] | None = None   # delta columns: after - before of an update (schema.DELTA_COLUMNS)
 
     def describe(self) -> str:
         clock = "no clock" if self.clock is None else f"{self.clock.counters} hlc={self.clock.hlc_us}"

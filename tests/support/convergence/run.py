@@ -33,8 +33,8 @@ from tests.support.convergence.history import History
 from tests.support.convergence.nemesis import Fault, Nemesis
 from tests.support.convergence.region_cut import BrokerFront, RegionCutter
 from tests.support.convergence.report import failure_report
-from tests.support.convergence.schema import create_statements
-from tests.support.convergence.shapes import Statement, Txn, kv_touch
+from tests.support.convergence.schema import DELTA_COLUMNS, STOCK_KEYS, create_statements
+from tests.support.convergence.shapes import Statement, Touch, Txn, kv_touch
 from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
 from tests.support.quiescence import wait_quiescent
@@ -94,7 +94,9 @@ def seed_config(base: PipelineConfig, seed: int, topology: str, tmp: Path) -> tu
         raise ValueError(f"unknown topology {topology!r}: use one of {', '.join(TOPOLOGIES)}")
     unique = uuid.uuid4().hex[:6]
     db = f"conv{seed}_{unique}"
-    top = {"topology": {"mode": topology, "hub": "eu" if topology == "star" else None}}
+    top: dict[str, Any] = {"topology": {"mode": topology, "hub": "eu" if topology == "star" else None}}
+    if topology == "mesh":   # delta columns are offered in a mesh only; in a star `stock` is plain lww
+        top["tables"] = {f"{db}.{t}": {"delta_columns": list(c)} for t, c in DELTA_COLUMNS.items()}
     config = config_for_test(base, prefix=f"cv{seed}{unique}", include=[f"{db}.*"], tmp=tmp, top=top,
                              sink={"batch_max_ms": 50})
     return config, db
@@ -197,12 +199,25 @@ def wait_until_flowing(config: PipelineConfig, db: str, history: History, timeou
             if not isinstance(acks, list):
                 raise AssertionError(f"warm-up insert refused in {region}: {acks}")
             history.record(acks)
+    first = next(iter(config.regions))
+    with connect(config, first, db) as conn:   # the rows the `delta` shape counts on, at 0
+        conn.autocommit(False)
+        stock = range(STOCK_KEYS)
+        txn = Txn("warmup", tuple(Statement("INSERT INTO stock (id, qty, v) VALUES (%s, 0, 'warmup')", (k,))
+                                  for k in stock), tuple(Touch("stock", "id = %s", (k,)) for k in stock))
+        acks = run_txn(conn, txn, region=first, client=0, number=1, meta_db=config.meta_db, db=db)
+        if not isinstance(acks, list):
+            raise AssertionError(f"warm-up insert of stock refused in {first}: {acks}")
+        history.record(acks)
 
     def everywhere() -> bool:
         for region in config.regions:
             with connect(config, region, db) as conn, conn.cursor() as cur:
                 cur.execute(f"SELECT COUNT(*) FROM kv WHERE id IN ({', '.join(['%s'] * len(keys))})", keys)
                 if cur.fetchone()[0] != len(keys):
+                    return False
+                cur.execute("SELECT COUNT(*) FROM stock")
+                if cur.fetchone()[0] != STOCK_KEYS:
                     return False
             client = redis_client(config.region(region).redis)
             try:
@@ -298,7 +313,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
         for region in regions:
             with connect(config, region) as conn:
                 states.append(read_region(config, region, conn, db=db))
-        result.problems[:0] = check(result.history, states)
+        delta = {t: tuple(c) for t, c in DELTA_COLUMNS.items() if config.table(db, t).delta_columns}
+        result.problems[:0] = check(result.history, states, delta)
         if not any(p.kind in ("rows differ", "cache differs") for p in result.problems):
             verdict = verify(config, check_cache=True)
             if not verdict.ok:   # the checker saw no difference: then `cdcsync verify` must not either

@@ -53,7 +53,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "CREATE TABLE {db}.auto (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40), KEY by_v (v))"),
     Table("uniq", (("id", "int"),), ("id", "email", "v"),
           "CREATE TABLE {db}.uniq (id INT PRIMARY KEY, email VARCHAR(40), v VARCHAR(40), UNIQUE KEY by_email (email))"),
+    Table("stock", (("id", "int"),), ("id", "qty", "v"),
+          "CREATE TABLE {db}.stock (id INT PRIMARY KEY, qty INT NOT NULL, v VARCHAR(40))"),
 )}
+
+# Delta columns (docs/conflicts.md) in a mesh: the `delta` shape's counters, checked against the sum.
+DELTA_COLUMNS: dict[str, tuple[str, ...]] = {"stock": ("qty",)}
+STOCK_KEYS = 4          # rows the warm-up inserts (qty 0); the `delta` shape only updates them
 
 
 def create_statements(db: str) -> list[str]:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.convergence.schema import STOCK_KEYS
+
 Params = tuple[Any, ...]
 # A statement's parameters, or a function of the open cursor that returns them (an ORM that reads
 # the row first) or None to skip the statement (the row was not there).
@@ -340,6 +342,21 @@ def unique(rng: random.Random, ctx: ClientContext) -> list[Txn]:
         ("DELETE FROM uniq WHERE id = %s", (k,)),
     ))
     return one("unique", sql, params, touch)
+
+
+@shape("delta")
+def delta(rng: random.Random, ctx: ClientContext) -> list[Txn]:
+    """Counters: `qty = qty + d` on the warm-up's stock rows (a delta column in a mesh), alone, with
+    another column, or over two rows in one transaction."""
+    keys = rng.sample(range(STOCK_KEYS), rng.choice((1, 1, 2)))
+    statements = []
+    for k in keys:
+        d = rng.choice((-3, -2, -1, -1, 1, 2, 5))
+        if rng.random() < 0.5:
+            statements.append(Statement("UPDATE stock SET qty = qty + %s WHERE id = %s", (d, k)))
+        else:
+            statements.append(Statement("UPDATE stock SET qty = qty + %s, v = %s WHERE id = %s", (d, ctx.token(), k)))
+    return [Txn("delta", tuple(statements), tuple(Touch("stock", "id = %s", (k,)) for k in keys))]
 
 
 ALL: tuple[str, ...] = tuple(SHAPES)

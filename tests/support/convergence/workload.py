@@ -28,7 +28,7 @@ import pymysql
 import pymysql.cursors
 
 from tests.support.convergence.history import Ack, History, read_clock
-from tests.support.convergence.schema import TABLES, ModelKey
+from tests.support.convergence.schema import DELTA_COLUMNS, TABLES, ModelKey
 from tests.support.convergence.shapes import SHAPES, ClientContext, SharedPool, Touch, Txn
 
 RETRYABLE = {1205: "lock wait timeout", 1213: "deadlock"}
@@ -94,8 +94,11 @@ def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, num
                 table = TABLES[table_name]
                 row = after.get((table_name, key))
                 spelled = row if row is not None else before[(table_name, key)]
+                old = before.get((table_name, key))
+                delta = ({c: row[c] - old[c] for c in DELTA_COLUMNS[table_name]}
+                         if table_name in DELTA_COLUMNS and row is not None and old is not None else None)
                 acks.append(Ack(region, client, number, txn.shape, table_name, key, row,
-                                read_clock(cur, meta_db, db, table, spelled), txn.generated_key))
+                                read_clock(cur, meta_db, db, table, spelled), txn.generated_key, delta))
         committing = True
         if attempted is not None:
             attempted[:] = acks
