@@ -60,15 +60,15 @@ def test_every_local_mismatch_is_refused_with_the_key_named(steps, problem: str)
     assert raised.value.db == "shop" and raised.value.table == "t" and raised.value.key in ("1:1", "1:2")
 
 
-def test_a_million_paired_changes_hold_two_messages_at_most() -> None:
+def test_a_hundred_thousand_paired_changes_hold_two_messages_at_most() -> None:
     run = Run()
     released = 0
-    for key in range(1_000_000):
+    for key in range(100_000):
         run.step(change("insert", key))
         run.step([clock(key, 1)])
         released += len(run.out)
         run.out.clear()
-    assert run.most_held <= 2 and released == 999_999
+    assert run.most_held <= 2 and released == 99_999
     assert len(run.all()) == 1
 
 
