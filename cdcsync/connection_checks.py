@@ -8,7 +8,9 @@ under the key prefix, as the cache sink does) and every Kafka cluster the region
 are not stale (cdcsync/tools/clock_init.py `stale_triggers`), and that every
 replicated table has them (a table without them fails unless declared `single_writer`). It also checks the replicated tables' foreign keys (no referential action that changes rows
 without binlog events, as `cdcsync init` refuses them) and their AUTO_INCREMENT settings (no two
-regions generating the same ids; producers/auto_increment.py). Nothing raises: a failure becomes a
+regions generating the same ids; producers/auto_increment.py), and, once for the whole mesh, that
+the regions agree on the replicated tables' schemas (cdcsync/tools/schema_drift.py; a failure names
+each table and difference, one line each). Nothing raises: a failure becomes a
 result. Messages carry the server's error text, never a configured secret.
 """
 
@@ -232,6 +234,19 @@ def check_auto_increment(config: PipelineConfig, region: str, timeout_s: float) 
     return CheckResult(region, "auto_increment", "ok", "every region generates its own ids")
 
 
+def check_schema_drift(config: PipelineConfig) -> CheckResult:
+    """The replicated tables' schemas agree across the regions (reported as region `all`)."""
+    from cdcsync.tools.schema_drift import lines, mesh_drift
+
+    drifts, unread = mesh_drift(config)
+    if drifts:
+        return CheckResult("all", "schema drift", "fail", "\n".join(lines(drifts)) + "\n(cdcsync schema diff)")
+    if unread:
+        return CheckResult("all", "schema drift", "warn", "not compared: " + "; ".join(unread))
+    return CheckResult("all", "schema drift", "ok", "every region has the same replicated tables, columns, keys "
+                                                    "and collations, and current clock triggers")
+
+
 def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckResult]:
     results = []
     for region in config.regions:
@@ -243,4 +258,6 @@ def check_all(config: PipelineConfig, *, timeout_s: float = 10.0) -> list[CheckR
         results.append(check_auto_increment(config, region, timeout_s))
         results.append(check_redis(config, region))
         results.extend(check_kafka(config, region, timeout_s))
+    if len(config.regions) > 1:
+        results.append(check_schema_drift(config))
     return results

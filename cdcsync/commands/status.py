@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cdcsync.commands.common import ConfigOption, err_console, load
@@ -38,14 +39,17 @@ def status(config: Path = ConfigOption,
 
     The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error,
     has replicated tables without clock triggers (not declared single_writer), or has dead letters neither
-    replayed nor discarded (`cdcsync dlq list`).
+    replayed nor discarded (`cdcsync dlq list`), or when the regions' replicated tables differ (`cdcsync schema diff`).
     """
     from cdcsync.tools.status import pipeline_status
 
+    from cdcsync.tools.schema_drift import lines, mesh_drift
+
     cfg = load(config)
     regions = pipeline_status(cfg, timeout_s=timeout)
+    drift = lines(mesh_drift(cfg)[0]) if len(cfg.regions) > 1 else []   # an unreadable region is in its errors
     if as_json:
-        typer.echo(orjson.dumps({"regions": [r.to_json() for r in regions]}).decode())
+        typer.echo(orjson.dumps({"regions": [r.to_json() for r in regions], "schema_drift": drift}).decode())
     else:
         console = Console()
         table = Table("region", "checkpoint", "age", "server", "behind (txns / bytes)", "db lag", "cache lag",
@@ -79,5 +83,7 @@ def status(config: Path = ConfigOption,
             err_console.print(f"[red]{r.region}: {r.dead_letters_pending} dead letters wait (neither replayed nor "
                               f"discarded): cdcsync dlq list --config {config} --region {r.region}[/red]",
                               highlight=False)
-    if any(r.errors or r.unclocked_tables or r.dead_letters_pending for r in regions):
+    for line in drift:
+        err_console.print(f"[red]schema drift: {escape(line)}[/red]", highlight=False)
+    if drift or any(r.errors or r.unclocked_tables or r.dead_letters_pending for r in regions):
         raise typer.Exit(1)

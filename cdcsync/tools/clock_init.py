@@ -182,6 +182,25 @@ def stale_triggers(config: PipelineConfig, region: str, conn: pymysql.Connection
     return stale, unreadable
 
 
+def trigger_states(config: PipelineConfig, region: str, conn: pymysql.Connection) -> dict[tuple[str, str], str]:
+    """(db, table) -> the state of its clock triggers: `current` (all three as `init` would make
+    them now), `stale` (one differs: the table's columns changed since `init`), `missing` (one is
+    absent) or `unreadable` (the user lacks TRIGGER). Tables `init` gives no triggers are left out."""
+    wanted = wanted_triggers(config, region, conn, refuse=False, foreign_keys=False)[0]
+    with conn.cursor() as cur:
+        installed = _installed(cur)
+    states: dict[tuple[str, str], str] = {}
+    rank = {"current": 0, "unreadable": 1, "stale": 2, "missing": 3}
+    for trigger in wanted:
+        current = installed.get((trigger.db, trigger.name))
+        state = ("missing" if current is None else "unreadable" if current[1] is None
+                 else "current" if current == (trigger.table, trigger.body) else "stale")
+        key = (trigger.db, trigger.table)
+        if rank[state] >= rank[states.get(key, "current")]:
+            states[key] = state
+    return states
+
+
 def stale_trigger_problem(config: PipelineConfig, region: str) -> str | None:
     """One line naming the region's stale clock triggers and the fix, or None when there are none
     (or none the config's user can read). Raises pymysql.MySQLError when the region's database
