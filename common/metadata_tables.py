@@ -22,6 +22,10 @@ The sink cannot delete a row it never wrote, so this row (`body`: the delete's k
 clock, as JSON) is how the decision reaches the binlog; the producer publishes it as a delete of
 this region (producers/capture.py). Keyed by the source record, so a retried batch writes it once.
 
+`schema_waits`: one row per source partition the database sink holds because the target table cannot
+hold its next event yet (consumers/db/schema_waits.py): the table, the source region and partition,
+the held offset, why and since when. Deleted when the sink resumes; `cdcsync status` shows them.
+
 `conflict_log`: one row per conflict resolution (and per operator override), written by the
 database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
 version images are JSON text. Never replicated (the producer publishes nothing of `meta_db` but
@@ -39,6 +43,7 @@ APPLY_MARKER = "apply_marker"
 ROW_CLOCKS = "row_clocks"
 CONFLICT_LOG = "conflict_log"
 PUBLISHED_DELETES = "published_deletes"
+SCHEMA_WAITS = "schema_waits"
 
 
 def ddl(meta_db: str) -> list[str]:
@@ -105,10 +110,21 @@ def ddl(meta_db: str) -> list[str]:
             written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             PRIMARY KEY (source_topic, source_partition, source_offset)
         ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{SCHEMA_WAITS}` (
+            source_topic VARCHAR(249) NOT NULL,
+            source_partition INT NOT NULL,
+            db VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            tbl VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            source_region VARCHAR(32) NOT NULL,
+            held_offset BIGINT NOT NULL,
+            reason TEXT NOT NULL,
+            since_us BIGINT NOT NULL,
+            PRIMARY KEY (source_topic, source_partition)
+        ) ENGINE=InnoDB""",
     ]
 
 
-TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG, PUBLISHED_DELETES)
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG, PUBLISHED_DELETES, SCHEMA_WAITS)
 _MARKER_INCARNATION = {"source_epoch": "source_txn_index", "source_topic_id": "source_epoch"}   # column: after
 
 
@@ -220,3 +236,32 @@ def write_published_deletes(cur: pymysql.cursors.Cursor, meta_db: str,
                     f"body) VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE body = body",
                     [(topic, partition, offset, json.dumps(body))
                      for topic, partition, offset, body in rows])
+
+
+class SchemaWait(NamedTuple):
+    table: str          # db.table
+    source_region: str
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    since_us: int
+
+
+def write_schema_wait(cur: pymysql.cursors.Cursor, meta_db: str, wait: SchemaWait) -> None:
+    db, _, table = wait.table.partition(".")
+    cur.execute(f"REPLACE INTO `{meta_db}`.`{SCHEMA_WAITS}` (source_topic, source_partition, db, tbl, source_region, "
+                f"held_offset, reason, since_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (wait.topic, wait.partition, db, table, wait.source_region, wait.offset, wait.reason, wait.since_us))
+
+
+def delete_schema_waits(cur: pymysql.cursors.Cursor, meta_db: str, partitions: list[tuple[str, int]]) -> None:
+    if partitions:
+        where = " OR ".join(["(source_topic = %s AND source_partition = %s)"] * len(partitions))
+        cur.execute(f"DELETE FROM `{meta_db}`.`{SCHEMA_WAITS}` WHERE {where}", [v for tp in partitions for v in tp])
+
+
+def read_schema_waits(cur: pymysql.cursors.Cursor, meta_db: str) -> list[SchemaWait]:
+    cur.execute(f"SELECT db, tbl, source_region, source_topic, source_partition, held_offset, reason, since_us "
+                f"FROM `{meta_db}`.`{SCHEMA_WAITS}` ORDER BY db, tbl, source_topic, source_partition")
+    return [SchemaWait(f"{r[0]}.{r[1]}", r[2], r[3], int(r[4]), int(r[5]), r[6], int(r[7])) for r in cur.fetchall()]

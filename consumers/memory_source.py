@@ -125,6 +125,7 @@ class InMemorySource:
         self._patterns: list[str] = []
         self._target: set[TopicPartition] = set()
         self._position: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
         self._gone: str | None = None           # "closed" or "crashed"
         self.assigned: set[TopicPartition] = set()
         self.refused_commits: list[tuple[TopicPartition, int]] = []
@@ -168,6 +169,18 @@ class InMemorySource:
                     self.refused_commits.append((tp, offset))
                     log.warning("offset commit for %s[%d] refused: not assigned to this member", tp.topic,
                                 tp.partition)
+
+    def hold(self, offsets: dict[TopicPartition, int]) -> None:
+        with self._broker._cond:
+            for tp, offset in offsets.items():
+                if tp in self.assigned:
+                    self._paused.add(tp)
+                    self._position[tp] = offset
+
+    def release(self, partitions: list[TopicPartition]) -> None:
+        with self._broker._cond:
+            self._paused.difference_update(partitions)
+            self._broker._cond.notify_all()
 
     def lag(self) -> dict[TopicPartition, int]:
         with self._broker._cond:
@@ -225,6 +238,7 @@ class InMemorySource:
                 for tp in revoked:
                     self.assigned.discard(tp)
                     self._position.pop(tp, None)
+                    self._paused.discard(tp)
                     if group.owners.get(tp) is self:
                         del group.owners[tp]
                 self._broker._cond.notify_all()
@@ -240,7 +254,7 @@ class InMemorySource:
 
     def _fetch(self, max_messages: int) -> list[SourceRecord]:
         records: list[SourceRecord] = []
-        for tp in sorted(self.assigned, key=lambda tp: (tp.topic, tp.partition)):
+        for tp in sorted(self.assigned - self._paused, key=lambda tp: (tp.topic, tp.partition)):
             log_ = self._broker._partitions[tp]
             while self._position[tp] < len(log_) and len(records) < max_messages:
                 offset = self._position[tp]

@@ -34,9 +34,16 @@ class SinkMetrics:
         self.conflicts = Counter("cdcsync_conflicts_total", "Concurrent versions resolved by the database sink",
                                  ["region", "table", "strategy"], registry=registry)
 
+        self.schema_waits = Gauge("cdcsync_sink_waiting_for_schema",
+                                  "Partitions of a table the database sink holds because the target cannot hold "
+                                  "their next event yet (docs/schema-changes.md)", ["region", "table"],
+                                  registry=registry)
         self.source_resets = Counter("cdcsync_sink_source_resets_total",
                                      "Source history or topic changes seen by replay detection (docs/apply.md)",
                                      ["region", "sink", "kind"], registry=registry)
+
+    def waiting_for_schema(self, table: str, partitions: int) -> None:
+        self.schema_waits.labels(self.region, table).set(partitions)
 
     def behind_source(self, sink: str, source: str, seconds: float) -> None:
         self.behind_source_seconds.labels(self.region, sink, source).set(seconds)

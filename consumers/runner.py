@@ -13,6 +13,9 @@ A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_le
 The source is any `Source` (consumers/source_protocol.py: Kafka, or in memory for tests).
 A sink left without partitions while its group has lag nobody applies raises `Unassigned` out of
 `run` after its limit (consumers/assignment_watchdog.py).
+A sink with `holds` (consumers/partition_holds.py: the database sink, waiting for a schema) may hold
+a partition at a record it cannot apply yet: the runner commits nothing of that partition from
+there, pauses it on the source, and resumes it when a recheck (every `recheck_ms`) lets it go.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from consumers import gc_tuning
 from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
+from consumers.partition_holds import PartitionHolds
 from consumers.records import SourceRecord, TopicPartition
 from consumers.source_lag import BehindSource
 from consumers.source_protocol import Source
@@ -62,19 +66,27 @@ class SinkRunner:
         self.unclocked: UnclockedChanges | None = None   # reports changes without a clock (set by build_runners)
         self.watchdog: AssignmentWatchdog | None = None  # stops a sink left without partitions (set by build_runners)
         self.behind_source = BehindSource(metrics, sink.name)   # seconds behind the source, per batch
+        self.holds: PartitionHolds | None = getattr(sink, "holds", None)   # partitions the sink waits on
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         self.flush()
+        if self.holds is not None:
+            self.holds.forget(partitions)
 
     def step(self) -> int:
         """Fill one batch (see `_fill`), apply and commit it.
         Returns the number of records it handled (0 after an idle poll of up to 0.25 s). Blocks up
         to the batch window."""
         self._fill()
-        return self.flush()
+        handled = self.flush()
+        if self.holds is not None:
+            released = self.holds.recheck()
+            if released:
+                self.source.release(released)
+        return handled
 
     def run(self) -> None:
         next_lag = time.monotonic()
@@ -142,10 +154,17 @@ class SinkRunner:
         if self.unclocked is not None:
             self.unclocked.check(records)
         self.sink.write_batch([r for r in records if r.event is not None])
+        if self.holds is not None and self.holds.holds:
+            new = self.holds.take_new()
+            if new:
+                self.source.hold(new)
+            records = [r for r in records if not self.holds.held(r)]   # applied again after the release
         self.source.commit(records)
         self.behind_source.applied(records)
         if self.dead_letters.limit is not None:
             self.dead_letters.limit.end()
+        if not records:
+            return 0
         last = records[-1]
         log_context.set_position(f"{last.topic}[{last.partition}]@{last.offset}")
         self.metrics.batch(self.sink.name, len(records))

@@ -126,6 +126,23 @@ class KafkaSource:
             # Typically a rebalance took the partition; its new owner replays and the markers skip.
             log.warning("offset commit failed (%s); the next owner will replay, harmlessly", err)
 
+    def hold(self, offsets: dict[TopicPartition, int]) -> None:
+        """Pause the partitions and seek each back to its offset: what the client had fetched past it
+        is dropped and fetched again after `release`."""
+        held = [KafkaTP(tp.topic, tp.partition, offset) for tp, offset in offsets.items() if tp in self.assigned]
+        if not held:
+            return
+        self._client.pause(held)
+        for tp in held:
+            self._client.seek(tp)
+        log.info("holding %s", sorted((tp.topic, tp.partition, tp.offset) for tp in held))
+
+    def release(self, partitions: list[TopicPartition]) -> None:
+        resumed = [KafkaTP(tp.topic, tp.partition) for tp in partitions if tp in self.assigned]
+        if resumed:
+            self._client.resume(resumed)
+            log.info("released %s", sorted((tp.topic, tp.partition) for tp in resumed))
+
     def lag(self) -> dict[TopicPartition, int]:
         """High watermark minus committed offset, per assigned partition."""
         result: dict[TopicPartition, int] = {}

@@ -31,6 +31,11 @@ The contract:
   raced it) may be accepted (the Tansu broker accepts it) or refused; a refused one is logged, not
   raised, and the next owner replays from the last commit that held. The runner therefore commits
   a partition's batch inside the revoke callback, never after it. `lag` may raise anything; it is informational and the runner ignores its failures.
+- **Holding a partition.** `hold({partition: offset})` stops delivering that partition's records
+  and moves its position back to `offset`; `release(partitions)` delivers again from there. The
+  runner holds a partition whose record the sink cannot apply yet (consumers/partition_holds.py),
+  having committed nothing at or after that offset. A hold does not survive a rebalance that takes
+  the partition away: its next owner starts at the committed offset, as always.
 - **Poison.** Every message is delivered as a `SourceRecord`, decoded or with the reason it is
   poison (`SourceRecord.from_message`); a source never drops a message. A source may leave a
   message undecoded when its headers prove the sink discards it (`SourceRecord.discarded`, the
@@ -59,6 +64,14 @@ class Source(Protocol):
 
     def lag(self) -> dict[TopicPartition, int]:
         """End of each assigned partition minus its committed offset."""
+        ...
+
+    def hold(self, offsets: dict[TopicPartition, int]) -> None:
+        """Pause each assigned partition and move its position to the offset given."""
+        ...
+
+    def release(self, partitions: list[TopicPartition]) -> None:
+        """Resume the held partitions (those still assigned)."""
         ...
 
     def close(self) -> None:

@@ -199,6 +199,17 @@ class SinkConfig(_Frozen):
         60000, ge=0, description="A clocked version stamped further ahead of the sink host's clock stops the "
                                  "database sink (lww would let that region win every tie); see docs/clocks.md."
     )
+    schema_mismatch: Literal["wait", "dead_letter"] = Field(
+        "wait", description="What the database sink does with an event its target table cannot hold because the "
+                            "schemas differ (an unknown column, a value too long or out of range for the target's "
+                            "type): `wait` holds that table's partitions, reports it in `cdcsync status` and "
+                            "resumes once the target's schema catches up; `dead_letter` sends the event to the "
+                            "dead-letter topic. See docs/schema-changes.md."
+    )
+    schema_recheck_ms: int = Field(
+        5000, ge=100, description="How often (ms) a database sink waiting for a schema re-reads the target "
+                                  "table's columns to see whether it can resume."
+    )
     max_consecutive_dead_letters: int = Field(
         100, ge=0, description="A sink stops, with one line naming the cause, when more dead letters than this "
                                "come in a row (no event applied between them): a poison flood is a broken deploy, "

@@ -39,7 +39,8 @@ def status(config: Path = ConfigOption,
 
     The groups are `<prefix>.<region>.db` and `<prefix>.<region>.cache`. Exits 1 if any region reported an error,
     has replicated tables without clock triggers (not declared single_writer), or has dead letters neither
-    replayed nor discarded (`cdcsync dlq list`), or when the regions' replicated tables differ (`cdcsync schema diff`).
+    replayed nor discarded (`cdcsync dlq list`), or when the regions' replicated tables differ (`cdcsync schema diff`), or while a database sink waits for a
+    schema (a table it holds because the target cannot hold an event yet).
     """
     from cdcsync.tools.status import pipeline_status
 
@@ -64,7 +65,7 @@ def status(config: Path = ConfigOption,
                           _position(server.gtid_state, server.file, server.pos) if server else "unreachable",
                           f"{'-' if txns is None else txns} / {'-' if nbytes is None else nbytes}",
                           lags.get("db", "-"), lags.get("cache", "-"), _dead_letters(r.dead_letters_by_sink),
-                          "\n".join([*r.errors, *unclocked]) or "-")
+                          "\n".join([*r.errors, *unclocked, *r.schema_waits]) or "-")
         console.print(table)
         lagging = Table("group", "topic", "partition", "committed", "high", "lag", title="partitions with lag")
         for r in regions:
@@ -83,7 +84,10 @@ def status(config: Path = ConfigOption,
             err_console.print(f"[red]{r.region}: {r.dead_letters_pending} dead letters wait (neither replayed nor "
                               f"discarded): cdcsync dlq list --config {config} --region {r.region}[/red]",
                               highlight=False)
+    for r in regions:
+        for line in r.schema_waits:
+            err_console.print(f"[red]{r.region}: {escape(line)}[/red]", highlight=False)
     for line in drift:
         err_console.print(f"[red]schema drift: {escape(line)}[/red]", highlight=False)
-    if drift or any(r.errors or r.unclocked_tables or r.dead_letters_pending for r in regions):
+    if drift or any(r.errors or r.unclocked_tables or r.dead_letters_pending or r.schema_waits for r in regions):
         raise typer.Exit(1)

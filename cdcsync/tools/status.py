@@ -19,6 +19,10 @@
   `single_writer` (`unclocked_tables`, common/clock_coverage.py): concurrent writes to them diverge
   silently, so the command exits non-zero while there are any.
 
+- Schema waits: the source partitions the region's database sink holds because the target table
+  cannot hold their next event yet (`<meta_db>.schema_waits`, consumers/db/schema_waits.py), one
+  "waiting for schema" line per table (`schema_waits`); the command exits non-zero while there are any.
+
 Read-only and safe at any time. A failure (database, Kafka, checkpoint file) is recorded in the
 region's `errors` and the rest of the report is still filled in; nothing raises.
 """
@@ -67,6 +71,7 @@ class RegionStatus:
     errors: list[str] = field(default_factory=list)
     unclocked_tables: list[str] = field(default_factory=list)   # replicated, no clock triggers, not single-writer
     dead_letters_by_sink: dict[str, int] | None = None          # pending dead letters per sink; None: unread
+    schema_waits: list[str] = field(default_factory=list)        # "waiting for schema" lines, one per table
     now_us: int = 0
 
     @property
@@ -104,6 +109,7 @@ class RegionStatus:
             "unclocked_tables": list(self.unclocked_tables),
             "dead_letters_pending": self.dead_letters_pending,
             "dead_letters_by_sink": self.dead_letters_by_sink,
+            "schema_waits": list(self.schema_waits),
         }
 
 
@@ -140,6 +146,7 @@ def region_status(config: PipelineConfig, region: str, *, timeout_s: float = 10.
     status = RegionStatus(region, now_us=time.time_ns() // 1000)
     _producer_position(config, region, status)
     _clock_triggers(config, region, status)
+    _schema_waits(config, region, status)
     _group_lags(config, region, status, timeout_s)
     _dead_letters(config, region, status, timeout_s)
     return status
@@ -158,6 +165,36 @@ def _dead_letters(config: PipelineConfig, region: str, status: RegionStatus, tim
         if entry.pending:
             counts[entry.sink or "unknown"] = counts.get(entry.sink or "unknown", 0) + 1
     status.dead_letters_by_sink = counts
+
+
+def schema_wait_lines(waits: list[Any], now_us: int) -> list[str]:
+    """One line per waiting table (`metadata_tables.SchemaWait` rows), naming its held partitions."""
+    by_table: dict[str, list[Any]] = {}
+    for wait in waits:
+        by_table.setdefault(wait.table, []).append(wait)
+    lines = []
+    for table, rows in by_table.items():
+        first = min(rows, key=lambda w: w.since_us)
+        held = ", ".join(f"{w.topic}[{w.partition}]@{w.offset}" for w in rows)
+        lines.append(f"waiting for schema: {table} for {max(0.0, (now_us - first.since_us) / 1e6):.0f}s, "
+                     f"{first.reason} (from {', '.join(sorted({w.source_region for w in rows}))}; held {held}); "
+                     f"cdcsync schema diff")
+    return lines
+
+
+def _schema_waits(config: PipelineConfig, region: str, status: RegionStatus) -> None:
+    from common import metadata_tables
+    from common.mysql import connect
+
+    try:
+        with connect(config.region(region).mysql) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                        (config.meta_db, metadata_tables.SCHEMA_WAITS))
+            waits = metadata_tables.read_schema_waits(cur, config.meta_db) if cur.fetchone() else []
+    except Exception as err:  # any failure of one region's server is reported in its row
+        status.errors.append(f"schema waits: cannot read: {err}")
+        return
+    status.schema_waits = schema_wait_lines(waits, status.now_us)
 
 
 def _clock_triggers(config: PipelineConfig, region: str, status: RegionStatus) -> None:

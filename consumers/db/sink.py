@@ -28,6 +28,11 @@ already applied, or dominated by the local clock). Only then may the caller comm
 - Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
   column, constraint) re-runs the transaction statement by statement under savepoints, so only the
   poison events go to the dead-letter topic and the rest commit.
+- An event the target cannot hold because the schemas differ (a column it lacks, a value too long
+  or out of range for its type) is not dead-lettered while `sink.schema_mismatch = "wait"`: its
+  partition is held from that event on and the batch is applied again without the held tail
+  (consumers/db/schema_waits.py); the runner commits nothing held and resumes the partition once
+  the target's schema catches up.
 - `replay` (for `cdcsync dlq replay`) applies dead-lettered records again, each under its own
   savepoint, without the already-applied check. It still writes the marker row first (with the
   records' origin), but leaves the marker's applied offset and GTID as they are, so replaying an
@@ -58,6 +63,8 @@ from consumers.db.local_versions import ClockedPlanner, Planned, write_clocks
 from consumers.db.params import param_converter
 from consumers.db.replays import SourceHistoryError, verdict
 from consumers.db.resolution import Action, decide, strategy_for
+from consumers.db.schema_waits import SCHEMA_ERRORS, SchemaMismatch, SchemaWaits
+from consumers.db.trigger_refresh import refresh_clock_triggers
 from consumers.db import session_setup
 from consumers.db.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
 from consumers.dlq import DeadLetter, DeadLetterPublisher
@@ -161,6 +168,16 @@ class DatabaseSink:
                                        decide=decide, converted=_converted,
                                        max_skew_ms=self.region.sink.max_clock_skew_ms, deltas=self._delta_columns)
         self._has_deltas = any(t.delta_columns for t in config.tables.values())
+        self.waits: SchemaWaits | None = None
+        if sink.schema_mismatch == "wait":
+            self.waits = SchemaWaits(region=self.region.name, meta_db=config.meta_db, prefix=config.prefix,
+                                     recheck_ms=sink.schema_recheck_ms, metrics=metrics,
+                                     connection=self._connection, on_resume=self._refresh_triggers)
+        self.holds = None if self.waits is None else self.waits.holds   # the runner pauses these partitions
+
+    def _refresh_triggers(self, db: str, table: str) -> None:
+        refresh_clock_triggers(self.region.mysql, meta_db=self.config.meta_db, region=self.region.name, db=db,
+                               table=table)
 
     def _delta_columns(self, db: str, table: str) -> DeltaColumns | None:
         columns = self.config.table(db, table).delta_columns
@@ -195,11 +212,17 @@ class DatabaseSink:
 
     # -- batches -------------------------------------------------------------------------------
     def write_batch(self, records: list[SourceRecord]) -> None:
-        for group in transactions(self._runs(records)):
-            started = time.perf_counter()
-            applied, resolved = self._apply_group(group)
-            self.metrics.applied(self.name, applied, time.perf_counter() - started)
-            self._announce(resolved)
+        while True:
+            try:
+                for group in transactions(self._runs(records, precheck=self.waits is not None)):
+                    started = time.perf_counter()
+                    applied, resolved = self._apply_group(group)
+                    self.metrics.applied(self.name, applied, time.perf_counter() - started)
+                    self._announce(resolved)
+                return
+            except SchemaMismatch as mismatch:
+                # Held from that record on; the groups committed before it are skipped as applied.
+                self.waits.wait(mismatch.record, mismatch.reason)  # type: ignore[union-attr]
 
     def _announce(self, resolved: list[ConflictRecord]) -> None:
         """Count and publish the committed resolutions. The conflict log already holds them, so a
@@ -212,17 +235,22 @@ class DatabaseSink:
             except Exception as err:  # noqa: BLE001 - the log table is the record of truth
                 log.error("could not publish %d conflict records: %s", len(resolved), err)
 
-    def _runs(self, records: list[SourceRecord]) -> list[_Run]:
+    def _runs(self, records: list[SourceRecord], precheck: bool = False) -> list[_Run]:
+        """Per partition, its accepted records in runs of one origin. With `precheck`, a partition's
+        records from the first one its target cannot hold (a column it lacks) on are held instead."""
         by_partition: dict[tuple[str, int], list[SourceRecord]] = defaultdict(list)
         for record in records:
             by_partition[(record.topic, record.partition)].append(record)
         runs: list[_Run] = []
         skipped = {"not_a_row_change": 0, "echo": 0, "relayed_state": 0}   # one metric update per batch
+        holds = self.holds if precheck else None
         for (topic, partition), items in by_partition.items():
             source = source_region(topic, self.config.prefix)
             current: _Run | None = None
             for record in sorted(items, key=lambda r: r.offset):
                 event = record.event
+                if holds is not None and holds.held(record):
+                    break     # the rest of this partition is applied after the hold is released
                 if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
                     skipped["not_a_row_change"] += 1
                     continue
@@ -232,6 +260,12 @@ class DatabaseSink:
                 if self._relayed_state(source, event):
                     skipped["relayed_state"] += 1
                     continue
+                if holds is not None:
+                    missing = self.retry.run(lambda event=event: self.waits.missing_columns(event))  # type: ignore[union-attr]
+                    if missing:
+                        self.waits.wait(record, f"unknown column {', '.join(sorted(missing))}",  # type: ignore[union-attr]
+                                        missing)
+                        break
                 if current is None or current.origin != event.origin:
                     current = _Run(topic, partition, event.origin)
                     runs.append(current)
@@ -368,7 +402,8 @@ class DatabaseSink:
             runs = key_runs(fresh) if self._has_deltas else None   # delta columns count every version of a key
             plans = self._decide_unique(conn, cur, self._planner.plan(conn, cur, _last_per_key(fresh), runs))
             skipped = sum(1 for p in plans if p.action is Action.SKIP)
-            letters = self._apply_isolated(cur, plans) if isolate else self._apply_batched(cur, plans)
+            letters = (self._apply_isolated(cur, plans, wait=self.waits is not None) if isolate
+                       else self._apply_batched(cur, plans))
             if letters:
                 self.dead_letters.publish(letters)     # acknowledged before the commit: never lost
                 self.metrics.dead_lettered(self.name, len(letters))
@@ -446,7 +481,8 @@ class DatabaseSink:
             raise
         return []
 
-    def _apply_isolated(self, cur: pymysql.cursors.Cursor, final: list[Planned]) -> list[DeadLetter]:
+    def _apply_isolated(self, cur: pymysql.cursors.Cursor, final: list[Planned], *,
+                        wait: bool = False) -> list[DeadLetter]:
         """Each plan under its own savepoint. A plan refused for a duplicate unique value is tried
         again after the others, while a round makes progress: a batch keeps only the last change of
         every key, so a row may arrive before the row that gave up its unique value for it."""
@@ -462,6 +498,9 @@ class DatabaseSink:
                     kind = poison_kind(err)
                     if kind is None:
                         raise
+                    if wait and err.args[0] in SCHEMA_ERRORS:
+                        raise SchemaMismatch(plan.record, f"{err.args[0]} {SCHEMA_ERRORS[err.args[0]]}: "
+                                                          f"{err.args[-1]}") from err
                     cur.execute("ROLLBACK TO SAVEPOINT cdcsync_event")
                     waiting.append((plan, err, kind))
             stuck = len(waiting) == len(pending)

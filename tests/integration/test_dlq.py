@@ -53,7 +53,8 @@ TARGET_TABLES = [  # us: a CHECK and a UNIQUE key eu does not have, `wide` witho
 def setup(sandbox_config: PipelineConfig, unique: str, tmp_path: Path) -> tuple[PipelineConfig, str, Path]:
     db = f"dq_{unique}"
     config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
-                             regions=("eu", "us"), sink={"batch_max_ms": 50}, snapshot="never")
+                             regions=("eu", "us"), sink={"batch_max_ms": 50, "schema_mismatch": "dead_letter"},
+                             snapshot="never")
     create_database(config, ["eu"], db, *SOURCE_TABLES)
     create_database(config, ["us"], db, *TARGET_TABLES)
     return config, db, write_config(config, tmp_path / "cdcsync.toml")

@@ -1,18 +1,25 @@
 """Schema changes in a multi-active mesh (docs/schema-changes.md): drift is detected by
-`cdcsync schema diff`, `config check` and `status`."""
+`cdcsync schema diff`, `config check` and `status`; a database sink whose target lacks a column
+waits for it (that table's partitions held, nothing dead-lettered, the other tables flowing) and
+resumes by itself once the target has it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
-from cdcsync.tools.clock_init import init_region
+from cdcsync.tools.clock_init import init_region, trigger_states
+from cdcsync.tools.dlq_reader import read_dead_letters
+from cdcsync.tools.schema_drift import mesh_drift
+from cdcsync.tools.status import region_status
+from deploy.local.processes import free_port
 from tests.conftest import config_for_test, connect, create_database
-from tests.support.producer import write_config
+from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +54,86 @@ def test_schema_diff_names_each_difference_and_exits_1(sandbox_config, unique: s
         [result] = [r for r in map(orjson.loads, checked.stdout.splitlines()) if r["check"] == "schema drift"]
         assert result["outcome"] == "fail" and f"{db}.users: column phone differs" in result["detail"]
     finally:
+        for region in config.regions:
+            with connect(config, region) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE {db}")
+
+
+def rows(config, region: str, db: str, table: str) -> dict:
+    with connect(config, region, db) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {table} ORDER BY 1")
+        return {row[0]: row[1:] for row in cur.fetchall()}
+
+
+def execute(config, region: str, db: str, *statements: str) -> None:
+    with connect(config, region, db) as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+def waiting_gauge(port: int, table: str) -> float | None:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    line = f'cdcsync_sink_waiting_for_schema{{region="us",table="{table}"}} '
+    found = [ln for ln in text.splitlines() if ln.startswith(line)]
+    return float(found[0][len(line):]) if found else None
+
+
+def test_alter_in_one_region_holds_the_table_in_the_other_until_it_catches_up(sandbox_config, unique: str,
+                                                                               tmp_path: Path) -> None:
+    db = f"wait_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["eu", "us"], sink={"schema_recheck_ms": 300})
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    create_database(config, ["eu", "us"], db, "CREATE TABLE {db}.users (id INT PRIMARY KEY, name VARCHAR(20))",
+                    "CREATE TABLE {db}.notes (id INT PRIMARY KEY, body VARCHAR(20))")
+    port = free_port()
+    procs = []
+    try:
+        for region in config.regions:
+            init_region(config, region)
+        for region in config.regions:
+            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
+        procs.append(SinkProcess(path, "eu", "db", tmp_path / "db-eu.log").start())
+        procs.append(SinkProcess(path, "us", "db", tmp_path / "db-us.log", "--metrics-port", str(port)).start())
+        execute(config, "eu", db, "INSERT INTO users VALUES (1, 'a'), (2, 'b')", "INSERT INTO notes VALUES (1, 'n1')")
+        execute(config, "us", db, "INSERT INTO users VALUES (101, 'x')")
+        wait_until(lambda: set(rows(config, "us", db, "users")) == set(rows(config, "eu", db, "users")) == {1, 2, 101},
+                   timeout=90, what="the first rows in both regions")
+
+        execute(config, "eu", db, "ALTER TABLE users ADD COLUMN phone VARCHAR(20) NULL")
+        execute(config, "eu", db, "INSERT INTO users VALUES (3, 'c', '555')", "UPDATE users SET name = 'a2' WHERE id = 1",
+                "INSERT INTO notes VALUES (2, 'n2')")
+        execute(config, "us", db, "INSERT INTO users VALUES (102, 'y')", "UPDATE users SET name = 'x2' WHERE id = 101")
+        # us cannot hold eu's users events: that table waits, notes flows, and us's writes reach eu
+        # (where phone takes its DEFAULT).
+        wait_until(lambda: set(rows(config, "us", db, "notes")) == {1, 2}, timeout=60, what="notes flowing in us")
+        wait_until(lambda: region_status(config, "us", timeout_s=5).schema_waits != [], timeout=60,
+                   what="us waiting for schema")
+        wait_until(lambda: rows(config, "eu", db, "users").get(102) == ("y", None), timeout=60, what="us to eu")
+        [line] = region_status(config, "us", timeout_s=5).schema_waits
+        assert line.startswith(f"waiting for schema: {db}.users") and "unknown column phone" in line, line
+        assert (waiting_gauge(port, f"{db}.users") or 0) >= 1
+        assert set(rows(config, "us", db, "users")) == {1, 2, 101, 102} and rows(config, "us", db, "users")[1] == ("a",)
+        assert read_dead_letters(config, "us") == []
+
+        execute(config, "us", db, "ALTER TABLE users ADD COLUMN phone VARCHAR(20) NULL")
+        wait_until(lambda: rows(config, "us", db, "users") == rows(config, "eu", db, "users"), timeout=60,
+                   what="us catching up after its own ALTER")
+        assert rows(config, "us", db, "users") == {1: ("a2", None), 2: ("b", None), 3: ("c", "555"), 101: ("x2", None),
+                                                    102: ("y", None)}
+        wait_until(lambda: region_status(config, "us", timeout_s=5).schema_waits == [], timeout=30, what="wait cleared")
+        assert waiting_gauge(port, f"{db}.users") == 0
+        assert read_dead_letters(config, "us") == []
+        with connect(config, "us") as conn:    # the sink regenerated us's stale triggers on resuming
+            assert trigger_states(config, "us", conn)[(db, "users")] == "current"
+        init_region(config, "eu")
+        assert mesh_drift(config) == ([], [])
+        for proc in procs:
+            assert proc.terminate() == 0, proc.output()
+    finally:
+        for proc in procs:
+            if proc.alive():
+                proc.kill9()
         for region in config.regions:
             with connect(config, region) as conn, conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE {db}")

@@ -66,7 +66,8 @@ def metadata_rows(admin: PipelineConfig, region: str) -> str:
 def test_no_output_contains_a_configured_secret(sandbox_config, unique, tmp_path, monkeypatch) -> None:
     db = f"sec_{unique}"
     admin = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
-                            regions=list(REGIONS), sink={"batch_max_ms": 50}, snapshot="never")
+                            regions=list(REGIONS), sink={"batch_max_ms": 50, "schema_mismatch": "dead_letter"},
+                            snapshot="never")
     create_database(admin, ["eu"], db, "CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(32), note TEXT)")
     # us lacks `note`: eu's rows are dead-lettered there (the DLQ payload is checked too).
     create_database(admin, ["us"], db, "CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(32))")
