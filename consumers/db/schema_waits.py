@@ -62,9 +62,13 @@ class TargetColumns:
         known = self._known.get((db, table))
         return None if known is None else known[0]
 
+    def age_s(self, db: str, table: str) -> float:
+        known = self._known.get((db, table))
+        return float("inf") if known is None else self._clock() - known[1]
+
     def get(self, cur: pymysql.cursors.Cursor, db: str, table: str, *, fresh: bool = False) -> dict[str, str]:
         known = self._known.get((db, table))
-        if known is not None and (not fresh or self._clock() - known[1] < REREAD_S):
+        if known is not None and not fresh:
             return known[0]
         cur.execute("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
                     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
@@ -99,6 +103,8 @@ class SchemaWaits:
         columns = self.columns.cached(event.db, event.table)
         if columns is not None and event.after.keys() <= columns.keys():
             return frozenset()
+        if columns and self.columns.age_s(event.db, event.table) < REREAD_S:   # read just now: missing
+            return frozenset(event.after.keys() - columns.keys())
         conn = self._connection()
         with conn.cursor() as cur:
             columns = self.columns.get(cur, event.db, event.table, fresh=True)

@@ -18,7 +18,18 @@ from cdcsync.tools.dlq_reader import read_dead_letters
 from cdcsync.tools.schema_drift import mesh_drift
 from cdcsync.tools.status import region_status
 from deploy.local.processes import free_port
+from common import metadata_tables
+from common.kafka import TopicCreator, client_settings
+from consumers.db.sink import DatabaseSink
+from consumers.dlq import DeadLetterPublisher
+from consumers.metrics import SinkMetrics
+from consumers.records import SourceRecord
+from prometheus_client import CollectorRegistry
+from schemas import messages
+from schemas.codec import encode
+from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
+from tests.support.kafka import CreatingTopicIds
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
@@ -137,3 +148,58 @@ def test_alter_in_one_region_holds_the_table_in_the_other_until_it_catches_up(sa
         for region in config.regions:
             with connect(config, region) as conn, conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE {db}")
+
+
+def change_records(config, db: str, table: str, rows: list[dict], types: dict[str, str]) -> list[SourceRecord]:
+    """eu's inserts of `rows`, one transaction each, on partition 0 of eu's topic of the table."""
+    topic = TopicNames.of(config).changes("eu", db, table)
+    out = []
+    for offset, row in enumerate(rows):
+        txn = messages.TxnInfo("eu", "eu", 1, f"1-1-{offset + 1}", f"t{offset}", 1_700_000_000_000_000 + offset)
+        message = messages.change(txn, "bin.000001", 4 + offset, db, table, "insert", {"id": row["id"]}, None,
+                                  row, types)
+        message["txn_last"] = True
+        out.append(SourceRecord.from_message(topic, 0, offset, messages.message_key(message, None, b""),
+                                             encode(message)))
+    return out
+
+
+def test_a_value_too_long_for_the_target_waits_until_the_column_is_widened(sandbox_config, unique: str,
+                                                                            tmp_path: Path) -> None:
+    """Error 1406 at the apply (eu widened VARCHAR(4) to VARCHAR(16), us has not): the rows before it
+    are applied, its partition is held from it on, nothing is dead-lettered; once us widens the
+    column the recheck lets it go and the held rows apply."""
+    db = f"widen_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["eu", "us"])
+    create_database(config, ["us"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(4))")
+    kafka = config.kafka_for("us")
+    dlq_topic = TopicNames.of(config).dlq("us")
+    TopicCreator(kafka).ensure(dlq_topic)
+    with connect(config, "us") as conn:
+        metadata_tables.ensure(conn, config.meta_db)
+    sink = DatabaseSink(config, "us", DeadLetterPublisher(client_settings(kafka), dlq_topic, region="us", sink="db"),
+                        SinkMetrics("us", CollectorRegistry()), topic_ids=CreatingTopicIds(kafka))
+    records = change_records(config, db, "t", [{"id": 1, "v": "ok"}, {"id": 2, "v": "much longer"},
+                                               {"id": 3, "v": "x"}], {"id": "int", "v": "varchar(16)"})
+    try:
+        sink.write_batch(records)
+        assert rows(config, "us", db, "t") == {1: ("ok",)}
+        assert sink.holds is not None and [h.offset for h in sink.holds.holds.values()] == [1]
+        assert sink.holds.take_new() == {records[1].tp: 1}
+        assert sink.holds.recheck(force=True) == []                 # the target did not change
+        with connect(config, "us") as conn, conn.cursor() as cur:
+            [wait] = metadata_tables.read_schema_waits(cur, config.meta_db)
+        assert (wait.table, wait.offset, wait.source_region) == (f"{db}.t", 1, "eu")
+        assert wait.reason.startswith("1406 data too long")
+        execute(config, "us", db, "ALTER TABLE t MODIFY v VARCHAR(16)")
+        assert sink.holds.recheck(force=True) == [records[1].tp]
+        sink.write_batch(records[1:])                               # the source delivers them again
+        assert rows(config, "us", db, "t") == {1: ("ok",), 2: ("much longer",), 3: ("x",)}
+        with connect(config, "us") as conn, conn.cursor() as cur:
+            assert metadata_tables.read_schema_waits(cur, config.meta_db) == []
+        assert read_dead_letters(config, "us") == []
+    finally:
+        sink.close()
+        with connect(config, "us") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
