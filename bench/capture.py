@@ -310,6 +310,7 @@ def pump(parts: ProducerParts, workload: Workload) -> None:
         service_pump(stream, capture, checkpointer, parts.metrics, REGION, done)
     finally:
         stream.close()
+        checkpointer.close()
     if not done():
         raise RuntimeError(f"producer {workload.name}: the stream ended at {capture.sealed.describe()}")
 

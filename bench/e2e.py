@@ -28,7 +28,9 @@ Phases, every write from one client connection to eu, autocommit:
    the pipeline is idle again after it (echoes included: the applied rows us and ap capture and
    publish, which the other sinks discard), divided by the burst's writes; idle = its CPU rate
    back under `IDLE_FACTOR` times the rate measured before the burst. `idle_cpu_us_per_s` is
-   that rate (every pipeline process together, polling and heartbeats).
+   that rate (every pipeline process together, polling and heartbeats), over `IDLE_S`;
+   `server_idle_cpu_us_per_s` the same window's rate of each server (the broker answers the
+   consumers' empty long-polls: the cost of a short `fetch.wait.max.ms`).
    After it, each sink's `cdcsync_sink_seconds_behind_source` (its last batch's lag, from its
    /metrics: the components serve them on consecutive free ports) is reported as
    `behind_source_s_after_latency`, a check of the metric against the polled delays.
@@ -94,6 +96,7 @@ BURST_BASE = 10_000_000
 POLL_S = 0.005          # latency phase: a delay is late by at most this plus a round trip
 CATCHUP_POLL_S = 0.01   # burst phase: fewer polls, less CPU taken from the pipeline on a 2-core box
 IDLE_FACTOR = 3.0
+IDLE_S = 5.0            # the at-rest window: /proc counts in 10 ms ticks, so a short one is coarse
 REPLICA_SERVER_ID = 90
 # Bare (module-level) functions that only wait: a sample on top of one is idle, not work. py-spy
 # already leaves out most idle samples; these catch what it counts as running.
@@ -461,11 +464,13 @@ def run_burst(config: PipelineConfig, targets: list[Target], writes: int, timeou
                  {w.target.name: w.at for w in watchers if w.at is not None})
 
 
-def idle_rate(pipeline: Pipeline, seconds: float = 3.0) -> float:
-    """CPU seconds per second of all pipeline processes together, at rest."""
-    before = sum(pipeline.cpu().values())
+def idle_rate(pipeline: Pipeline, servers: dict[str, int], seconds: float = IDLE_S) -> tuple[float, dict[str, float]]:
+    """CPU seconds per second at rest: of all pipeline processes together, and of each server
+    (`servers`: name -> pid; the broker answers every consumer's empty long-polls)."""
+    before, servers_before = sum(pipeline.cpu().values()), {name: cpu_seconds(pid) for name, pid in servers.items()}
     time.sleep(seconds)
-    return (sum(pipeline.cpu().values()) - before) / seconds
+    pipeline_rate = (sum(pipeline.cpu().values()) - before) / seconds
+    return pipeline_rate, {name: (cpu_seconds(pid) - servers_before[name]) / seconds for name, pid in servers.items()}
 
 
 def wait_idle(pipeline: Pipeline, rest_rate: float, timeout_s: float = 120.0) -> dict[str, float]:
@@ -574,18 +579,17 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
             behind = pipeline.behind_source()   # each sink's last batch of the steady load
             progress(f"  cdcsync_sink_seconds_behind_source after it: {behind}")
 
-            rest = idle_rate(pipeline)
-            progress(f"pipeline at rest: {rest * 1e6:,.0f} CPU µs/s")
+            server_pids = {**run.server_pids(), "replica/mariadbd": replica.pid}
+            rest, servers_rest = idle_rate(pipeline, server_pids)
+            progress(f"at rest: pipeline {rest * 1e6:,.0f} CPU µs/s, broker {servers_rest.get('broker', 0) * 1e6:,.0f}")
             profiles = Profiles(args.profile, pipeline.pids) if args.profile else None
-            servers_before = {name: cpu_seconds(pid) for name, pid in {**run.server_pids(),
-                                                                       "replica/mariadbd": replica.pid}.items()}
+            servers_before = {name: cpu_seconds(pid) for name, pid in server_pids.items()}
             before = pipeline.cpu()
             if profiles is not None:
                 profiles.start()
             burst = run_burst(config, targets, args.burst, timeout_s=max(300.0, args.burst / 50))
             after = wait_idle(pipeline, rest)
-            servers_after = {name: cpu_seconds(pid) for name, pid in {**run.server_pids(),
-                                                                      "replica/mariadbd": replica.pid}.items()}
+            servers_after = {name: cpu_seconds(pid) for name, pid in server_pids.items()}
             profile = profiles.stop() if profiles is not None else None
             profiles = None
             replica.check()
@@ -619,6 +623,8 @@ def e2e(args: argparse.Namespace) -> list[dict[str, Any]]:
         "events_per_s": round(burst.writes / (regions_done - burst.first_at)),
         "cpu_us_per_write": cpu, "server_cpu_us_per_write": servers,
         "idle_cpu_us_per_s": round(rest * 1e6),
+        "server_idle_cpu_us_per_s": {**{name: round(rate * 1e6) for name, rate in servers_rest.items()},
+                                     "total": round(sum(servers_rest.values()) * 1e6)},
         "latency": {"rate_per_s": args.rate, "seconds": args.seconds, "poll_ms": POLL_S * 1000, **latency},
         "behind_source_s_after_latency": behind,
         "goals": goals(catchup_s=region_catchup, burst_tps=burst.writes / burst.seconds,

@@ -16,9 +16,21 @@ from schemas.config import KafkaConfig
 log = logging.getLogger(__name__)
 
 
+# Defaults for latency (docs/performance.md, "Defaults for latency"); `kafka.extra` overrides each.
+# Every client: a small request is sent at once, not held back by Nagle's algorithm until the
+# previous one is acknowledged.
+CLIENT_DEFAULTS: dict[str, object] = {"socket.nagle.disable": True}
+# The sinks' consumers. A fetch that finds nothing waits at the broker up to `fetch.wait.max.ms`
+# (librdkafka's default 500), and the sandbox broker (Tansu 0.6) answers only after sleeping out that
+# wait, so it bounds the delay of every hop: 100 ms is ~50 ms per hop on average, for ~5 empty
+# fetches per second per consumer at rest (50: ~25 ms, but twice the broker's idle CPU and a
+# third more pipeline CPU per write; measured in docs/performance.md).
+CONSUMER_DEFAULTS: dict[str, object] = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 1}
+
+
 def client_settings(kafka: KafkaConfig) -> dict[str, object]:
     """librdkafka settings common to every client: bootstrap plus the pass-through extras."""
-    return kafka.client_settings()
+    return {**CLIENT_DEFAULTS, **kafka.client_settings()}
 
 
 # How long a streaming component waits for an absent broker to create a topic: as long as a publish

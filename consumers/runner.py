@@ -1,5 +1,13 @@
 """The sink loop: consume a batch, apply it, then commit its offsets. Nothing else commits.
 
+Offsets are committed after the batch that reached them is applied, never before, and at most
+every `commit_interval_ms` while records keep coming (0: after every batch): a commit is a
+round trip to the broker and its work there, paid per batch when the batches are small. They
+are committed at once when the source has nothing more waiting, inside the revoke callback, and
+on the way out of `run` (a stop, or an error after earlier batches were applied). A crash in
+between replays at most that interval's batches, which the sinks skip (docs/apply.md, "At least
+once, applied once").
+
 A batch is applied as soon as the source has nothing more waiting (after `batch_linger_ms`, 0 by
 default), at `batch_max_events` events, or `batch_max_ms` after its first event while records keep
 arriving: under load the batches grow by themselves (what arrives while one applies is the next),
@@ -50,7 +58,8 @@ class Sink(Protocol):
 
 class SinkRunner:
     def __init__(self, *, source: Source, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
-                 batch_max_events: int, batch_max_ms: int, batch_linger_ms: int = 0) -> None:
+                 batch_max_events: int, batch_max_ms: int, batch_linger_ms: int = 0,
+                 commit_interval_ms: int = 0) -> None:
         gc_tuning.for_batches()     # a batch of decoded events is many young objects (consumers/gc_tuning.py)
         self.source = source
         self.sink = sink
@@ -59,7 +68,11 @@ class SinkRunner:
         self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_ms / 1000
         self.batch_linger_s = batch_linger_ms / 1000
+        self.commit_interval_s = commit_interval_ms / 1000
         self._pending: list[SourceRecord] = []
+        # Per partition, the last record applied whose offset is not committed yet.
+        self._uncommitted: dict[tuple[str, int], SourceRecord] = {}
+        self._commit_due = 0.0
         self._stop = False
         self.batches = 0
         self.health: HealthState | None = None   # set by the command that serves /healthz
@@ -73,6 +86,7 @@ class SinkRunner:
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         self.flush()
+        self.commit_applied()     # before the partitions move: their next owner starts after it
         if self.holds is not None:
             self.holds.forget(partitions)
 
@@ -102,6 +116,10 @@ class SinkRunner:
                     next_lag = time.monotonic() + 5.0
             self.flush()
         finally:
+            try:
+                self.commit_applied()    # what earlier batches applied, whatever stopped this one
+            except Exception as err:     # a replay of them is harmless; the first error is the story
+                log.warning("offset commit on the way out failed (%s); the next owner will replay", err)
             self.source.close()      # no LeaveGroup: the others take over when its session times out
             self.sink.close()
 
@@ -114,7 +132,7 @@ class SinkRunner:
         while not self._stop and len(self._pending) < self.batch_max_events:
             now = time.monotonic()
             if not self._pending:
-                timeout = 0.25
+                timeout = 0.0 if self._uncommitted else 0.25   # nothing waiting: commit first
             else:
                 if deadline is None:
                     deadline = now + self.batch_max_s
@@ -127,6 +145,9 @@ class SinkRunner:
                 dry_since = None
             elif self._pending and dry_since is None:
                 dry_since = now
+            elif not self._pending and self._uncommitted:
+                self.commit_applied()      # caught up: the applied offsets go out now, then wait
+                continue
             self._pending.extend(records)
             if not self._pending:
                 # Idle (or a revoke flushed what we had): back to `run`, which beats /healthz and
@@ -159,7 +180,12 @@ class SinkRunner:
             if new:
                 self.source.hold(new)
             records = [r for r in records if not self.holds.held(r)]   # applied again after the release
-        self.source.commit(records)
+        for r in records:
+            self._uncommitted[(r.topic, r.partition)] = r     # offset order per partition: the last wins
+        now = time.monotonic()
+        if now >= self._commit_due:
+            self.commit_applied()
+            self._commit_due = now + self.commit_interval_s
         self.behind_source.applied(records)
         if self.dead_letters.limit is not None:
             self.dead_letters.limit.end()
@@ -170,6 +196,17 @@ class SinkRunner:
         self.metrics.batch(self.sink.name, len(records))
         self.batches += 1
         return len(records)
+
+    def commit_applied(self) -> None:
+        """Commit the offsets after the last applied record of each partition this member still
+        holds (a lost partition's next owner replays from its last commit, harmlessly)."""
+        if not self._uncommitted:
+            return
+        assigned = self.source.assigned
+        last, self._uncommitted = self._uncommitted, {}
+        held = [r for r in last.values() if TopicPartition(r.topic, r.partition) in assigned]
+        if held:
+            self.source.commit(held)
 
     def _report_lag(self) -> None:
         try:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
+from common.kafka import CONSUMER_DEFAULTS
 from common.kafka_link import KafkaLinkWatch
 from consumers.records import SourceRecord, TopicPartition
 from schemas import messages
@@ -37,6 +38,7 @@ class KafkaSource:
         from that topic (None: it applies it). A change whose headers name its origin is then
         handed over undecoded, as `SourceRecord.discarded`: a mesh sink's echoes cost no decoding."""
         self._consumer: Consumer | None = Consumer({
+            **CONSUMER_DEFAULTS,        # the fast fetch (common/kafka.py); `kafka.extra` in `settings` wins
             **settings,
             "group.id": group_id,
             "enable.auto.commit": False,

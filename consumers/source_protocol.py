@@ -53,6 +53,8 @@ __all__ = ["Source"]
 
 
 class Source(Protocol):
+    assigned: set[TopicPartition]   # the partitions this member holds now (the runner commits only these)
+
     def consume(self, max_messages: int, timeout_s: float) -> list[SourceRecord]:
         """Up to `max_messages` records, waiting up to `timeout_s`; runs the revoke callback first
         when a rebalance takes partitions away."""

@@ -77,7 +77,7 @@ class AckTracker:
 class Publisher:
     """An idempotent Kafka producer (`enable.idempotence`, `acks=all`) feeding an AckTracker."""
 
-    def __init__(self, kafka: KafkaConfig, *, linger_ms: int = 20, max_in_flight: int = 100_000,
+    def __init__(self, kafka: KafkaConfig, *, linger_ms: int = 5, max_in_flight: int = 100_000,
                  on_error: Callable[[str], None] | None = None) -> None:
         settings = {
             **client_settings(kafka),

@@ -28,6 +28,7 @@ from common.table_catalog import json_columns
 from producers import preflight, snapshot
 from producers.binlog import stream as binlog_stream
 from producers.capture import Capture, StreamInterrupted
+from producers.checkpoint_writer import CheckpointWriter
 from producers.fence import ProducerFence
 from producers.metrics import ProducerMetrics
 from producers.publisher import Publisher
@@ -206,39 +207,55 @@ class ProducerService:
             position = capture.sealed
         publisher.flush()
         final = checkpointer.save()
+        checkpointer.close()
         log.info("region %s: stopped at %s", self.region.name, final.describe())
 
 
 class Checkpointer:
-    """Writes the acknowledged position to the store at most every `interval_s`."""
+    """Writes the acknowledged position to the store at most every `interval_s`, on the writer's
+    thread (producers/checkpoint_writer.py): the capture thread only reads the acknowledgements."""
 
     def __init__(self, store: FileCheckpointStore, publisher: Publisher, metrics: ProducerMetrics, region: str,
                  saved: BinlogPosition, interval_s: float, health: HealthState | None = None) -> None:
         self.store, self.publisher, self.metrics, self.region = store, publisher, metrics, region
         self.health = health
-        self.saved = saved
+        self.saved = saved            # durable in the file (set by the writer thread)
+        self._submitted = saved       # handed to the writer
         self.interval_s = interval_s
         self._due = time.monotonic() + interval_s
+        self.writer = CheckpointWriter(store, self._saved)
+
+    def _saved(self, position: BinlogPosition) -> None:
+        self.metrics.checkpointed(self.region, position.pos)
+        self.saved = position
 
     def maybe(self) -> bool:
-        """Cheap when not due; when due, serves delivery callbacks, saves any progress and returns True."""
+        """Cheap when not due; when due, serves delivery callbacks, hands any progress to the writer
+        and returns True."""
         if time.monotonic() < self._due:
             return False
         self.publisher.poll(0)
-        self.save()
+        self._submit()
         if self.health is not None:
             self.health.beat()   # the loop turns: heartbeats keep it turning on an idle binlog
         self._due = time.monotonic() + self.interval_s
         return True
 
-    def save(self) -> BinlogPosition:
+    def _submit(self) -> None:
         acked = self.publisher.tracker.acked_position()
-        if acked is not None and acked != self.saved:
-            self.store.save(acked)
-            self.metrics.checkpointed(self.region, acked.pos)
-            self.saved = acked
+        if acked is not None and acked != self._submitted:
+            self.writer.submit(acked)
+            self._submitted = acked
             log_context.set_position(acked.describe())
+
+    def save(self) -> BinlogPosition:
+        """Write the acknowledged position now and wait until it is durable (on stop)."""
+        self._submit()
+        self.writer.drain()
         return self.saved
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def pump(stream: Any, capture: Capture, checkpointer: Checkpointer, metrics: ProducerMetrics, region: str,

@@ -171,7 +171,9 @@ class ProducerConfig(_Frozen):
         5.0, gt=0, description="A transaction still open after this long logs its progress (rows so far, table, "
         "GTID, published, awaiting the broker), and again every as long."
     )
-    linger_ms: int = Field(20, ge=0, description="librdkafka `linger.ms` for change events.")
+    linger_ms: int = Field(5, ge=0, description="librdkafka `linger.ms` for change events: how long a change may "
+                                                "wait to share a request with the next ones. Each hop of a lone "
+                                                "change waits this long (docs/performance.md).")
     max_in_flight_events: int = Field(
         100_000, ge=1000, description="Unacknowledged events before the reader waits for the broker (backpressure)."
     )
@@ -189,6 +191,12 @@ class SinkConfig(_Frozen):
                                                       "without waiting and batches grow with the load.")
     session_timeout_ms: int = Field(
         6000, ge=1000, description="Kafka consumer-group session timeout; a dead member's partitions move after it."
+    )
+    commit_interval_ms: int = Field(
+        1000, ge=0, description="While events keep coming, applied offsets are committed at most this often (ms; "
+                                "0: after every batch); always at once when nothing more is waiting, on a "
+                                "rebalance and on stop. A crash replays at most this long's batches, which "
+                                "the sink skips as applied (docs/performance.md)."
     )
     retry_max_attempts: int = Field(8, ge=1, description="Attempts for a transient database or Redis error.")
     retry_base_ms: int = Field(50, ge=1, description="First retry delay; doubles each attempt, with full jitter.")

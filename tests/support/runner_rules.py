@@ -279,7 +279,7 @@ class RunnerRules:
 
     def member(self, backend: Backend, journal: Journal, group: str, topic: str, who: str, *,
                batch_max_events: int = 1000, batch_max_ms: int = 200, batch_linger_ms: int | None = None,
-               sink_fails: bool = False,
+               sink_fails: bool = False, commit_interval_ms: int = 0,
                dead_letters: Any = None, max_consecutive_dead_letters: int = 0) -> Member:
         runner_box: list[SinkRunner] = []
 
@@ -296,7 +296,8 @@ class RunnerRules:
                             metrics=SinkMetrics("eu", CollectorRegistry()),
                             batch_max_events=batch_max_events, batch_max_ms=batch_max_ms,
                             # These rules hold a batch open for its window unless they say otherwise.
-                            batch_linger_ms=batch_max_ms if batch_linger_ms is None else batch_linger_ms)
+                            batch_linger_ms=batch_max_ms if batch_linger_ms is None else batch_linger_ms,
+                            commit_interval_ms=commit_interval_ms)
         runner_box.append(runner)
         return Member(runner, source, sink, dead_letters)
 
