@@ -25,7 +25,8 @@ clock, as JSON) is how the decision reaches the binlog; the producer publishes i
 this region (producers/capture.py). Keyed by the source record, so a retried batch writes it once.
 
 `conflict_log`: one row per conflict resolution (and per operator override), written by the
-database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
+database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`
+(`column_sources`: a column-lww resolution's column -> `local`/`remote`, JSON);
 version images are JSON text. Never replicated (the producer publishes nothing of `meta_db` but
 the clocks it attaches to events).
 """
@@ -96,6 +97,7 @@ def ddl(meta_db: str) -> list[str]:
             source_gtid VARCHAR(128) NULL,
             local_gtid TEXT NULL,
             overrides BIGINT NULL,
+            column_sources TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
             PRIMARY KEY (id),
             KEY by_time (logged_at_us),
             KEY by_row (db, tbl, pk_hash, logged_at_us)
@@ -128,11 +130,14 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
         clock_columns = {row[0] for row in cur.fetchall()}
         has_heads, has_deltas = "heads" in clock_columns, "delta_seen" in clock_columns
         has_stamps = "col_stamps" in clock_columns
+        cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND COLUMN_NAME = 'column_sources'", (meta_db, CONFLICT_LOG))
+        has_sources = cur.fetchone() is not None
         cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                     "AND COLUMN_NAME IN ('source_epoch', 'source_topic_id')", (meta_db, APPLY_MARKER))
         present = {row[0] for row in cur.fetchall()}
         missing = [c for c in _MARKER_INCARNATION if c not in present]
-        if set(TABLES) <= tables and has_heads and has_deltas and has_stamps and not missing:
+        if set(TABLES) <= tables and has_heads and has_deltas and has_stamps and has_sources and not missing:
             return
         for statement in ddl(meta_db):
             cur.execute(statement)
@@ -145,6 +150,9 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
         if ROW_CLOCKS in tables and not has_stamps:   # row_clocks created before column-lww existed
             cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN col_stamps MEDIUMTEXT CHARACTER SET "
                         f"utf8mb4 COLLATE utf8mb4_bin NULL AFTER delta_seen")
+        if CONFLICT_LOG in tables and not has_sources:   # conflict_log created before column-lww existed
+            cur.execute(f"ALTER TABLE `{meta_db}`.`{CONFLICT_LOG}` ADD COLUMN column_sources TEXT CHARACTER SET utf8mb4 "
+                        f"COLLATE utf8mb4_bin NULL AFTER overrides")
         if APPLY_MARKER in tables:   # apply_marker created before epochs and topic ids
             for column in missing:
                 cur.execute(f"ALTER TABLE `{meta_db}`.`{APPLY_MARKER}` ADD COLUMN {column} VARCHAR(64) NULL "
