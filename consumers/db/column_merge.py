@@ -174,5 +174,18 @@ def merge(state: ColumnState, local: Mapping[str, Any] | None, run: list[ChangeE
     return Merged(None, state, taken)
 
 
-__all__ = ["ColumnState", "ColumnStampsError", "LOWEST", "Merged", "Stamp", "changed_columns", "merge",
+def local_write(state: ColumnState, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
+                stamp: Stamp) -> ColumnState:
+    """The stamps after a local write stamped `stamp` (above every stamp of the row), as the clock
+    triggers keep them: an insert stamps every column, an update the columns it changed, a delete the
+    row. For writes made with the triggers off (`cdcsync verify --repair`, `conflicts resolve`)."""
+    if after is None:
+        return ColumnState(dict(state.columns), state.inserted, stamp, {})
+    if before is None:
+        return ColumnState({}, stamp, state.deleted, {})
+    changed = {c: stamp for c, v in after.items() if c not in before or before[c] != v}
+    return ColumnState({**state.columns, **changed}, state.inserted, state.deleted, dict(state.ghost))
+
+
+__all__ = ["ColumnState", "ColumnStampsError", "LOWEST", "Merged", "Stamp", "changed_columns", "local_write", "merge",
            "parse_state", "state_json", "write_stamp"]

@@ -325,3 +325,12 @@ def test_a_dominated_write_still_sets_its_columns_and_a_replay_is_skipped() -> N
     assert plan.clock.clock == local.clock and plan.conflict is None
     replay = _plan(RowVersion(dict(ROW, a=2, b="y"), local.clock, "us"), plan.clock.stamps, [eu])
     assert replay.action is Action.SKIP and replay.write is None and replay.clock is None
+
+
+def test_a_write_made_with_the_triggers_off_is_stamped_as_the_triggers_would() -> None:
+    from consumers.db.column_merge import local_write
+    state = ColumnState({"a": (9, "us")}, (5, "eu"), None, {})
+    assert local_write(state, ROW, dict(ROW, b="r"), (20, "ap")) == ColumnState({"a": (9, "us"), "b": (20, "ap")},
+                                                                                 (5, "eu"))
+    assert local_write(state, None, ROW, (20, "ap")) == ColumnState({}, (20, "ap"))
+    assert local_write(state, ROW, None, (20, "ap")).deleted == (20, "ap")
