@@ -25,11 +25,20 @@ counters are NOT carried over: a counter counts writes to one key, and carrying 
 old key would claim the new key had seen eu's 4th write of the NEW key, so a concurrent eu write
 there would be taken as already seen and dropped with no conflict (found by the checker, seed 47). The database sink
 sets `@cdcsync_applying = 1`, so its writes skip the triggers; it writes the clock row itself.
+
+Tables whose strategy is `column-lww` (`column_stamps=True`) also keep `row_clocks.col_stamps`, the
+per-column write stamps consumers/db/column_merge.py merges by, as one `JSON_MERGE_PATCH` per write:
+INSERT sets the insert stamp `i` = [hlc_us, region] (which stamps every column) and drops the column
+entries and the ghost values; UPDATE sets `c.<column>` = [hlc_us, region] for the columns it changed
+(the same byte comparison as `changed_condition`); DELETE sets the delete stamp `d`. The stamp's
+hlc_us is the one this upsert writes: MariaDB evaluates ON DUPLICATE KEY UPDATE assignments left to
+right, so `col_stamps` (assigned last) reads the new `hlc_us`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +51,7 @@ PREFIX = "cdcsync_"
 SUFFIXES = {"INSERT": "ai", "UPDATE": "au", "DELETE": "ad", "BEFORE DELETE": "bd"}
 # The three clock triggers every clocked table has (only FK parents also get `bd`, a cascade trigger).
 CLOCK_EVENTS = ("INSERT", "UPDATE", "DELETE")
+HLC = "\0hlc\0"             # placeholder of the new hlc_us in a col_stamps patch (no identifier holds NUL)
 NOW_US = "now_us"            # set by CLOCK_READING at the top of every trigger body
 CLOCK_DECLARE = "DECLARE now_us BIGINT;\n  DECLARE saved_tz VARCHAR(64);"
 # Only the reading of the clock runs under UTC, so nothing that can fail leaves the writer's session
@@ -92,19 +102,55 @@ def trigger_name(table: str, event: str) -> str:
     return f"{PREFIX}{table[:44]}_{digest}_{suffix}"
 
 
-def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: int, ident: str | None = None) -> str:
+def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: int, ident: str | None = None,
+            stamps: str | None = None) -> str:
     """Upsert of one key's clock: its counters with `region` + 1, hlc after both old and now.
-    `ident` is the key's identity (hashed), `key` its text (shown in `pk`, the latest spelling)."""
+    `ident` is the key's identity (hashed), `key` its text (shown in `pk`, the latest spelling).
+    `stamps`: an SQL expression of the `col_stamps` JSON merge patch of this write, in which `HLC`
+    stands for the row's new hlc_us (column-lww tables only)."""
     ident = ident or key
     path = literal(f'$."{region}"')
     r = literal(region)
+    columns, values, assign = "", "", ""
+    if stamps is not None:
+        columns = ", col_stamps"
+        values = f", JSON_MERGE_PATCH('{{}}', {stamps.replace(HLC, NOW_US)})"   # a patch's NULLs drop keys
+        # Last, so `hlc_us` here is the value just assigned (left-to-right evaluation).
+        assign = f", col_stamps = JSON_MERGE_PATCH(COALESCE(col_stamps, '{{}}'), {stamps.replace(HLC, 'hlc_us')})"
     return (f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-            f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin) VALUES "
+            f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin{columns}) VALUES "
             f"({literal(db)}, {literal(table)}, UNHEX(SHA2({ident}, 256)), {key}, JSON_OBJECT({r}, 1), {NOW_US}, "
-            f"{deleted}, {r}) ON DUPLICATE KEY UPDATE "
+            f"{deleted}, {r}{values}) ON DUPLICATE KEY UPDATE "
             f"counters = JSON_SET(counters, {path}, CAST(COALESCE(JSON_VALUE(counters, {path}), 0) AS SIGNED) + 1), "
             f"hlc_us = GREATEST(hlc_us + 1, VALUES(hlc_us)), deleted = {deleted}, origin = VALUES(origin), heads = NULL, "
-            f"pk = VALUES(pk)")
+            f"pk = VALUES(pk){assign}")
+
+
+def _stamp(region: str) -> str:
+    """JSON `[hlc, "region"]` of this write, `HLC` left for `_upsert` to fill."""
+    return f"JSON_ARRAY({HLC}, {literal(region)})"
+
+
+def insert_stamps(region: str) -> str:
+    """The col_stamps patch of an insert: its stamp stamps every column, so the column entries and
+    the ghost values (a tombstone's) go."""
+    return f"JSON_OBJECT('i', {_stamp(region)}, 'c', NULL, 'g', NULL)"
+
+
+def delete_stamps(region: str) -> str:
+    """The col_stamps patch of a delete: the delete stamp; the ghost values go (every column's stamp
+    is below this delete's, so none of them can show again)."""
+    return f"JSON_OBJECT('d', {_stamp(region)}, 'g', NULL)"
+
+
+def update_stamps(columns: Sequence[tuple[str, str]], region: str) -> str:
+    """The col_stamps patch of an update: `c.<column>` = this write's stamp for every column whose
+    stored value changed. Built as text (one CONCAT_WS over the columns, NULL for an unchanged one)
+    so the trigger runs one JSON function, whatever the number of columns."""
+    stamp = literal(f',{json.dumps(region)}]')
+    parts = [f"IF({_same(c, t)}, NULL, CONCAT({literal(json.dumps(c) + ':[')}, {HLC}, {stamp}))"
+             for c, t in columns]
+    return "CONCAT('{\"c\":{', CONCAT_WS(',', " + ", ".join(parts) + "), '}}')"
 
 
 def _same(column: str, data_type: str) -> str:
@@ -131,27 +177,31 @@ def changed_condition(columns: Sequence[tuple[str, str]]) -> str:
 
 
 def triggers(*, meta_db: str, db: str, table: str, pk: Sequence[tuple[str, ...]], region: str,
-             columns: Sequence[tuple[str, str]]) -> list[Trigger]:
+             columns: Sequence[tuple[str, str]], column_stamps: bool = False) -> list[Trigger]:
     """The three triggers of `db.table`, whose primary key is `pk` ((column, COLUMN_TYPE[, COLLATION_NAME])
     in key order), for `region`; `columns` are all the table's columns, (name, DATA_TYPE) (the UPDATE trigger ticks only when one
-    changes). Keys are hashed by their identity (text folded by collation, schemas/key_fold.py)."""
+    changes). Keys are hashed by their identity (text folded by collation, schemas/key_fold.py).
+    `column_stamps`: also keep the per-column stamps (`row_clocks.col_stamps`) of a `column-lww` table."""
     keys = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in pk]
     new, old = sql_key_expression([c[:2] for c in keys], "NEW"), sql_key_expression([c[:2] for c in keys], "OLD")
     new_id, old_id = sql_key_identity(keys, "NEW"), sql_key_identity(keys, "OLD")
     guard = f"IF COALESCE({APPLYING}, 0) = 0 THEN"
+    inserted = insert_stamps(region) if column_stamps else None
+    removed = delete_stamps(region) if column_stamps else None
+    updated = update_stamps(columns, region) if column_stamps else None
 
     insert = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
-              f"    {_upsert(meta_db, db, table, new, region, 0, new_id)};\n  END IF;\nEND")
+              f"    {_upsert(meta_db, db, table, new, region, 0, new_id, inserted)};\n  END IF;\nEND")
     delete = (f"BEGIN\n  {CLOCK_DECLARE}\n  {guard}\n    {CLOCK_READING}\n"
-              f"    {_upsert(meta_db, db, table, old, region, 1, old_id)};\n  END IF;\nEND")
+              f"    {_upsert(meta_db, db, table, old, region, 1, old_id, removed)};\n  END IF;\nEND")
     update = (f"BEGIN\n  {CLOCK_DECLARE}\n"
               f"  IF COALESCE({APPLYING}, 0) = 0 AND {changed_condition(columns)} THEN\n    {CLOCK_READING}\n"
               # Bytes, as the key hash sees them: a case-only change of a `_bin` key is a key change.
               f"    IF CAST({old_id} AS BINARY) = CAST({new_id} AS BINARY) THEN\n"
-              f"      {_upsert(meta_db, db, table, new, region, 0, new_id)};\n"
+              f"      {_upsert(meta_db, db, table, new, region, 0, new_id, updated)};\n"
               f"    ELSE\n"
-              f"      {_upsert(meta_db, db, table, old, region, 1, old_id)};\n"
-              f"      {_upsert(meta_db, db, table, new, region, 0, new_id)};\n"
+              f"      {_upsert(meta_db, db, table, old, region, 1, old_id, removed)};\n"
+              f"      {_upsert(meta_db, db, table, new, region, 0, new_id, inserted)};\n"
               f"    END IF;\n  END IF;\nEND")
     bodies = {"INSERT": insert, "UPDATE": update, "DELETE": delete}
     return [Trigger(trigger_name(table, event), event, db, table, body) for event, body in bodies.items()]

@@ -14,7 +14,9 @@ tombstone. `heads` (JSON, NULL for a plain write) holds the concurrent versions 
 stands for, for strategies whose order does not follow causality (region-priority, custom); a local
 write dominates them all and clears it. `delta_seen` (JSON origin -> counter, NULL for tables without
 delta columns) is the frontier of the versions whose deltas the row counts, written by the database
-sink only (consumers/db/delta_merge.py); the triggers leave it alone. See docs/clocks.md.
+sink only (consumers/db/delta_merge.py); the triggers leave it alone. `col_stamps` (JSON, NULL for tables
+whose strategy is not column-lww) holds the per-column write stamps of a column-lww row, written by its
+triggers (common/clock_triggers.py) and the database sink (consumers/db/column_merge.py). See docs/clocks.md.
 
 `published_deletes`: a delete the database sink decided and every region must apply, written in the
 sink's transaction: a remote version that lost its secondary UNIQUE value (consumers/db/unique_keys.py).
@@ -27,7 +29,8 @@ hold its next event yet (consumers/db/schema_waits.py): the table, the source re
 the held offset, why and since when. Deleted when the sink resumes; `cdcsync status` shows them.
 
 `conflict_log`: one row per conflict resolution (and per operator override), written by the
-database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`;
+database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`
+(`column_sources`: a column-lww resolution's column -> `local`/`remote`, JSON);
 version images are JSON text. Never replicated (the producer publishes nothing of `meta_db` but
 the clocks it attaches to events).
 """
@@ -74,6 +77,7 @@ def ddl(meta_db: str) -> list[str]:
             origin VARCHAR(32) NOT NULL,
             heads MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
             delta_seen TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+            col_stamps MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
             updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
             PRIMARY KEY (db, tbl, pk_hash)
         ) ENGINE=InnoDB""",
@@ -98,6 +102,7 @@ def ddl(meta_db: str) -> list[str]:
             source_gtid VARCHAR(128) NULL,
             local_gtid TEXT NULL,
             overrides BIGINT NULL,
+            column_sources TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
             PRIMARY KEY (id),
             KEY by_time (logged_at_us),
             KEY by_row (db, tbl, pk_hash, logged_at_us)
@@ -137,14 +142,18 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
         cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (meta_db,))
         tables = {row[0] for row in cur.fetchall()}
         cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-                    "AND COLUMN_NAME IN ('heads', 'delta_seen')", (meta_db, ROW_CLOCKS))
+                    "AND COLUMN_NAME IN ('heads', 'delta_seen', 'col_stamps')", (meta_db, ROW_CLOCKS))
         clock_columns = {row[0] for row in cur.fetchall()}
         has_heads, has_deltas = "heads" in clock_columns, "delta_seen" in clock_columns
+        has_stamps = "col_stamps" in clock_columns
+        cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "AND COLUMN_NAME = 'column_sources'", (meta_db, CONFLICT_LOG))
+        has_sources = cur.fetchone() is not None
         cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                     "AND COLUMN_NAME IN ('source_epoch', 'source_topic_id')", (meta_db, APPLY_MARKER))
         present = {row[0] for row in cur.fetchall()}
         missing = [c for c in _MARKER_INCARNATION if c not in present]
-        if set(TABLES) <= tables and has_heads and has_deltas and not missing:
+        if set(TABLES) <= tables and has_heads and has_deltas and has_stamps and has_sources and not missing:
             return
         for statement in ddl(meta_db):
             cur.execute(statement)
@@ -154,6 +163,12 @@ def ensure(conn: pymysql.Connection, meta_db: str) -> None:
         if ROW_CLOCKS in tables and not has_deltas:   # row_clocks created before delta columns existed
             cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN delta_seen TEXT CHARACTER SET utf8mb4 "
                         f"COLLATE utf8mb4_bin NULL AFTER heads")
+        if ROW_CLOCKS in tables and not has_stamps:   # row_clocks created before column-lww existed
+            cur.execute(f"ALTER TABLE `{meta_db}`.`{ROW_CLOCKS}` ADD COLUMN col_stamps MEDIUMTEXT CHARACTER SET "
+                        f"utf8mb4 COLLATE utf8mb4_bin NULL AFTER delta_seen")
+        if CONFLICT_LOG in tables and not has_sources:   # conflict_log created before column-lww existed
+            cur.execute(f"ALTER TABLE `{meta_db}`.`{CONFLICT_LOG}` ADD COLUMN column_sources TEXT CHARACTER SET utf8mb4 "
+                        f"COLLATE utf8mb4_bin NULL AFTER overrides")
         if APPLY_MARKER in tables:   # apply_marker created before epochs and topic ids
             for column in missing:
                 cur.execute(f"ALTER TABLE `{meta_db}`.`{APPLY_MARKER}` ADD COLUMN {column} VARCHAR(64) NULL "

@@ -231,9 +231,10 @@ class TableConfig(_Frozen):
         "hash", description="Cache value: a Redis hash of column -> JSON value, or one JSON document (`_json`)."
     )
     cache_ttl_s: int | None = Field(None, ge=1, description="TTL of cached rows; unset keeps them until deleted.")
-    conflict_strategy: Literal["lww", "region-priority", "custom"] = Field(
-        "lww", description="How concurrent versions of a row are resolved: `lww`, `region-priority` or `custom`; "
-                           "see docs/conflicts.md."
+    conflict_strategy: Literal["lww", "region-priority", "custom", "column-lww"] = Field(
+        "lww", description="How concurrent versions of a row are resolved: `lww`, `region-priority`, `custom`, or "
+                           "`column-lww` (per column: concurrent changes of different columns both survive; mesh "
+                           "topology only, not with `delta_columns`); see docs/conflicts.md."
     )
     region_priority: tuple[str, ...] = Field(
         (), description="Regions, highest priority first, for `region-priority` (all regions, each once)."
@@ -257,8 +258,8 @@ class TableConfig(_Frozen):
     def _offered(cls, value: Any) -> Any:
         # Refused by name, not as a typo: it was once planned, so a config may ask for it; say why not.
         if value == "column-merge":
-            raise ValueError(f"{value!r} is not offered: it needs per-column write stamps that the clock triggers "
-                             "do not record (see docs/conflicts.md); use lww, region-priority or custom")
+            raise ValueError(f"{value!r} is not offered under that name: per-column last-writer-wins is "
+                             "'column-lww' (see docs/conflicts.md)")
         return value
 
     @model_validator(mode="after")
@@ -273,6 +274,13 @@ class TableConfig(_Frozen):
             raise ValueError(f"region_priority lists a region twice: {list(self.region_priority)}")
         if len(set(self.delta_columns)) != len(self.delta_columns) or not all(self.delta_columns):
             raise ValueError(f"delta_columns must name distinct columns: {list(self.delta_columns)}")
+        if self.conflict_strategy == "column-lww" and self.delta_columns:
+            # The per-column stamps decide a column's value by the max-stamped write; a counter sums every
+            # write. Both on one row would need the delta frontier and the stamps to agree on deletes and
+            # re-inserts, which is not designed (docs/conflicts.md, "column-lww").
+            raise ValueError("conflict_strategy 'column-lww' does not combine with delta_columns (a column is "
+                             "either the last write's value or a sum of every write's delta; the two are not "
+                             "designed together): use lww with delta_columns, or column-lww without")
         return self
 
 
@@ -417,6 +425,11 @@ class PipelineConfig(_Frozen):
                 # A hub's applied delta is published without a clock, which its spokes would apply again.
                 raise ValueError(f'tables."{key}".delta_columns: offered in a mesh topology only '
                                  f"(topology.mode is {self.topology.mode!r}); see docs/conflicts.md")
+            if table.conflict_strategy == "column-lww" and self.topology.mode != "mesh":
+                # Merged per write: each region must receive every region's own writes from their origin,
+                # and a star hub's applied merge is published without the writes it merged.
+                raise ValueError(f'tables."{key}".conflict_strategy: \'column-lww\' is offered in a mesh topology '
+                                 f"only (topology.mode is {self.topology.mode!r}); see docs/conflicts.md")
         return self
 
     def sources_of(self, region: str) -> tuple[str, ...]:

@@ -52,3 +52,6 @@ class ConflictRecord(BaseModel):
     source_gtid: str | None = Field(None, description="GTID of the remote version's transaction in its origin.")
     local_gtid: str | None = Field(None, description="GTID state of this region when it decided (gtid_binlog_pos).")
     overrides: int | None = Field(None, description="For an override: the id of the record it settles.")
+    columns: dict[str, str] | None = Field(
+        None, description="column-lww: each column the remote version changed -> the version whose value the "
+                          "result holds (`remote` or `local`); None for whole-row strategies.")

@@ -133,7 +133,8 @@ def wanted_triggers(config: PipelineConfig, region: str, conn: pymysql.Connectio
             refused.append(str(err))
             continue
         wanted.extend(triggers(meta_db=config.meta_db, db=db, table=table, pk=pk, region=region,
-                               columns=columns[(db, table)]))
+                               columns=columns[(db, table)],
+                               column_stamps=config.table(db, table).conflict_strategy == "column-lww"))
     if not foreign_keys:
         return wanted, warnings, refused
     selected = set(tables)

@@ -42,6 +42,8 @@ from common.mysql import connect
 from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import is_mariadb, snapshot_columns
 from consumers.db import conflict_log, dialect as db_dialect
+from consumers.db.column_merge import local_write, parse_state, state_json
+from consumers.db.column_planning import read_states
 from consumers.db.local_versions import ClockRow, write_clocks
 from consumers.db import session_setup
 from consumers.db.params import param_converter
@@ -285,8 +287,14 @@ def _write_dominating(config: PipelineConfig, conn: pymysql.Connection, target: 
                 if other != target:
                     joined = joined.merge(_region_clock(config, other, record, key))
             clock = joined.increment(target, time.time_ns() // 1000)
+            stamps = None
+            if config.table(record.db, record.table).conflict_strategy == "column-lww":
+                # Stamped as the triggers would stamp this write (the other regions merge it by them).
+                text = read_states(cur, config.meta_db, record.db, record.table, [key]).get(key_hash(key))
+                stamps = state_json(local_write(parse_state(text), before, values, (clock.hlc_us, target)))
             _write(cur, name, where, key_params, record.pk, values, types, exists=before is not None)
-            write_clocks(cur, config.meta_db, [ClockRow(record.db, record.table, key, clock, values is None, target)])
+            write_clocks(cur, config.meta_db, [ClockRow(record.db, record.table, key, clock, values is None, target,
+                                                        stamps=stamps)])
             after = _read(cur, encoder, record)
             result = _version(after, _clock_row(cur, config.meta_db, record.db, record.table, key), target)
             _check_dominates(result, record)

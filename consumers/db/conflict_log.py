@@ -24,7 +24,7 @@ from schemas.row_clock_key import key_hash
 
 _COLUMNS = ("id", "kind", "logged_at_us", "region", "db", "tbl", "pk", "strategy", "winner", "local_version",
             "remote_version", "result_version", "losers", "source_topic", "source_partition", "source_offset",
-            "source_gtid", "local_gtid", "overrides")
+            "source_gtid", "local_gtid", "overrides", "column_sources")
 
 
 class StatsRow(NamedTuple):
@@ -48,19 +48,19 @@ def insert(cur: pymysql.cursors.Cursor, meta_db: str, record: ConflictRecord, *,
     cur.execute(
         f"INSERT INTO {_table(meta_db)} (kind, logged_at_us, region, db, tbl, pk, pk_hash, strategy, winner, "
         "local_version, remote_version, result_version, losers, source_topic, source_partition, source_offset, "
-        "source_gtid, local_gtid, overrides) VALUES "
-        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "source_gtid, local_gtid, overrides, column_sources) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (record.kind, record.logged_at_us, record.region, record.db, record.table, orjson.dumps(record.pk).decode(),
          key_hash(key), record.strategy, record.winner, _version_json(record.local), _version_json(record.remote),
          _version_json(record.result), orjson.dumps([v.model_dump(mode="json") for v in record.losers]).decode(),
          record.source_topic, record.source_partition, record.source_offset, record.source_gtid,
-         record.local_gtid, record.overrides))
+         record.local_gtid, record.overrides, None if record.columns is None else orjson.dumps(record.columns).decode()))
     return int(cur.lastrowid)
 
 
 def _record(row: tuple[Any, ...]) -> ConflictRecord:
     (id_, kind, logged_at_us, region, db, tbl, pk, strategy, winner, local, remote, result, losers, topic,
-     partition, offset, source_gtid, local_gtid, overrides) = row
+     partition, offset, source_gtid, local_gtid, overrides, columns) = row
     return ConflictRecord(
         id=int(id_), kind=kind, logged_at_us=int(logged_at_us), region=region, db=db, table=tbl,
         pk=orjson.loads(pk), strategy=strategy, winner=winner,
@@ -68,7 +68,7 @@ def _record(row: tuple[Any, ...]) -> ConflictRecord:
         remote=VersionImage.model_validate_json(remote), result=VersionImage.model_validate_json(result),
         losers=[VersionImage.model_validate(v) for v in orjson.loads(losers)],
         source_topic=topic, source_partition=partition, source_offset=offset, source_gtid=source_gtid,
-        local_gtid=local_gtid, overrides=overrides)
+        local_gtid=local_gtid, overrides=overrides, columns=None if columns is None else orjson.loads(columns))
 
 
 def _split_table(table: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from common.snapshot_encoding import SnapshotEncoder
 from common.table_catalog import snapshot_columns
 from consumers.db import dialect as db_dialect
 from consumers.db.clock_skew import check_skew
-from consumers.db import delta_planning
+from consumers.db import column_planning, delta_planning
 from consumers.db.delta_merge import DeltaColumns
 from consumers.db.resolution import Action, Decision, Strategy
 from consumers.records import SourceRecord
@@ -51,6 +51,7 @@ class ClockRow:
     heads: str | None = None       # JSON, see heads_json
     text: str | None = None        # row_clocks.pk: the key text of the version written (None: `key`)
     deltas: str | None = None      # row_clocks.delta_seen (consumers/db/delta_merge.py); None keeps it
+    stamps: str | None = None      # row_clocks.col_stamps (consumers/db/column_merge.py); None keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,18 +195,21 @@ def lock_clocks(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str,
 def write_clocks(cur: pymysql.cursors.Cursor, meta_db: str, rows: list[ClockRow]) -> None:
     if not rows:
         return
-    deltas = any(r.deltas is not None for r in rows)   # tables with delta columns only: no cost elsewhere
-    one = "(%s, %s, %s, %s, %s, %s, %s, %s, %s" + (", %s)" if deltas else ")")
+    # Tables with delta columns or column-lww only: no cost elsewhere.
+    extra = [name for name, present in (("delta_seen", any(r.deltas is not None for r in rows)),
+                                        ("col_stamps", any(r.stamps is not None for r in rows))) if present]
+    one = "(" + ", ".join(["%s"] * (9 + len(extra))) + ")"
     params: list[Any] = []
     for r in rows:
         params += [r.db, r.table, key_hash(r.key), r.text or r.key, orjson.dumps(r.clock.counters).decode(), r.clock.hlc_us,
-                   1 if r.deleted else 0, r.origin, r.heads] + ([r.deltas] if deltas else [])
+                   1 if r.deleted else 0, r.origin, r.heads]
+        params += [r.deltas if name == "delta_seen" else r.stamps for name in extra]
     cur.execute(f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-                f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin, heads{', delta_seen' if deltas else ''}) "
+                f"(db, tbl, pk_hash, pk, counters, hlc_us, deleted, origin, heads{''.join(', ' + n for n in extra)}) "
                 f"VALUES {', '.join([one] * len(rows))} "
                 f"ON DUPLICATE KEY UPDATE counters = VALUES(counters), hlc_us = VALUES(hlc_us), "
                 f"deleted = VALUES(deleted), origin = VALUES(origin), heads = VALUES(heads), pk = VALUES(pk)"
-                + (", delta_seen = COALESCE(VALUES(delta_seen), delta_seen)" if deltas else ""), params)
+                + "".join(f", {n} = COALESCE(VALUES({n}), {n})" for n in extra), params)
 
 
 class ClockedPlanner:
@@ -214,18 +218,20 @@ class ClockedPlanner:
     def __init__(self, *, region: str, flavor: str, meta_db: str, strategy: Callable[[str, str], Strategy],
                  decide: Callable[[RowVersion | None, RowVersion, Strategy], Decision],
                  converted: Converted, max_skew_ms: int | None = None,
-                 deltas: Callable[[str, str], DeltaColumns | None] = lambda db, table: None) -> None:
+                 deltas: Callable[[str, str], DeltaColumns | None] = lambda db, table: None,
+                 column_lww: Callable[[str, str], bool] = lambda db, table: False) -> None:
         self.region, self.flavor, self.meta_db = region, flavor, meta_db
         self._max_skew_ms = max_skew_ms
         self._strategy, self._decide, self._converted = strategy, decide, converted
         self._deltas = deltas
+        self._column_lww = column_lww
         self._encoders = TableEncoders()
 
     def plan(self, conn: pymysql.Connection, cur: pymysql.cursors.Cursor,
              records: list[SourceRecord], runs: dict[tuple[str, bytes | None], list[SourceRecord]] | None = None
              ) -> list[Planned]:
         """One `Planned` per record, in order. Records without a clock are written as they come.
-        `runs`: for tables with delta columns, every record of the batch a record stands for
+        `runs`: for tables with delta columns or column-lww, every record of the batch a record stands for
         (by topic and Kafka key, consumers/db/delta_merge.key_runs); without it, the record alone."""
         by_table: dict[tuple[str, str], list[int]] = {}
         planned: list[Planned | None] = []
@@ -276,6 +282,9 @@ class ClockedPlanner:
         deltas = self._deltas(db, table)
         frontiers = delta_planning.read_frontiers(cur, self.meta_db, db, table, [k for _, k in known]) \
             if deltas is not None and known else {}
+        per_column = self._column_lww(db, table)
+        stamps = column_planning.read_states(cur, self.meta_db, db, table, [k for _, k in known]) \
+            if per_column and known else {}
         for i, record, key in zip(indexes, records, keys):
             if key is None:   # a key this table does not have (schema drift): applied as it comes
                 planned[i] = Planned(record, record)
@@ -288,6 +297,12 @@ class ClockedPlanner:
                 local = RowVersion(values, clock, origin, siblings=heads)
             remote = remote_version(record.event)  # type: ignore[arg-type]
             decision = self._decide(local, remote, strategy)
+            if per_column:
+                planned[i] = column_planning.planned(
+                    record=record, run=(runs or {}).get((record.topic, record.key), [record]), local=local,
+                    decision=decision, stamps=stamps.get(key_hash(key)),
+                    plan=lambda r, d, key=key: self._planned(r, key, d), rewrite=rewritten)
+                continue
             if deltas is None:
                 planned[i] = self._planned(record, key, decision)
                 continue

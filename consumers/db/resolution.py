@@ -10,7 +10,8 @@ what the database and cache sinks call for each incoming row change (docs/confli
 
 Every offered strategy (`lww`, `region-priority`, `custom`) gives every region that has seen the same
 set of versions the same result, whatever the delivery order; the property tests in
-tests/unit/test_resolution.py check that. `column-merge` is not offered (docs/conflicts.md).
+tests/unit/test_resolution.py check that. `column-lww` decides the clock here like `lww`; its values are
+merged per column by consumers/db/column_merge.py (docs/conflicts.md).
 """
 
 from __future__ import annotations
@@ -209,6 +210,13 @@ class Custom:
         return resolved, tuple(h for h in heads if h.values != acc.values and h not in already_lost)
 
 
+class ColumnLww(Lww):
+    """`column-lww`: the clock decision and a whole-row fallback as `lww`; the database sink merges the
+    values per column from the versions' per-column stamps (consumers/db/column_merge.py)."""
+
+    name = "column-lww"
+
+
 LWW = Lww()
 
 
@@ -233,6 +241,8 @@ def strategy_for(table: TableConfig, name: str = "<db>.<table>") -> Strategy:
     """The strategy a table's config asks for; `name` is its `db.table` key, for error messages."""
     if table.conflict_strategy == "lww":
         return LWW
+    if table.conflict_strategy == "column-lww":
+        return ColumnLww()
     if table.conflict_strategy == "region-priority":
         return RegionPriority(table.region_priority)
     key = f'tables."{name}".custom_resolver'
@@ -254,5 +264,5 @@ def decide(local: RowVersion | None, remote: RowVersion, strategy: Strategy = LW
     return Decision(Action.RESOLVED, resolved, local, remote, strategy.name, losers)
 
 
-__all__ = ["Action", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "ResolverError", "Strategy",
+__all__ = ["Action", "ColumnLww", "Custom", "Decision", "LWW", "Lww", "RegionPriority", "ResolverError", "Strategy",
            "check_resolved", "decide", "load_resolver", "lww_key", "strategy_for"]

@@ -166,8 +166,10 @@ class DatabaseSink:
         self._planner = ClockedPlanner(region=self.region.name, flavor=self.region.mysql.flavor,
                                        meta_db=config.meta_db, strategy=self._strategy,
                                        decide=decide, converted=_converted,
-                                       max_skew_ms=self.region.sink.max_clock_skew_ms, deltas=self._delta_columns)
-        self._has_deltas = any(t.delta_columns for t in config.tables.values())
+                                       max_skew_ms=self.region.sink.max_clock_skew_ms, deltas=self._delta_columns,
+                                       column_lww=self._column_lww)
+        # Delta columns and column-lww merge every version of a key, not only a batch's last one.
+        self._has_deltas = any(t.delta_columns or t.conflict_strategy == "column-lww" for t in config.tables.values())
         self.waits: SchemaWaits | None = None
         if sink.schema_mismatch == "wait":
             self.waits = SchemaWaits(region=self.region.name, meta_db=config.meta_db, prefix=config.prefix,
@@ -182,6 +184,9 @@ class DatabaseSink:
     def _delta_columns(self, db: str, table: str) -> DeltaColumns | None:
         columns = self.config.table(db, table).delta_columns
         return DeltaColumns(f"{db}.{table}", columns) if columns else None
+
+    def _column_lww(self, db: str, table: str) -> bool:
+        return self.config.table(db, table).conflict_strategy == "column-lww"
 
     def _strategy(self, db: str, table: str) -> Any:
         strategy = self._strategies.get((db, table))
@@ -399,7 +404,7 @@ class DatabaseSink:
             metadata_tables.write_markers(cur, meta, new_markers)   # first: loop prevention needs it
             if self.forwarder is not None:   # a star hub: every version reaches the spokes, acknowledged first
                 self.forwarder.forward([r for r in fresh if r.event.vclock is not None])  # type: ignore[union-attr]
-            runs = key_runs(fresh) if self._has_deltas else None   # delta columns count every version of a key
+            runs = key_runs(fresh) if self._has_deltas else None   # every version of a key: delta, column-lww
             plans = self._decide_unique(conn, cur, self._planner.plan(conn, cur, _last_per_key(fresh), runs))
             skipped = sum(1 for p in plans if p.action is Action.SKIP)
             letters = (self._apply_isolated(cur, plans, wait=self.waits is not None) if isolate

@@ -19,7 +19,7 @@ KW = dict(meta_db="cdcsync", db="shop", table="orders", pk=[("id", "int(11)"), (
 # Functions the bodies may call: each exists in MariaDB 10.11 and in MySQL >= 8.0.21 (JSON_VALUE).
 PORTABLE = {"CONCAT", "CHAR_LENGTH", "CONVERT", "CAST", "LOWER", "HEX", "UNHEX", "SHA2", "JSON_OBJECT", "JSON_SET",
             "JSON_VALUE", "JSON_MERGE_PATCH", "COALESCE", "GREATEST", "IF", "UNIX_TIMESTAMP", "NOW", "VALUES",
-            "SYSDATE", "TIMESTAMPDIFF"}
+            "SYSDATE", "TIMESTAMPDIFF", "JSON_ARRAY", "CONCAT_WS"}
 KEYWORDS = {"IN", "INTO", "AND", "OR", "ON", "THEN", "ELSE", "SIGNED", "CHAR", "BIGINT", "TEXT", "VARCHAR", "NOT"}
 
 
@@ -44,9 +44,10 @@ def test_unknown_flavor_is_refused() -> None:
         triggers(**KW)[0].create("postgres")
 
 
+@pytest.mark.parametrize("stamps", [False, True])
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_bodies_call_only_functions_both_servers_have(index: int) -> None:
-    body = triggers(**KW)[index].body
+def test_bodies_call_only_functions_both_servers_have(index: int, stamps: bool) -> None:
+    body = triggers(**KW, column_stamps=stamps)[index].body
     called = {name.upper() for name in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", body)}
     assert called - KEYWORDS <= PORTABLE, called - KEYWORDS - PORTABLE
     assert "OR REPLACE" not in body and "RETURNING" not in body
@@ -138,3 +139,19 @@ def test_update_trigger_ticks_only_when_a_column_changes_byte_wise() -> None:
     assert all(f"OLD.`{c}`" in update for c, _ in COLUMNS)   # every column is compared
     with pytest.raises(ValueError):
         changed_condition([])
+
+
+def test_column_stamps_only_on_tables_that_ask_and_per_changed_column() -> None:
+    plain = triggers(**KW)
+    stamped = triggers(**KW, column_stamps=True)
+    assert not any("col_stamps" in t.body for t in plain)
+    insert, update, delete = (t.body for t in stamped)
+    assert "JSON_OBJECT('i', JSON_ARRAY(hlc_us, 'eu'), 'c', NULL, 'g', NULL)" in insert
+    assert "JSON_OBJECT('d', JSON_ARRAY(hlc_us, 'eu'), 'g', NULL)" in delete
+    # One stamp per column, each under the column's own comparison; the new hlc_us (assigned before).
+    for column, same in [("price", "OLD.`price` <=> NEW.`price`"),
+                         ("at", "UNIX_TIMESTAMP(OLD.`at`) <=> UNIX_TIMESTAMP(NEW.`at`)")]:
+        assert f"IF({same}, NULL, CONCAT('\"{column}\":[', hlc_us, ',\"eu\"]'))" in update
+    assert update.index("hlc_us = GREATEST") < update.index("col_stamps = JSON_MERGE_PATCH")
+    # A key change: the old key's tombstone gets the delete stamp, the new key the insert stamp.
+    assert "JSON_OBJECT('d', JSON_ARRAY(hlc_us, 'eu'), 'g', NULL)" in update and "JSON_OBJECT('i'," in update

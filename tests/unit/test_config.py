@@ -47,9 +47,19 @@ def test_column_merge_is_refused_with_the_key_and_the_reason() -> None:
         parse_config(minimal(tables={"shop.t": {"conflict_strategy": "column-merge"}}))
     heading, line = str(err.value).splitlines()         # one line, after "invalid config:"
     assert heading == "invalid config:"
-    assert line == ('  tables."shop.t".conflict_strategy: \'column-merge\' is not offered: it needs per-column '
-                    "write stamps that the clock triggers do not record (see docs/conflicts.md); "
-                    "use lww, region-priority or custom")
+    assert line == ('  tables."shop.t".conflict_strategy: \'column-merge\' is not offered under that name: '
+                    "per-column last-writer-wins is 'column-lww' (see docs/conflicts.md)")
+
+
+def test_column_lww_is_offered_in_a_mesh_without_delta_columns() -> None:
+    config = parse_config(minimal(tables={"shop.t": {"conflict_strategy": "column-lww"}}))
+    assert config.table("shop", "t").conflict_strategy == "column-lww"
+    with pytest.raises(ConfigError, match="does not combine with delta_columns"):
+        parse_config(minimal(tables={"shop.t": {"conflict_strategy": "column-lww", "delta_columns": ["n"]}}))
+    star = minimal(tables={"shop.t": {"conflict_strategy": "column-lww"}})
+    star["topology"] = {"mode": "star", "hub": "eu"}
+    with pytest.raises(ConfigError, match="'column-lww' is offered in a mesh topology only"):
+        parse_config(star)
 
 
 def test_conflict_strategy_defaults_and_settings() -> None:

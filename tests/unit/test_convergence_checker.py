@@ -224,3 +224,40 @@ def test_delta_columns_must_add_up_and_are_left_out_of_the_write_accounting() ->
     history.maybe.append(Ack("eu", 1, 9, "delta", "stock", (1,), None, None, delta={"qty": 3}))
     final.rows[key] = {"id": 1, "qty": 2, "v": "w"}            # -1 + 3 of a commit of unknown outcome
     assert delta_sums(history, [final], {"stock": ("qty",)}) == []
+
+
+# --- column-lww ------------------------------------------------------------------------------------
+
+def test_column_lww_rows_are_each_columns_max_stamped_write_and_left_out_of_the_write_accounting() -> None:
+    from tests.support.convergence.checker import column_values, unaccounted
+    key = ("cols", (1,))
+    row = {"id": 1, "a": "i", "b": "i", "n": 0}
+    history = History()
+    insert = Ack("eu", 0, 1, "columns", "cols", (1,), row, VectorClock(counters={"eu": 1}, hlc_us=10),
+                 columns=("insert", ("id", "a", "b", "n")))
+    a = Ack("eu", 0, 2, "columns", "cols", (1,), dict(row, a="eu"), VectorClock(counters={"eu": 2}, hlc_us=20),
+            columns=("update", ("a",)))
+    b = Ack("us", 0, 1, "columns", "cols", (1,), dict(row, b="us"), VectorClock(counters={"eu": 1, "us": 1},
+                                                                                hlc_us=21), columns=("update", ("b",)))
+    a2 = Ack("us", 0, 2, "columns", "cols", (1,), dict(row, a="us", b="us"),
+             VectorClock(counters={"eu": 1, "us": 2}, hlc_us=19), columns=("update", ("a",)))
+    history.record([insert, a, b, a2])
+    final = RegionState("eu")
+    final.rows[key] = {"id": 1, "a": "eu", "b": "us", "n": 0}     # a: eu's (20) beats us's (19)
+    final.row_clock[key] = VectorClock(counters={"eu": 2, "us": 2}, hlc_us=21)
+    assert column_values(history, [final], ("cols",)) == []
+    assert unaccounted(history, [final], per_column=("cols",)) == []
+    assert {p.kind for p in unaccounted(history, [final])} == {"write lost"}   # the row is no single write
+    final.rows[key] = {"id": 1, "a": "us", "b": "us", "n": 0}
+    assert [p.kind for p in column_values(history, [final], ("cols",))] == ["column value"]
+    # A delete stamped after the insert removes the row, whatever updates came later.
+    history.record([Ack("ap", 0, 1, "columns", "cols", (1,), None, VectorClock(counters={"eu": 1, "ap": 1},
+                                                                               hlc_us=15), columns=("delete", ()))])
+    del final.rows[key]
+    assert column_values(history, [final], ("cols",)) == []
+
+
+def test_the_columns_shape_writes_the_column_lww_table() -> None:
+    txns = [t for i in range(30) for t in SHAPES["columns"](random.Random(i), ClientContext("eu", 0, SharedPool()))]
+    assert {t.touches[0].table for t in txns} == {"cols"}
+    assert {t.statements[0].sql.split()[0] for t in txns} == {"UPDATE", "INSERT", "DELETE"}

@@ -33,7 +33,7 @@ from schemas.position import BinlogPosition
 
 Progress = Callable[[str, int, int], None]   # (label, done, estimated total)
 
-_CLOCK_COLUMNS = ("db", "tbl", "pk_hash", "pk", "counters", "hlc_us", "deleted", "origin", "heads", "delta_seen",
+_CLOCK_COLUMNS = ("db", "tbl", "pk_hash", "pk", "counters", "hlc_us", "deleted", "origin", "heads", "delta_seen", "col_stamps",
                   "updated_at")
 
 

@@ -13,6 +13,10 @@
      and a clock that dominates its clock (a delete: a losing tombstone whose clock dominates the
      delete's). Not for a row whose key the server generated (AUTO_INCREMENT): two regions
      generating one id is a collision, never a conflict the application made.
+   Not for a column-lww table (schema.COLUMN_LWW in a mesh), whose rows are merged per column:
+   there each final row is the one the acknowledged writes define (`column_values`): present when
+   its last insert is stamped after its last delete, each column the value of its max-stamped
+   acknowledged write, a stamp being the write's (hlc_us, region).
 4. Every dead letter is explained: replayed, or its version is dominated, in every region, by the
    key's final clock (a later version replaced it everywhere, so nothing is missing).
 """
@@ -31,7 +35,7 @@ from tests.support.convergence.schema import TABLES, key_text
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    kind: str                     # rows differ | cache differs | write lost | dead letter | pipeline
+    kind: str                     # rows differ | cache differs | write lost | column value | dead letter | pipeline
     key: TableKey | None
     detail: str
 
@@ -133,8 +137,56 @@ def delta_sums(history: History, states: list[RegionState], delta: dict[str, tup
     return problems
 
 
+Stamp = tuple[int, str]
+
+
+def column_model(acks: list[Ack]) -> dict[str, Any] | None:
+    """The row a column-lww key's writes define (consumers/db/column_merge.py): present when the
+    greatest insert stamp is above the greatest delete stamp; each column the value of the
+    max-stamped write that changed it."""
+    inserted: Stamp | None = None
+    deleted: Stamp | None = None
+    best: dict[str, tuple[Stamp, Any]] = {}
+    for ack in acks:
+        if ack.columns is None or ack.clock is None:
+            continue
+        op, changed = ack.columns
+        stamp = (ack.clock.hlc_us, ack.region)
+        if op == "delete":
+            deleted = stamp if deleted is None else max(deleted, stamp)
+            continue
+        if op == "insert":
+            inserted = stamp if inserted is None else max(inserted, stamp)
+        for column in changed:
+            if column not in best or stamp > best[column][0]:
+                best[column] = (stamp, ack.values[column])   # type: ignore[index]
+    if inserted is None or (deleted is not None and deleted > inserted):
+        return None
+    return {c: v for c, (_, v) in best.items()}
+
+
+def column_values(history: History, states: list[RegionState], tables: tuple[str, ...]) -> list[Problem]:
+    """Every row of a column-lww table is the one its acknowledged writes define (`column_model`). A
+    commit of unknown outcome may or may not count: any subset of those (up to 4) is accepted."""
+    problems = []
+    final = states[0]
+    maybe = history.maybe_by_key()
+    by_key = history.by_key()
+    keys = {k for k in by_key if k[0] in tables} | {k for k in final.rows if k[0] in tables}
+    for key in sorted(keys, key=repr):
+        acks = by_key.get(key, [])
+        unsure = [a for a in maybe.get(key, []) if a.columns is not None][:4]
+        possible = [column_model(acks + [a for i, a in enumerate(unsure) if mask >> i & 1])
+                    for mask in range(2 ** len(unsure))]
+        row = final.rows.get(key)
+        if row not in possible:
+            problems.append(Problem("column value", key, f"{final.region}: {row}, the acknowledged writes define "
+                                                         f"{possible[0]} ({len(acks)} writes)"))
+    return problems
+
+
 def unaccounted(history: History, states: list[RegionState],
-                delta: dict[str, tuple[str, ...]] | None = None) -> list[Problem]:
+                delta: dict[str, tuple[str, ...]] | None = None, per_column: tuple[str, ...] = ()) -> list[Problem]:
     """Checked against the first region's final state (the others are compared with it above)."""
     final = states[0]
     losers: dict[TableKey, list[Loser]] = defaultdict(list)
@@ -144,6 +196,8 @@ def unaccounted(history: History, states: list[RegionState],
     problems = []
     maybe = history.maybe_by_key()
     for key, acks in sorted(history.by_key().items(), key=lambda kv: repr(kv[0])):
+        if key[0] in per_column:
+            continue      # merged per column: `column_values`
         for ack in acks:
             how = accounted(ack, acks, final, losers.get(key, []), maybe.get(key, []), delta)
             if how is None:
@@ -176,11 +230,13 @@ def unexplained_dead_letters(states: list[RegionState]) -> list[Problem]:
     return problems
 
 
-def check(history: History, states: list[RegionState],
-          delta: dict[str, tuple[str, ...]] | None = None) -> list[Problem]:
-    """`delta`: the tables configured with delta columns (schema.DELTA_COLUMNS in a mesh)."""
-    return [*compare_databases(states), *compare_caches(states), *unaccounted(history, states, delta),
-            *delta_sums(history, states, delta or {}), *unexplained_dead_letters(states)]
+def check(history: History, states: list[RegionState], delta: dict[str, tuple[str, ...]] | None = None,
+          per_column: tuple[str, ...] = ()) -> list[Problem]:
+    """`delta`: the tables configured with delta columns (schema.DELTA_COLUMNS in a mesh);
+    `per_column`: the tables configured with column-lww (schema.COLUMN_LWW in a mesh)."""
+    return [*compare_databases(states), *compare_caches(states), *unaccounted(history, states, delta, per_column),
+            *delta_sums(history, states, delta or {}), *column_values(history, states, per_column),
+            *unexplained_dead_letters(states)]
 
 
 def _clock(clock: Any) -> str:

@@ -38,6 +38,8 @@ class Ack:
     clock: VectorClock | None         # None: no row_clocks row (a table without triggers)
     generated_key: bool = False       # inserted with an id the server chose (AUTO_INCREMENT)
     delta: dict[str, int] | None = None   # delta columns: after - before of an update (schema.DELTA_COLUMNS)
+    # column-lww tables (schema.COLUMN_LWW): the write's op (insert, update, delete) and the columns it changed
+    columns: tuple[str, tuple[str, ...]] | None = None
 
     def describe(self) -> str:
         clock = "no clock" if self.clock is None else f"{self.clock.counters} hlc={self.clock.hlc_us}"

@@ -33,7 +33,7 @@ from tests.support.convergence.history import History
 from tests.support.convergence.nemesis import Fault, Nemesis
 from tests.support.convergence.region_cut import BrokerFront, RegionCutter
 from tests.support.convergence.report import failure_report
-from tests.support.convergence.schema import DELTA_COLUMNS, STOCK_KEYS, create_statements
+from tests.support.convergence.schema import COLUMN_LWW, DELTA_COLUMNS, STOCK_KEYS, create_statements
 from tests.support.convergence.shapes import Statement, Touch, Txn, kv_touch
 from tests.support.convergence.workload import PAUSE_MS, WorkloadSpec, run_txn, run_workload
 from tests.support.producer import CdcsyncProcess, ProducerProcess, SinkProcess, wait_until, write_config
@@ -95,8 +95,9 @@ def seed_config(base: PipelineConfig, seed: int, topology: str, tmp: Path) -> tu
     unique = uuid.uuid4().hex[:6]
     db = f"conv{seed}_{unique}"
     top: dict[str, Any] = {"topology": {"mode": topology, "hub": "eu" if topology == "star" else None}}
-    if topology == "mesh":   # delta columns are offered in a mesh only; in a star `stock` is plain lww
+    if topology == "mesh":   # delta columns and column-lww are offered in a mesh only; in a star, plain lww
         top["tables"] = {f"{db}.{t}": {"delta_columns": list(c)} for t, c in DELTA_COLUMNS.items()}
+        top["tables"].update({f"{db}.{t}": {"conflict_strategy": "column-lww"} for t in COLUMN_LWW})
     config = config_for_test(base, prefix=f"cv{seed}{unique}", include=[f"{db}.*"], tmp=tmp, top=top,
                              sink={"batch_max_ms": 50})
     return config, db
@@ -314,7 +315,8 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
             with connect(config, region) as conn:
                 states.append(read_region(config, region, conn, db=db))
         delta = {t: tuple(c) for t, c in DELTA_COLUMNS.items() if config.table(db, t).delta_columns}
-        result.problems[:0] = check(result.history, states, delta)
+        per_column = tuple(t for t in COLUMN_LWW if config.table(db, t).conflict_strategy == "column-lww")
+        result.problems[:0] = check(result.history, states, delta, per_column)
         if not any(p.kind in ("rows differ", "cache differs") for p in result.problems):
             verdict = verify(config, check_cache=True)
             if not verdict.ok:   # the checker saw no difference: then `cdcsync verify` must not either

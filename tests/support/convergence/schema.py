@@ -55,11 +55,17 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "CREATE TABLE {db}.uniq (id INT PRIMARY KEY, email VARCHAR(40), v VARCHAR(40), UNIQUE KEY by_email (email))"),
     Table("stock", (("id", "int"),), ("id", "qty", "v"),
           "CREATE TABLE {db}.stock (id INT PRIMARY KEY, qty INT NOT NULL, v VARCHAR(40))"),
+    Table("cols", (("id", "int"),), ("id", "a", "b", "n"),
+          "CREATE TABLE {db}.cols (id INT PRIMARY KEY, a VARCHAR(40), b VARCHAR(40), n INT)"),
 )}
 
 # Delta columns (docs/conflicts.md) in a mesh: the `delta` shape's counters, checked against the sum.
 DELTA_COLUMNS: dict[str, tuple[str, ...]] = {"stock": ("qty",)}
 STOCK_KEYS = 4          # rows the warm-up inserts (qty 0); the `delta` shape only updates them
+# conflict_strategy column-lww (docs/conflicts.md) in a mesh: the `columns` shape's table, checked per
+# column against the max-stamped acknowledged write (checker.column_values).
+COLUMN_LWW: tuple[str, ...] = ("cols",)
+COLS_KEYS = 4
 
 
 def create_statements(db: str) -> list[str]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.convergence.schema import STOCK_KEYS
+from tests.support.convergence.schema import COLS_KEYS, STOCK_KEYS
 
 Params = tuple[Any, ...]
 # A statement's parameters, or a function of the open cursor that returns them (an ORM that reads
@@ -357,6 +357,26 @@ def delta(rng: random.Random, ctx: ClientContext) -> list[Txn]:
         else:
             statements.append(Statement("UPDATE stock SET qty = qty + %s, v = %s WHERE id = %s", (d, ctx.token(), k)))
     return [Txn("delta", tuple(statements), tuple(Touch("stock", "id = %s", (k,)) for k in keys))]
+
+
+@shape("columns")
+def columns(rng: random.Random, ctx: ClientContext) -> list[Txn]:
+    """Different columns of one row written at once in several regions (column-lww in a mesh): mostly
+    one column, sometimes two, and inserts and deletes of the row."""
+    k, token = rng.randrange(COLS_KEYS), ctx.token()
+    touch = (Touch("cols", "id = %s", (k,)),)
+    pick = rng.random()
+    if pick < 0.25:
+        return one("columns", "UPDATE cols SET a = %s WHERE id = %s", (token, k), touch)
+    if pick < 0.5:
+        return one("columns", "UPDATE cols SET b = %s WHERE id = %s", (token, k), touch)
+    if pick < 0.65:
+        return one("columns", "UPDATE cols SET n = n + 1 WHERE id = %s", (k,), touch)
+    if pick < 0.75:
+        return one("columns", "UPDATE cols SET a = %s, n = n + 10 WHERE id = %s", (token, k), touch)
+    if pick < 0.9:
+        return one("columns", "INSERT INTO cols (id, a, b, n) VALUES (%s, %s, %s, 0)", (k, token, token), touch)
+    return one("columns", "DELETE FROM cols WHERE id = %s", (k,), touch)
 
 
 ALL: tuple[str, ...] = tuple(SHAPES)

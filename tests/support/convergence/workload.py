@@ -28,7 +28,7 @@ import pymysql
 import pymysql.cursors
 
 from tests.support.convergence.history import Ack, History, read_clock
-from tests.support.convergence.schema import DELTA_COLUMNS, TABLES, ModelKey
+from tests.support.convergence.schema import COLUMN_LWW, DELTA_COLUMNS, TABLES, ModelKey
 from tests.support.convergence.shapes import SHAPES, ClientContext, SharedPool, Touch, Txn
 
 RETRYABLE = {1205: "lock wait timeout", 1213: "deadlock"}
@@ -71,6 +71,16 @@ def _touched(cur: Any, touches: tuple[Touch, ...]) -> dict[tuple[str, ModelKey],
     return found
 
 
+def _columns(old: dict[str, Any] | None, row: dict[str, Any] | None) -> tuple[str, tuple[str, ...]]:
+    """What a transaction did to a column-lww row: insert (every column), update (the columns whose
+    values changed), delete."""
+    if row is None:
+        return ("delete", ())
+    if old is None:
+        return ("insert", tuple(row))
+    return ("update", tuple(c for c in row if row[c] != old.get(c)))
+
+
 def _lost(err: Exception) -> bool:
     return isinstance(err, pymysql.err.InterfaceError) or bool(err.args) and err.args[0] in CONNECTION_LOST
 
@@ -98,7 +108,8 @@ def run_txn(conn: pymysql.Connection, txn: Txn, *, region: str, client: int, num
                 delta = ({c: row[c] - old[c] for c in DELTA_COLUMNS[table_name]}
                          if table_name in DELTA_COLUMNS and row is not None and old is not None else None)
                 acks.append(Ack(region, client, number, txn.shape, table_name, key, row,
-                                read_clock(cur, meta_db, db, table, spelled), txn.generated_key, delta))
+                                read_clock(cur, meta_db, db, table, spelled), txn.generated_key, delta,
+                                _columns(old, row) if table_name in COLUMN_LWW else None))
         committing = True
         if attempted is not None:
             attempted[:] = acks
