@@ -241,3 +241,29 @@ def test_cache_rebuild_force_rewrites_rows_cached_before_a_column_was_added(sand
         with connect(config, "eu") as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")
             cur.execute(f"DELETE FROM {config.meta_db}.row_clocks WHERE db = %s", (db,))
+
+
+def test_ddl_in_a_region_that_does_not_own_the_table_is_reported(sandbox_config, unique: str, tmp_path: Path) -> None:
+    db = f"owner_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["eu", "us"], top={"tables": {f"{db}.t": {"schema_owner": "eu"}}})
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    create_database(config, ["us"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)",
+                    "CREATE TABLE {db}.free (id INT PRIMARY KEY)")
+    port = free_port()
+    producer = ProducerProcess(path, "us", tmp_path / "producer.log", "--metrics-port", str(port)).start()
+    try:
+        wait_until((tmp_path / "checkpoints" / "us" / "us.json").exists, timeout=90, what="checkpoint")
+        execute(config, "us", db, "ALTER TABLE free ADD COLUMN w INT", "ALTER TABLE t ADD COLUMN w INT")
+        wait_until(lambda: "is not replicated: its schema_owner is eu" in producer.output(), timeout=30,
+                   what="the report")
+        out = " ".join(producer.output().split())
+        assert f"DDL of {db}.t at" in out and f"DDL of {db}.free" not in out
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert f'cdcsync_producer_ddl_not_replicated_total{{region="us",table="{db}.t"}} 1.0' in metrics
+        assert producer.terminate() == 0, producer.output()
+    finally:
+        if producer.alive():
+            producer.kill9()
+        with connect(config, "us") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
