@@ -4,6 +4,6 @@ schemas/, never producers/ or cdcsync/.
 """
 
 __all__ = [
-    "cache", "db", "dlq", "dlq_limit", "gc_tuning", "memory_source", "metrics", "records", "runner", "service", "source",
+    "cache", "db", "dlq", "dlq_limit", "gc_tuning", "memory_source", "metrics", "partition_holds", "records", "runner", "service", "source",
     "source_lag", "source_protocol", "topic_ids", "unclocked_changes"
 ]

@@ -2,7 +2,8 @@
 
 Consumer groups: `<prefix>.<region>.db` reads the source regions' change topics (from the
 topology) and applies them to the region's database; `<prefix>.<region>.cache` reads the region's
-own change topics and keeps its Redis in step with its database. Start more processes with the
+own change topics and keeps its Redis in step with its database, and the region's `_schema` topic
+(it refreshes a table's cached rows after an ALTER of it). Start more processes with the
 same group to share the partitions; Kafka's group protocol is the only coordinator.
 """
 
@@ -39,6 +40,8 @@ def subscriptions(config: PipelineConfig, region: str, sink: SinkKind) -> list[t
     for source in sources:
         cluster = config.source_kafka_for(region, source)
         by_cluster.setdefault(cluster.model_dump_json(), (cluster, []))[1].append(names.change_subscription(source))
+        if sink == "cache":   # its DDL: the cache sink refreshes a table's rows after an ALTER
+            by_cluster[cluster.model_dump_json()][1].append(names.schema_subscription(source))
     return list(by_cluster.values())
 
 

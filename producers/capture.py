@@ -401,7 +401,20 @@ class Capture:
         else:
             message = messages.ddl(info, stream.log_file, stream.log_pos, db, table, query)
             self._emit(topic, key, message, self._headers_for("ddl", info.origin))
+            if table is not None:
+                self._outside_owner(db, table, stream)
         self._metrics.ddl(self._region.name)
+
+    def _outside_owner(self, db: str, table: str, stream: Any) -> None:
+        """DDL of a table whose schema another region owns: said loudly, never replicated."""
+        owner = self._config.table(db, table).schema_owner
+        if owner is None or owner == self._region.name:
+            return
+        self._metrics.ddl_outside_owner(self._region.name, f"{db}.{table}")
+        log.warning("region %s: DDL of %s.%s at %s:%d is not replicated: its schema_owner is %s. Run it in %s; "
+                    "until every region has the same schema, `cdcsync schema diff` shows the difference and the "
+                    "sinks whose target cannot hold an event wait for it (docs/schema-changes.md)",
+                    self._region.name, db, table, stream.log_file, stream.log_pos, owner, owner)
 
     # -- rows --------------------------------------------------------------------------------
     def _route(self, event: RowsEvent) -> _Route:

@@ -15,6 +15,9 @@ class ProducerMetrics:
                               ["region", "db", "table"], registry=registry)
         self.ddl_events = Counter("cdcsync_producer_ddl_events_total", "DDL and TRUNCATE statements published",
                                   ["region"], registry=registry)
+        self.ddl_not_replicated = Counter("cdcsync_producer_ddl_not_replicated_total",
+                                          "DDL of a table with a schema_owner run in another region: reported, not "
+                                          "replicated (docs/schema-changes.md)", ["region", "table"], registry=registry)
         self.errors = Counter("cdcsync_producer_errors_total", "Errors, by kind", ["region", "kind"],
                               registry=registry)
         self.lag = Gauge("cdcsync_producer_lag_seconds", "Now minus the commit time of the last event read",
@@ -48,6 +51,9 @@ class ProducerMetrics:
 
     def ddl(self, region: str) -> None:
         self.ddl_events.labels(region).inc()
+
+    def ddl_outside_owner(self, region: str, table: str) -> None:
+        self.ddl_not_replicated.labels(region, table).inc()
 
     def error(self, region: str, kind: str) -> None:
         self.errors.labels(region, kind).inc()

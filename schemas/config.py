@@ -253,6 +253,12 @@ class TableConfig(_Frozen):
                            "as unclocked. Concurrent writes to it in two regions are not detected (docs/clocks.md)."
     )
 
+    schema_owner: str | None = Field(
+        None, description="The region whose DDL of this table defines its schema (docs/schema-changes.md, "
+                          "\"Schema owner\"). DDL of the table run in another region is reported (a warning "
+                          "and `cdcsync_producer_ddl_not_replicated_total`), never replicated. Must name a region."
+    )
+
     @field_validator("conflict_strategy", mode="before")
     @classmethod
     def _offered(cls, value: Any) -> Any:
@@ -421,6 +427,9 @@ class PipelineConfig(_Frozen):
             if unknown or missing:
                 raise ValueError(f'tables."{key}".region_priority: unknown regions {unknown}, '
                                  f"regions not listed {missing}; list every region once")
+            if table.schema_owner is not None and table.schema_owner not in self.regions:
+                raise ValueError(f'tables."{key}".schema_owner: {table.schema_owner!r} is not a region '
+                                 f"(regions: {', '.join(self.regions)})")
             if table.delta_columns and self.topology.mode != "mesh":
                 # A hub's applied delta is published without a clock, which its spokes would apply again.
                 raise ValueError(f'tables."{key}".delta_columns: offered in a mesh topology only '

@@ -24,6 +24,11 @@ class TopicNames:
     def schema(self, region: str) -> str:
         return f"{self.prefix}.{region}._schema"
 
+    def schema_subscription(self, region: str) -> str:
+        """The region's `_schema` topic as a regex: subscribing to it before its first DDL created it
+        is no error (a plain topic name that does not exist yet is reported on every poll)."""
+        return "^" + self.schema(region).replace(".", r"\.") + "$"
+
     def dlq(self, region: str) -> str:
         return f"{self.prefix}.{region}.dlq"
 

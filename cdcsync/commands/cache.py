@@ -14,7 +14,10 @@ app = typer.Typer(no_args_is_help=True, help="The region caches.")
 
 @app.command("rebuild")
 def rebuild(config: Path = ConfigOption, region: str = RegionOption,
-            table: str = typer.Option(None, "--table", "-t", help="Only this `db.table`.")) -> None:
+            table: str = typer.Option(None, "--table", "-t", help="Only this `db.table`."),
+            force: bool = typer.Option(False, "--force", help="Rewrite also the cached rows whose version equals "
+                                                              "the database's (cached before a column was added or "
+                                                              "dropped); newer cached versions are still kept.")) -> None:
     """Repopulate a region's Redis from its database; safe while the cache sink runs."""
     from cdcsync.tools.cache_rebuild import rebuild_cache
 
@@ -27,7 +30,7 @@ def rebuild(config: Path = ConfigOption, region: str = RegionOption,
             bar.update(tasks[name], completed=done, total=max(total, done, 1))
 
         try:
-            written = rebuild_cache(cfg, region, table=table, progress=progress)
+            written = rebuild_cache(cfg, region, table=table, force=force, progress=progress)
         except ValueError as err:
             fail(str(err))
     for name, rows in written.items():

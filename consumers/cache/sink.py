@@ -26,11 +26,21 @@ the old history's entries: the sink logs the new epoch and counts it
 (`cdcsync_sink_source_resets_total{sink="cache"}`); flush the region's cache and run `cdcsync cache
 rebuild` (docs/apply.md, "Cache versions"). Versions with clocks are decided by the clocks and unaffected. `CacheWriter.queue_read_through` is the separate rule for a
 reader that fills the cache from the database (see its docstring).
+
+Schema changes: the sink also reads the region's `_schema` topic. After an `ALTER TABLE` of a table
+of its region, the rows it cached before have other fields than the table's rows now (a column
+added or dropped); once the batch's row changes are written it rewrites that table's cached rows
+from a consistent snapshot of the database (consumers/cache/rebuild.py with `force`: an entry
+whose clock equals the row's is rewritten too, a newer one is kept). Tombstones and absent keys are
+left alone, so the Bloom filters and the lookups' freshness proof are unaffected. The rebuild
+blocks the sink for as long as it reads the table; a failure is retried, then stops the sink with
+the DDL not committed, so it is refreshed again after the restart.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -44,13 +54,15 @@ from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord
 from schemas.cache_layout import READ_THROUGH_VERSION, cache_key, clock_json, event_key_values, row_fields
 from schemas.config import PipelineConfig, TableConfig
-from schemas.events import ChangeEvent, Op
+from schemas.events import ChangeEvent, DdlEvent, Op
 
 log = logging.getLogger(__name__)
 
 
 # KEYS[1] row key. ARGV: version, mode, ttl seconds (0 = none), clock JSON ('' = none), field, value, ...
-# mode: 'set' | 'del' (a tombstone) compare as the module docstring says; 'fill-set' | 'fill-del' are
+# mode: 'set' | 'del' (a tombstone) compare as the module docstring says; 'reset' is 'set' that also
+# rewrites an entry whose clock equals the new one (same version, other columns: a schema change);
+# 'fill-set' | 'fill-del' are
 # read-through fills: only into an absent key, or over a stored clock strictly before the new one.
 # Returns 1 when written, 0 when skipped.
 CAS_SCRIPT = """
@@ -80,7 +92,7 @@ else
   local newer = false
   if clock and ARGV[4] ~= '' then
     local o = order(cjson.decode(ARGV[4]), cjson.decode(clock))
-    if o == 'after' then newer = true elseif o ~= 'concurrent' then return 0 end
+    if o == 'after' or (mode == 'reset' and o == 'equal') then newer = true elseif o ~= 'concurrent' then return 0 end
   end
   if not newer and current and current >= ARGV[1] then return 0 end
 end
@@ -113,9 +125,10 @@ class CacheWriter:
         self._cas = self.client.register_script(CAS_SCRIPT)
 
     def queue_set(self, pipe: Any, key: str, version: str, row: dict[str, Any], table: TableConfig,
-                  counters: Mapping[str, int] | None = None) -> None:
-        self._cas(keys=[key], args=[version, "set", table.cache_ttl_s or 0, clock_json(counters),
-                                    *row_fields(row, table)], client=pipe)
+                  counters: Mapping[str, int] | None = None, *, reset: bool = False) -> None:
+        """`reset`: also over an entry with an equal clock (the same version with other columns)."""
+        self._cas(keys=[key], args=[version, "reset" if reset else "set", table.cache_ttl_s or 0,
+                                    clock_json(counters), *row_fields(row, table)], client=pipe)
 
     def queue_delete(self, pipe: Any, key: str, version: str, counters: Mapping[str, int] | None = None) -> None:
         self._cas(keys=[key], args=[version, "del", self.config.cache_tombstone_ttl_s, clock_json(counters)],
@@ -169,9 +182,15 @@ class CacheSink:
 
     def write_batch(self, records: list[SourceRecord]) -> None:
         latest: dict[str, ChangeEvent] = {}
+        altered: list[str] = []   # `db.table` of the batch's ALTER TABLEs of this region
         skipped = {"not_a_row_change": 0, "forwarded": 0}   # counted once per batch: a metric per event costs
         for record in records:  # one key is always on one partition, so this order is its order
             event = record.event
+            if isinstance(event, DdlEvent) and _alters_columns(event) and event.region == self.region:
+                name = f"{event.db}.{event.table}"
+                if name not in altered:
+                    altered.append(name)
+                continue
             if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
                 skipped["not_a_row_change"] += 1
                 continue
@@ -185,8 +204,23 @@ class CacheSink:
         for reason, count in skipped.items():
             if count:
                 self.metrics.skipped(self.name, reason, count)
-        if not latest:
-            return
+        if latest:
+            self._write_latest(latest)
+        for table in altered:
+            self._refresh(table)
+
+    def _refresh(self, table: str) -> None:
+        """Rewrite the table's cached rows from the database after an ALTER of it (module docstring)."""
+        from common.retry import is_transient
+        from consumers.cache.rebuild import rebuild_cache
+
+        started = time.perf_counter()
+        written = self.retry.run(lambda: rebuild_cache(self.config, self.region, table=table, force=True),
+                                 transient=lambda e: is_transient(e) or _transient(e))
+        log.info("%s: altered; rewrote its %d cached rows from the database in %.1fs", table,
+                 sum(written.values()), time.perf_counter() - started)
+
+    def _write_latest(self, latest: dict[str, ChangeEvent]) -> None:
         started = time.perf_counter()
         results = self.retry.run(lambda: self._write(latest), transient=_transient)
         self.last_written = sum(1 for r in results if r == 1)
@@ -225,3 +259,12 @@ class CacheSink:
 
 def _transient(err: BaseException) -> bool:
     return isinstance(err, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError))
+
+
+def _alters_columns(event: DdlEvent) -> bool:
+    """An ALTER TABLE (whatever it changes: a column added, dropped, renamed or retyped changes
+    the cached fields or their values' form; an index alone costs one needless refresh)."""
+    return event.table is not None and _ALTER.match(event.statement) is not None
+
+
+_ALTER = re.compile(r"\s*(?:/\*.*?\*/\s*)*ALTER\s", re.IGNORECASE | re.DOTALL)

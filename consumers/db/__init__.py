@@ -1,9 +1,10 @@
 """The database wing: applying change events to a peer database (sink, planner, conflict
 resolution, unique keys, forwarding, the conflict log, the SQL dialect, parameter conversion and
-the session setup of a writing session).
+the session setup of a writing session, waiting for a target's schema and regenerating a table's
+clock triggers after it changed).
 """
 
 __all__ = [
     "clock_skew", "conflict_log", "conflict_publisher", "dialect", "forwarder", "local_versions", "params",
-    "replays", "resolution", "session_setup", "sink", "unique_keys"
+    "replays", "resolution", "schema_waits", "session_setup", "sink", "trigger_refresh", "unique_keys"
 ]

@@ -94,6 +94,13 @@ class SchemaWaits:
         self.holds.on_forget = self._forgotten
         self._why: dict[TopicPartition, tuple[frozenset[str], dict[str, str]]] = {}   # missing columns, shape
 
+    def fits_cached(self, event: ChangeEvent) -> bool:
+        """The fast path, no server read: a delete, or an image whose columns the cached list has."""
+        if event.op is Op.DELETE or not event.after:
+            return True
+        columns = self.columns.cached(event.db, event.table)
+        return columns is not None and event.after.keys() <= columns.keys()
+
     def missing_columns(self, event: ChangeEvent) -> frozenset[str]:
         """The columns of an upsert's image the target table lacks (none for a delete, or when the
         target has no such table: that is a missing table, dead-lettered). Reads the server only

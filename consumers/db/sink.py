@@ -265,7 +265,7 @@ class DatabaseSink:
                 if self._relayed_state(source, event):
                     skipped["relayed_state"] += 1
                     continue
-                if holds is not None:
+                if holds is not None and not self.waits.fits_cached(event):  # type: ignore[union-attr]
                     missing = self.retry.run(lambda event=event: self.waits.missing_columns(event))  # type: ignore[union-attr]
                     if missing:
                         self.waits.wait(record, f"unknown column {', '.join(sorted(missing))}",  # type: ignore[union-attr]

@@ -30,6 +30,7 @@ from schemas.codec import encode
 from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import CreatingTopicIds
+from tests.support.verify import assert_verified
 from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
@@ -106,6 +107,8 @@ def test_alter_in_one_region_holds_the_table_in_the_other_until_it_catches_up(sa
             procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
         procs.append(SinkProcess(path, "eu", "db", tmp_path / "db-eu.log").start())
         procs.append(SinkProcess(path, "us", "db", tmp_path / "db-us.log", "--metrics-port", str(port)).start())
+        for region in config.regions:
+            procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
         execute(config, "eu", db, "INSERT INTO users VALUES (1, 'a'), (2, 'b')", "INSERT INTO notes VALUES (1, 'n1')")
         execute(config, "us", db, "INSERT INTO users VALUES (101, 'x')")
         wait_until(lambda: set(rows(config, "us", db, "users")) == set(rows(config, "eu", db, "users")) == {1, 2, 101},
@@ -139,6 +142,9 @@ def test_alter_in_one_region_holds_the_table_in_the_other_until_it_catches_up(sa
             assert trigger_states(config, "us", conn)[(db, "users")] == "current"
         init_region(config, "eu")
         assert mesh_drift(config) == ([], [])
+        # Each cache sink saw its region's ALTER on `_schema` and rewrote the rows it had cached
+        # without `phone`: caches and databases agree.
+        assert_verified(config, check_cache=True, timeout=30)
         for proc in procs:
             assert proc.terminate() == 0, proc.output()
     finally:
@@ -201,5 +207,63 @@ def test_a_value_too_long_for_the_target_waits_until_the_column_is_widened(sandb
         assert read_dead_letters(config, "us") == []
     finally:
         sink.close()
+        with connect(config, "us") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
+
+
+def test_cache_rebuild_force_rewrites_rows_cached_before_a_column_was_added(sandbox_config, unique: str,
+                                                                           tmp_path: Path) -> None:
+    from common.redis_connect import redis_client
+    from consumers.cache.rebuild import rebuild_cache
+    from schemas.cache_layout import decode_row
+
+    db = f"force_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path, regions=["eu"])
+    create_database(config, ["eu"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(8))")
+    client = redis_client(config.region("eu").redis)
+    key = f"{config.prefix}:{db}.t:[1]"
+    try:
+        init_region(config, "eu")
+        execute(config, "eu", db, "INSERT INTO t VALUES (1, 'a')")   # clocked: the trigger writes {eu: 1}
+        rebuild_cache(config, "eu")
+        assert decode_row(client.hgetall(key)) == {"id": 1, "v": "a"}
+        execute(config, "eu", db, "ALTER TABLE t ADD COLUMN phone VARCHAR(8) NOT NULL DEFAULT '-'")
+        rebuild_cache(config, "eu")                                   # same clock: kept as it was
+        assert decode_row(client.hgetall(key)) == {"id": 1, "v": "a"}
+        forced = cdcsync("cache", "rebuild", "--config", str(write_config(config, tmp_path / "c.toml")),
+                         "--region", "eu", "--force")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert decode_row(client.hgetall(key)) == {"id": 1, "v": "a", "phone": "-"}
+    finally:
+        for k in client.scan_iter(f"{config.prefix}:*"):
+            client.delete(k)
+        client.close()
+        with connect(config, "eu") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
+            cur.execute(f"DELETE FROM {config.meta_db}.row_clocks WHERE db = %s", (db,))
+
+
+def test_ddl_in_a_region_that_does_not_own_the_table_is_reported(sandbox_config, unique: str, tmp_path: Path) -> None:
+    db = f"owner_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["eu", "us"], top={"tables": {f"{db}.t": {"schema_owner": "eu"}}})
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    create_database(config, ["us"], db, "CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)",
+                    "CREATE TABLE {db}.free (id INT PRIMARY KEY)")
+    port = free_port()
+    producer = ProducerProcess(path, "us", tmp_path / "producer.log", "--metrics-port", str(port)).start()
+    try:
+        wait_until((tmp_path / "checkpoints" / "us" / "us.json").exists, timeout=90, what="checkpoint")
+        execute(config, "us", db, "ALTER TABLE free ADD COLUMN w INT", "ALTER TABLE t ADD COLUMN w INT")
+        wait_until(lambda: "is not replicated: its schema_owner is eu" in producer.output(), timeout=30,
+                   what="the report")
+        out = " ".join(producer.output().split())
+        assert f"DDL of {db}.t at" in out and f"DDL of {db}.free" not in out
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert f'cdcsync_producer_ddl_not_replicated_total{{region="us",table="{db}.t"}} 1.0' in metrics
+        assert producer.terminate() == 0, producer.output()
+    finally:
+        if producer.alive():
+            producer.kill9()
         with connect(config, "us") as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")

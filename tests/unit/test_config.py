@@ -33,6 +33,10 @@ def test_defaults_and_region_names_from_keys() -> None:
     (minimal(tables={"d.t": {"conflict_strategy": "region-priority", "region_priority": ["eu", "mars"]}}),
      "(top level)", "tables.\"d.t\".region_priority: unknown regions ['mars'], regions not listed ['us']"),
     (minimal(tables={"d.t": {"conflict_strategy": "bogus"}}), 'tables."d.t".conflict_strategy', "Input should be"),
+    (minimal(tables={"d.t": {"schema_owner": "mars"}}), "(top level)",
+     "tables.\"d.t\".schema_owner: 'mars' is not a region (regions: eu, us)"),
+    (minimal(regions={"eu": {"server_id": 1, "sink": {"schema_mismatch": "skip"}}}), "regions.eu.sink.schema_mismatch",
+     "Input should be"),
     (minimal(tombstone_min_age_s=3600), "(top level)",
      "tombstone_min_age_s (3600) must be at least cache_tombstone_ttl_s (86400)"),
 ])

@@ -62,3 +62,17 @@ def test_region_status_json() -> None:
     assert cache["lag"] is None and cache["error"] == "kafka down"
     empty = RegionStatus("us", errors=["mysql: refused"]).to_json()
     assert empty["checkpoint"] is None and empty["producer_behind"] == {"transactions": None, "bytes": None}
+
+
+def test_schema_wait_lines_one_per_table() -> None:
+    from cdcsync.tools.status import schema_wait_lines
+    from common.metadata_tables import SchemaWait
+
+    waits = [SchemaWait("app.users", "eu", "p.eu.app.users", 0, 7, "unknown column phone", 1_000_000),
+             SchemaWait("app.users", "eu", "p.eu.app.users", 2, 9, "unknown column phone", 3_000_000),
+             SchemaWait("app.notes", "ap", "p.ap.app.notes", 1, 4, "1406 data too long: v", 5_000_000)]
+    assert schema_wait_lines(waits, now_us=11_000_000) == [
+        "waiting for schema: app.users for 10s, unknown column phone (from eu; held p.eu.app.users[0]@7, "
+        "p.eu.app.users[2]@9); cdcsync schema diff",
+        "waiting for schema: app.notes for 6s, 1406 data too long: v (from ap; held p.ap.app.notes[1]@4); "
+        "cdcsync schema diff"]
