@@ -3,8 +3,8 @@
 Offsets are committed after the batch that reached them is applied, never before, and at most
 every `commit_interval_ms` while records keep coming (0: after every batch): a commit is a
 round trip to the broker and its work there, paid per batch when the batches are small. They
-are committed at once when the source has nothing more waiting, inside the revoke callback, and
-on the way out of `run` (a stop, or an error after earlier batches were applied). A crash in
+are committed once a poll of the source (0.25 s) has come back empty, inside the revoke
+callback, and on the way out of `run` (a stop, or an error after earlier batches were applied). A crash in
 between replays at most that interval's batches, which the sinks skip (docs/apply.md, "At least
 once, applied once").
 
@@ -120,7 +120,7 @@ class SinkRunner:
         while not self._stop and len(self._pending) < self.batch_max_events:
             now = time.monotonic()
             if not self._pending:
-                timeout = 0.0 if self._uncommitted else 0.25   # nothing waiting: commit first
+                timeout = 0.25
             else:
                 if deadline is None:
                     deadline = now + self.batch_max_s
@@ -134,8 +134,9 @@ class SinkRunner:
             elif self._pending and dry_since is None:
                 dry_since = now
             elif not self._pending and self._uncommitted:
-                self.commit_applied()      # caught up: the applied offsets go out now, then wait
-                continue
+                # At rest (a whole poll without a record): the applied offsets go out now. Not at
+                # every dry poll: between two fetches a sink is "caught up" many times a second.
+                self.commit_applied()
             self._pending.extend(records)
             if not self._pending:
                 # Idle (or a revoke flushed what we had): back to `run`, which beats /healthz and

@@ -31,7 +31,7 @@ def test_batches_in_a_row_are_committed_once_per_interval_and_never_ahead_of_app
     # The first batch commits (no commit yet this interval); the next two wait for the interval.
     assert journal.of("commit", "a") == [{0: 3}]
     assert backend.committed("g", topic, 1) == {0: 3}
-    assert a.runner.step() == 0            # the source has nothing more: commit at once
+    assert a.runner.step() == 0            # a whole poll found nothing: commit now
     assert journal.of("commit", "a") == [{0: 3}, {0: 9}]
     assert backend.committed("g", topic, 1) == {0: 9}
     last_apply, last_commit = journal.find("apply", "a", journal.find("commit", "a") + 1), journal.find(
