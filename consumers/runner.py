@@ -55,7 +55,7 @@ class Sink(Protocol):
 class SinkRunner:
     def __init__(self, *, source: Source, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
                  batch_max_events: int, batch_max_ms: int, batch_linger_ms: int = 0,
-                 commit_interval_ms: int = 0) -> None:
+                 commit_interval_ms: int = 0, busy_batch_events: int | None = None) -> None:
         gc_tuning.for_batches()     # a batch of decoded events is many young objects (consumers/gc_tuning.py)
         self.source = source
         self.sink = sink
@@ -65,6 +65,7 @@ class SinkRunner:
         self.batch_max_s = batch_max_ms / 1000
         self.batch_linger_s = batch_linger_ms / 1000
         self.commit_interval_s = commit_interval_ms / 1000
+        self.busy_batch_events = batch_max_events if busy_batch_events is None else busy_batch_events
         self._pending: list[SourceRecord] = []
         # Per partition, the last record applied whose offset is not committed yet.
         self._uncommitted: dict[tuple[str, int], SourceRecord] = {}
@@ -124,7 +125,8 @@ class SinkRunner:
             else:
                 if deadline is None:
                     deadline = now + self.batch_max_s
-                end = deadline if dry_since is None else min(deadline, dry_since + self.batch_linger_s)
+                busy = len(self._pending) >= self.busy_batch_events   # under load: wait for the next fetch
+                end = deadline if dry_since is None or busy else min(deadline, dry_since + self.batch_linger_s)
                 if now >= end:
                     return
                 timeout = 0.0 if dry_since is None else end - now

@@ -5,6 +5,9 @@ for a partition this member no longer holds. On the in-memory source."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.support.runner_rules import Journal, RunnerRules, SinkDown, event
@@ -85,3 +88,20 @@ def test_a_partition_no_longer_held_is_not_committed(backend: MemoryBackend) -> 
     a.source.inner.assigned.clear()        # lost (session expired): its next owner replays from {0: 3}
     a.runner.commit_applied()
     assert journal.of("commit", "a") == [{0: 3}]
+
+
+def test_a_busy_batch_waits_for_the_next_fetch_and_a_trickle_does_not(backend: MemoryBackend) -> None:
+    """`busy_batch_events`: a batch that holds that many when the source runs dry waits (until
+    `batch_max_ms` after its first record) for what comes next; a smaller one is applied at once."""
+    journal = Journal()
+    topic = backend.topic(1)
+    backend.produce(topic, 0, [event(i) for i in range(5)])
+    a = member(backend, journal, topic, batch_max_events=1000, batch_max_ms=400, busy_batch_events=5)
+    later = threading.Timer(0.1, lambda: backend.produce(topic, 0, [event(i) for i in range(5, 7)]))
+    later.start()
+    assert a.runner.step() == 7            # the second "fetch" joined the busy batch
+    later.join()
+    backend.produce(topic, 0, [event(i) for i in range(7, 9)])
+    began = time.monotonic()
+    assert a.runner.step() == 2            # below the threshold: applied at once
+    assert time.monotonic() - began < 0.2
