@@ -3,8 +3,8 @@
 Offsets are committed after the batch that reached them is applied, never before, and at most
 every `commit_interval_ms` while records keep coming (0: after every batch): a commit is a
 round trip to the broker and its work there, paid per batch when the batches are small. They
-are committed at once when the source has nothing more waiting, inside the revoke callback, and
-on the way out of `run` (a stop, or an error after earlier batches were applied). A crash in
+are committed once a poll of the source (0.25 s) has come back empty, inside the revoke
+callback, and on the way out of `run` (a stop, or an error after earlier batches were applied). A crash in
 between replays at most that interval's batches, which the sinks skip (docs/apply.md, "At least
 once, applied once").
 
@@ -59,7 +59,7 @@ class Sink(Protocol):
 class SinkRunner:
     def __init__(self, *, source: Source, sink: Sink, dead_letters: DeadLetterPublisher, metrics: SinkMetrics,
                  batch_max_events: int, batch_max_ms: int, batch_linger_ms: int = 0,
-                 commit_interval_ms: int = 0) -> None:
+                 commit_interval_ms: int = 0, busy_batch_events: int | None = None) -> None:
         gc_tuning.for_batches()     # a batch of decoded events is many young objects (consumers/gc_tuning.py)
         self.source = source
         self.sink = sink
@@ -69,6 +69,7 @@ class SinkRunner:
         self.batch_max_s = batch_max_ms / 1000
         self.batch_linger_s = batch_linger_ms / 1000
         self.commit_interval_s = commit_interval_ms / 1000
+        self.busy_batch_events = batch_max_events if busy_batch_events is None else busy_batch_events
         self._pending: list[SourceRecord] = []
         # Per partition, the last record applied whose offset is not committed yet.
         self._uncommitted: dict[tuple[str, int], SourceRecord] = {}
@@ -132,11 +133,12 @@ class SinkRunner:
         while not self._stop and len(self._pending) < self.batch_max_events:
             now = time.monotonic()
             if not self._pending:
-                timeout = 0.0 if self._uncommitted else 0.25   # nothing waiting: commit first
+                timeout = 0.25
             else:
                 if deadline is None:
                     deadline = now + self.batch_max_s
-                end = deadline if dry_since is None else min(deadline, dry_since + self.batch_linger_s)
+                busy = len(self._pending) >= self.busy_batch_events   # under load: wait for the next fetch
+                end = deadline if dry_since is None or busy else min(deadline, dry_since + self.batch_linger_s)
                 if now >= end:
                     return
                 timeout = 0.0 if dry_since is None else end - now
@@ -146,8 +148,9 @@ class SinkRunner:
             elif self._pending and dry_since is None:
                 dry_since = now
             elif not self._pending and self._uncommitted:
-                self.commit_applied()      # caught up: the applied offsets go out now, then wait
-                continue
+                # At rest (a whole poll without a record): the applied offsets go out now. Not at
+                # every dry poll: between two fetches a sink is "caught up" many times a second.
+                self.commit_applied()
             self._pending.extend(records)
             if not self._pending:
                 # Idle (or a revoke flushed what we had): back to `run`, which beats /healthz and

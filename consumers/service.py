@@ -96,7 +96,8 @@ def build_runners(config: PipelineConfig, region: str, sink: SinkKind, *,
         runners.append(SinkRunner(source=source, sink=target, dead_letters=dead_letters, metrics=metrics,
                                   batch_max_events=settings.batch_max_events, batch_max_ms=settings.batch_max_ms,
                                   batch_linger_ms=settings.batch_linger_ms,
-                                  commit_interval_ms=settings.commit_interval_ms))
+                                  commit_interval_ms=settings.commit_interval_ms,
+                                  busy_batch_events=settings.busy_batch_events))
         runners[-1].unclocked = UnclockedChanges(config, sink, metrics)
         runners[-1].watchdog = AssignmentWatchdog.for_session(
             settings.session_timeout_ms, what=f"{sink} sink of region {region}", group=source.group_id,

@@ -189,6 +189,12 @@ class SinkConfig(_Frozen):
     batch_linger_ms: int = Field(0, ge=0, description="...or once the consumer has had no more events waiting for "
                                                       "this long (ms). 0: at once, so a lone change is applied "
                                                       "without waiting and batches grow with the load.")
+    busy_batch_events: int = Field(
+        50, ge=1, description="...except that a batch already holding this many events when the consumer runs "
+                              "dry is under load: it waits for the next fetch, until `batch_max_ms` after its "
+                              "first event, so a busy sink applies one batch per two fetches or more (less CPU "
+                              "per event); a trickle stays below it and is applied at once."
+    )
     session_timeout_ms: int = Field(
         6000, ge=1000, description="Kafka consumer-group session timeout; a dead member's partitions move after it."
     )

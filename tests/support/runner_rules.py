@@ -279,7 +279,7 @@ class RunnerRules:
 
     def member(self, backend: Backend, journal: Journal, group: str, topic: str, who: str, *,
                batch_max_events: int = 1000, batch_max_ms: int = 200, batch_linger_ms: int | None = None,
-               sink_fails: bool = False, commit_interval_ms: int = 0,
+               sink_fails: bool = False, commit_interval_ms: int = 0, busy_batch_events: int | None = None,
                dead_letters: Any = None, max_consecutive_dead_letters: int = 0) -> Member:
         runner_box: list[SinkRunner] = []
 
@@ -297,7 +297,7 @@ class RunnerRules:
                             batch_max_events=batch_max_events, batch_max_ms=batch_max_ms,
                             # These rules hold a batch open for its window unless they say otherwise.
                             batch_linger_ms=batch_max_ms if batch_linger_ms is None else batch_linger_ms,
-                            commit_interval_ms=commit_interval_ms)
+                            commit_interval_ms=commit_interval_ms, busy_batch_events=busy_batch_events)
         runner_box.append(runner)
         return Member(runner, source, sink, dead_letters)
 

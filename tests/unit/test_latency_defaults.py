@@ -59,3 +59,4 @@ def test_sinks_apply_at_once_and_commit_offsets_at_most_every_second() -> None:
     settings = SinkConfig()
     assert settings.batch_linger_ms == 0         # a lone change is applied without waiting for a window
     assert settings.commit_interval_ms == 1000   # a commit round trip per batch cost CPU at the broker and sink
+    assert settings.busy_batch_events == 50      # under load, one batch per two fetches: sinks' CPU per write

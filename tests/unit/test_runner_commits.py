@@ -5,6 +5,9 @@ for a partition this member no longer holds. On the in-memory source."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.support.runner_rules import Journal, RunnerRules, SinkDown, event
@@ -31,7 +34,7 @@ def test_batches_in_a_row_are_committed_once_per_interval_and_never_ahead_of_app
     # The first batch commits (no commit yet this interval); the next two wait for the interval.
     assert journal.of("commit", "a") == [{0: 3}]
     assert backend.committed("g", topic, 1) == {0: 3}
-    assert a.runner.step() == 0            # the source has nothing more: commit at once
+    assert a.runner.step() == 0            # a whole poll found nothing: commit now
     assert journal.of("commit", "a") == [{0: 3}, {0: 9}]
     assert backend.committed("g", topic, 1) == {0: 9}
     last_apply, last_commit = journal.find("apply", "a", journal.find("commit", "a") + 1), journal.find(
@@ -85,3 +88,20 @@ def test_a_partition_no_longer_held_is_not_committed(backend: MemoryBackend) -> 
     a.source.inner.assigned.clear()        # lost (session expired): its next owner replays from {0: 3}
     a.runner.commit_applied()
     assert journal.of("commit", "a") == [{0: 3}]
+
+
+def test_a_busy_batch_waits_for_the_next_fetch_and_a_trickle_does_not(backend: MemoryBackend) -> None:
+    """`busy_batch_events`: a batch that holds that many when the source runs dry waits (until
+    `batch_max_ms` after its first record) for what comes next; a smaller one is applied at once."""
+    journal = Journal()
+    topic = backend.topic(1)
+    backend.produce(topic, 0, [event(i) for i in range(5)])
+    a = member(backend, journal, topic, batch_max_events=1000, batch_max_ms=400, busy_batch_events=5)
+    later = threading.Timer(0.1, lambda: backend.produce(topic, 0, [event(i) for i in range(5, 7)]))
+    later.start()
+    assert a.runner.step() == 7            # the second "fetch" joined the busy batch
+    later.join()
+    backend.produce(topic, 0, [event(i) for i in range(7, 9)])
+    began = time.monotonic()
+    assert a.runner.step() == 2            # below the threshold: applied at once
+    assert time.monotonic() - began < 0.2
