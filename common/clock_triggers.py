@@ -114,7 +114,8 @@ def _upsert(meta_db: str, db: str, table: str, key: str, region: str, deleted: i
     columns, values, assign = "", "", ""
     if stamps is not None:
         columns = ", col_stamps"
-        values = f", JSON_MERGE_PATCH('{{}}', {stamps.replace(HLC, NOW_US)})"   # a patch's NULLs drop keys
+        # `+ 0`: a BIGINT routine variable would go into the JSON as a string
+        values = f", JSON_MERGE_PATCH('{{}}', {stamps.replace(HLC, NOW_US + ' + 0')})"   # a patch's NULLs drop keys
         # Last, so `hlc_us` here is the value just assigned (left-to-right evaluation).
         assign = f", col_stamps = JSON_MERGE_PATCH(COALESCE(col_stamps, '{{}}'), {stamps.replace(HLC, 'hlc_us')})"
     return (f"INSERT INTO {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
