@@ -1,9 +1,9 @@
 """The database wing: applying change events to a peer database (sink, planner, conflict
-resolution, delta columns, column-lww, unique keys, forwarding, the conflict log, the SQL dialect,
-parameter conversion and the session setup of a writing session).
+resolution, unique keys, forwarding, the conflict log, the SQL dialect, parameter conversion and
+the session setup of a writing session).
 """
 
 __all__ = [
-    "clock_skew", "column_merge", "column_planning", "conflict_log", "conflict_publisher", "dialect", "forwarder", "local_versions", "params",
+    "clock_skew", "conflict_log", "conflict_publisher", "dialect", "forwarder", "local_versions", "params",
     "replays", "resolution", "session_setup", "sink", "unique_keys"
 ]
