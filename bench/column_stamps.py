@@ -8,14 +8,16 @@ and `stamped` (strategy column-lww: the triggers also keep `row_clocks.col_stamp
 common/clock_triggers.py). Each run writes the same statements to one table, then the other
 (alternating which goes first): N single-row INSERTs, N UPDATEs of one column, N UPDATEs of two
 columns, N DELETEs, committed every 100 statements, all from one connection. Measured per table:
-the server's CPU (utime + stime of mariadbd from /proc) per write, best of K runs, and the bytes
+the server's CPU (utime + stime of mariadbd from /proc) per write, best of K runs per kind of write
+(`per_op_plain_stamped`: µs per write, [plain, stamped]), and the bytes
 of `row_clocks` per live row (the sum of its columns' lengths, `col_stamps` shown apart) after the
 inserts and updates.
 
 The last line of stdout is one JSON object:
 
     {"writes": ..., "plain_server_cpu_us_per_write": ..., "stamped_server_cpu_us_per_write": ...,
-     "cpu_ratio": stamped / plain, "extra_server_cpu_us_per_write": ..., "plain_clock_bytes_per_row": ...,
+     "cpu_ratio": stamped / plain, "extra_server_cpu_us_per_write": ..., "per_op_plain_stamped": {...},
+     "plain_clock_bytes_per_row": ...,
      "stamped_clock_bytes_per_row": ..., "col_stamps_bytes_per_row": ...}
 """
 
@@ -69,29 +71,31 @@ def clock_bytes(cur, table: str) -> tuple[float, float]:
     return float(total), float(stamps)
 
 
-def run_once(config: PipelineConfig, table: str, rows: int, mariadbd: int) -> tuple[float, tuple[float, float]]:
-    """Server CPU seconds of one table's writes, and its row_clocks bytes per row before the deletes."""
+PHASES = ("insert", "update_1_column", "update_2_columns", "delete")
+
+
+def run_once(config: PipelineConfig, table: str, rows: int, mariadbd: int) -> tuple[dict[str, float], tuple[float, float]]:
+    """Server CPU seconds of one table's writes per phase, and its row_clocks bytes per row before the deletes."""
     work = statements(table, rows)
+    cpu: dict[str, float] = {}
+    sizes = (0.0, 0.0)
     with connect(config, "eu") as conn, conn.cursor() as cur:
         cur.execute(f"DELETE FROM `{META}`.row_clocks WHERE db = %s AND tbl = %s", (DB, table))
         conn.commit()
-        watch = Stopwatch({"mariadbd": mariadbd})
-        watch.start()
-        sizes = (0.0, 0.0)
-        for n, (sql, params) in enumerate(work, 1):
-            cur.execute(sql, params)
-            if n % COMMIT_EVERY == 0:
-                conn.commit()
-            if n == 3 * rows:
-                conn.commit()
-                watch.stop()
-                cpu = watch.cpu["mariadbd"]
+        for number, phase in enumerate(PHASES):
+            if phase == "delete":
                 sizes = clock_bytes(cur, table)
-                watch = Stopwatch({"mariadbd": mariadbd})
-                watch.start()
-        conn.commit()
-        watch.stop()
-        return cpu + watch.cpu["mariadbd"], sizes
+                conn.commit()
+            watch = Stopwatch({"mariadbd": mariadbd})
+            watch.start()
+            for n, (sql, params) in enumerate(work[number * rows:(number + 1) * rows], 1):
+                cur.execute(sql, params)
+                if n % COMMIT_EVERY == 0:
+                    conn.commit()
+            conn.commit()
+            watch.stop()
+            cpu[phase] = watch.cpu["mariadbd"]
+    return cpu, sizes
 
 
 def check_stamps(config: PipelineConfig) -> None:
@@ -126,20 +130,23 @@ def main() -> None:
         clock_init.init(config)
         check_stamps(config)
         mariadbd = running.server_pids()["eu/mariadbd"]
-        best: dict[str, float] = {}
+        best: dict[str, dict[str, float]] = {t: {} for t in TABLES}
         sizes: dict[str, tuple[float, float]] = {}
         run_once(config, "plain", args.rows, mariadbd)      # warm-up, both tables
         run_once(config, "stamped", args.rows, mariadbd)
         for i in range(args.runs):
             for table in (TABLES if i % 2 == 0 else TABLES[::-1]):
                 cpu, sizes[table] = run_once(config, table, args.rows, mariadbd)
-                best[table] = min(best.get(table, cpu), cpu)
-                progress(f"run {i + 1}/{args.runs} {table}: mariadbd {cpu:.2f} CPU s for {4 * args.rows} writes")
+                for phase, seconds in cpu.items():   # best per phase: the least disturbed by the machine
+                    best[table][phase] = min(best[table].get(phase, seconds), seconds)
+                progress(f"run {i + 1}/{args.runs} {table}: mariadbd {sum(cpu.values()):.2f} CPU s for "
+                         f"{4 * args.rows} writes")
     writes = 4 * args.rows
-    plain, stamped = (best[t] / writes * 1e6 for t in TABLES)
+    plain, stamped = (sum(best[t].values()) / writes * 1e6 for t in TABLES)
+    per_op = {f"{phase}_us": [round(best[t][phase] / args.rows * 1e6, 1) for t in TABLES] for phase in PHASES}
     emit([{"writes": writes, "plain_server_cpu_us_per_write": round(plain, 1),
            "stamped_server_cpu_us_per_write": round(stamped, 1), "cpu_ratio": round(stamped / plain, 3),
-           "extra_server_cpu_us_per_write": round(stamped - plain, 1),
+           "extra_server_cpu_us_per_write": round(stamped - plain, 1), "per_op_plain_stamped": per_op,
            "plain_clock_bytes_per_row": round(sizes["plain"][0], 1),
            "stamped_clock_bytes_per_row": round(sizes["stamped"][0], 1),
            "col_stamps_bytes_per_row": round(sizes["stamped"][1], 1)}])

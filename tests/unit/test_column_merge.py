@@ -334,3 +334,18 @@ def test_a_write_made_with_the_triggers_off_is_stamped_as_the_triggers_would() -
                                                                                  (5, "eu"))
     assert local_write(state, None, ROW, (20, "ap")) == ColumnState({}, (20, "ap"))
     assert local_write(state, ROW, None, (20, "ap")).deleted == (20, "ap")
+
+
+def test_the_plan_of_a_delete_and_of_an_update_waiting_for_its_insert() -> None:
+    local = RowVersion(dict(ROW, a=2), clock(10, eu=2), "eu")
+    stamps = state_json(ColumnState({"a": (10, "eu")}, (5, "eu")))
+    delete = event(Op.DELETE, "us", clock(12, eu=1, us=1), ROW, None)
+    plan = _plan(local, stamps, [delete])
+    assert plan.write.event.op is Op.DELETE and plan.clock.deleted
+    assert parse_state(plan.clock.stamps).deleted == (12, "us")
+    assert parse_state(plan.clock.stamps).ghost == {}          # a (10) is below the delete: nothing to keep
+    # An update whose insert has not arrived: nothing written to the table, its column kept as a ghost.
+    update = event(Op.UPDATE, "us", clock(8, eu=1, us=1), ROW, dict(ROW, c=5))
+    waiting = _plan(None, None, [update])
+    assert waiting.write is None and waiting.clock.deleted
+    assert parse_state(waiting.clock.stamps) == ColumnState({"c": (8, "us")}, None, None, {"c": 5})
