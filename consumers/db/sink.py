@@ -179,7 +179,7 @@ class DatabaseSink:
 
     def _refresh_triggers(self, db: str, table: str) -> None:
         refresh_clock_triggers(self.region.mysql, meta_db=self.config.meta_db, region=self.region.name, db=db,
-                               table=table)
+                               table=table, column_stamps=self._column_lww(db, table))
 
     def _delta_columns(self, db: str, table: str) -> DeltaColumns | None:
         columns = self.config.table(db, table).delta_columns

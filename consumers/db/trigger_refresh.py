@@ -21,8 +21,10 @@ from schemas.config import MySQLConfig
 log = logging.getLogger(__name__)
 
 
-def refresh_clock_triggers(mysql: MySQLConfig, *, meta_db: str, region: str, db: str, table: str) -> str:
-    """`replaced`, `current` or `unclocked`; `failed` (logged) when the server refused."""
+def refresh_clock_triggers(mysql: MySQLConfig, *, meta_db: str, region: str, db: str, table: str,
+                           column_stamps: bool = False) -> str:
+    """`replaced`, `current` or `unclocked`; `failed` (logged) when the server refused.
+    `column_stamps`: the table is `column-lww`, its triggers keep per-column stamps (as `init` installs them)."""
     try:
         with connect(mysql) as conn, conn.cursor() as cur:
             cur.execute("SELECT s.COLUMN_NAME, c.COLUMN_TYPE, c.COLLATION_NAME FROM information_schema.STATISTICS s "
@@ -40,7 +42,8 @@ def refresh_clock_triggers(mysql: MySQLConfig, *, meta_db: str, region: str, db:
             installed = dict(cur.fetchall())
             if not pk:
                 return "unclocked"
-            wanted = triggers(meta_db=meta_db, db=db, table=table, pk=pk, region=region, columns=columns)
+            wanted = triggers(meta_db=meta_db, db=db, table=table, pk=pk, region=region, columns=columns,
+                              column_stamps=column_stamps)
             if not all(t.name in installed for t in wanted):
                 return "unclocked"
             stale = [t for t in wanted if installed[t.name] != t.body]

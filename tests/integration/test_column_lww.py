@@ -8,9 +8,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from cdcsync.tools.clock_init import init_region
+from cdcsync.tools.clock_init import init_region, stale_triggers
 from cdcsync.tools.verify import verify
 from consumers.db import conflict_log
+from consumers.db.trigger_refresh import refresh_clock_triggers
 from tests.conftest import config_for_test, connect
 from tests.support.producer import SinkProcess, pipeline, write_config
 from tests.support.quiescence import wait_quiescent
@@ -85,6 +86,14 @@ def test_concurrent_updates_of_different_columns_both_survive(sandbox_config, un
                 assert stamps[1]["i"] == [-1, ""], stamps   # older than its stamps: inserted at the lowest
                 # The tombstone: eu's delete, and us's later update of title kept as a ghost value.
                 assert stamps[3]["d"][1] == "eu" and stamps[3]["g"] == {"title": "us-late"}, stamps
+        # After an ALTER, the sink's trigger refresh keeps the per-column stamps (as `init` installs them).
+        write(config, db, "eu", "ALTER TABLE doc ADD COLUMN tag VARCHAR(10)")
+        state = refresh_clock_triggers(config.region("eu").mysql, meta_db=config.meta_db, region="eu", db=db,
+                                       table="doc", column_stamps=True)
+        with connect(config, "eu") as conn:
+            assert state == "replaced" and stale_triggers(config, "eu", conn) == ([], []), state
+        write(config, db, "eu", "UPDATE doc SET tag = 'x' WHERE id = 1")
+        assert col_stamps(config, db, "eu")[1]["c"]["tag"][1] == "eu"
     finally:
         for region in REGIONS:
             with connect(config, region) as conn, conn.cursor() as cur:
