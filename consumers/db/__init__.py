@@ -5,6 +5,6 @@ clock triggers after it changed).
 """
 
 __all__ = [
-    "clock_skew", "conflict_log", "conflict_publisher", "dialect", "forwarder", "local_versions", "params",
+    "clock_skew", "conflict_log", "conflict_publisher", "ddl_apply", "dialect", "forwarder", "local_versions", "params",
     "replays", "resolution", "schema_waits", "session_setup", "sink", "trigger_refresh", "unique_keys"
 ]

@@ -6,7 +6,9 @@ resumes by itself once the target has it."""
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -31,7 +33,8 @@ from schemas.topics import TopicNames
 from tests.conftest import config_for_test, connect, create_database
 from tests.support.kafka import CreatingTopicIds
 from tests.support.verify import assert_verified
-from tests.support.producer import ProducerProcess, SinkProcess, wait_until, write_config
+from tests.support.producer import ProducerProcess, SinkProcess, pipeline, wait_until, write_config
+from tests.support.quiescence import wait_quiescent
 
 pytestmark = pytest.mark.integration
 
@@ -267,3 +270,90 @@ def test_ddl_in_a_region_that_does_not_own_the_table_is_reported(sandbox_config,
             producer.kill9()
         with connect(config, "us") as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")
+
+
+def test_the_schema_owners_ddl_is_applied_everywhere_in_order_under_concurrent_writes(
+        sandbox_config, unique: str, tmp_path: Path) -> None:
+    """eu owns `users`: its ADD COLUMN, MODIFY (widen) and ADD INDEX, run while every region writes,
+    are applied by us's and ap's sinks in order with eu's row changes (eu's longer names and phones
+    after each DDL apply only once it is there), the regions and caches agree afterwards, nothing
+    is dead-lettered; a destructive DROP COLUMN is refused and the table waits, reported."""
+    db = f"own_{unique}"
+    table = f"{db}.users"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             sink={"schema_recheck_ms": 300, "batch_max_ms": 50}, snapshot="never",
+                             top={"tables": {table: {"schema_owner": "eu"}}})
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    regions = list(config.regions)
+    create_database(config, regions, db, "CREATE TABLE {db}.users (id INT PRIMARY KEY, name VARCHAR(20), n INT)")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(region: str, base: int) -> None:
+        try:
+            with connect(config, region, db, autocommit=True) as conn, conn.cursor() as cur:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    cur.execute("INSERT INTO users (id, name, n) VALUES (%s, %s, %s)", (base + i, f"{region}{i}", i))
+                    cur.execute("UPDATE users SET name = %s, n = n + 1 WHERE id = %s", (f"{region}u{i}", 1 + i % 5))
+                    time.sleep(0.01)
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            errors.append(err)
+
+    try:
+        for region in regions:
+            init_region(config, region)
+        execute(config, "eu", db, "INSERT INTO users VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0), "
+                                  "(5, 'e', 0)")
+        with pipeline(config, path, tmp_path):
+            threads = [threading.Thread(target=write, args=(r, 1000 * (k + 1))) for k, r in enumerate(regions)]
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)
+            execute(config, "eu", db, "ALTER TABLE users ADD COLUMN phone VARCHAR(20) NULL")
+            execute(config, "eu", db, "INSERT INTO users VALUES (900, 'with a phone', 1, '555')")
+            time.sleep(0.5)
+            execute(config, "eu", db, "ALTER TABLE users MODIFY name VARCHAR(40)")
+            execute(config, "eu", db, "INSERT INTO users VALUES (901, 'a name longer than twenty', 1, NULL)")
+            time.sleep(0.5)
+            execute(config, "eu", db, "ALTER TABLE users ADD INDEX by_n (n)")
+            time.sleep(1.0)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            init_region(config, "eu")     # the owner's own clock triggers (the sinks did the others')
+            wait_quiescent(config, timeout=120)
+            assert mesh_drift(config) == ([], [])
+            for region in ("us", "ap"):
+                with connect(config, region) as conn, conn.cursor() as cur:
+                    cur.execute("SELECT kind, statement FROM cdcsync.schema_ddl WHERE db = %s ORDER BY applied_at_us",
+                                (db,))
+                    assert [k for k, _ in cur.fetchall()] == ["additive"] * 3
+                    cur.execute("SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+                                "AND INDEX_NAME = 'by_n'", (db,))
+                    assert cur.fetchall(), f"{region} lacks the index"
+                assert rows(config, region, db, "users")[901] == ("a name longer than twenty", 1, None)
+                assert read_dead_letters(config, region) == []
+            assert_verified(config, check_cache=True, timeout=60)
+
+            execute(config, "eu", db, "ALTER TABLE users DROP COLUMN phone")
+            wait_until(lambda: any("refused" in line for line in region_status(config, "us", timeout_s=5).schema_waits),
+                       timeout=60, what="the destructive DDL refused in us")
+            assert "DROP COLUMN phone" in region_status(config, "us", timeout_s=5).schema_waits[0]
+            assert "phone" in {c for (c,) in _columns(config, "us", db)}
+    finally:
+        stop.set()
+        for region in regions:
+            with connect(config, region) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE {db}")
+                cur.execute(f"DELETE FROM {config.meta_db}.row_clocks WHERE db = %s", (db,))
+                cur.execute(f"DELETE FROM {config.meta_db}.schema_ddl WHERE db = %s", (db,))
+                cur.execute(f"DELETE FROM {config.meta_db}.schema_waits WHERE db = %s", (db,))
+
+
+def _columns(config, region: str, db: str) -> list[tuple[str]]:
+    with connect(config, region) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", (db,))
+        return list(cur.fetchall())
