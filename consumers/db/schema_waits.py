@@ -35,6 +35,7 @@ from collections.abc import Callable
 import pymysql
 
 from common import metadata_tables
+from common.retry import is_transient
 from consumers.db.ddl_apply import DdlApplier, ddl_id
 from consumers.metrics import SinkMetrics
 from consumers.partition_holds import Hold, PartitionHolds
@@ -196,7 +197,13 @@ class SchemaWaits:
                     arrived = int(cur.fetchone()[0])
             conn.rollback()
             if not done and arrived >= (event.partitions or 0):
-                refused = self.ddl.apply(event)
+                try:
+                    refused = self.ddl.apply(event)
+                except pymysql.MySQLError as err:
+                    if is_transient(err):   # tried again at the next recheck
+                        log.warning("%s: applying the schema owner's DDL failed (%s); trying again", ddl, err)
+                        continue
+                    refused = f"the server refused it here: {err.args[-1] if err.args else err}"
                 done = refused is None
                 if refused is not None and ddl not in self._refused:
                     self._refused.add(ddl)
