@@ -14,7 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["AlterClass", "Clause", "classify", "clauses", "widens"]
+__all__ = ["APPLIED_MARK", "AlterClass", "Clause", "applied_by_cdcsync", "classify", "clauses", "widens"]
+
+# Leads every DDL a database sink runs for a schema owner: the region's producer publishes it to
+# `_schema` (its cache sink refreshes) but neither reports it nor marks it for replication (no loop).
+APPLIED_MARK = "/* cdcsync:applied */"
+
+
+def applied_by_cdcsync(statement: str) -> bool:
+    return statement.lstrip().startswith(APPLIED_MARK)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,14 @@ class TopicCreator:
             log.info("reconnected to Kafka after %d retr%s", retries, "y" if retries == 1 else "ies")
         self._known.update(missing)
 
+    def partitions(self, topic: str, timeout: float = 30.0) -> int:
+        """How many partitions `topic` has (it must exist: `ensure` it first)."""
+        found = self._admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise KafkaException(found.error if found is not None and found.error is not None else
+                                 KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} has no partitions"))
+        return len(found.partitions)
+
     def _create(self, missing: list[str], timeout: float) -> None:
         existing = set(self._admin.list_topics(timeout=timeout).topics)
         to_create = [t for t in missing if t not in existing]

@@ -28,6 +28,9 @@ this region (producers/capture.py). Keyed by the source record, so a retried bat
 hold its next event yet (consumers/db/schema_waits.py): the table, the source region and partition,
 the held offset, why and since when. Deleted when the sink resumes; `cdcsync status` shows them.
 
+`schema_ddl`: one row per schema owner's DDL the database sink applied here (or refused to), keyed by
+the source DDL's id (`<owner>:<txn id>`): what, which class, when (consumers/db/ddl_apply.py).
+
 `conflict_log`: one row per conflict resolution (and per operator override), written by the
 database sink in the same transaction as the apply. Columns mirror `schemas.conflict_record`
 (`column_sources`: a column-lww resolution's column -> `local`/`remote`, JSON);
@@ -47,6 +50,7 @@ ROW_CLOCKS = "row_clocks"
 CONFLICT_LOG = "conflict_log"
 PUBLISHED_DELETES = "published_deletes"
 SCHEMA_WAITS = "schema_waits"
+SCHEMA_DDL = "schema_ddl"
 
 
 def ddl(meta_db: str) -> list[str]:
@@ -126,10 +130,20 @@ def ddl(meta_db: str) -> list[str]:
             since_us BIGINT NOT NULL,
             PRIMARY KEY (source_topic, source_partition)
         ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.`{SCHEMA_DDL}` (
+            ddl_id VARCHAR(191) NOT NULL,
+            db VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            tbl VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            source_region VARCHAR(32) NOT NULL,
+            statement MEDIUMTEXT NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            applied_at_us BIGINT NOT NULL,
+            PRIMARY KEY (ddl_id)
+        ) ENGINE=InnoDB""",
     ]
 
 
-TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG, PUBLISHED_DELETES, SCHEMA_WAITS)
+TABLES = (APPLY_MARKER, ROW_CLOCKS, CONFLICT_LOG, PUBLISHED_DELETES, SCHEMA_WAITS, SCHEMA_DDL)
 _MARKER_INCARNATION = {"source_epoch": "source_txn_index", "source_topic_id": "source_epoch"}   # column: after
 
 

@@ -38,12 +38,18 @@ class SinkMetrics:
                                   "Partitions of a table the database sink holds because the target cannot hold "
                                   "their next event yet (docs/schema-changes.md)", ["region", "table"],
                                   registry=registry)
+        self.ddl_applied = Counter("cdcsync_sink_ddl_total",
+                                   "Schema owner DDL the database sink applied (additive, destructive) or refused",
+                                   ["region", "table", "kind"], registry=registry)
         self.source_resets = Counter("cdcsync_sink_source_resets_total",
                                      "Source history or topic changes seen by replay detection (docs/apply.md)",
                                      ["region", "sink", "kind"], registry=registry)
 
     def waiting_for_schema(self, table: str, partitions: int) -> None:
         self.schema_waits.labels(self.region, table).set(partitions)
+
+    def ddl(self, table: str, kind: str) -> None:
+        self.ddl_applied.labels(self.region, table, kind).inc()
 
     def behind_source(self, sink: str, source: str, seconds: float) -> None:
         self.behind_source_seconds.labels(self.region, sink, source).set(seconds)

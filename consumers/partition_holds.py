@@ -67,11 +67,15 @@ class PartitionHolds:
         if not self.holds or (not force and self._clock() - self._checked < self.recheck_s):
             return []
         self._checked = self._clock()
-        released = [tp for tp in self.check(list(self.holds.values())) if tp in self.holds]
+        released = list(dict.fromkeys(tp for tp in self.check(list(self.holds.values())) if tp in self.holds))
         for tp in released:
             del self.holds[tp]
             self._new.pop(tp, None)
         return released
+
+    def due_now(self) -> None:
+        """The next `recheck` runs the check at once (a hold that may be released soon)."""
+        self._checked = float("-inf")
 
     def forget(self, partitions: list[TopicPartition]) -> None:
         """The partitions left this member (revoked): their next owner meets the record again."""

@@ -32,6 +32,7 @@ from pymysqlreplication.event import (FormatDescriptionEvent, GtidEvent, Mariadb
 from pymysqlreplication.row_event import (DeleteRowsEvent, PartialUpdateRowsEvent, RowsEvent, TableMapEvent,
                                           UpdateRowsEvent, WriteRowsEvent)
 
+from common.ddl_classes import applied_by_cdcsync
 from common.kafka import TopicCreator
 from common.metadata_tables import APPLY_MARKER, PUBLISHED_DELETES, ROW_CLOCKS
 from producers.binlog import table_map_cache
@@ -246,8 +247,12 @@ class Capture:
                      "the broker", info.txn_id, now - self._started, info.index, route.db, route.table, self._sent,
                      self._publisher.tracker.in_flight)
 
-    def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]]) -> None:
-        self._publisher.produce(self._ack, topic, key, encode(message), headers)
+    def _send(self, topic: str, key: bytes, message: dict[str, Any], headers: list[tuple[str, bytes]],
+              partition: int | None = None) -> None:
+        if partition is None:
+            self._publisher.produce(self._ack, topic, key, encode(message), headers)
+        else:
+            self._publisher.produce(self._ack, topic, key, encode(message), headers, partition=partition)
 
     def _headers_for(self, kind: str, origin: str) -> list[tuple[str, bytes]]:
         # One list per (kind, origin), shared by every message: librdkafka copies headers on produce.
@@ -401,15 +406,36 @@ class Capture:
         else:
             message = messages.ddl(info, stream.log_file, stream.log_pos, db, table, query)
             self._emit(topic, key, message, self._headers_for("ddl", info.origin))
-            if table is not None:
-                self._outside_owner(db, table, stream)
+            if table is not None and not applied_by_cdcsync(query):
+                owner = self._config.table(db, table).schema_owner
+                if owner == self._region.name and verb == "ALTER":
+                    self._owner_markers(db, table, query, stream)
+                elif owner is not None and owner != self._region.name:
+                    self._outside_owner(db, table, owner, stream)
         self._metrics.ddl(self._region.name)
 
-    def _outside_owner(self, db: str, table: str, stream: Any) -> None:
+    def _owner_markers(self, db: str, table: str, query: str, stream: Any) -> None:
+        """The schema owner's ALTER, as a marker on every partition of the table's change topic: each
+        partition's row changes before it were written under the old schema, those after it under
+        the new one, so the other regions' sinks apply it once every partition reached it
+        (consumers/db/ddl_apply.py). Sent at once, in this transaction: the checkpoint passes the DDL
+        only once the broker has every marker."""
+        topic = self._names.changes(self._region.name, db, table)
+        self._topics.ensure(topic)
+        count = self._topics.partitions(topic)
+        info = self._info
+        assert info is not None
+        headers = self._headers_for("ddl", info.origin)
+        for partition in range(count):
+            self._send(topic, f"{db}.{table}".encode(),
+                       messages.ddl(info, stream.log_file, stream.log_pos, db, table, query, partitions=count),
+                       headers, partition)
+        log.info("region %s owns the schema of %s.%s: its ALTER at %s:%d is marked on the %d partitions of %s for "
+                 "the other regions to apply", self._region.name, db, table, stream.log_file, stream.log_pos, count,
+                 topic)
+
+    def _outside_owner(self, db: str, table: str, owner: str, stream: Any) -> None:
         """DDL of a table whose schema another region owns: said loudly, never replicated."""
-        owner = self._config.table(db, table).schema_owner
-        if owner is None or owner == self._region.name:
-            return
         self._metrics.ddl_outside_owner(self._region.name, f"{db}.{table}")
         log.warning("region %s: DDL of %s.%s at %s:%d is not replicated: its schema_owner is %s. Run it in %s; "
                     "until every region has the same schema, `cdcsync schema diff` shows the difference and the "

@@ -94,14 +94,20 @@ class Publisher:
         self._max_bytes = int(settings.get("message.max.bytes", 1_000_000))   # librdkafka's default
         self.tracker = AckTracker()
 
-    def produce(self, txn: Txn, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """Queue one message. Blocks (serving callbacks) while too many are unacknowledged."""
+    def produce(self, txn: Txn, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+                partition: int | None = None) -> None:
+        """Queue one message (to `partition`, else the key's). Blocks (serving callbacks) while too many
+        are unacknowledged."""
         tracker = self.tracker
         if tracker.in_flight >= self._max_in_flight:
             self._wait_below(self._max_in_flight // 2)
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=txn.on_delivery)
+                if partition is None:
+                    self._producer.produce(topic, value, key, headers=headers, on_delivery=txn.on_delivery)
+                else:
+                    self._producer.produce(topic, value, key, partition=partition, headers=headers,
+                                           on_delivery=txn.on_delivery)
                 break
             except BufferError:
                 self._producer.poll(0.05)

@@ -262,7 +262,14 @@ class TableConfig(_Frozen):
     schema_owner: str | None = Field(
         None, description="The region whose DDL of this table defines its schema (docs/schema-changes.md, "
                           "\"Schema owner\"). DDL of the table run in another region is reported (a warning "
-                          "and `cdcsync_producer_ddl_not_replicated_total`), never replicated. Must name a region."
+                          "and `cdcsync_producer_ddl_not_replicated_total`), never replicated. The owner's "
+                          "ALTER TABLEs are applied by the other regions' database sinks, in order with the "
+                          "table's row changes. Must name a region."
+    )
+    allow_destructive_ddl: bool = Field(
+        False, description="Let the database sinks apply the schema owner's destructive ALTERs too (DROP COLUMN, "
+                           "a rename, a narrowing MODIFY, a dropped index); refused by default: the table then "
+                           "waits, reported in `cdcsync status` (docs/schema-changes.md)."
     )
 
     @field_validator("conflict_strategy", mode="before")

@@ -70,6 +70,9 @@ class ChangeEvent(_Message):
 class DdlEvent(_Message):
     kind: Literal["ddl"] = "ddl"
     statement: str = Field(description="The DDL statement as the server logged it.")
+    partitions: int | None = Field(
+        None, description="Set only on a schema owner's DDL marker, which its producer writes to every partition "
+                          "of the table's change topic: how many partitions got one (docs/schema-changes.md).")
 
 
 Message = Annotated[Union[ChangeEvent, DdlEvent], Field(discriminator="kind")]

@@ -89,10 +89,15 @@ def change(txn: TxnInfo, file: str, pos: int, db: str, table: str, op: str, pk: 
     }
 
 
-def ddl(txn: TxnInfo, file: str, pos: int, db: str, table: str | None, statement: str) -> dict[str, Any]:
-    return {
+def ddl(txn: TxnInfo, file: str, pos: int, db: str, table: str | None, statement: str,
+        partitions: int | None = None) -> dict[str, Any]:
+    """A DDL message; with `partitions`, a schema owner's marker on the table's change topic."""
+    message = {
         "schema_version": SCHEMA_VERSION, "kind": "ddl", "region": txn.region, "origin": txn.origin,
         "server_id": txn.server_id, "gtid": txn.gtid, "binlog_file": file, "binlog_pos": pos,
         "txn_id": txn.txn_id, "ts_us": txn.ts_us, "db": db, "table": table, "statement": statement,
         "epoch": txn.epoch,
     }
+    if partitions is not None:
+        message["partitions"] = partitions
+    return message

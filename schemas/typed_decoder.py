@@ -72,13 +72,14 @@ class _Ddl(msgspec.Struct, kw_only=True):
     epoch: str | None = _UNSET
     kind: Literal["ddl"]
     statement: str
+    partitions: int | None = _UNSET
 
 
 # Changes are nearly every message: try them first, DDL only when that fails.
 _CHANGE = msgspec.json.Decoder(_Change)
 _DDL = msgspec.json.Decoder(_Ddl)
 _DEFAULTS = {"schema_version": SCHEMA_VERSION, "epoch": None, "pk_fold": None, "vclock": None, "heads": None,
-             "version_origin": None}
+             "version_origin": None, "partitions": None}
 _CHANGE_REQUIRED = frozenset(ChangeEvent.model_fields) - _DEFAULTS.keys()
 _DDL_REQUIRED = frozenset(DdlEvent.model_fields) - _DEFAULTS.keys()
 

@@ -186,7 +186,8 @@ class CacheSink:
         skipped = {"not_a_row_change": 0, "forwarded": 0}   # counted once per batch: a metric per event costs
         for record in records:  # one key is always on one partition, so this order is its order
             event = record.event
-            if isinstance(event, DdlEvent) and _alters_columns(event) and event.region == self.region:
+            if (isinstance(event, DdlEvent) and event.partitions is None and _alters_columns(event)
+                    and event.region == self.region):   # from `_schema` (a marker on a change topic is not)
                 name = f"{event.db}.{event.table}"
                 if name not in altered:
                     altered.append(name)

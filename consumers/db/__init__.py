@@ -5,7 +5,7 @@ clock triggers after it changed).
 """
 
 __all__ = [
-    "clock_skew", "column_merge", "column_planning", "conflict_log", "conflict_publisher", "delta_merge",
-    "delta_planning", "dialect", "forwarder", "local_versions", "params",
+    "clock_skew", "column_merge", "column_planning", "conflict_log", "conflict_publisher", "ddl_apply",
+    "delta_merge", "delta_planning", "dialect", "forwarder", "local_versions", "params",
     "replays", "resolution", "schema_waits", "session_setup", "sink", "trigger_refresh", "unique_keys"
 ]

@@ -18,6 +18,10 @@ event on (consumers/partition_holds.py) and goes on with every other partition:
   On release the wait rows go, and the table's clock triggers are regenerated when they are stale
   (`on_resume`, consumers/db/trigger_refresh.py): the target's own ALTER changed its columns.
 
+The same holds carry a schema owner's DDL (consumers/db/ddl_apply.py): each partition of the
+owner's table topic is held at the DDL's marker until every partition is (counted over the
+group's members in `schema_waits`); then the DDL is applied once and every partition released.
+
 A column the target has and the event lacks (the target is ahead) is no mismatch: the upsert names
 only the event's columns, so a new row gets the column's DEFAULT and an updated row keeps its value.
 """
@@ -31,10 +35,12 @@ from collections.abc import Callable
 import pymysql
 
 from common import metadata_tables
+from common.retry import is_transient
+from consumers.db.ddl_apply import DdlApplier, ddl_id
 from consumers.metrics import SinkMetrics
 from consumers.partition_holds import Hold, PartitionHolds
 from consumers.records import SourceRecord, TopicPartition, source_region
-from schemas.events import ChangeEvent, Op
+from schemas.events import ChangeEvent, DdlEvent, Op
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,7 @@ class SchemaWaits:
 
     def __init__(self, *, region: str, meta_db: str, prefix: str, recheck_ms: int, metrics: SinkMetrics,
                  connection: Callable[[], pymysql.Connection],
-                 on_resume: Callable[[str, str], None] | None = None) -> None:
+                 on_resume: Callable[[str, str], None] | None = None, ddl: DdlApplier | None = None) -> None:
         self.region, self.meta_db, self.prefix = region, meta_db, prefix
         self.metrics = metrics
         self._connection = connection
@@ -93,6 +99,38 @@ class SchemaWaits:
         self.holds.check = self._check
         self.holds.on_forget = self._forgotten
         self._why: dict[TopicPartition, tuple[frozenset[str], dict[str, str]]] = {}   # missing columns, shape
+        self.ddl = ddl
+        self._markers: dict[TopicPartition, DdlEvent] = {}     # partitions held at a schema owner's DDL
+        self._refused: set[str] = set()                         # DDL ids reported as refused
+
+    def marker_applied(self, event: DdlEvent) -> bool:
+        """Whether the owner's DDL this marker stands for was applied here already."""
+        assert self.ddl is not None
+        conn = self._connection()
+        with conn.cursor() as cur:
+            done = self.ddl.applied(cur, ddl_id(event))
+        conn.rollback()
+        return done
+
+    def wait_ddl(self, record: SourceRecord) -> None:
+        """Hold the marker's partition at the marker until every partition of its topic reached it."""
+        event: DdlEvent = record.event  # type: ignore[assignment]
+        reason = f"ddl {ddl_id(event)}: the schema owner's ALTER, waiting for every partition to reach it"
+        hold = self.holds.hold(record.tp, record.offset, f"{event.db}.{event.table}", reason)
+        if hold is None:
+            return
+        self._markers[record.tp] = event
+        self._write(record, hold.table, reason, hold.since_us)
+        self.holds.due_now()
+
+    def _write(self, record: SourceRecord, table: str, reason: str, since_us: int) -> None:
+        conn = self._connection()
+        with conn.cursor() as cur:
+            conn.begin()
+            metadata_tables.write_schema_wait(cur, self.meta_db, metadata_tables.SchemaWait(
+                table, source_region(record.topic, self.prefix), record.topic, record.partition, record.offset,
+                reason, since_us))
+            conn.commit()
 
     def fits_cached(self, event: ChangeEvent) -> bool:
         """The fast path, no server read: a delete, or an image whose columns the cached list has."""
@@ -128,18 +166,74 @@ class SchemaWaits:
         conn = self._connection()
         with conn.cursor() as cur:
             self._why[record.tp] = (missing, dict(self.columns.get(cur, event.db, event.table, fresh=True)))
-            conn.begin()
-            metadata_tables.write_schema_wait(cur, self.meta_db, metadata_tables.SchemaWait(
-                table, source_region(record.topic, self.prefix), record.topic, record.partition, record.offset,
-                reason, hold.since_us))
-            conn.commit()
+        conn.rollback()
+        self._write(record, table, reason, hold.since_us)
         self._gauge(table)
         log.warning("%s[%d]@%d: waiting for schema: %s cannot hold this event (%s); holding this partition, the "
                     "other tables go on (cdcsync schema diff shows the difference; docs/schema-changes.md)",
                     record.topic, record.partition, record.offset, table, reason)
 
     def _check(self, holds: list[Hold]) -> list[TopicPartition]:
-        """Which holds may go: the target's columns re-read, per table."""
+        """Which holds may go: DDL markers once their DDL is applied (applying it when every partition
+        is held at it), the others once the target's columns changed as they need."""
+        markers = [h for h in holds if h.tp in self._markers]
+        others = [h for h in holds if h.tp not in self._markers]
+        return (self._check_markers(markers) if markers else []) + self._check_columns(others)
+
+    def _check_markers(self, holds: list[Hold]) -> list[TopicPartition]:
+        assert self.ddl is not None
+        by_ddl: dict[str, list[Hold]] = {}
+        for hold in holds:
+            by_ddl.setdefault(ddl_id(self._markers[hold.tp]), []).append(hold)
+        released: list[Hold] = []
+        conn = self._connection()
+        for ddl, group in by_ddl.items():
+            event = self._markers[group[0].tp]
+            with conn.cursor() as cur:
+                done = self.ddl.applied(cur, ddl)
+                if not done:
+                    cur.execute(f"SELECT COUNT(*) FROM `{self.meta_db}`.`{metadata_tables.SCHEMA_WAITS}` "
+                                f"WHERE source_topic = %s AND reason LIKE %s", (group[0].tp.topic, f"ddl {ddl}%"))
+                    arrived = int(cur.fetchone()[0])
+            conn.rollback()
+            if not done and arrived >= (event.partitions or 0):
+                try:
+                    refused = self.ddl.apply(event)
+                except pymysql.MySQLError as err:
+                    if is_transient(err):   # tried again at the next recheck
+                        log.warning("%s: applying the schema owner's DDL failed (%s); trying again", ddl, err)
+                        continue
+                    refused = f"the server refused it here: {err.args[-1] if err.args else err}"
+                done = refused is None
+                if refused is not None and ddl not in self._refused:
+                    self._refused.add(ddl)
+                    table = f"{event.db}.{event.table}"
+                    self.metrics.ddl(table, "refused")
+                    log.error("%s: the schema owner %s's DDL %s is not applied here: %s. The table waits "
+                              "(cdcsync status)", table, event.region, event.statement, refused)
+                    with conn.cursor() as cur:
+                        conn.begin()
+                        cur.execute(f"UPDATE `{self.meta_db}`.`{metadata_tables.SCHEMA_WAITS}` SET reason = %s "
+                                    f"WHERE source_topic = %s AND reason LIKE %s",
+                                    (f"ddl {ddl} refused: {refused}", group[0].tp.topic, f"ddl {ddl}%"))
+                        conn.commit()
+            if done:
+                released.extend(group)
+        if released:
+            with conn.cursor() as cur:
+                conn.begin()
+                metadata_tables.delete_schema_waits(cur, self.meta_db, [(h.tp.topic, h.tp.partition)
+                                                                        for h in released])
+                conn.commit()
+            for hold in released:
+                self._markers.pop(hold.tp, None)
+            for table in sorted({h.table for h in released}):
+                self._gauge(table, leaving=sum(1 for h in released if h.table == table))
+        return [h.tp for h in released]
+
+    def _check_columns(self, holds: list[Hold]) -> list[TopicPartition]:
+        if not holds:
+            return []
         released: list[Hold] = []
         conn = self._connection()
         with conn.cursor() as cur:
@@ -170,6 +264,7 @@ class SchemaWaits:
         """Partitions revoked while held: their next owner holds them again if it must."""
         for hold in holds:
             self._why.pop(hold.tp, None)
+            self._markers.pop(hold.tp, None)
         try:
             conn = self._connection()
             with conn.cursor() as cur:

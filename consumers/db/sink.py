@@ -63,6 +63,7 @@ from consumers.db.local_versions import ClockedPlanner, Planned, write_clocks
 from consumers.db.params import param_converter
 from consumers.db.replays import SourceHistoryError, verdict
 from consumers.db.resolution import Action, decide, strategy_for
+from consumers.db.ddl_apply import DdlApplier
 from consumers.db.schema_waits import SCHEMA_ERRORS, SchemaMismatch, SchemaWaits
 from consumers.db.trigger_refresh import refresh_clock_triggers
 from consumers.db import session_setup
@@ -73,7 +74,7 @@ from consumers.records import SourceRecord, source_region
 from consumers.topic_ids import TopicIds, TopicIdUnavailable
 from schemas.config import PipelineConfig
 from schemas.conflict_record import ConflictRecord
-from schemas.events import ChangeEvent, Op
+from schemas.events import ChangeEvent, DdlEvent, Op
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +171,11 @@ class DatabaseSink:
                                        column_lww=self._column_lww)
         # Delta columns and column-lww merge every version of a key, not only a batch's last one.
         self._has_deltas = any(t.delta_columns or t.conflict_strategy == "column-lww" for t in config.tables.values())
-        self.waits: SchemaWaits | None = None
-        if sink.schema_mismatch == "wait":
-            self.waits = SchemaWaits(region=self.region.name, meta_db=config.meta_db, prefix=config.prefix,
-                                     recheck_ms=sink.schema_recheck_ms, metrics=metrics,
-                                     connection=self._connection, on_resume=self._refresh_triggers)
-        self.holds = None if self.waits is None else self.waits.holds   # the runner pauses these partitions
+        self._wait_on_mismatch = sink.schema_mismatch == "wait"
+        self.waits = SchemaWaits(region=self.region.name, meta_db=config.meta_db, prefix=config.prefix,
+                                 recheck_ms=sink.schema_recheck_ms, metrics=metrics, connection=self._connection,
+                                 on_resume=self._refresh_triggers, ddl=DdlApplier(config, region, metrics))
+        self.holds = self.waits.holds   # the runner pauses these partitions (schema waits, owner DDL)
 
     def _refresh_triggers(self, db: str, table: str) -> None:
         refresh_clock_triggers(self.region.mysql, meta_db=self.config.meta_db, region=self.region.name, db=db,
@@ -219,7 +219,7 @@ class DatabaseSink:
     def write_batch(self, records: list[SourceRecord]) -> None:
         while True:
             try:
-                for group in transactions(self._runs(records, precheck=self.waits is not None)):
+                for group in transactions(self._runs(records, live=True)):
                     started = time.perf_counter()
                     applied, resolved = self._apply_group(group)
                     self.metrics.applied(self.name, applied, time.perf_counter() - started)
@@ -227,7 +227,7 @@ class DatabaseSink:
                 return
             except SchemaMismatch as mismatch:
                 # Held from that record on; the groups committed before it are skipped as applied.
-                self.waits.wait(mismatch.record, mismatch.reason)  # type: ignore[union-attr]
+                self.waits.wait(mismatch.record, mismatch.reason)
 
     def _announce(self, resolved: list[ConflictRecord]) -> None:
         """Count and publish the committed resolutions. The conflict log already holds them, so a
@@ -240,15 +240,17 @@ class DatabaseSink:
             except Exception as err:  # noqa: BLE001 - the log table is the record of truth
                 log.error("could not publish %d conflict records: %s", len(resolved), err)
 
-    def _runs(self, records: list[SourceRecord], precheck: bool = False) -> list[_Run]:
-        """Per partition, its accepted records in runs of one origin. With `precheck`, a partition's
-        records from the first one its target cannot hold (a column it lacks) on are held instead."""
+    def _runs(self, records: list[SourceRecord], live: bool = False) -> list[_Run]:
+        """Per partition, its accepted records in runs of one origin. `live` (not a replay): a
+        partition's records from a schema owner's DDL marker on, or (waiting on mismatches) from the
+        first one its target cannot hold (a column it lacks), are held instead."""
         by_partition: dict[tuple[str, int], list[SourceRecord]] = defaultdict(list)
         for record in records:
             by_partition[(record.topic, record.partition)].append(record)
         runs: list[_Run] = []
         skipped = {"not_a_row_change": 0, "echo": 0, "relayed_state": 0}   # one metric update per batch
-        holds = self.holds if precheck else None
+        holds = self.holds if live else None
+        precheck = live and self._wait_on_mismatch
         for (topic, partition), items in by_partition.items():
             source = source_region(topic, self.config.prefix)
             current: _Run | None = None
@@ -256,6 +258,13 @@ class DatabaseSink:
                 event = record.event
                 if holds is not None and holds.held(record):
                     break     # the rest of this partition is applied after the hold is released
+                if holds is not None and isinstance(event, DdlEvent) and event.partitions is not None:
+                    if self._owner_marker(source, event) and not self.retry.run(
+                            lambda event=event: self.waits.marker_applied(event)):
+                        self.waits.wait_ddl(record)
+                        break
+                    skipped["not_a_row_change"] += 1
+                    continue
                 if not isinstance(event, ChangeEvent) or event.op is Op.TRUNCATE:
                     skipped["not_a_row_change"] += 1
                     continue
@@ -265,11 +274,10 @@ class DatabaseSink:
                 if self._relayed_state(source, event):
                     skipped["relayed_state"] += 1
                     continue
-                if holds is not None and not self.waits.fits_cached(event):  # type: ignore[union-attr]
-                    missing = self.retry.run(lambda event=event: self.waits.missing_columns(event))  # type: ignore[union-attr]
+                if precheck and not self.waits.fits_cached(event):
+                    missing = self.retry.run(lambda event=event: self.waits.missing_columns(event))
                     if missing:
-                        self.waits.wait(record, f"unknown column {', '.join(sorted(missing))}",  # type: ignore[union-attr]
-                                        missing)
+                        self.waits.wait(record, f"unknown column {', '.join(sorted(missing))}", missing)
                         break
                 if current is None or current.origin != event.origin:
                     current = _Run(topic, partition, event.origin)
@@ -279,6 +287,15 @@ class DatabaseSink:
             if count:
                 self.metrics.skipped(self.name, reason, count)
         return runs
+
+    def _owner_marker(self, source: str, event: DdlEvent) -> bool:
+        """A DDL marker this region applies: written by the table's schema owner on its own topic."""
+        owner = self.config.table(event.db, event.table or "").schema_owner
+        if owner == source and event.origin == source and owner != self.region.name:
+            return True
+        log.warning("ignoring a DDL marker of %s.%s from %s: the table's schema_owner is %s", event.db, event.table,
+                    source, owner)
+        return False
 
     def _relayed_state(self, source: str, event: ChangeEvent) -> bool:
         """A star hub's published applied change that carries a clock: the spoke takes the
@@ -407,7 +424,7 @@ class DatabaseSink:
             runs = key_runs(fresh) if self._has_deltas else None   # every version of a key: delta, column-lww
             plans = self._decide_unique(conn, cur, self._planner.plan(conn, cur, _last_per_key(fresh), runs))
             skipped = sum(1 for p in plans if p.action is Action.SKIP)
-            letters = (self._apply_isolated(cur, plans, wait=self.waits is not None) if isolate
+            letters = (self._apply_isolated(cur, plans, wait=self._wait_on_mismatch) if isolate
                        else self._apply_batched(cur, plans))
             if letters:
                 self.dead_letters.publish(letters)     # acknowledged before the commit: never lost

@@ -1,12 +1,15 @@
 """Schema changes in a multi-active mesh (docs/schema-changes.md): drift is detected by
 `cdcsync schema diff`, `config check` and `status`; a database sink whose target lacks a column
 waits for it (that table's partitions held, nothing dead-lettered, the other tables flowing) and
-resumes by itself once the target has it."""
+resumes by itself once the target has it; a schema owner's ALTERs are applied everywhere in order
+with the row changes; caches follow; DDL outside the owner is reported."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -88,72 +91,6 @@ def waiting_gauge(port: int, table: str) -> float | None:
     line = f'cdcsync_sink_waiting_for_schema{{region="us",table="{table}"}} '
     found = [ln for ln in text.splitlines() if ln.startswith(line)]
     return float(found[0][len(line):]) if found else None
-
-
-def test_alter_in_one_region_holds_the_table_in_the_other_until_it_catches_up(sandbox_config, unique: str,
-                                                                               tmp_path: Path) -> None:
-    db = f"wait_{unique}"
-    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
-                             regions=["eu", "us"], sink={"schema_recheck_ms": 300})
-    path = write_config(config, tmp_path / "cdcsync.toml")
-    create_database(config, ["eu", "us"], db, "CREATE TABLE {db}.users (id INT PRIMARY KEY, name VARCHAR(20))",
-                    "CREATE TABLE {db}.notes (id INT PRIMARY KEY, body VARCHAR(20))")
-    port = free_port()
-    procs = []
-    try:
-        for region in config.regions:
-            init_region(config, region)
-        for region in config.regions:
-            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
-        procs.append(SinkProcess(path, "eu", "db", tmp_path / "db-eu.log").start())
-        procs.append(SinkProcess(path, "us", "db", tmp_path / "db-us.log", "--metrics-port", str(port)).start())
-        for region in config.regions:
-            procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
-        execute(config, "eu", db, "INSERT INTO users VALUES (1, 'a'), (2, 'b')", "INSERT INTO notes VALUES (1, 'n1')")
-        execute(config, "us", db, "INSERT INTO users VALUES (101, 'x')")
-        wait_until(lambda: set(rows(config, "us", db, "users")) == set(rows(config, "eu", db, "users")) == {1, 2, 101},
-                   timeout=90, what="the first rows in both regions")
-
-        execute(config, "eu", db, "ALTER TABLE users ADD COLUMN phone VARCHAR(20) NULL")
-        execute(config, "eu", db, "INSERT INTO users VALUES (3, 'c', '555')", "UPDATE users SET name = 'a2' WHERE id = 1",
-                "INSERT INTO notes VALUES (2, 'n2')")
-        execute(config, "us", db, "INSERT INTO users VALUES (102, 'y')", "UPDATE users SET name = 'x2' WHERE id = 101")
-        # us cannot hold eu's users events: that table waits, notes flows, and us's writes reach eu
-        # (where phone takes its DEFAULT).
-        wait_until(lambda: set(rows(config, "us", db, "notes")) == {1, 2}, timeout=60, what="notes flowing in us")
-        wait_until(lambda: region_status(config, "us", timeout_s=5).schema_waits != [], timeout=60,
-                   what="us waiting for schema")
-        wait_until(lambda: rows(config, "eu", db, "users").get(102) == ("y", None), timeout=60, what="us to eu")
-        [line] = region_status(config, "us", timeout_s=5).schema_waits
-        assert line.startswith(f"waiting for schema: {db}.users") and "unknown column phone" in line, line
-        assert (waiting_gauge(port, f"{db}.users") or 0) >= 1
-        assert set(rows(config, "us", db, "users")) == {1, 2, 101, 102} and rows(config, "us", db, "users")[1] == ("a",)
-        assert read_dead_letters(config, "us") == []
-
-        execute(config, "us", db, "ALTER TABLE users ADD COLUMN phone VARCHAR(20) NULL")
-        wait_until(lambda: rows(config, "us", db, "users") == rows(config, "eu", db, "users"), timeout=60,
-                   what="us catching up after its own ALTER")
-        assert rows(config, "us", db, "users") == {1: ("a2", None), 2: ("b", None), 3: ("c", "555"), 101: ("x2", None),
-                                                    102: ("y", None)}
-        wait_until(lambda: region_status(config, "us", timeout_s=5).schema_waits == [], timeout=30, what="wait cleared")
-        assert waiting_gauge(port, f"{db}.users") == 0
-        assert read_dead_letters(config, "us") == []
-        with connect(config, "us") as conn:    # the sink regenerated us's stale triggers on resuming
-            assert trigger_states(config, "us", conn)[(db, "users")] == "current"
-        init_region(config, "eu")
-        assert mesh_drift(config) == ([], [])
-        # Each cache sink saw its region's ALTER on `_schema` and rewrote the rows it had cached
-        # without `phone`: caches and databases agree.
-        assert_verified(config, check_cache=True, timeout=30)
-        for proc in procs:
-            assert proc.terminate() == 0, proc.output()
-    finally:
-        for proc in procs:
-            if proc.alive():
-                proc.kill9()
-        for region in config.regions:
-            with connect(config, region) as conn, conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE {db}")
 
 
 def change_records(config, db: str, table: str, rows: list[dict], types: dict[str, str]) -> list[SourceRecord]:
@@ -267,3 +204,133 @@ def test_ddl_in_a_region_that_does_not_own_the_table_is_reported(sandbox_config,
             producer.kill9()
         with connect(config, "us") as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")
+
+
+def test_schema_changes_under_concurrent_writes_in_every_region(sandbox_config, unique: str, tmp_path: Path) -> None:
+    """One pipeline of three regions, every region writing `users` all along:
+
+    - `notes` (no owner) altered in eu only: us and ap hold it (nothing dead-lettered, status and the
+      gauge say "waiting for schema") while `users` keeps flowing, and resume by themselves once
+      they have the column, regenerating their clock triggers;
+    - `users` (owned by eu): eu's ADD COLUMN, MODIFY (widen) and ADD INDEX are applied by us's and
+      ap's sinks in order with eu's row changes (eu's phones and longer names after each DDL apply
+      only once it is there);
+    - afterwards the schemas, the rows and the caches agree (each cache sink rewrote the rows it
+      had cached before its region's ALTERs); then a destructive DROP COLUMN by the owner is refused
+      and waits, reported.
+    """
+    db = f"sc_{unique}"
+    users = f"{db}.users"
+    config = config_for_test(sandbox_config, prefix=f"t{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             sink={"schema_recheck_ms": 300, "batch_max_ms": 50}, snapshot="never",
+                             top={"tables": {users: {"schema_owner": "eu"}}})
+    path = write_config(config, tmp_path / "cdcsync.toml")
+    regions = list(config.regions)
+    create_database(config, regions, db, "CREATE TABLE {db}.users (id INT PRIMARY KEY, name VARCHAR(20), n INT)",
+                    "CREATE TABLE {db}.notes (id INT PRIMARY KEY, body VARCHAR(20))")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    port = free_port()
+
+    def write(region: str, base: int) -> None:
+        try:
+            with connect(config, region, db, autocommit=True) as conn, conn.cursor() as cur:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    cur.execute("INSERT INTO users (id, name, n) VALUES (%s, %s, %s)", (base + i, f"{region}{i}", i))
+                    cur.execute("UPDATE users SET name = %s, n = n + 1 WHERE id = %s", (f"{region}u{i}", 1 + i % 5))
+                    time.sleep(0.01)
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            errors.append(err)
+
+    procs = []
+    try:
+        for region in regions:
+            init_region(config, region)
+        for region in regions:
+            procs.append(ProducerProcess(path, region, tmp_path / f"producer-{region}.log").start())
+            procs.append(SinkProcess(path, region, "db", tmp_path / f"db-{region}.log",
+                                     *(["--metrics-port", str(port)] if region == "us" else [])).start())
+            procs.append(SinkProcess(path, region, "cache", tmp_path / f"cache-{region}.log").start())
+        for region in regions:   # streaming from where each producer starts: write only once they do
+            wait_until((tmp_path / "checkpoints" / region / f"{region}.json").exists, timeout=90,
+                       what=f"{region} checkpoint")
+        execute(config, "eu", db, "INSERT INTO users VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0), "
+                                  "(5, 'e', 0)", "INSERT INTO notes VALUES (1, 'n1')")
+        wait_until(lambda: all(rows(config, r, db, "notes") == {1: ("n1",)} for r in regions), timeout=60,
+                   what="the first note everywhere")
+        threads = [threading.Thread(target=write, args=(r, 1000 * (k + 1))) for k, r in enumerate(regions)]
+        for thread in threads:
+            thread.start()
+
+        # -- notes altered in eu only: us and ap wait for it, users flows -------------------------------------
+        execute(config, "eu", db, "ALTER TABLE notes ADD COLUMN tag VARCHAR(8) NULL",
+                "INSERT INTO notes VALUES (2, 'n2', 't')", "UPDATE notes SET body = 'n1b' WHERE id = 1")
+        # -- users altered by its owner, while every region writes it ---------------------------------------
+        execute(config, "eu", db, "ALTER TABLE users ADD COLUMN phone VARCHAR(20) NULL",
+                "INSERT INTO users VALUES (900, 'with a phone', 1, '555')")
+        execute(config, "eu", db, "ALTER TABLE users MODIFY name VARCHAR(40)",
+                "INSERT INTO users VALUES (901, 'a name longer than twenty', 1, NULL)")
+        execute(config, "eu", db, "ALTER TABLE users ADD INDEX by_n (n)")
+        for region in ("us", "ap"):
+            wait_until(lambda region=region: 901 in rows(config, region, db, "users"), timeout=90,
+                       what=f"users flowing in {region} past the owner's DDL")
+            lines = region_status(config, region, timeout_s=5).schema_waits   # users may show a DDL marker wait
+            [line] = [ln for ln in lines if ln.startswith(f"waiting for schema: {db}.notes")]
+            assert "unknown column tag" in line, line
+            assert set(rows(config, region, db, "notes")) == {1} and rows(config, region, db, "notes")[1] == ("n1",)
+        assert (waiting_gauge(port, f"{db}.notes") or 0) >= 1
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+        # -- us and ap catch up on notes: they resume by themselves -----------------------------------------
+        for region in ("us", "ap"):
+            execute(config, region, db, "ALTER TABLE notes ADD COLUMN tag VARCHAR(8) NULL")
+        for region in ("us", "ap"):
+            wait_until(lambda region=region: rows(config, region, db, "notes") == {1: ("n1b", None), 2: ("n2", "t")},
+                       timeout=60, what=f"notes resumed in {region}")
+        init_region(config, "eu")     # eu's own clock triggers (us's and ap's were regenerated by their sinks)
+        assert_verified(config, check_cache=True, timeout=60)   # rows and caches, once every sink caught up
+        assert waiting_gauge(port, f"{db}.notes") == 0
+        assert mesh_drift(config) == ([], [])
+        for region in ("us", "ap"):
+            with connect(config, region) as conn, conn.cursor() as cur:
+                cur.execute("SELECT kind FROM cdcsync.schema_ddl WHERE db = %s ORDER BY applied_at_us", (db,))
+                assert [k for (k,) in cur.fetchall()] == ["additive"] * 3
+                cur.execute("SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+                            "AND INDEX_NAME = 'by_n'", (db,))
+                assert cur.fetchall(), f"{region} lacks the index"
+            assert rows(config, region, db, "users")[901] == ("a name longer than twenty", 1, None)
+            assert rows(config, region, db, "users")[900] == ("with a phone", 1, "555")
+        for region in regions:
+            assert read_dead_letters(config, region) == []
+        assert region_status(config, "us", timeout_s=5).schema_waits == []
+
+        # -- a destructive DDL by the owner is refused, and the table waits, reported -------------------------
+        execute(config, "eu", db, "ALTER TABLE users DROP COLUMN phone")
+        wait_until(lambda: any("refused" in line for line in region_status(config, "us", timeout_s=5).schema_waits),
+                   timeout=60, what="the destructive DDL refused in us")
+        assert "DROP COLUMN phone" in region_status(config, "us", timeout_s=5).schema_waits[0]
+        assert "phone" in {c for (c,) in _columns(config, "us", db)}
+        for proc in procs:
+            assert proc.terminate() == 0, proc.output()
+    finally:
+        stop.set()
+        for proc in procs:
+            if proc.alive():
+                proc.kill9()
+        for region in regions:
+            with connect(config, region) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE {db}")
+                cur.execute(f"DELETE FROM {config.meta_db}.row_clocks WHERE db = %s", (db,))
+                cur.execute(f"DELETE FROM {config.meta_db}.schema_ddl WHERE db = %s", (db,))
+                cur.execute(f"DELETE FROM {config.meta_db}.schema_waits WHERE db = %s", (db,))
+
+
+def _columns(config, region: str, db: str) -> list[tuple[str]]:
+    with connect(config, region) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", (db,))
+        return list(cur.fetchall())

@@ -46,7 +46,8 @@ def test_applier_needs_dml_on_replicated_schemas_and_metadata_tables() -> None:
     least = ["GRANT USAGE ON *.* TO `a`@`%`",
              "GRANT SELECT, INSERT, UPDATE, DELETE ON `shop`.* TO `a`@`%`",
              *(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `cdcsync`.`{t}` TO `a`@`%`"
-               for t in ("apply_marker", "row_clocks", "conflict_log", "published_deletes", "schema_waits"))]
+               for t in ("apply_marker", "row_clocks", "conflict_log", "published_deletes", "schema_waits",
+                         "schema_ddl"))]
     assert applier_problems(least, ["shop"], "cdcsync") == []
     assert applier_problems(["GRANT ALL PRIVILEGES ON *.* TO `a`@`%`"], ["shop"], "cdcsync") == []
     problems = applier_problems(least[:2] + least[3:], ["shop", "crm"], "cdcsync")
