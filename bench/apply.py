@@ -147,7 +147,9 @@ def sink_run(config: PipelineConfig, kind: str, n: int, topic: str, before: call
                              on_revoke=lambda parts: runner.on_revoke(parts))
         runner = SinkRunner(source=source, sink=sink, dead_letters=dead, metrics=metrics,
                             batch_max_events=region.sink.batch_max_events, batch_max_ms=region.sink.batch_max_ms,
-                            batch_linger_ms=region.sink.batch_linger_ms)
+                            batch_linger_ms=region.sink.batch_linger_ms,
+                            commit_interval_ms=region.sink.commit_interval_ms,
+                            busy_batch_events=region.sink.busy_batch_events)
         source.subscribe([topic])
         first = []
         while not first:                          # the group join is not what we measure

@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 # previous one is acknowledged.
 CLIENT_DEFAULTS: dict[str, object] = {"socket.nagle.disable": True}
 # The sinks' consumers. A fetch that finds nothing waits at the broker up to `fetch.wait.max.ms`
-# (librdkafka's default 500), and the sandbox broker (Tansu 0.6) answers only after sleeping out that
-# wait, so it bounds the delay of every hop: 100 ms is ~50 ms per hop on average, for ~5 empty
-# fetches per second per consumer at rest (50: ~25 ms, but twice the broker's idle CPU and a
-# third more pipeline CPU per write; measured in docs/performance.md).
+# (librdkafka's default 500), and the sandbox broker (Tansu 0.6) answers only when that wait runs
+# out, so it bounds the delay of every hop: with 100 ms a change waits up to ~70 ms per hop (500:
+# ~280), for ~10 empty fetches a second per consumer at rest (the broker's idle CPU ~50 ms/s
+# against ~18). 50 ms halves the waits again but doubles the broker's CPU per write and adds a
+# quarter to the pipeline's (docs/performance.md, "Defaults for latency").
 CONSUMER_DEFAULTS: dict[str, object] = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 1}
 
 

@@ -11,7 +11,10 @@ once, applied once").
 A batch is applied as soon as the source has nothing more waiting (after `batch_linger_ms`, 0 by
 default), at `batch_max_events` events, or `batch_max_ms` after its first event while records keep
 arriving: under load the batches grow by themselves (what arrives while one applies is the next),
-and a lone change is applied without waiting for a window. On a
+and a lone change is applied without waiting for a window. A batch that already holds
+`busy_batch_events` when the source runs dry is under load: it waits for the next fetch (until
+`batch_max_ms` after its first event), so a busy sink pays its per-batch costs (a database
+transaction, its echo, a commit) once per two fetches or more, not at every short fetch. On a
 rebalance the in-flight batch is applied and committed inside the revoke callback, before the
 partitions move; on SIGTERM the loop finishes the batch, commits, stops its consumer without
 LeaveGroup (consumers/source.py) and returns.

@@ -109,7 +109,10 @@ class KafkaConfig(_Frozen):
     extra: dict[str, str | int | float | bool | SecretStr] = Field(
         default_factory=dict,
         description="Extra librdkafka settings passed through as they are (TLS, SASL, ...); credentials "
-                    "(`sasl.password`, `*.secret`, `ssl.key.password`, ...) are redacted everywhere.",
+                    "(`sasl.password`, `*.secret`, `ssl.key.password`, ...) are redacted everywhere. They override "
+                    "cdcsync's defaults for latency: `socket.nagle.disable` = true for every client, "
+                    "`fetch.wait.max.ms` = 100 and `fetch.min.bytes` = 1 for the sinks' consumers "
+                    "(common/kafka.py; docs/performance.md, \"Defaults for latency\").",
     )
     extra_files: dict[str, Path] = Field(
         default_factory=dict,
@@ -200,7 +203,7 @@ class SinkConfig(_Frozen):
     )
     commit_interval_ms: int = Field(
         1000, ge=0, description="While events keep coming, applied offsets are committed at most this often (ms; "
-                                "0: after every batch); always at once when nothing more is waiting, on a "
+                                "0: after every batch); at rest (once a 0.25 s poll found nothing), on a "
                                 "rebalance and on stop. A crash replays at most this long's batches, which "
                                 "the sink skips as applied (docs/performance.md)."
     )
