@@ -19,6 +19,10 @@ class SinkMetrics:
                                        ["region", "sink"], registry=registry)
         self.retries = Counter("cdcsync_sink_retries_total", "Transient errors retried", ["region", "sink"],
                                registry=registry)
+        self.broker_unreachable_seconds = Gauge(
+            "cdcsync_sink_broker_unreachable_seconds",
+            "How long the sink has been retrying a batch the broker does not answer for (topic id lookup, "
+            "forwarding); 0 once it answers", ["region", "sink"], registry=registry)
         self.dlq = Counter("cdcsync_sink_dead_letters_total", "Events sent to the dead-letter topic",
                            ["region", "sink"], registry=registry)
         self.lag = Gauge("cdcsync_sink_consumer_lag_messages", "High watermark minus committed position",
@@ -75,6 +79,9 @@ class SinkMetrics:
 
     def retried(self, sink: str) -> None:
         self.retries.labels(self.region, sink).inc()
+
+    def broker_unreachable(self, sink: str, seconds: float) -> None:
+        self.broker_unreachable_seconds.labels(self.region, sink).set(seconds)
 
     def dead_lettered(self, sink: str, count: int) -> None:
         self.dlq.labels(self.region, sink).inc(count)

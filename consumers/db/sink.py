@@ -25,9 +25,10 @@ already applied, or dominated by the local clock). Only then may the caller comm
 - On a star hub, every clocked change not applied before is forwarded, unchanged, to the hub's
   own topics and acknowledged by the broker before the commit (consumers/db/forwarder.py); spokes
   skip the hub's clocked applied state and take those versions instead.
-- Transient errors roll back and retry with backoff. An error no retry can fix (missing table or
-  column, constraint) re-runs the transaction statement by statement under savepoints, so only the
-  poison events go to the dead-letter topic and the rest commit.
+- Transient errors roll back and retry with backoff; a broker outage (an unanswered topic id
+  lookup or forward) for up to `STREAMING_OUTAGE_S` (300 s), as a publish waits. An error no retry
+  can fix (missing table or column, constraint) re-runs the transaction statement by statement
+  under savepoints, so only the poison events go to the dead-letter topic and the rest commit.
 - An event the target cannot hold because the schemas differ (a column it lacks, a value too long
   or out of range for its type) is not dead-lettered while `sink.schema_mismatch = "wait"`: its
   partition is held from that event on and the batch is applied again without the held tail
@@ -52,7 +53,7 @@ import pymysql
 
 from common import metadata_tables
 from common.clock_triggers import APPLYING
-from common.kafka import client_settings
+from common.kafka import STREAMING_OUTAGE_S, client_settings
 from common.mysql import connect
 from common.retry import RetryPolicy
 from consumers.db import conflict_log, dialect as db_dialect
@@ -154,9 +155,12 @@ class DatabaseSink:
         self.metrics = metrics
         sink = self.region.sink
         m = self.region.mysql
+        # A broker outage (a topic id lookup or a forward unanswered) is waited out like a publish is,
+        # beside the attempts: eight attempts are ~40 s of lookups, and a minute's stall made it exit.
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
                                           on_retry=lambda e, n, d: metrics.retried(self.name),
-                                          server=f"MySQL {m.host}:{m.port}")
+                                          server=f"MySQL {m.host}:{m.port}", outage_s=STREAMING_OUTAGE_S,
+                                          on_outage=lambda s: metrics.broker_unreachable(self.name, s))
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
         self._unique_indexes = UniqueIndexes()

@@ -63,9 +63,19 @@ class SeedResult:
 
     @property
     def divergent_keys(self) -> list[str]:
-        """Every key some check failed on (a problem without a key counts as one)."""
-        keys = {p.describe().split(": ", 2)[1] for p in self.problems if p.key is not None}
+        """Every key some check failed on (a problem without a key counts as one); not the keys a
+        dead component left `undelivered` (see `blame_dead`)."""
+        keys = {p.describe().split(": ", 2)[1] for p in self.problems if p.key is not None and p.kind != "undelivered"}
         return sorted(keys) + [p.describe() for p in self.problems if p.key is None]
+
+    @property
+    def undelivered_keys(self) -> list[str]:
+        return sorted({p.describe().split(": ", 2)[1] for p in self.problems if p.kind == "undelivered"})
+
+    @property
+    def dead(self) -> list[str]:
+        """The components that died and stayed dead (`db-ap`)."""
+        return [p.detail.split(" ", 1)[0] for p in self.problems if p.kind == DEAD]
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -78,6 +88,7 @@ class SeedResult:
                 "transactions": self.history.attempts, "refused": dict(self.history.refused),
                 "conflicts": self.conflicts, "dead_letters": self.dead_letters,
                 "divergent_keys": len(self.divergent_keys), "problems": self.kinds(),
+                **({"dead": self.dead, "undelivered_keys": len(self.undelivered_keys)} if self.dead else {}),
                 "seconds": round(self.seconds, 1), "db": self.db, "prefix": self.prefix,
                 **({"faults": self.fault_counts(), "unknown_outcome": self.history.unknown}
                    if self.faults else {})}
@@ -168,11 +179,30 @@ def supervised_pipeline(config: PipelineConfig, path: Path, tmp: Path, problems:
                 os.kill(pid, signal.SIGKILL)
 
 
+DEAD = "dead component"
+# What a dead component leaves behind: its region's rows, cache or writes not delivered, not diverged.
+UNDELIVERED = ("rows differ", "cache differs", "write lost", "column value", "delta sum")
+
+
+def dead_components(procs: dict[str, CdcsyncProcess]) -> list[str]:
+    """The components that exited (`db-ap (exit 1)`); the nemesis replaces one it killed by its restart."""
+    return [f"{name} (exit {proc.proc.returncode})" for name, proc in list(procs.items()) if not proc.alive()]
+
+
+def blame_dead(problems: list[Problem]) -> list[Problem]:
+    """With a component dead, the differences the checks found are what it did not deliver: each is
+    reported as `undelivered`, naming the dead, never as a divergence of a pipeline that ran."""
+    dead = [p.detail.split(" ", 1)[0] for p in problems if p.kind == DEAD]   # as SeedResult.dead
+    if not dead:
+        return problems
+    return [Problem("undelivered", p.key, f"{p.kind} with {', '.join(dead)} dead: {p.detail}")
+            if p.kind in UNDELIVERED else p for p in problems]
+
+
 def _stop_all(procs: dict[str, CdcsyncProcess], problems: list[Problem]) -> None:
     for name, proc in procs.items():
         if not proc.alive():
-            problems.append(Problem("pipeline", None, f"{name} died (exit {proc.proc.returncode}):\n      "
-                                                      f"{_tail(proc)}"))
+            problems.append(Problem(DEAD, None, f"{name} died (exit {proc.proc.returncode}):\n      {_tail(proc)}"))
             continue
         try:
             code = proc.terminate()
@@ -304,7 +334,7 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
             if cutter is not None:
                 result.history.merge(cutter.history)
             try:
-                wait_quiescent(config, timeout=120)
+                wait_quiescent(config, timeout=120, dead=lambda: dead_components(procs))
             except AssertionError as err:
                 result.problems.append(Problem("pipeline", None, str(err)[:2000]))
             if after_quiescence is not None:
@@ -321,6 +351,7 @@ def run_seed(base: PipelineConfig, seed: int, *, topology: str, shapes: tuple[st
             verdict = verify(config, check_cache=True)
             if not verdict.ok:   # the checker saw no difference: then `cdcsync verify` must not either
                 result.problems.append(Problem("verify", None, f"cdcsync verify disagrees: {verdict.to_json()}"))
+        result.problems = blame_dead(result.problems)
         result.conflicts = _conflicts(config, db)
         result.dead_letters = sum(len(s.dead_letters) for s in states)
         if result.problems:
