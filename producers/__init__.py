@@ -4,6 +4,6 @@ Imports common/ and schemas/, never consumers/ or cdcsync/.
 """
 
 __all__ = [
-    "auto_increment", "binlog", "capture", "clock_matching", "fence", "metrics", "preflight", "publisher",
+    "auto_increment", "binlog", "capture", "checkpoint_writer", "clock_matching", "fence", "metrics", "preflight", "publisher",
     "service", "snapshot", "snapshot_clocks", "snapshot_progress", "unclocked"
 ]
