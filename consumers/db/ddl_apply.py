@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 import pymysql
 
 from common.ddl_classes import APPLIED_MARK, classify
 from common.metadata_tables import SCHEMA_DDL
 from common.mysql import connect
+from consumers.db.trigger_refresh import refresh_clock_triggers
 from consumers.metrics import SinkMetrics
 from schemas.config import PipelineConfig
 from schemas.events import DdlEvent
@@ -45,13 +45,8 @@ def ddl_id(event: DdlEvent) -> str:
 
 
 class DdlApplier:
-    """`refresh_triggers(db, table)`: the sink's regeneration of a table's clock triggers
-    (consumers/db/trigger_refresh.py), run after each applied DDL."""
-
-    def __init__(self, config: PipelineConfig, region: str, metrics: SinkMetrics,
-                 refresh_triggers: Callable[[str, str], object]) -> None:
+    def __init__(self, config: PipelineConfig, region: str, metrics: SinkMetrics) -> None:
         self.config, self.region, self.metrics = config, config.region(region), metrics
-        self._refresh_triggers = refresh_triggers
         self._applied: set[str] = set()
 
     def applied(self, cur: pymysql.cursors.Cursor, ddl: str) -> bool:
@@ -90,7 +85,8 @@ class DdlApplier:
                 cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK,))
         self.metrics.ddl(table, kind)
         log.info("%s: applied the schema owner %s's DDL %s (%s): %s", table, event.region, ddl, kind, event.statement)
-        self._refresh_triggers(event.db, event.table or "")
+        refresh_clock_triggers(self.region.mysql, meta_db=self.config.meta_db, region=self.region.name,
+                               db=event.db, table=event.table or "")
         return None
 
     def _run(self, cur: pymysql.cursors.Cursor, statement: str) -> None:

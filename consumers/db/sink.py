@@ -172,8 +172,7 @@ class DatabaseSink:
         self._wait_on_mismatch = sink.schema_mismatch == "wait"
         self.waits = SchemaWaits(region=self.region.name, meta_db=config.meta_db, prefix=config.prefix,
                                  recheck_ms=sink.schema_recheck_ms, metrics=metrics, connection=self._connection,
-                                 on_resume=self._refresh_triggers,
-                                 ddl=DdlApplier(config, region, metrics, self._refresh_triggers))
+                                 on_resume=self._refresh_triggers, ddl=DdlApplier(config, region, metrics))
         self.holds = self.waits.holds   # the runner pauses these partitions (schema waits, owner DDL)
 
     def _refresh_triggers(self, db: str, table: str) -> None:
