@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# Two workers, each with its own sandbox; a file's tests stay on one worker (they share setup).
+# Three workers, each with its own sandbox (most of a test is waiting on servers, so three beat two on
+# 2 cores); a file's tests stay on one worker (they share setup).
 # `make test PYTEST_WORKERS=0` runs serially.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: deps
 	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 

@@ -284,6 +284,11 @@ def case_config_check(w: TlsWorld) -> None:
     _ok(w.cli("config", "check"))
 
 
+def case_schema_diff(w: TlsWorld) -> None:
+    out = _ok(w.cli("schema", "diff"))
+    assert "no schema drift" in out, out
+
+
 def case_producer(w: TlsWorld) -> None:
     procs = [w.start("producer", region) for region in ("eu", "us")]
     for region in ("eu", "us"):
@@ -423,11 +428,12 @@ def case_run(w: TlsWorld) -> None:
 # Each case, and the cases whose state it needs (run first when the case runs alone, `-k`).
 COMMANDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "init": (case_init, ()),
-    "config check": (case_config_check, ("init",)),
     "producer": (case_producer, ("init",)),
     "consumer": (case_consumer_db, ("producer",)),          # --sink db, and --sink cache below
     "consumer --sink cache": (case_consumer_cache, ("producer",)),
     "dlq replay": (case_dlq_replay, ("consumer",)),
+    "config check": (case_config_check, ("dlq replay",)),   # once us has only_eu too: no schema drift
+    "schema diff": (case_schema_diff, ("dlq replay",)),
     "status": (case_status, ("dlq replay", "consumer --sink cache")),
     "verify": (case_verify, ("dlq replay",)),
     "lookup": (case_lookup, ("init",)),
