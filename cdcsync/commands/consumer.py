@@ -34,6 +34,8 @@ def consumer(config: Path = ConfigOption, region: str = RegionOption,
     runners = build_runners(cfg, region, sink)  # type: ignore[arg-type]
     for runner in runners:
         runner.health = health
+        if hasattr(runner.sink, "waiting"):   # a database sink waiting out a broker outage is alive
+            runner.sink.waiting = health.beat
     health.ready()
     stopped = threading.Event()
 

@@ -46,6 +46,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -160,7 +161,8 @@ class DatabaseSink:
         self.retry = retry or RetryPolicy(sink.retry_max_attempts, sink.retry_base_ms, sink.retry_max_ms,
                                           on_retry=lambda e, n, d: metrics.retried(self.name),
                                           server=f"MySQL {m.host}:{m.port}", outage_s=STREAMING_OUTAGE_S,
-                                          on_outage=lambda s: metrics.broker_unreachable(self.name, s))
+                                          on_outage=self._broker_outage)
+        self.waiting: Callable[[], None] | None = None   # /healthz's beat: waiting for the broker is not a stall
         self._conn: pymysql.Connection | None = None
         self._unique = _SecondaryUniqueKeys()
         self._unique_indexes = UniqueIndexes()
@@ -232,6 +234,11 @@ class DatabaseSink:
             except SchemaMismatch as mismatch:
                 # Held from that record on; the groups committed before it are skipped as applied.
                 self.waits.wait(mismatch.record, mismatch.reason)
+
+    def _broker_outage(self, seconds: float) -> None:
+        self.metrics.broker_unreachable(self.name, seconds)
+        if self.waiting is not None:
+            self.waiting()
 
     def _announce(self, resolved: list[ConflictRecord]) -> None:
         """Count and publish the committed resolutions. The conflict log already holds them, so a

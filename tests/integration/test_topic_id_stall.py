@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 import pytest
 from confluent_kafka import TopicCollection
@@ -113,6 +114,56 @@ def test_a_stall_during_the_topic_id_lookup_leaves_no_marker_without_the_id(
         with conn.cursor() as cur:
             cur.execute(f"SELECT COUNT(*) FROM {db}.t")
             assert cur.fetchone() == (7,)
+    finally:
+        sink.close()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
+            cur.execute(f"DELETE FROM {config.meta_db}.apply_marker WHERE source_topic = %s", (topic,))
+        conn.close()
+        for future in admin.delete_topics([topic]).values():
+            future.result(10)
+
+
+def test_a_stall_longer_than_the_retry_attempts_is_waited_out(sandbox: Sandbox, sandbox_config, unique,
+                                                               tmp_path, caplog) -> None:
+    """Seed 5001 of the nemesis soak: the broker stopped for 50 s while ap's database sink looked up a
+    topic id; its 8 attempts of a 5 s lookup ran out in ~40 s and it exited. Here (short timeouts, the
+    same shape): 3 attempts of a 1 s lookup last ~3 s; the broker stays stopped for 6 s. The batch
+    must be applied once the broker is back, the outage logged on every retry."""
+    db = f"tiw_{unique}"
+    config = config_for_test(sandbox_config, prefix=f"w{unique}", include=[f"{db}.*"], tmp=tmp_path,
+                             regions=["eu", "us"], sink={"retry_max_attempts": 3, "retry_base_ms": 100,
+                                                         "retry_max_ms": 500})
+    topic = f"{config.prefix}.us.{db}.t"
+    admin = AdminClient(client_settings(config.kafka_for("eu")))
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(10)
+    conn = connect(config, "eu")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")
+    metadata_tables.ensure(conn, config.meta_db)
+    lookups = TopicIds(client_settings(config.kafka_for("eu")), ttl_s=0.0, timeout_s=LOOKUP_S)
+    sink = DatabaseSink(config, "eu", NoDeadLetters(), SinkMetrics("eu", CollectorRegistry()),  # type: ignore[arg-type]
+                        topic_ids=lookups)
+    pid = sandbox.pid("broker")
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        timer = threading.Timer(6.0, os.kill, (pid, signal.SIGCONT))
+        timer.start()
+        try:
+            with caplog.at_level(logging.INFO, logger="common.retry"):
+                sink.write_batch([record(topic, db, 0)])      # before the fix: TopicIdUnavailable after ~3 s
+        finally:
+            timer.cancel()
+            os.kill(pid, signal.SIGCONT)
+        waits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("broker unreachable for")]
+        assert len(waits) >= 3, caplog.text
+        assert any(r.getMessage().startswith("the broker answered again after") for r in caplog.records)
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {db}.t")
+            assert cur.fetchone() == (1,)
     finally:
         sink.close()
         with conn.cursor() as cur:

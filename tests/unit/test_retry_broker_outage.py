@@ -99,6 +99,8 @@ def test_the_database_sink_waits_out_a_broker_outage_and_shows_it_in_its_metrics
     sink.retry._sleep, sink.retry._clock = clock.sleep, lambda: clock.now
     sink.retry._rng = random.Random(5001)
     gauge = sink.metrics.broker_unreachable_seconds.labels("us", "db")
+    beats: list[float] = []
+    sink.waiting = lambda: beats.append(clock.now)      # /healthz's beat (cdcsync/commands/consumer.py)
     lookup, calls = _broker_stalled_for(clock, 60.0)
     during: list[float] = []
 
@@ -108,3 +110,4 @@ def test_the_database_sink_waits_out_a_broker_outage_and_shows_it_in_its_metrics
     assert sink.retry.run(batch) == "answered"
     assert len(calls) > 8 and max(during) >= 45.0 and gauge._value.get() == 0.0
     assert sink.metrics.retries.labels("us", "db")._value.get() == len(calls) - 1
+    assert len(beats) == len(calls) and max(b - a for a, b in zip(beats, beats[1:])) < 15   # never 120 s silent
