@@ -294,3 +294,14 @@ def read_schema_waits(cur: pymysql.cursors.Cursor, meta_db: str) -> list[SchemaW
     cur.execute(f"SELECT db, tbl, source_region, source_topic, source_partition, held_offset, reason, since_us "
                 f"FROM `{meta_db}`.`{SCHEMA_WAITS}` ORDER BY db, tbl, source_topic, source_partition")
     return [SchemaWait(f"{r[0]}.{r[1]}", r[2], r[3], int(r[4]), int(r[5]), r[6], int(r[7])) for r in cur.fetchall()]
+
+
+def read_clock_json(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str, pk_hashes: list[bytes],
+                    column: str) -> dict[bytes, str]:
+    """pk_hash -> the text of `row_clocks.<column>` (`delta_seen`, `col_stamps`) of the keys that have one."""
+    if not pk_hashes:
+        return {}
+    cur.execute(f"SELECT pk_hash, `{column}` FROM `{meta_db}`.`{ROW_CLOCKS}` "
+                f"WHERE db = %s AND tbl = %s AND pk_hash IN ({', '.join(['%s'] * len(pk_hashes))}) "
+                f"AND `{column}` IS NOT NULL", [db, table, *pk_hashes])
+    return {bytes(h): text for h, text in cur.fetchall()}

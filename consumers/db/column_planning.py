@@ -14,12 +14,11 @@ from typing import Any, Callable
 
 import pymysql
 
-from common.metadata_tables import ROW_CLOCKS
+from common.metadata_tables import read_clock_json
 from consumers.db.column_merge import ColumnState, changed_columns, merge, parse_state, state_json
 from consumers.db.resolution import Action, Decision
 from consumers.records import SourceRecord
 from schemas.events import ChangeEvent
-from schemas.identifiers import quote_name
 from schemas.row_clock_key import key_hash
 from schemas.row_version import RowVersion
 from schemas.vclock import VectorClock
@@ -27,12 +26,7 @@ from schemas.vclock import VectorClock
 
 def read_states(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str, keys: list[str]) -> dict[bytes, str]:
     """pk_hash -> `row_clocks.col_stamps` of the keys that have them."""
-    if not keys:
-        return {}
-    cur.execute(f"SELECT pk_hash, col_stamps FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-                f"WHERE db = %s AND tbl = %s AND pk_hash IN ({', '.join(['%s'] * len(keys))}) "
-                f"AND col_stamps IS NOT NULL", [db, table, *(key_hash(k) for k in keys)])
-    return {bytes(h): text for h, text in cur.fetchall()}
+    return read_clock_json(cur, meta_db, db, table, [key_hash(k) for k in keys], "col_stamps")
 
 
 def stored_state(text: str | None, local: RowVersion | None) -> ColumnState:

@@ -12,24 +12,19 @@ from typing import Callable
 
 import pymysql
 
-from common.metadata_tables import ROW_CLOCKS
+from common.metadata_tables import read_clock_json
 from consumers.db.delta_merge import DeltaColumns, Frontier, frontier_json, merge, parse_frontier
 from consumers.db.resolution import Action, Decision
 from consumers.records import SourceRecord
 from schemas.events import ChangeEvent
-from schemas.identifiers import quote_name
 from schemas.row_clock_key import key_hash
 from schemas.row_version import RowVersion
 
 
 def read_frontiers(cur: pymysql.cursors.Cursor, meta_db: str, db: str, table: str, keys: list[str]) -> dict[bytes, Frontier]:
     """pk_hash -> the frontier (`row_clocks.delta_seen`) of the keys that have one."""
-    if not keys:
-        return {}
-    cur.execute(f"SELECT pk_hash, delta_seen FROM {quote_name(meta_db)}.{quote_name(ROW_CLOCKS)} "
-                f"WHERE db = %s AND tbl = %s AND pk_hash IN ({', '.join(['%s'] * len(keys))}) "
-                f"AND delta_seen IS NOT NULL", [db, table, *(key_hash(k) for k in keys)])
-    return {bytes(h): parse_frontier(text) for h, text in cur.fetchall()}
+    stored = read_clock_json(cur, meta_db, db, table, [key_hash(k) for k in keys], "delta_seen")
+    return {h: parse_frontier(text) for h, text in stored.items()}
 
 
 def planned(columns: DeltaColumns, *, region: str, record: SourceRecord, run: list[SourceRecord],
