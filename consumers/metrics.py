@@ -22,7 +22,7 @@ class SinkMetrics:
         self.broker_unreachable_seconds = Gauge(
             "cdcsync_sink_broker_unreachable_seconds",
             "How long the sink has been retrying a batch the broker does not answer for (topic id lookup, "
-            "forwarding); 0 once it answers", ["region", "sink"], registry=registry)
+            "forwarding, dead letters); 0 once it answers", ["region", "sink"], registry=registry)
         self.dlq = Counter("cdcsync_sink_dead_letters_total", "Events sent to the dead-letter topic",
                            ["region", "sink"], registry=registry)
         self.lag = Gauge("cdcsync_sink_consumer_lag_messages", "High watermark minus committed position",

@@ -18,7 +18,9 @@ transaction, its echo, a commit) once per two fetches or more, not at every shor
 rebalance the in-flight batch is applied and committed inside the revoke callback, before the
 partitions move; on SIGTERM the loop finishes the batch, commits, stops its consumer without
 LeaveGroup (consumers/source.py) and returns.
-Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed.
+Undecodable messages are dead-lettered (and acknowledged) before the batch's offsets are committed;
+a broker that does not acknowledge them is waited for, as the database sink's batch does, up to
+`STREAMING_OUTAGE_S` (300 s: docs/apply.md, "Broker outages"), then the sink stops.
 A poison flood (more consecutive dead letters than `sink.max_consecutive_dead_letters`) raises
 `DeadLetterFlood` out of `flush` before the batch commits, and `run` stops (consumers/dlq_limit.py).
 The source is any `Source` (consumers/source_protocol.py: Kafka, or in memory for tests).
@@ -37,6 +39,8 @@ from typing import Protocol
 
 from common import log_context
 from common.health_server import HealthState
+from common.kafka import STREAMING_OUTAGE_S
+from common.retry import RetryPolicy
 from consumers import gc_tuning
 from consumers.assignment_watchdog import AssignmentWatchdog
 from consumers.dlq import DeadLetter, DeadLetterPublisher
@@ -84,6 +88,14 @@ class SinkRunner:
         self.watchdog: AssignmentWatchdog | None = None  # stops a sink left without partitions (set by build_runners)
         self.behind_source = BehindSource(metrics, sink.name)   # seconds behind the source, per batch
         self.holds: PartitionHolds | None = getattr(sink, "holds", None)   # partitions the sink waits on
+        # Dead letters of undecodable records: only a broker outage is retried (one attempt otherwise).
+        self.publish_retry = RetryPolicy(1, 50, 5000, on_retry=lambda e, n, d: metrics.retried(sink.name),
+                                         outage_s=STREAMING_OUTAGE_S, on_outage=self._broker_outage)
+
+    def _broker_outage(self, seconds: float) -> None:
+        self.metrics.broker_unreachable(self.sink.name, seconds)
+        if self.health is not None:
+            self.health.beat()     # waiting for the broker is not a stalled loop
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -175,8 +187,8 @@ class SinkRunner:
             self.metrics.skipped(self.sink.name, reason, count)
         poison = [r for r in records if r.event is None and r.skipped is None]
         if poison:
-            self.dead_letters.publish([DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable")
-                                       for r in poison])
+            letters = [DeadLetter(r, r.error or "undecodable", r.error_kind or "undecodable") for r in poison]
+            self.publish_retry.run(lambda: self.dead_letters.publish(letters))   # a retried admit counts once
             self.metrics.dead_lettered(self.sink.name, len(poison))
         if self.unclocked is not None:
             self.unclocked.check(records)

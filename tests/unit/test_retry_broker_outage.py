@@ -111,3 +111,48 @@ def test_the_database_sink_waits_out_a_broker_outage_and_shows_it_in_its_metrics
     assert len(calls) > 8 and max(during) >= 45.0 and gauge._value.get() == 0.0
     assert sink.metrics.retries.labels("us", "db")._value.get() == len(calls) - 1
     assert len(beats) == len(calls) and max(b - a for a, b in zip(beats, beats[1:])) < 15   # never 120 s silent
+
+
+def test_the_runner_waits_out_a_broker_outage_for_its_dead_letters() -> None:
+    """An undecodable record the runner dead-letters itself, while the broker does not acknowledge."""
+    from prometheus_client import CollectorRegistry
+
+    from common.acked_producer import BrokerUnreachable
+    from consumers.metrics import SinkMetrics
+    from consumers.records import SourceRecord
+    from consumers.runner import SinkRunner
+
+    class Letters:
+        limit = None
+
+        def __init__(self, clock: _Clock) -> None:
+            self.clock, self.published = clock, []
+
+        def publish(self, letters) -> None:
+            if self.clock.now < 60.0:
+                self.clock.now += 30.0           # the publish's own wait for acknowledgements
+                raise BrokerUnreachable("dead letters: 1 messages not acknowledged by the broker within 30 s")
+            self.published.append(letters)
+
+    class Source:
+        assigned: set = set()
+
+        def commit(self, records) -> None: ...
+
+    class Sink:
+        name = "cache"
+
+        def write_batch(self, records) -> None:
+            assert records == []
+
+    clock = _Clock()
+    letters = Letters(clock)
+    metrics = SinkMetrics("eu", CollectorRegistry())
+    runner = SinkRunner(source=Source(), sink=Sink(), dead_letters=letters, metrics=metrics,  # type: ignore[arg-type]
+                        batch_max_events=10, batch_max_ms=50)
+    runner.publish_retry._sleep, runner.publish_retry._clock = clock.sleep, lambda: clock.now
+    runner._pending = [SourceRecord.from_message("p.us.db.t", 0, 7, b"k", b"not json")]
+    assert runner.flush() == 1
+    assert len(letters.published) == 1 and letters.published[0][0].record.offset == 7
+    assert metrics.retries.labels("eu", "cache")._value.get() == 2
+    assert metrics.dlq.labels("eu", "cache")._value.get() == 1
