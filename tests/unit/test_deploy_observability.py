@@ -75,7 +75,9 @@ def test_alerts_cover_what_an_operator_must_be_woken_for() -> None:
                          ("cdcsync_sink_consumer_lag_messages", "sink lag"),
                          ("cdcsync_sink_dead_letters_total", "a growing DLQ"),
                          ("cdcsync_conflicts_total", "a conflict-rate spike"),
-                         ("cdcsync_producer_checkpoint_timestamp_seconds", "a stalled checkpoint")]:
+                         ("cdcsync_producer_checkpoint_timestamp_seconds", "a stalled checkpoint"),
+                         ("cdcsync_sink_waiting_for_schema", "a table waiting for its schema"),
+                         ("cdcsync_sink_broker_unreachable_seconds", "a sink cut off from the broker")]:
         assert metric in by_metric, f"no alert for {what} ({metric})"
 
 
