@@ -69,7 +69,8 @@ from consumers.db.ddl_apply import DdlApplier
 from consumers.db.schema_waits import SCHEMA_ERRORS, SchemaMismatch, SchemaWaits
 from consumers.db.trigger_refresh import refresh_clock_triggers
 from consumers.db import session_setup
-from consumers.db.unique_keys import Collision, UniqueIndexes, find_collisions, losing_remote, remove_local_losers
+from consumers.db.unique_keys import (Collision, UniqueIndexes, find_collisions, losing_remote, release_values,
+                                      remove_local_losers)
 from consumers.dlq import DeadLetter, DeadLetterPublisher
 from consumers.metrics import SinkMetrics
 from consumers.records import SourceRecord, source_region
@@ -537,6 +538,8 @@ class DatabaseSink:
                     cur.execute("ROLLBACK TO SAVEPOINT cdcsync_event")
                     waiting.append((plan, err, kind))
             stuck = len(waiting) == len(pending)
+            if stuck and self._swapped(cur, waiting):
+                waiting = []
             pending = []
             for plan, err, kind in waiting:
                 if err.args[0] == DUPLICATE_KEY and not stuck:
@@ -546,6 +549,27 @@ class DatabaseSink:
                 letters.append(DeadLetter(record, f"{err.args[0]}: {err.args[-1]}", kind))
                 log.warning("cannot apply %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
         return letters
+
+    def _swapped(self, cur: pymysql.cursors.Cursor,
+                 waiting: list[tuple[Planned, pymysql.err.MySQLError, str]]) -> bool:
+        """Rows of the batch refused only for duplicate values, none able to move on alone: they may
+        hold each other's values (a swap, its intermediate steps collapsed), which no order of
+        single-row writes applies. Release their unique values (NULL), then write them together;
+        rolled back (False, they are dead-lettered) when that fails too."""
+        if len(waiting) < 2 or any(err.args[0] != DUPLICATE_KEY for _, err, _ in waiting):
+            return False
+        plans = [plan for plan, _, _ in waiting]
+        cur.execute("SAVEPOINT cdcsync_swap")
+        try:
+            release_values(cur, plans, self._unique_indexes)
+            self._write(cur, plans)
+        except pymysql.err.MySQLError as err:
+            if poison_kind(err) is None:
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT cdcsync_swap")
+            return False
+        log.info("applied %d rows that held each other's unique values, their values released first", len(plans))
+        return True
 
     def _write(self, cur: pymysql.cursors.Cursor, plans: list[Planned]) -> None:
         """Deletes first (a re-inserted unique value must find its old row gone), then upserts, then

@@ -202,6 +202,24 @@ def remove_local_losers(conn: pymysql.Connection, meta_db: str, region: str, pla
     return records
 
 
+def release_values(cur: pymysql.cursors.Cursor, plans: list[Planned], indexes: UniqueIndexes) -> None:
+    """Set the secondary UNIQUE columns of the rows `plans` upsert to NULL (NULL never collides), so
+    that rows of one batch holding each other's values (a swap whose intermediate steps the batch
+    collapsed) can then be written in any order. Only columns the new image carries: writing it
+    restores them. A NOT NULL unique column refuses this (1048, strict mode): the caller rolls back."""
+    for plan in plans:
+        event: ChangeEvent | None = plan.write.event if plan.write is not None else None  # type: ignore[assignment]
+        if event is None or event.op is Op.DELETE or not event.after:
+            continue
+        columns = sorted({c for cols in indexes.get(cur, event.db, event.table) for c in cols if c in event.after})
+        if not columns:
+            continue
+        by_key = " AND ".join(f"{quote_name(k)} = %s" for k in event.pk)
+        cur.execute(f"UPDATE {quote_name(event.db)}.{quote_name(event.table)} SET "
+                    f"{', '.join(f'{quote_name(c)} = NULL' for c in columns)} WHERE {by_key}",
+                    [_param(event, event.pk, k) for k in event.pk])
+
+
 def _param(event: ChangeEvent, pk: dict[str, Any], column: str) -> Any:
     from consumers.db.params import param_converter
 
