@@ -219,17 +219,21 @@ class SchemaWaits:
                         conn.commit()
             if done:
                 released.extend(group)
-        if released:
-            with conn.cursor() as cur:
-                conn.begin()
-                metadata_tables.delete_schema_waits(cur, self.meta_db, [(h.tp.topic, h.tp.partition)
-                                                                        for h in released])
-                conn.commit()
-            for hold in released:
-                self._markers.pop(hold.tp, None)
-            for table in sorted({h.table for h in released}):
-                self._gauge(table, leaving=sum(1 for h in released if h.table == table))
+        self._clear(conn, released)
+        for hold in released:
+            self._markers.pop(hold.tp, None)
         return [h.tp for h in released]
+
+    def _clear(self, conn: pymysql.Connection, released: list[Hold]) -> None:
+        """Drop the released holds' `schema_waits` rows and count them off the gauge."""
+        if not released:
+            return
+        with conn.cursor() as cur:
+            conn.begin()
+            metadata_tables.delete_schema_waits(cur, self.meta_db, [(h.tp.topic, h.tp.partition) for h in released])
+            conn.commit()
+        for table in sorted({h.table for h in released}):
+            self._gauge(table, leaving=sum(1 for h in released if h.table == table))
 
     def _check_columns(self, holds: list[Hold]) -> list[TopicPartition]:
         if not holds:
@@ -244,15 +248,10 @@ class SchemaWaits:
                 if (missing <= columns.keys()) if missing else (columns != shape):
                     released.append(hold)
             conn.rollback()
-            if released:
-                conn.begin()
-                metadata_tables.delete_schema_waits(cur, self.meta_db, [(h.tp.topic, h.tp.partition)
-                                                                        for h in released])
-                conn.commit()
+        self._clear(conn, released)
         for hold in released:
             self._why.pop(hold.tp, None)
         for table in sorted({h.table for h in released}):
-            self._gauge(table, leaving=sum(1 for h in released if h.table == table))
             log.info("%s: the target's schema changed; resuming %d partition(s) held since it could not hold an "
                      "event", table, sum(1 for h in released if h.table == table))
             if self._on_resume is not None:
